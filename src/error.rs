@@ -1,0 +1,70 @@
+//! The library's error type: every message names the argument, file or tensor
+//! at fault and what was expected instead.
+
+use std::path::PathBuf;
+
+/// Errors returned by the library. The binary prints them as one line and
+/// exits non-zero; nothing reachable from user input panics.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A user-chosen value outside its valid range.
+    #[error("invalid {name} = {value}: expected {expected}")]
+    InvalidArgument {
+        name: String,
+        value: String,
+        expected: String,
+    },
+    /// An operating-system error while reading or writing `path`.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file whose contents are not what its format requires.
+    #[error("{path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+    /// A checkpoint that cannot be loaded (missing, corrupt, or mismatched).
+    #[error("checkpoint {path}: {msg}")]
+    Checkpoint { path: PathBuf, msg: String },
+    /// A NaN or Inf appeared in training.
+    #[error("non-finite {what} at training step {step}")]
+    NonFinite { step: u64, what: String },
+    /// Two things that must agree do not (e.g. a model and a data set).
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// Result alias used throughout the library.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(
+        name: impl Into<String>,
+        value: impl ToString,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::InvalidArgument {
+            name: name.into(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::Format`].
+    pub fn format(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+}
