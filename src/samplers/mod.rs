@@ -1,1 +1,239 @@
-//! (module under construction)
+//! Samplers: from prior noise at t = T to data at t = ε.
+//!
+//! Every sampler implements [`Sampler`]: a short function over its schedule
+//! that advances one chunk of samples, asking a [`Ctx`] for scores (which
+//! counts model evaluations), for per-sample Gaussian noise, and to record the
+//! trajectory. The driver [`sample`] splits the requested samples into chunks,
+//! runs chunks in parallel with rayon, and gives sample i its own random
+//! stream `rng::stream(seed, SAMPLER, i)` (its prior draw, then every step's
+//! noise), so the output is the same for any batch size or thread count.
+
+mod ddpm;
+mod euler_maruyama;
+
+pub use ddpm::{Ddpm, DdpmSchedule};
+pub use euler_maruyama::EulerMaruyama;
+
+use indicatif::ProgressBar;
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::rng::{self, StreamRng};
+use crate::score::Score;
+use crate::sde::Sde;
+
+/// A sampling algorithm over a fixed schedule.
+pub trait Sampler: Send + Sync {
+    /// Name with its main parameters, e.g. `ddpm(1000)`.
+    fn name(&self) -> String;
+    /// Reject parameters or SDEs the sampler cannot use, before any work.
+    fn validate(&self, sde: &dyn Sde) -> Result<()>;
+    /// Advance `x` (prior draws, one row per sample) to samples at t = ε.
+    /// Calls `ctx.record` after each step so the trajectory can be kept.
+    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>);
+}
+
+/// What a sampler sees while it runs one chunk of samples.
+pub struct Ctx<'a> {
+    pub sde: &'a dyn Sde,
+    score: &'a dyn Score,
+    rngs: Vec<StreamRng>,
+    nfe: usize,
+    rec: Recorder,
+}
+
+impl<'a> Ctx<'a> {
+    /// s(x, t) into `out`; counts one model evaluation per sample.
+    pub fn score(&mut self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.nfe += 1;
+        self.score.score(x, t, out);
+    }
+
+    /// Fill `z` with N(0, 1) noise, row i from sample i's own stream.
+    pub fn normal(&mut self, z: &mut Array2<f32>) {
+        for (mut row, rng) in z.outer_iter_mut().zip(self.rngs.iter_mut()) {
+            if let Some(sl) = row.as_slice_mut() {
+                rng::fill_normal(rng, sl);
+            } else {
+                let mut buf = row.to_vec();
+                rng::fill_normal(rng, &mut buf);
+                row.assign(&ndarray::ArrayView1::from(&buf));
+            }
+        }
+    }
+
+    /// Record the state after step `step` of `n_steps` (1-based) at time `t`.
+    /// Kept every `record_every` steps and always at the last step.
+    pub fn record(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {
+        self.rec.offer(step, n_steps, t, x);
+    }
+
+    /// Model evaluations per sample used so far.
+    pub fn nfe(&self) -> usize {
+        self.nfe
+    }
+}
+
+/// Keeps every k-th state of the first `rows` rows of a chunk.
+struct Recorder {
+    every: Option<usize>,
+    rows: usize,
+    times: Vec<f64>,
+    frames: Vec<Array2<f32>>,
+}
+
+impl Recorder {
+    fn offer(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {
+        let Some(every) = self.every else { return };
+        if self.rows == 0 || !(step % every == 0 || step == n_steps) {
+            return;
+        }
+        self.times.push(t);
+        self.frames.push(x.slice(s![..self.rows, ..]).to_owned());
+    }
+}
+
+/// How many samples to draw and how.
+#[derive(Clone, Debug)]
+pub struct SampleOptions {
+    /// Number of samples.
+    pub n: usize,
+    /// Seed of the per-sample streams.
+    pub seed: u64,
+    /// Rows per chunk (work unit of one thread). Does not change the output.
+    pub batch: usize,
+    /// Keep the state every this many steps (None: no trajectory).
+    pub record_every: Option<usize>,
+    /// Keep the trajectory of only the first this many samples.
+    pub record_rows: usize,
+    /// Progress bar advanced by the number of finished samples.
+    pub progress: Option<ProgressBar>,
+}
+
+impl SampleOptions {
+    /// `n` samples with `seed`, default batch 500, no trajectory.
+    pub fn new(n: usize, seed: u64) -> Self {
+        SampleOptions {
+            n,
+            seed,
+            batch: 500,
+            record_every: None,
+            record_rows: 0,
+            progress: None,
+        }
+    }
+}
+
+/// A trajectory: the states of the first rows at the recorded times (the
+/// prior draw at t = T first).
+#[derive(Clone, Debug, Default)]
+pub struct Trajectory {
+    pub times: Vec<f64>,
+    pub frames: Vec<Array2<f32>>,
+}
+
+/// Samples, the model evaluations per sample, and optionally the trajectory.
+#[derive(Clone, Debug)]
+pub struct SampleOutput {
+    pub samples: Array2<f32>,
+    pub nfe: usize,
+    pub trajectory: Option<Trajectory>,
+}
+
+/// Draw `opts.n` samples with `sampler`. Output is a function of
+/// (sampler, sde, score, n, seed) only.
+pub fn sample(
+    sampler: &dyn Sampler,
+    sde: &dyn Sde,
+    score: &dyn Score,
+    opts: &SampleOptions,
+) -> Result<SampleOutput> {
+    if opts.n == 0 {
+        return Err(Error::invalid("samples", opts.n, "an integer >= 1"));
+    }
+    if opts.batch == 0 {
+        return Err(Error::invalid("batch", opts.batch, "an integer >= 1"));
+    }
+    if opts.record_every == Some(0) {
+        return Err(Error::invalid("record-every", 0, "an integer >= 1"));
+    }
+    sampler.validate(sde)?;
+    let d = score.dim();
+    let n_chunks = opts.n.div_ceil(opts.batch);
+    let prior_std = sde.prior_std() as f32;
+
+    let results: Vec<(Array2<f32>, usize, Recorder)> = (0..n_chunks)
+        .into_par_iter()
+        .map(|c| {
+            let start = c * opts.batch;
+            let end = (start + opts.batch).min(opts.n);
+            let rows = end - start;
+            let rngs = (start..end)
+                .map(|i| rng::stream(opts.seed, rng::domain::SAMPLER, i as u64))
+                .collect();
+            let rec = Recorder {
+                every: opts.record_every,
+                rows: opts.record_rows.saturating_sub(start).min(rows),
+                times: Vec::new(),
+                frames: Vec::new(),
+            };
+            let mut ctx = Ctx {
+                sde,
+                score,
+                rngs,
+                nfe: 0,
+                rec,
+            };
+            let mut x = Array2::<f32>::zeros((rows, d));
+            ctx.normal(&mut x);
+            x.mapv_inplace(|v| v * prior_std);
+            ctx.record(0, 1, sde.t_max(), x.view());
+            sampler.run(&mut ctx, &mut x);
+            if let Some(pb) = &opts.progress {
+                pb.inc(rows as u64);
+            }
+            (x, ctx.nfe, ctx.rec)
+        })
+        .collect();
+
+    let mut samples = Array2::<f32>::zeros((opts.n, d));
+    let mut nfe_total = 0usize;
+    for (c, (x, nfe, _)) in results.iter().enumerate() {
+        let start = c * opts.batch;
+        samples
+            .slice_mut(s![start..start + x.nrows(), ..])
+            .assign(x);
+        nfe_total += nfe * x.nrows();
+    }
+    let trajectory = opts.record_every.map(|_| merge_trajectories(&results));
+    Ok(SampleOutput {
+        samples,
+        nfe: nfe_total.div_ceil(opts.n),
+        trajectory,
+    })
+}
+
+/// Stack the recorded rows of every chunk, frame by frame. Chunks that
+/// recorded nothing are skipped; frame times come from the first chunk.
+fn merge_trajectories(results: &[(Array2<f32>, usize, Recorder)]) -> Trajectory {
+    let recs: Vec<&Recorder> = results
+        .iter()
+        .map(|r| &r.2)
+        .filter(|r| !r.frames.is_empty())
+        .collect();
+    let Some(first) = recs.first() else {
+        return Trajectory::default();
+    };
+    let n_frames = recs.iter().map(|r| r.frames.len()).min().unwrap_or(0);
+    let frames = (0..n_frames)
+        .map(|k| {
+            let views: Vec<ArrayView2<f32>> = recs.iter().map(|r| r.frames[k].view()).collect();
+            ndarray::concatenate(Axis(0), &views).unwrap_or_else(|_| first.frames[k].clone())
+        })
+        .collect();
+    Trajectory {
+        times: first.times[..n_frames].to_vec(),
+        frames,
+    }
+}
