@@ -4,7 +4,7 @@
 
 use rand_distr::{Distribution, StandardNormal};
 use scoresde::rng;
-use scoresde::sde::{DiscreteSchedule, Sde, SdeConfig};
+use scoresde::sde::{DiscreteSchedule, SdeConfig};
 
 /// Simulate `paths` scalar forward paths from x0 with `steps` EM steps to each
 /// checkpoint time; compare sample mean and variance with alpha(t) x0 and
