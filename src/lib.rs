@@ -10,9 +10,13 @@
 //! number of model evaluations it used.
 
 pub mod data;
+pub mod demo;
 pub mod error;
+pub mod fsutil;
 pub mod metrics;
+pub mod model;
 pub mod nn;
+pub mod report;
 pub mod rng;
 pub mod samplers;
 pub mod score;

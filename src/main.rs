@@ -1,1 +1,261 @@
-fn main() {}
+//! `scoresde` command-line tool: parses arguments and calls the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use scoresde::data::Toy;
+use scoresde::demo::{self, DemoOptions, Reference};
+use scoresde::model::ScoreModel;
+use scoresde::nn::MlpConfig;
+use scoresde::samplers::{self, SampleOptions};
+use scoresde::sde::SdeConfig;
+use scoresde::train::{self, TrainOptions};
+use scoresde::{npy, viz};
+
+#[derive(Parser)]
+#[command(name = "scoresde", version, about = "Score-based diffusion models: train, sample, compare")]
+struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train on checkerboard, sample with DDPM and Euler–Maruyama, write pictures and a table.
+    Demo(DemoArgs),
+    /// Train a score model by denoising score matching.
+    Train(TrainArgs),
+    /// Draw samples from a trained model.
+    Sample(SampleArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Output directory.
+    #[arg(long, default_value = "outputs/demo")]
+    out: PathBuf,
+    /// Training steps.
+    #[arg(long, default_value_t = 6000)]
+    train_steps: u64,
+    /// Sampler steps (NFE) for both samplers.
+    #[arg(long, default_value_t = 500)]
+    sample_steps: usize,
+    /// Number of samples.
+    #[arg(short, long, default_value_t = 10_000)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Toy data set: checkerboard, moons, swissroll, 8gaussians, 25gaussians, rings, spirals, pinwheel.
+    #[arg(long, default_value = "checkerboard")]
+    data: String,
+    /// Noise process: vp, subvp, ve.
+    #[arg(long, default_value = "vp")]
+    sde: String,
+    #[arg(long, default_value_t = 20_000)]
+    steps: u64,
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// EMA decay of the weights used for sampling.
+    #[arg(long, default_value_t = 0.999)]
+    ema: f64,
+    /// Hidden width of the MLP.
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Number of hidden layers of the MLP.
+    #[arg(long, default_value_t = 3)]
+    depth: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoint directory (default: runs/<data>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: u64,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Checkpoint directory written by `scoresde train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Sampler: ddpm, ddpm-cosine, em.
+    #[arg(long, default_value = "ddpm")]
+    sampler: String,
+    /// Sampler steps.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Number of samples.
+    #[arg(short, long, default_value_t = 10_000)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Samples per work chunk (does not change the output).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Output directory for samples.npy, samples.png (and reverse.gif).
+    #[arg(long, default_value = "outputs/samples")]
+    out: PathBuf,
+    /// Also write an animated GIF of the reverse process.
+    #[arg(long)]
+    gif: bool,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(k) = cli.threads {
+        if k == 0 {
+            bail!("invalid threads = 0: expected an integer >= 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(k)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    match cli.command {
+        Command::Demo(a) => run_demo(a),
+        Command::Train(a) => run_train(a),
+        Command::Sample(a) => run_sample(a),
+    }
+}
+
+fn run_demo(a: DemoArgs) -> Result<()> {
+    let opts = DemoOptions {
+        out_dir: a.out,
+        train_steps: a.train_steps,
+        sample_steps: a.sample_steps,
+        samples: a.n,
+        seed: a.seed,
+        ..DemoOptions::default()
+    };
+    let report = demo::run(&opts)?;
+    println!(
+        "trained {} steps on {} in {:.1} s (final loss {:.4})\n",
+        opts.train_steps,
+        opts.data.name(),
+        report.train_seconds,
+        report.final_loss
+    );
+    print!("{}", report.table.to_markdown());
+    println!("\nwrote {}/{{samples.png, reverse.gif, results.md, results.csv, model/}}", opts.out_dir.display());
+    Ok(())
+}
+
+fn run_train(a: TrainArgs) -> Result<()> {
+    let data = Toy::from_name(&a.data)?;
+    let sde = SdeConfig::by_name(&a.sde)?;
+    let out = a.out.unwrap_or_else(|| Path::new("runs").join(data.name()));
+    let opts = TrainOptions {
+        data,
+        sde,
+        net: MlpConfig {
+            hidden: a.hidden,
+            depth: a.depth,
+            ..MlpConfig::for_data_dim(2)
+        },
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr,
+        ema_decay: a.ema,
+        seed: a.seed,
+        out_dir: Some(out.clone()),
+        checkpoint_every: a.checkpoint_every,
+        progress: true,
+    };
+    let (_, summary) = train::train(&opts)?;
+    println!(
+        "trained {} steps in {:.1} s ({:.1} steps/s), final loss {:.4}; checkpoint in {}",
+        a.steps,
+        summary.seconds,
+        summary.steps_per_sec,
+        summary.final_loss,
+        out.display()
+    );
+    Ok(())
+}
+
+fn run_sample(a: SampleArgs) -> Result<()> {
+    let model = ScoreModel::load(&a.model)?;
+    let sampler = samplers::by_name(&a.sampler, a.steps)?;
+    let npy_path = a.out.join("samples.npy");
+    let png_path = a.out.join("samples.png");
+    let gif_path = a.out.join("reverse.gif");
+    if !a.force {
+        for p in [&npy_path, &png_path, &gif_path] {
+            if p.exists() {
+                bail!("{} exists; pass --force to overwrite or choose another --out", p.display());
+            }
+        }
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut opts = SampleOptions::new(a.n, a.seed);
+    opts.batch = a.batch;
+    if a.gif {
+        opts.record_every = Some((a.steps / 40).max(1));
+        opts.record_rows = a.n.min(4000);
+    }
+    let start = std::time::Instant::now();
+    let out = samplers::sample(sampler.as_ref(), model.sde(), &model, &opts)?;
+    let seconds = start.elapsed().as_secs_f64();
+    npy::write_npy(&npy_path, &out.samples)?;
+    let mut caption = format!("NFE {}, {:.1} s", out.nfe, seconds);
+    if let Ok(data) = Toy::from_name(&model.config.data) {
+        let reference = Reference::new(data, a.n, a.seed ^ 0x5EED);
+        let q = reference.quality(data, &out.samples);
+        caption = format!(
+            "SWD {:.4} ({:.2}x floor), {caption}",
+            q.swd.mean,
+            q.swd.mean / reference.floor.mean
+        );
+        println!(
+            "SWD {} (floor {}), MMD² {:.2e}{}",
+            q.swd,
+            reference.floor,
+            q.mmd,
+            q.in_support.map(|f| format!(", in support {:.1}%", 100.0 * f)).unwrap_or_default()
+        );
+    }
+    let panel = viz::Panel {
+        title: sampler.name(),
+        caption,
+        points: out.samples.view(),
+    };
+    viz::scatter_panels(&png_path, &[panel], &viz::ScatterOptions::default())?;
+    if let Some(tr) = &out.trajectory {
+        let frames: Vec<_> = tr.frames.iter().map(|f| f.view()).collect();
+        let labels: Vec<String> = tr.times.iter().map(|t| format!("t = {t:.3}")).collect();
+        viz::trajectory_gif(&gif_path, &frames, &labels, &viz::GifOptions::default())?;
+    }
+    println!(
+        "{} samples with {} (NFE {}) in {seconds:.1} s -> {}",
+        a.n,
+        sampler.name(),
+        out.nfe,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -237,3 +237,26 @@ fn merge_trajectories(results: &[(Array2<f32>, usize, Recorder)]) -> Trajectory 
         frames,
     }
 }
+
+/// Names accepted by [`by_name`].
+pub const SAMPLER_NAMES: &[&str] = &["ddpm", "ddpm-cosine", "em"];
+
+/// Build a sampler from its CLI name and step count.
+pub fn by_name(name: &str, steps: usize) -> Result<Box<dyn Sampler>> {
+    crate::sde::check_steps(steps)?;
+    Ok(match name {
+        "ddpm" => Box::new(Ddpm::linear(steps)),
+        "ddpm-cosine" => Box::new(Ddpm {
+            steps,
+            schedule: DdpmSchedule::Cosine,
+        }),
+        "em" | "euler-maruyama" | "euler_maruyama" => Box::new(EulerMaruyama { steps }),
+        other => {
+            return Err(Error::invalid(
+                "sampler",
+                other,
+                format!("one of: {}", SAMPLER_NAMES.join(", ")),
+            ))
+        }
+    })
+}
