@@ -13,6 +13,7 @@ pub mod data;
 pub mod error;
 pub mod metrics;
 pub mod nn;
+pub mod npy;
 pub mod rng;
 pub mod samplers;
 pub mod score;
