@@ -99,7 +99,11 @@ fn header_bytes_equal_numpys() {
         b"{'descr': '<f4', 'fortran_order': False, 'shape': (), }"
     );
     assert_eq!(h0.len(), 128); // 10 + 55 + 1 = 66 → padded to 128
-                               // A header that lands exactly on 64 still gets padded (NumPy adds a full 64).
+                               // Dict + growth + '\n' for this shape fill exactly 128 bytes; NumPy's
+                               // padlen = 64 − (len % 64) is then a full 64 spaces, never 0.
+    let mut aligned = vec![1usize; 13];
+    aligned.push(100);
+    assert_eq!(npy::header_bytes(&aligned).len(), 192);
     for shape in [
         vec![1usize],
         vec![123456, 7],

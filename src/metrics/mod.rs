@@ -1,4 +1,4 @@
-//! Sample-quality metrics: sliced Wasserstein distance ([`swd`]), kernel MMD
+//! Sample-quality metrics: sliced Wasserstein distance ([`swd()`]), kernel MMD
 //! ([`mmd_rbf`]), energy distance ([`energy_distance`]), Gaussian-mixture
 //! metrics ([`mixture_metrics`]) and a mean ± standard-error summary
 //! ([`MeanSe`]).
