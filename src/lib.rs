@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod metrics;
 pub mod model;
 pub mod nn;
+pub mod npy;
 pub mod report;
 pub mod rng;
 pub mod samplers;
