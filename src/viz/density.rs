@@ -49,6 +49,10 @@ pub struct DensityOptions {
     pub colormap: Colormap,
     /// Opacity of one dot in [`Style::Scatter`] (0, 1]. Default 0.3.
     pub point_alpha: f32,
+    /// Standard deviation, in histogram cells, of a Gaussian blur applied to
+    /// the counts before colour mapping (0 = raw histogram, at most 16).
+    /// Default 0.8: isolated points become soft dots instead of squares.
+    pub smoothing: f32,
 }
 
 impl Default for DensityOptions {
@@ -60,6 +64,7 @@ impl Default for DensityOptions {
             scale: Scale::Log,
             colormap: Colormap::Ink,
             point_alpha: 0.3,
+            smoothing: 0.8,
         }
     }
 }
@@ -82,7 +87,46 @@ impl DensityOptions {
         if !(self.point_alpha > 0.0 && self.point_alpha <= 1.0) {
             return Err(Error::invalid("point_alpha", self.point_alpha, "in (0, 1]"));
         }
+        if !(0.0..=16.0).contains(&self.smoothing) {
+            return Err(Error::invalid("smoothing", self.smoothing, "0..=16 cells"));
+        }
         Ok(())
+    }
+}
+
+/// Separable Gaussian blur of an `n × n` grid (zero padding), in place.
+fn blur(grid: &mut [f32], n: usize, sigma: f32) {
+    if sigma <= 0.0 || n < 2 {
+        return;
+    }
+    let r = (3.0 * sigma).ceil() as usize;
+    let kernel: Vec<f32> = (0..=2 * r)
+        .map(|k| {
+            let d = k as f32 - r as f32;
+            (-d * d / (2.0 * sigma * sigma)).exp()
+        })
+        .collect();
+    let ksum: f32 = kernel.iter().sum();
+    // 1-D convolution of element `i` of a line read through `at`.
+    let conv = |i: usize, at: &dyn Fn(usize) -> f32| {
+        let mut acc = 0.0;
+        for (k, w) in kernel.iter().enumerate() {
+            if let Some(o) = (i + k).checked_sub(r).filter(|&o| o < n) {
+                acc += w * at(o);
+            }
+        }
+        acc / ksum
+    };
+    let mut tmp = vec![0.0f32; n * n];
+    for row in 0..n {
+        for col in 0..n {
+            tmp[row * n + col] = conv(col, &|o| grid[row * n + o]);
+        }
+    }
+    for row in 0..n {
+        for col in 0..n {
+            grid[row * n + col] = conv(row, &|o| tmp[o * n + col]);
+        }
     }
 }
 
@@ -116,13 +160,22 @@ impl Colormap {
         if v <= 0.0 || v.is_nan() {
             return [255, 255, 255];
         }
-        // Skip the palest end so that a single point is still visible.
-        let t = 0.15 + 0.85 * v.min(1.0);
+        // The first 5 % fades in from white, so the density has no hard
+        // edge where it drops to zero; the rest runs along the ramp.
         let ramp = match self {
             Colormap::Ink => &BLUES,
             Colormap::Viridis => &VIRIDIS,
         };
-        lerp_ramp(ramp, t)
+        const FADE: f32 = 0.05;
+        let v = v.min(1.0);
+        if v < FADE {
+            let c = ramp[0];
+            let f = v / FADE;
+            let mix = |a: u8| (255.0 + (a as f32 - 255.0) * f).round() as u8;
+            [mix(c[0]), mix(c[1]), mix(c[2])]
+        } else {
+            lerp_ramp(ramp, (v - FADE) / (1.0 - FADE))
+        }
     }
 
     /// The colour used for dots in [`Style::Scatter`].
@@ -195,16 +248,18 @@ pub fn render_density(
                 let j = ((u * n as f32) as usize).min(n - 1);
                 counts[i * n + j] += 1;
             }
-            let max = counts.iter().copied().max().unwrap_or(0);
-            if max == 0 {
+            if counts.iter().all(|&c| c == 0) {
                 return Ok(buf);
             }
-            let norm_log = (1.0 + max as f32).ln();
-            let intensity: Vec<f32> = counts
+            let mut dens: Vec<f32> = counts.iter().map(|&c| c as f32).collect();
+            blur(&mut dens, n, opts.smoothing);
+            let max = dens.iter().copied().fold(0.0f32, f32::max);
+            let norm_log = (1.0 + max).ln();
+            let intensity: Vec<f32> = dens
                 .iter()
                 .map(|&c| match opts.scale {
-                    Scale::Log => (1.0 + c as f32).ln() / norm_log,
-                    Scale::Sqrt => (c as f32 / max as f32).sqrt(),
+                    Scale::Log => (1.0 + c).ln() / norm_log,
+                    Scale::Sqrt => (c / max).sqrt(),
                 })
                 .collect();
             // Bilinear sampling of the bin grid at each pixel centre.
