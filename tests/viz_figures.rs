@@ -320,6 +320,35 @@ fn trajectory_gif_subsamples_long_inputs_and_validates() {
     assert_eq!(decode_gif(&path).len(), 1);
 }
 
+#[test]
+fn trajectory_gif_default_size_is_small_and_colours_exact() {
+    // 60 frames of 10,000 points at the default 320 px: the paper-figure case.
+    let (frames, labels) = trajectory(60, 10_000);
+    let views: Vec<ArrayView2<f32>> = frames.iter().map(|f| f.view()).collect();
+    let path = tmp("default.gif");
+    trajectory_gif(&path, &views, &labels, &GifOptions::default()).unwrap();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    assert!(bytes < 4_000_000, "GIF is {bytes} bytes");
+    let decoded = decode_gif(&path);
+    assert_eq!(decoded.len(), 60);
+    // Each frame fits an exact palette, so the grey label band stays grey
+    // (a lossy quantiser tints it with the density's blues).
+    for f in [&decoded[0], &decoded[59]] {
+        let b = f.buffer();
+        assert_eq!(b.dimensions(), (320, 348));
+        for y in 0..28 {
+            for x in 0..320 {
+                let p = b.get_pixel(x, y);
+                assert!(p[0] == p[1] && p[1] == p[2], "({x},{y}) = {p:?}");
+            }
+        }
+        assert!(
+            (0..28).any(|y| (0..320).any(|x| b.get_pixel(x, y)[0] < 100)),
+            "label drawn"
+        );
+    }
+}
+
 fn quality_plot() -> LinePlot {
     let nfe = [10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
     let mk = |name: &str, c: f64, p: f64| Series {
@@ -526,6 +555,13 @@ fn render_samples_for_inspection() {
         &GifOptions::default(),
     )
     .unwrap();
+    let decoded = decode_gif(&dir.join("trajectory.gif"));
+    for k in [0, decoded.len() / 2, decoded.len() - 1] {
+        decoded[k]
+            .buffer()
+            .save(dir.join(format!("trajectory_frame{k:02}.png")))
+            .unwrap();
+    }
     line_plot(&dir.join("quality_vs_nfe.png"), &quality_plot()).unwrap();
     let wall = LinePlot {
         title: "Sample quality vs. wall time".into(),

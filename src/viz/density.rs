@@ -213,6 +213,19 @@ pub fn render_density(
     height: u32,
     opts: &DensityOptions,
 ) -> Result<Vec<u8>> {
+    render_density_levels(points, width, height, opts, None)
+}
+
+/// [`render_density`] with the colour-mapped intensity rounded to `levels`
+/// steps, so a density image uses at most `levels + 1` colours (GIF frames
+/// then get an exact palette instead of a noisy quantised one).
+pub(crate) fn render_density_levels(
+    points: ArrayView2<'_, f32>,
+    width: u32,
+    height: u32,
+    opts: &DensityOptions,
+    levels: Option<u32>,
+) -> Result<Vec<u8>> {
     opts.validate()?;
     if points.ncols() != 2 {
         return Err(Error::invalid(
@@ -276,7 +289,10 @@ pub fn render_density(
                 for (px, &(ca, cb, fx)) in cols.iter().enumerate() {
                     let top = intensity[ra * n + ca] * (1.0 - fx) + intensity[ra * n + cb] * fx;
                     let bot = intensity[rb * n + ca] * (1.0 - fx) + intensity[rb * n + cb] * fx;
-                    let val = top * (1.0 - fy) + bot * fy;
+                    let mut val = top * (1.0 - fy) + bot * fy;
+                    if let Some(l) = levels {
+                        val = (val * l as f32).round() / l as f32;
+                    }
                     let o = (py * w + px) * 3;
                     buf[o..o + 3].copy_from_slice(&opts.colormap.color(val));
                 }

@@ -7,7 +7,7 @@ use image::{Delay, Frame, RgbaImage};
 use ndarray::ArrayView2;
 
 use super::canvas::{write_atomic, Align, Canvas, Label};
-use super::density::{render_density, DensityOptions};
+use super::density::{render_density_levels, DensityOptions};
 use super::scatter::TEXT;
 use crate::error::{Error, Result};
 
@@ -113,7 +113,10 @@ pub fn trajectory_gif(
         let mut enc = GifEncoder::new_with_speed(&mut bytes, opts.speed);
         enc.set_repeat(Repeat::Infinite).map_err(gif_err)?;
         for (k, &i) in keep.iter().enumerate() {
-            let img = render_density(frames[i], s, s, &opts.density)?;
+            // ≤ 65 density colours + ≤ 16 greys for the label band keep every
+            // frame within 256 colours: an exact palette, no quantiser noise,
+            // and LZW compresses the smooth ramps far better.
+            let img = render_density_levels(frames[i], s, s, &opts.density, Some(64))?;
             let mut canvas = Canvas::new(s, s + lh)?;
             canvas.blit(&img, s, s, 0, lh);
             if lh > 0 {
@@ -132,6 +135,10 @@ pub fn trajectory_gif(
                         color: TEXT,
                     }],
                 )?;
+            }
+            let band = (lh * s * 3) as usize;
+            for v in &mut canvas.rgb[..band] {
+                *v = ((*v as u16 + 8) / 17 * 17) as u8;
             }
             let delay = if k + 1 == keep.len() {
                 opts.hold_last_ms
