@@ -510,14 +510,14 @@ fn render_samples_for_inspection() {
         &dir.join("panels_scatter_viridis.png"),
         &[
             Panel {
-                title: "scatter".into(),
-                caption: "plain scatter style".into(),
+                title: "viridis, sqrt: data".into(),
+                caption: "density".into(),
                 points: data.view(),
             },
             Panel {
-                title: "viridis, sqrt".into(),
+                title: "viridis, sqrt: prior".into(),
                 caption: "density".into(),
-                points: blurry.view(),
+                points: noise.view(),
             },
         ],
         &ScatterOptions {

@@ -24,7 +24,9 @@ pub enum Scale {
     Sqrt,
 }
 
-/// The colour ramp. Empty bins are always pure white.
+/// The colour ramp of [`Style::Density`]. [`Colormap::Ink`] draws on white
+/// (empty space is white); [`Colormap::Viridis`] fills the whole square, empty
+/// space being its darkest purple, as in most density figures that use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Colormap {
     /// Sequential light-to-dark blue (matplotlib "Blues"): dark ink on white.
@@ -155,19 +157,19 @@ const VIRIDIS: [[u8; 3]; 9] = [
 ];
 
 impl Colormap {
-    /// Colour for intensity `v` in [0, 1]; exactly 0 gives white.
+    /// Colour for intensity `v` in [0, 1] (NaN counts as 0). For
+    /// [`Colormap::Ink`], 0 is white and the first 5 % fades in from white,
+    /// so the density has no hard edge where it drops to zero.
     pub fn color(self, v: f32) -> [u8; 3] {
-        if v <= 0.0 || v.is_nan() {
-            return [255, 255, 255];
-        }
-        // The first 5 % fades in from white, so the density has no hard
-        // edge where it drops to zero; the rest runs along the ramp.
+        let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
         let ramp = match self {
             Colormap::Ink => &BLUES,
-            Colormap::Viridis => &VIRIDIS,
+            Colormap::Viridis => return lerp_ramp(&VIRIDIS, v),
         };
+        if v == 0.0 {
+            return [255, 255, 255];
+        }
         const FADE: f32 = 0.05;
-        let v = v.min(1.0);
         if v < FADE {
             let c = ramp[0];
             let f = v / FADE;
@@ -203,7 +205,7 @@ fn lerp_ramp(ramp: &[[u8; 3]], t: f32) -> [u8; 3] {
 /// Renders `points` (shape `(n, 2)`) into a `width × height` RGB buffer
 /// (row-major, 3 bytes per pixel, y axis pointing up). Rows with a
 /// non-finite coordinate and points outside `opts.range` are skipped; an empty
-/// point set gives an all-white image.
+/// point set gives a blank image (white, or the colormap's zero colour).
 ///
 /// Errors if `points` does not have 2 columns, the size is 0 or above
 /// 16384, or `opts` is invalid.
@@ -240,7 +242,12 @@ pub(crate) fn render_density_levels(
         }
     }
     let (w, h) = (width as usize, height as usize);
-    let mut buf = vec![255u8; w * h * 3];
+    // Background: the colormap's zero for densities, white for scatters.
+    let bg = match opts.style {
+        Style::Density => opts.colormap.color(0.0),
+        Style::Scatter => [255, 255, 255],
+    };
+    let mut buf: Vec<u8> = bg.iter().copied().cycle().take(w * h * 3).collect();
     let [(x0, x1), (y0, y1)] = opts.range;
     // Fractional position of each point in [0, 1)², y flipped (row 0 = top).
     let unit = points.rows().into_iter().filter_map(|r| {
