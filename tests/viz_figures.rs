@@ -205,8 +205,8 @@ fn scatter_panels_zero_panels_is_an_error_and_empty_points_draw() {
             points: empty.view(),
         },
         Panel {
-            title: "all NaN".into(),
-            caption: "x".repeat(300), // far too long: shrunk / clipped, not a panic
+            title: "all NaN · 日本 🎉".into(), // glyphs DejaVu lacks: no panic
+            caption: "x".repeat(300),          // far too long: shrunk / clipped, not a panic
             points: nan.view(),
         },
     ];
@@ -417,6 +417,25 @@ fn line_plot_skips_bad_points_and_rejects_unplottable_input() {
         line_plot(&path, &nothing),
         Err(Error::InvalidArgument { .. })
     ));
+    // Huge values whose padded range would overflow: an error, not a panic.
+    let huge = LinePlot {
+        series: vec![Series {
+            name: "huge".into(),
+            points: vec![(0.0, -1.7e308), (1.0, 1.7e308)],
+            err: None,
+        }],
+        ..LinePlot::default()
+    };
+    assert!(line_plot(&path, &huge).is_err());
+    // A series with no points next to a good one; glyphs DejaVu lacks.
+    let mut partial = quality_plot();
+    partial.series.push(Series {
+        name: "empty 日本 🎉".into(),
+        points: vec![],
+        err: Some(vec![]),
+    });
+    partial.title = "σ(t) → 0, ∇ log p 日本 🎉".into();
+    line_plot(&path, &partial).unwrap();
     let mut mismatched = quality_plot();
     mismatched.series[0].err = Some(vec![0.1]);
     assert!(matches!(

@@ -84,9 +84,11 @@ type Pt = (f64, f64, Option<f64>);
 /// colours and markers per series, optional ± error bars and an optional
 /// dashed reference line.
 ///
-/// Errors if an `err` vector's length differs from its series' points, the
-/// size is out of range (100..=8000 a side), or no series has a plottable
-/// point (finite, and positive on log axes).
+/// Non-finite points, points ≤ 0 on a log axis, and non-finite or
+/// non-positive error values are skipped (an `hline` that cannot be placed
+/// is left out). Errors if an `err` vector's length differs from its
+/// series' points, the size is out of range (100..=8000 a side), or no
+/// series has a plottable point.
 pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
     let (w, h) = plot.size;
     if !(100..=8000).contains(&w) || !(100..=8000).contains(&h) {
@@ -147,7 +149,7 @@ pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
         return Err(Error::invalid(
             "line_plot series",
             format!("{} series", plot.series.len()),
-            "at least one finite point (positive on log axes)",
+            "at least one finite point (positive on log axes) and a range that fits in f64",
         ));
     };
 
@@ -181,16 +183,22 @@ pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
 
 /// Data range with a margin: 5 % of the span on a linear axis, 5 % of the
 /// decades on a log axis; a single value gets a fixed margin.
+/// `None` if there are no values or the padded range overflows.
 fn padded_range(v: &[f64], log: bool) -> Option<(f64, f64)> {
     let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if !(lo.is_finite() && hi.is_finite()) {
         return None;
     }
+    let r = padded_range_unchecked(lo, hi, log);
+    (r.0.is_finite() && r.1.is_finite() && r.0 < r.1 && (!log || r.0 > 0.0)).then_some(r)
+}
+
+fn padded_range_unchecked(lo: f64, hi: f64, log: bool) -> (f64, f64) {
     if log {
         let (a, b) = (lo.log10(), hi.log10());
         let pad = if b - a < 1e-9 { 0.3 } else { 0.06 * (b - a) };
-        Some((10f64.powf(a - pad), 10f64.powf(b + pad)))
+        (10f64.powf(a - pad), 10f64.powf(b + pad))
     } else {
         let span = hi - lo;
         let pad = if span < 1e-12 * hi.abs().max(1.0) {
@@ -198,7 +206,7 @@ fn padded_range(v: &[f64], log: bool) -> Option<(f64, f64)> {
         } else {
             0.06 * span
         };
-        Some((lo - pad, hi + pad))
+        (lo - pad, hi + pad)
     }
 }
 
