@@ -157,22 +157,23 @@ pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
     let mut buf = vec![255u8; w as usize * h as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let lx = || {
+            (xr.0..xr.1)
+                .log_scale()
+                .with_key_points(log_ticks(xr).0)
+                .with_light_points(log_ticks(xr).1)
+        };
+        let ly = || {
+            (yr.0..yr.1)
+                .log_scale()
+                .with_key_points(log_ticks(yr).0)
+                .with_light_points(log_ticks(yr).1)
+        };
         let r = match (plot.log_x, plot.log_y) {
             (false, false) => draw_chart(&root, plot, &data, yr, xr.0..xr.1, yr.0..yr.1),
-            (true, false) => {
-                draw_chart(&root, plot, &data, yr, (xr.0..xr.1).log_scale(), yr.0..yr.1)
-            }
-            (false, true) => {
-                draw_chart(&root, plot, &data, yr, xr.0..xr.1, (yr.0..yr.1).log_scale())
-            }
-            (true, true) => draw_chart(
-                &root,
-                plot,
-                &data,
-                yr,
-                (xr.0..xr.1).log_scale(),
-                (yr.0..yr.1).log_scale(),
-            ),
+            (true, false) => draw_chart(&root, plot, &data, yr, lx(), yr.0..yr.1),
+            (false, true) => draw_chart(&root, plot, &data, yr, xr.0..xr.1, ly()),
+            (true, true) => draw_chart(&root, plot, &data, yr, lx(), ly()),
         };
         r.map_err(|e| draw_err(path, e))?;
         root.present().map_err(|e| draw_err(path, e))?;
@@ -208,6 +209,39 @@ fn padded_range_unchecked(lo: f64, hi: f64, log: bool) -> (f64, f64) {
         };
         (lo - pad, hi + pad)
     }
+}
+
+/// Labelled ("bold") and grid-only ("light") tick values of a log axis:
+/// powers of ten (every k-th if there are many), plus 2× and 5× when fewer
+/// than three decades are labelled, plus every integer multiple when the
+/// range is inside one decade. Light ticks are the remaining m·10^d.
+fn log_ticks((lo, hi): (f64, f64)) -> (Vec<f64>, Vec<f64>) {
+    let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let in_range = |v: f64| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
+    let decades: Vec<i32> = (d0..=d1).filter(|&d| in_range(10f64.powi(d))).collect();
+    let step = decades.len().div_ceil(8).max(1);
+    let mut bold: Vec<f64> = decades
+        .iter()
+        .filter(|&&d| (d - d0) as usize % step == 0)
+        .map(|&d| 10f64.powi(d))
+        .collect();
+    let multiples = |ms: &[f64]| -> Vec<f64> {
+        (d0..=d1)
+            .flat_map(|d| ms.iter().map(move |m| m * 10f64.powi(d)))
+            .filter(|&v| in_range(v))
+            .collect()
+    };
+    if bold.len() < 3 {
+        bold = multiples(&[1.0, 2.0, 5.0]);
+    }
+    if bold.len() < 3 {
+        bold = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    }
+    let light = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+        .into_iter()
+        .filter(|v| !bold.iter().any(|b| (b - v).abs() <= 1e-9 * v))
+        .collect();
+    (bold, light)
 }
 
 /// Tick label: integers plainly up to 1e5, otherwise compact.
@@ -258,7 +292,10 @@ where
         .label_style((FONT, 13).into_font().color(&SUBTLE))
         .axis_style(RGBColor(90, 90, 90))
         .bold_line_style(BLACK.mix(0.09))
-        .light_line_style(TRANSPARENT)
+        .light_line_style(BLACK.mix(0.035))
+        // Minor grid only on log axes, where it shows the scale.
+        .x_max_light_lines(if plot.log_x { 10 } else { 0 })
+        .y_max_light_lines(if plot.log_y { 10 } else { 0 })
         .x_label_formatter(&|v| fmt_tick(*v))
         .y_label_formatter(&|v| fmt_tick(*v))
         .x_labels(8)
@@ -508,4 +545,39 @@ pub fn thumbnail_grid(
     }
     canvas.text(path, &labels)?;
     canvas.save_png(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fmt_tick, log_ticks};
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-9 * y.abs())
+    }
+
+    #[test]
+    fn log_ticks_label_decades_then_2_5_then_every_multiple() {
+        let (bold, light) = log_ticks((8.0, 1200.0));
+        assert!(close(&bold, &[10.0, 100.0, 1000.0]), "{bold:?}");
+        assert!(light.contains(&20.0) && light.contains(&9.0) && !light.contains(&100.0));
+        let (bold, _) = log_ticks((0.025, 1.2));
+        assert!(close(&bold, &[0.05, 0.1, 0.2, 0.5, 1.0]), "{bold:?}");
+        let (bold, _) = log_ticks((2.5, 8.5));
+        assert!(close(&bold, &[3.0, 4.0, 5.0, 6.0, 7.0, 8.0]), "{bold:?}");
+        // Many decades: at most ~8 labels.
+        let (bold, _) = log_ticks((1e-20, 1e20));
+        assert!(bold.len() <= 9 && bold.len() >= 4, "{bold:?}");
+    }
+
+    #[test]
+    fn tick_labels_are_compact() {
+        assert_eq!(fmt_tick(1000.0), "1000");
+        assert_eq!(fmt_tick(0.05), "0.05");
+        assert_eq!(fmt_tick(1e6), "1e6");
+        assert_eq!(fmt_tick(2e-5), "2e-5");
+        assert_eq!(fmt_tick(0.0), "0");
+    }
 }
