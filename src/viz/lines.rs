@@ -1,0 +1,583 @@
+//! Line plots (sample quality against NFE or wall time, optional log axes,
+//! error bars, a reference line) and grids of density thumbnails.
+
+use std::path::Path;
+
+use ndarray::ArrayView2;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::canvas::{draw_err, ensure_fonts, Align, Canvas, Label, FONT};
+use super::density::{render_density, DensityOptions};
+use super::scatter::{FRAME, SUBTLE, TEXT};
+use crate::error::{Error, Result};
+
+/// One named curve of a [`LinePlot`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// `(x, y)` points, drawn in the given order. Non-finite points (and
+    /// non-positive ones on a log axis) are skipped.
+    pub points: Vec<(f64, f64)>,
+    /// Optional ± error (half-height of the error bar) per point; must have
+    /// the same length as `points`.
+    pub err: Option<Vec<f64>>,
+}
+
+/// A line chart: see [`line_plot`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinePlot {
+    /// Title above the plot.
+    pub title: String,
+    /// x-axis description, e.g. `"NFE"`.
+    pub x_label: String,
+    /// y-axis description, e.g. `"sliced Wasserstein distance"`.
+    pub y_label: String,
+    /// Logarithmic x axis.
+    pub log_x: bool,
+    /// Logarithmic y axis.
+    pub log_y: bool,
+    /// The curves; each gets its own colour and marker.
+    pub series: Vec<Series>,
+    /// Optional dashed horizontal reference line `(y, legend label)`, e.g.
+    /// the noise floor of the metric.
+    pub hline: Option<(f64, String)>,
+    /// Image size in pixels `(width, height)`. Default 760 × 500.
+    pub size: (u32, u32),
+}
+
+impl Default for LinePlot {
+    fn default() -> Self {
+        LinePlot {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            log_x: false,
+            log_y: false,
+            series: Vec::new(),
+            hline: None,
+            size: (760, 500),
+        }
+    }
+}
+
+/// Categorical palette (matplotlib "tab10"), cycled.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0x7f, 0x7f, 0x7f),
+    RGBColor(0xbc, 0xbd, 0x22),
+    RGBColor(0x17, 0xbe, 0xcf),
+];
+
+/// A point that survived filtering, with its error bar if any.
+type Pt = (f64, f64, Option<f64>);
+
+/// Writes `plot` as a PNG line chart with a legend (upper right), distinct
+/// colours and markers per series, optional ± error bars and an optional
+/// dashed reference line.
+///
+/// Non-finite points, points ≤ 0 on a log axis, and non-finite or
+/// non-positive error values are skipped (an `hline` that cannot be placed
+/// is left out). Errors if an `err` vector's length differs from its
+/// series' points, the size is out of range (100..=8000 a side), or no
+/// series has a plottable point.
+pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
+    let (w, h) = plot.size;
+    if !(100..=8000).contains(&w) || !(100..=8000).contains(&h) {
+        return Err(Error::invalid(
+            "size",
+            format!("{w}×{h}"),
+            "100..=8000 pixels a side",
+        ));
+    }
+    let ok_x = |x: f64| x.is_finite() && (!plot.log_x || x > 0.0);
+    let ok_y = |y: f64| y.is_finite() && (!plot.log_y || y > 0.0);
+    let mut data: Vec<Vec<Pt>> = Vec::with_capacity(plot.series.len());
+    for s in &plot.series {
+        if let Some(e) = &s.err {
+            if e.len() != s.points.len() {
+                return Err(Error::Mismatch(format!(
+                    "line_plot series {:?}: {} points but {} error values",
+                    s.name,
+                    s.points.len(),
+                    e.len()
+                )));
+            }
+        }
+        let pts = s
+            .points
+            .iter()
+            .enumerate()
+            .filter(|(_, &(x, y))| ok_x(x) && ok_y(y))
+            .map(|(i, &(x, y))| {
+                let e = s
+                    .err
+                    .as_ref()
+                    .map(|e| e[i])
+                    .filter(|e| e.is_finite() && *e > 0.0);
+                (x, y, e)
+            })
+            .collect();
+        data.push(pts);
+    }
+    let xs: Vec<f64> = data.iter().flatten().map(|p| p.0).collect();
+    let mut ys: Vec<f64> = Vec::new();
+    for &(_, y, e) in data.iter().flatten() {
+        ys.push(y);
+        if let Some(e) = e {
+            ys.push(y + e);
+            if ok_y(y - e) {
+                ys.push(y - e);
+            }
+        }
+    }
+    if let Some((y, _)) = &plot.hline {
+        if ok_y(*y) {
+            ys.push(*y);
+        }
+    }
+    let (Some(xr), Some(yr)) = (padded_range(&xs, plot.log_x), padded_range(&ys, plot.log_y))
+    else {
+        return Err(Error::invalid(
+            "line_plot series",
+            format!("{} series", plot.series.len()),
+            "at least one finite point (positive on log axes) and a range that fits in f64",
+        ));
+    };
+
+    ensure_fonts()?;
+    let mut buf = vec![255u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let lx = || {
+            (xr.0..xr.1)
+                .log_scale()
+                .with_key_points(log_ticks(xr).0)
+                .with_light_points(log_ticks(xr).1)
+        };
+        let ly = || {
+            (yr.0..yr.1)
+                .log_scale()
+                .with_key_points(log_ticks(yr).0)
+                .with_light_points(log_ticks(yr).1)
+        };
+        let r = match (plot.log_x, plot.log_y) {
+            (false, false) => draw_chart(&root, plot, &data, yr, xr.0..xr.1, yr.0..yr.1),
+            (true, false) => draw_chart(&root, plot, &data, yr, lx(), yr.0..yr.1),
+            (false, true) => draw_chart(&root, plot, &data, yr, xr.0..xr.1, ly()),
+            (true, true) => draw_chart(&root, plot, &data, yr, lx(), ly()),
+        };
+        r.map_err(|e| draw_err(path, e))?;
+        root.present().map_err(|e| draw_err(path, e))?;
+    }
+    let canvas = Canvas { w, h, rgb: buf };
+    canvas.save_png(path)
+}
+
+/// Data range with a margin: 5 % of the span on a linear axis, 5 % of the
+/// decades on a log axis; a single value gets a fixed margin.
+/// `None` if there are no values or the padded range overflows.
+fn padded_range(v: &[f64], log: bool) -> Option<(f64, f64)> {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !(lo.is_finite() && hi.is_finite()) {
+        return None;
+    }
+    let r = padded_range_unchecked(lo, hi, log);
+    (r.0.is_finite() && r.1.is_finite() && r.0 < r.1 && (!log || r.0 > 0.0)).then_some(r)
+}
+
+fn padded_range_unchecked(lo: f64, hi: f64, log: bool) -> (f64, f64) {
+    if log {
+        let (a, b) = (lo.log10(), hi.log10());
+        let pad = if b - a < 1e-9 { 0.3 } else { 0.06 * (b - a) };
+        (10f64.powf(a - pad), 10f64.powf(b + pad))
+    } else {
+        let span = hi - lo;
+        let pad = if span < 1e-12 * hi.abs().max(1.0) {
+            0.5 * hi.abs().max(1.0)
+        } else {
+            0.06 * span
+        };
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Labelled ("bold") and grid-only ("light") tick values of a log axis:
+/// powers of ten (every k-th if there are many), plus 2× and 5× when fewer
+/// than three decades are labelled, plus every integer multiple when the
+/// range is inside one decade. Light ticks are the remaining m·10^d.
+fn log_ticks((lo, hi): (f64, f64)) -> (Vec<f64>, Vec<f64>) {
+    let (d0, d1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let in_range = |v: f64| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
+    let decades: Vec<i32> = (d0..=d1).filter(|&d| in_range(10f64.powi(d))).collect();
+    let step = decades.len().div_ceil(8).max(1);
+    let mut bold: Vec<f64> = decades
+        .iter()
+        .filter(|&&d| (d - d0) as usize % step == 0)
+        .map(|&d| 10f64.powi(d))
+        .collect();
+    let multiples = |ms: &[f64]| -> Vec<f64> {
+        (d0..=d1)
+            .flat_map(|d| ms.iter().map(move |m| m * 10f64.powi(d)))
+            .filter(|&v| in_range(v))
+            .collect()
+    };
+    if bold.len() < 3 {
+        bold = multiples(&[1.0, 2.0, 5.0]);
+    }
+    if bold.len() < 3 {
+        bold = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    }
+    let light = multiples(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+        .into_iter()
+        .filter(|v| !bold.iter().any(|b| (b - v).abs() <= 1e-9 * v))
+        .collect();
+    (bold, light)
+}
+
+/// Tick label: integers plainly up to 1e5, otherwise compact.
+fn fmt_tick(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.0e}");
+        s.replace("e-0", "e-").replace("e0", "")
+    } else if (v - v.round()).abs() < 1e-9 * a.max(1.0) {
+        format!("{}", v.round() as i64)
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+fn draw_chart<XS, YS>(
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    plot: &LinePlot,
+    data: &[Vec<Pt>],
+    yr: (f64, f64),
+    xs: XS,
+    ys: YS,
+) -> std::result::Result<(), String>
+where
+    XS: AsRangedCoord<Value = f64>,
+    YS: AsRangedCoord<Value = f64>,
+    XS::CoordDescType: ValueFormatter<f64>,
+    YS::CoordDescType: ValueFormatter<f64>,
+{
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(&plot.title, (FONT, 21).into_font().color(&TEXT))
+        .margin(16)
+        .margin_right(24)
+        .x_label_area_size(50)
+        .y_label_area_size(76)
+        .build_cartesian_2d(xs, ys)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc(plot.x_label.as_str())
+        .y_desc(plot.y_label.as_str())
+        .axis_desc_style((FONT, 16).into_font().color(&TEXT))
+        .label_style((FONT, 13).into_font().color(&SUBTLE))
+        .axis_style(RGBColor(90, 90, 90))
+        .bold_line_style(BLACK.mix(0.09))
+        .light_line_style(BLACK.mix(0.035))
+        // Minor grid only on log axes, where it shows the scale.
+        .x_max_light_lines(if plot.log_x { 10 } else { 0 })
+        .y_max_light_lines(if plot.log_y { 10 } else { 0 })
+        .x_label_formatter(&|v| fmt_tick(*v))
+        .y_label_formatter(&|v| fmt_tick(*v))
+        .x_labels(8)
+        .y_labels(8)
+        .draw()
+        .map_err(e)?;
+
+    for (k, (s, pts)) in plot.series.iter().zip(data).enumerate() {
+        let color = PALETTE[k % PALETTE.len()];
+        let marker = k % 3;
+        // Error bars first so that lines and markers sit on top.
+        for &(x, y, err) in pts {
+            let Some(err) = err else { continue };
+            let lo = if y - err > yr.0 { y - err } else { yr.0 };
+            let hi = y + err;
+            let st = color.mix(0.8).stroke_width(1);
+            chart
+                .draw_series([PathElement::new(vec![(x, lo), (x, hi)], st)])
+                .map_err(e)?;
+            for cap in [lo, hi] {
+                chart
+                    .draw_series([
+                        EmptyElement::at((x, cap)) + PathElement::new(vec![(-4, 0), (4, 0)], st)
+                    ])
+                    .map_err(e)?;
+            }
+        }
+        let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+            .map_err(e)?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (22, 0)], color.stroke_width(2))
+                    + marker_shape(marker, (11, 0), color)
+            });
+        chart
+            .draw_series(
+                line.iter()
+                    .map(|&p| EmptyElement::at(p) + marker_shape(marker, (0, 0), color)),
+            )
+            .map_err(e)?;
+    }
+    if let Some((y, label)) = &plot.hline {
+        if y.is_finite() && (!plot.log_y || *y > 0.0) {
+            let (x0, x1) = (chart.x_range().start, chart.x_range().end);
+            let st = RGBColor(60, 60, 60).stroke_width(1);
+            chart
+                .draw_series(DashedLineSeries::new(vec![(x0, *y), (x1, *y)], 7, 5, st))
+                .map_err(e)?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(0, 0), (6, 0)], st)
+                        + PathElement::new(vec![(9, 0), (14, 0)], st)
+                        + PathElement::new(vec![(17, 0), (22, 0)], st)
+                });
+        }
+    }
+    if plot.series.iter().any(|s| !s.name.is_empty()) || plot.hline.is_some() {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .margin(10)
+            .legend_area_size(30)
+            .label_font((FONT, 14).into_font().color(&TEXT))
+            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(180, 180, 180))
+            .draw()
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Vertices of a small marker centred at pixel offset `c`: an octagon
+/// ("circle"), a triangle or a square, so series stay distinguishable in
+/// greyscale.
+fn marker_shape(kind: usize, c: (i32, i32), color: RGBColor) -> Polygon<(i32, i32)> {
+    let pts: Vec<(i32, i32)> = match kind % 3 {
+        0 => (0..8)
+            .map(|k| {
+                let a = std::f64::consts::PI / 8.0 + k as f64 * std::f64::consts::PI / 4.0;
+                (
+                    (4.2 * a.cos()).round() as i32,
+                    (4.2 * a.sin()).round() as i32,
+                )
+            })
+            .collect(),
+        1 => vec![(0, -5), (5, 4), (-5, 4)],
+        _ => vec![(-4, -4), (4, -4), (4, 4), (-4, 4)],
+    };
+    Polygon::new(
+        pts.into_iter()
+            .map(|(x, y)| (x + c.0, y + c.1))
+            .collect::<Vec<_>>(),
+        color.filled(),
+    )
+}
+
+/// Options for [`thumbnail_grid`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThumbnailOptions {
+    /// Side of each square thumbnail in pixels (16..=1024). Default 140.
+    pub cell_px: u32,
+    /// Optional title above the grid.
+    pub title: Option<String>,
+    /// Range, histogram, colour and style settings.
+    pub density: DensityOptions,
+}
+
+impl Default for ThumbnailOptions {
+    fn default() -> Self {
+        ThumbnailOptions {
+            cell_px: 140,
+            title: None,
+            density: DensityOptions {
+                bins: 64,
+                ..DensityOptions::default()
+            },
+        }
+    }
+}
+
+/// Writes a PNG grid of density thumbnails: `cells[r][c]` is drawn in row
+/// `r` (labelled `rows[r]` on the left, e.g. a sampler) and column `c`
+/// (labelled `cols[c]` on top, e.g. an NFE budget). A `None` cell is drawn
+/// as a grey "n/a" box.
+///
+/// Errors if `rows` or `cols` is empty or `cells` is not `rows.len()` ×
+/// `cols.len()`.
+pub fn thumbnail_grid(
+    path: &Path,
+    rows: &[String],
+    cols: &[String],
+    cells: &[Vec<Option<ArrayView2<'_, f32>>>],
+    opts: &ThumbnailOptions,
+) -> Result<()> {
+    if rows.is_empty() || cols.is_empty() {
+        return Err(Error::invalid(
+            "thumbnail grid",
+            format!("{}×{}", rows.len(), cols.len()),
+            "at least one row and one column",
+        ));
+    }
+    if cells.len() != rows.len() || cells.iter().any(|r| r.len() != cols.len()) {
+        return Err(Error::Mismatch(format!(
+            "thumbnail_grid: {} row labels × {} column labels but cells have {} rows of lengths {:?}",
+            rows.len(),
+            cols.len(),
+            cells.len(),
+            cells.iter().map(Vec::len).collect::<Vec<_>>()
+        )));
+    }
+    if !(16..=1024).contains(&opts.cell_px) {
+        return Err(Error::invalid("cell_px", opts.cell_px, "16..=1024"));
+    }
+    opts.density.validate()?;
+    ensure_fonts()?;
+
+    const PAD: u32 = 12;
+    const GAP: u32 = 10;
+    const LABEL_SIZE: f64 = 15.0;
+    let c = opts.cell_px;
+    let mut label_w = 0u32;
+    for r in rows {
+        let (tw, _) = (FONT, LABEL_SIZE)
+            .into_font()
+            .box_size(r)
+            .map_err(|e| draw_err(path, format!("{e:?}")))?;
+        label_w = label_w.max(tw);
+    }
+    let label_w = label_w.min(320) + 2 * PAD;
+    let title_h = if opts.title.as_deref().is_some_and(|t| !t.is_empty()) {
+        40
+    } else {
+        0
+    };
+    let col_h = 30;
+    let w = label_w + cols.len() as u32 * (c + GAP) + PAD;
+    let h = title_h + col_h + rows.len() as u32 * (c + GAP) + PAD;
+    let mut canvas = Canvas::new(w, h)?;
+    let mut labels = Vec::new();
+    if let Some(t) = &opts.title {
+        labels.push(Label {
+            text: t,
+            x: (w / 2) as i32,
+            y: (title_h / 2) as i32 + 2,
+            size: 20.0,
+            bold: false,
+            align: Align::Center,
+            v_center: true,
+            max_width: w - 2 * PAD,
+            color: TEXT,
+        });
+    }
+    for (j, col) in cols.iter().enumerate() {
+        labels.push(Label {
+            text: col,
+            x: (label_w + j as u32 * (c + GAP) + c / 2) as i32,
+            y: (title_h + col_h / 2) as i32,
+            size: LABEL_SIZE,
+            bold: false,
+            align: Align::Center,
+            v_center: true,
+            max_width: c + GAP - 2,
+            color: TEXT,
+        });
+    }
+    for (i, (row, cells_row)) in rows.iter().zip(cells).enumerate() {
+        let y0 = title_h + col_h + i as u32 * (c + GAP);
+        labels.push(Label {
+            text: row,
+            x: (label_w - PAD) as i32,
+            y: (y0 + c / 2) as i32,
+            size: LABEL_SIZE,
+            bold: false,
+            align: Align::Right,
+            v_center: true,
+            max_width: label_w - PAD - 4,
+            color: TEXT,
+        });
+        for (j, cell) in cells_row.iter().enumerate() {
+            let x0 = label_w + j as u32 * (c + GAP);
+            match cell {
+                Some(pts) => {
+                    let img = render_density(*pts, c, c, &opts.density)?;
+                    canvas.blit(&img, c, c, x0, y0);
+                }
+                None => {
+                    canvas.fill_rect(x0, y0, c, c, [242, 242, 242]);
+                    labels.push(Label {
+                        text: "n/a",
+                        x: (x0 + c / 2) as i32,
+                        y: (y0 + c / 2) as i32,
+                        size: 14.0,
+                        bold: false,
+                        align: Align::Center,
+                        v_center: true,
+                        max_width: c,
+                        color: RGBColor(150, 150, 150),
+                    });
+                }
+            }
+            canvas.frame(x0, y0, c, c, FRAME);
+        }
+    }
+    canvas.text(path, &labels)?;
+    canvas.save_png(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fmt_tick, log_ticks};
+
+    fn close(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-9 * y.abs())
+    }
+
+    #[test]
+    fn log_ticks_label_decades_then_2_5_then_every_multiple() {
+        let (bold, light) = log_ticks((8.0, 1200.0));
+        assert!(close(&bold, &[10.0, 100.0, 1000.0]), "{bold:?}");
+        assert!(light.contains(&20.0) && light.contains(&9.0) && !light.contains(&100.0));
+        let (bold, _) = log_ticks((0.025, 1.2));
+        assert!(close(&bold, &[0.05, 0.1, 0.2, 0.5, 1.0]), "{bold:?}");
+        let (bold, _) = log_ticks((2.5, 8.5));
+        assert!(close(&bold, &[3.0, 4.0, 5.0, 6.0, 7.0, 8.0]), "{bold:?}");
+        // Many decades: at most ~8 labels.
+        let (bold, _) = log_ticks((1e-20, 1e20));
+        assert!(bold.len() <= 9 && bold.len() >= 4, "{bold:?}");
+    }
+
+    #[test]
+    fn tick_labels_are_compact() {
+        assert_eq!(fmt_tick(1000.0), "1000");
+        assert_eq!(fmt_tick(0.05), "0.05");
+        assert_eq!(fmt_tick(1e6), "1e6");
+        assert_eq!(fmt_tick(2e-5), "2e-5");
+        assert_eq!(fmt_tick(0.0), "0");
+    }
+}
