@@ -69,9 +69,42 @@ pub fn bias_add(z: &mut [f32], b: &[f32]) {
     }
 }
 
+/// Run `$body` compiled for the widest available x86 vector unit (AVX-512F,
+/// AVX2, else the SSE2 baseline). Only plain IEEE adds, multiplies,
+/// divisions and compares are used (no FMA, which Rust never forms
+/// implicitly), so every path gives bit-identical results; only speed
+/// differs.
+macro_rules! dispatch_simd {
+    ($generic:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide512<'a>(f: impl FnOnce() + 'a) { f() }
+            #[target_feature(enable = "avx2")]
+            unsafe fn wide256<'a>(f: impl FnOnce() + 'a) { f() }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked above).
+                unsafe { wide512(|| $generic($($arg),*)) };
+                return;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked above).
+                unsafe { wide256(|| $generic($($arg),*)) };
+                return;
+            }
+        }
+        $generic($($arg),*)
+    }};
+}
+
 /// Fused bias + SiLU, in place: `z ← z + b; s = σ(z); z ← z·s`.
 /// `s` (same length as `z`) receives σ(z) when given (training).
 pub fn bias_silu(z: &mut [f32], b: &[f32], s: Option<&mut [f32]>) {
+    dispatch_simd!(bias_silu_generic(z, b, s))
+}
+
+#[inline(always)]
+fn bias_silu_generic(z: &mut [f32], b: &[f32], s: Option<&mut [f32]>) {
     let width = b.len();
     match s {
         Some(s) => {
@@ -98,6 +131,11 @@ pub fn bias_silu(z: &mut [f32], b: &[f32], s: Option<&mut [f32]>) {
 /// SiLU backward, in place: `d ← d ⊙ (s + y ⊙ (1 − s))`, turning dL/dy into
 /// dL/dz given the forward's `s = σ(z)` and `y = z·s`.
 pub fn silu_backward(d: &mut [f32], s: &[f32], y: &[f32]) {
+    dispatch_simd!(silu_backward_generic(d, s, y))
+}
+
+#[inline(always)]
+fn silu_backward_generic(d: &mut [f32], s: &[f32], y: &[f32]) {
     for ((dv, &sv), &yv) in d.iter_mut().zip(s).zip(y) {
         *dv *= sv + yv * (1.0 - sv);
     }
@@ -166,5 +204,33 @@ mod tests {
         assert!(exp_f32(f32::NAN).is_nan());
         assert!(exp_f32(-1000.0) >= 0.0 && exp_f32(-1000.0) < 1e-37);
         assert!(sigmoid(1000.0) == 1.0 && sigmoid(-1000.0) < 1e-37);
+    }
+}
+
+#[cfg(test)]
+mod simd_tests {
+    use super::*;
+
+    /// The wide-vector paths give the same bits as the baseline build.
+    #[test]
+    fn dispatched_kernels_match_baseline_bits() {
+        let n = 3 * 67 + 5;
+        let z0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.731).sin() * 30.0).collect();
+        let b: Vec<f32> = (0..67).map(|i| i as f32 * 0.01 - 0.3).collect();
+        let z0 = &z0[..3 * 67];
+        let (mut z1, mut z2) = (z0.to_vec(), z0.to_vec());
+        let (mut s1, mut s2) = (vec![0.0; z0.len()], vec![0.0; z0.len()]);
+        bias_silu(&mut z1, &b, Some(&mut s1));
+        bias_silu_generic(&mut z2, &b, Some(&mut s2));
+        assert_eq!(z1, z2);
+        assert_eq!(s1, s2);
+        let (mut d1, mut d2) = (z0.to_vec(), z0.to_vec());
+        silu_backward(&mut d1, &s1, &z1);
+        silu_backward_generic(&mut d2, &s1, &z1);
+        assert_eq!(d1, d2);
+        for (i, &v) in z0.iter().enumerate() {
+            let pre = v + b[i % 67];
+            assert_eq!(z1[i], pre * sigmoid(pre));
+        }
     }
 }
