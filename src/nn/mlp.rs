@@ -253,15 +253,10 @@ impl Mlp {
     /// Names and shapes in PyTorch `nn.Sequential` order: `net.{2l}.weight`
     /// `[fan_out, fan_in]` and `net.{2l}.bias` `[fan_out]` for linear layer l.
     pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
-        let mut v = Vec::with_capacity(2 * self.layers.len());
-        for (l, layer) in self.layers.iter().enumerate() {
-            v.push((
-                format!("net.{}.weight", 2 * l),
-                vec![layer.fan_out, layer.fan_in],
-            ));
-            v.push((format!("net.{}.bias", 2 * l), vec![layer.fan_out]));
-        }
-        v
+        self.named_tensors()
+            .into_iter()
+            .map(|(name, shape, _)| (name, shape))
+            .collect()
     }
 
     /// The parameters as named tensors (see [`Mlp::tensor_specs`]), borrowing
@@ -280,18 +275,17 @@ impl Mlp {
             "flat vector has the wrong length"
         );
         let mut v = Vec::with_capacity(2 * self.layers.len());
-        for ((name, shape), (l, layer)) in self
-            .tensor_specs()
-            .into_iter()
-            .zip(self.layers.iter().enumerate().flat_map(|x| [x, x]))
-        {
-            let range = if name.ends_with(".weight") {
-                layer.w_range()
-            } else {
-                layer.b_range()
-            };
-            let _ = l;
-            v.push((name, shape, &flat[range]));
+        for (l, layer) in self.layers.iter().enumerate() {
+            v.push((
+                format!("net.{}.weight", 2 * l),
+                vec![layer.fan_out, layer.fan_in],
+                &flat[layer.w_range()],
+            ));
+            v.push((
+                format!("net.{}.bias", 2 * l),
+                vec![layer.fan_out],
+                &flat[layer.b_range()],
+            ));
         }
         v
     }
