@@ -149,3 +149,19 @@ fn train_cache_reuse_across_batch_sizes() {
     net.backward(&mut reused, r.view(), &mut g);
     assert_eq!(g, g_fresh);
 }
+
+/// Empty batches are valid: no output, all-zero gradients.
+#[test]
+fn empty_batches_do_not_panic() {
+    let (net, _, _) = setup(1);
+    let x = Array2::<f32>::zeros((0, 2));
+    let t = Array1::<f32>::zeros(0);
+    let mut out = Array2::<f32>::zeros((0, 2));
+    net.forward(x.view(), t.view(), out.view_mut());
+    net.forward_t(x.view(), 0.5, out.view_mut());
+    let mut cache = TrainCache::new();
+    net.forward_train(x.view(), t.view(), &mut cache);
+    let mut g = vec![1.0; net.num_params()];
+    net.backward(&mut cache, out.view(), &mut g);
+    assert!(g.iter().all(|&v| v == 0.0));
+}

@@ -144,18 +144,48 @@ fn silu_gradient_matches_finite_differences() {
 /// ‖fd − g‖₂ ≤ 1e-3 · ‖g‖₂. Scaling one term of SiLU' by 0.9 fails it.
 #[test]
 fn mlp_gradient_matches_finite_differences() {
-    let cfg = MlpConfig::new(2);
-    let mut net = Mlp::new(cfg, 7).unwrap();
+    check_mlp_gradient(MlpConfig::new(2));
+}
+
+/// The same check on other shapes: no hidden layer (a single Linear on
+/// concat(x, emb)), one narrow hidden layer, and data_dim 3 with emb_dim 8.
+#[test]
+fn mlp_gradient_matches_finite_differences_other_shapes() {
+    for cfg in [
+        MlpConfig {
+            depth: 0,
+            ..MlpConfig::new(2)
+        },
+        MlpConfig {
+            data_dim: 3,
+            hidden: 5,
+            depth: 1,
+            emb_dim: 8,
+        },
+        MlpConfig {
+            data_dim: 3,
+            hidden: 17,
+            depth: 4,
+            emb_dim: 8,
+        },
+    ] {
+        check_mlp_gradient(cfg);
+    }
+}
+
+fn check_mlp_gradient(cfg: MlpConfig) {
+    let d = cfg.data_dim;
+    let mut net = Mlp::new(cfg.clone(), 7).unwrap();
     let rows = 6;
-    let x = Array2::from_shape_vec((rows, 2), normals(8, rows * 2)).unwrap();
+    let x = Array2::from_shape_vec((rows, d), normals(8, rows * d)).unwrap();
     let t = Array1::from_vec(vec![0.001, 0.1, 0.25, 0.5, 0.75, 1.0]);
-    let r = Array2::from_shape_vec((rows, 2), normals(9, rows * 2)).unwrap();
+    let r = Array2::from_shape_vec((rows, d), normals(9, rows * d)).unwrap();
     let mut cache = TrainCache::new();
     net.forward_train(x.view(), t.view(), &mut cache);
     let mut grads = vec![0.0; net.num_params()];
     net.backward(&mut cache, r.view(), &mut grads);
 
-    let mut out = Array2::zeros((rows, 2));
+    let mut out = Array2::zeros((rows, d));
     let mut rng = stream(10, 0, 0);
     let specs = net.tensor_specs();
     let layers = net.layers().to_vec();
@@ -170,7 +200,7 @@ fn mlp_gradient_matches_finite_differences() {
         for _ in 0..40 {
             let i = start + (rng.next_u32() as usize % len);
             let fd = central(net.params_mut(), i, 1e-2, |p| {
-                net_like(p).forward(x.view(), t.view(), out.view_mut());
+                net_like(&cfg, p).forward(x.view(), t.view(), out.view_mut());
                 dot(out.as_slice().unwrap(), r.as_slice().unwrap())
             });
             checked.push((i, fd, grads[i] as f64));
@@ -192,9 +222,9 @@ fn mlp_gradient_matches_finite_differences() {
     }
 }
 
-/// A network with parameters `p` (the flat layout of the SPEC network).
-fn net_like(p: &[f32]) -> Mlp {
-    let mut n = Mlp::zeros(MlpConfig::new(2)).unwrap();
+/// A network of shape `cfg` with flat parameters `p`.
+fn net_like(cfg: &MlpConfig, p: &[f32]) -> Mlp {
+    let mut n = Mlp::zeros(cfg.clone()).unwrap();
     n.params_mut().copy_from_slice(p);
     n
 }

@@ -97,6 +97,8 @@ macro_rules! dispatch_simd {
     }};
 }
 
+pub(crate) use dispatch_simd;
+
 /// Fused bias + SiLU, in place: `z ← z + b; s = σ(z); z ← z·s`.
 /// `s` (same length as `z`) receives σ(z) when given (training).
 pub fn bias_silu(z: &mut [f32], b: &[f32], s: Option<&mut [f32]>) {

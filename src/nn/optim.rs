@@ -1,5 +1,6 @@
 //! Optimiser and parameter averaging on flat parameter vectors.
 
+use super::layers::dispatch_simd;
 use crate::error::{Error, Result};
 
 /// Adam (Kingma & Ba), exactly PyTorch's `torch.optim.Adam` with
@@ -83,17 +84,36 @@ impl Adam {
         let b2 = self.beta2 as f32;
         let w2 = (1.0 - self.beta2) as f32;
         let eps = self.eps as f32;
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(self.m.iter_mut())
-            .zip(self.v.iter_mut())
-        {
-            *m += w1 * (g - *m);
-            *v = b2 * *v + w2 * g * g;
-            let denom = v.sqrt() / bc2_sqrt + eps;
-            *p -= step_size * (*m / denom);
-        }
+        let c = AdamConsts {
+            w1,
+            b2,
+            w2,
+            bc2_sqrt,
+            eps,
+            step_size,
+        };
+        let (m, v) = (&mut self.m[..], &mut self.v[..]);
+        dispatch_simd!(adam_kernel(params, grads, m, v, c))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdamConsts {
+    w1: f32,
+    b2: f32,
+    w2: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+    step_size: f32,
+}
+
+#[inline(always)]
+fn adam_kernel(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], c: AdamConsts) {
+    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+        *m += c.w1 * (g - *m);
+        *v = c.b2 * *v + c.w2 * g * g;
+        let denom = v.sqrt() / c.bc2_sqrt + c.eps;
+        *p -= c.step_size * (*m / denom);
     }
 }
 
