@@ -165,3 +165,11 @@ fn empty_batches_do_not_panic() {
     net.backward(&mut cache, out.view(), &mut g);
     assert!(g.iter().all(|&v| v == 0.0));
 }
+
+/// Samplers share one network across rayon threads.
+#[test]
+fn network_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Mlp>();
+    assert_send_sync::<TrainCache>();
+}

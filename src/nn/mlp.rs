@@ -16,6 +16,7 @@ use std::cell::RefCell;
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rand::Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::embed::time_embedding;
@@ -51,7 +52,7 @@ pub struct MlpConfig {
 
 /// Largest parameter count accepted (keeps every size computation far from
 /// overflow and every offset addressable).
-const MAX_PARAMS: usize = 1 << 31;
+const MAX_PARAMS: usize = 1 << 28;
 
 impl MlpConfig {
     /// The SPEC network for `data_dim`-dimensional data (hidden 256, depth 3,
@@ -488,7 +489,7 @@ impl Mlp {
                 z,
                 true,
             );
-            bias_silu(z, &self.params[layer.b_range()], Some(&mut cache.sig[l]));
+            par_bias_silu(z, &self.params[layer.b_range()], &mut cache.sig[l]);
         }
         let layer = &self.layers[last];
         let a_in: &[f32] = if last == 0 {
@@ -558,7 +559,7 @@ impl Mlp {
                 d_top
             } else {
                 let g = &mut g_cur[..rows * layer.fan_out];
-                silu_backward(g, &sig[l], &act[l]);
+                par_silu_backward(g, &sig[l], &act[l], layer.fan_out);
                 g
             };
             let (dw, db) = grads[layer.w_offset..layer.b_offset + layer.fan_out]
@@ -585,6 +586,34 @@ impl Mlp {
             }
         }
     }
+}
+
+/// Rows per rayon task in the training-pass elementwise kernels.
+const PAR_ROWS: usize = 64;
+
+/// [`bias_silu`] on a `[rows, width]` batch, row blocks split across rayon
+/// threads (elementwise, so bit-identical for any thread count).
+fn par_bias_silu(z: &mut [f32], b: &[f32], s: &mut [f32]) {
+    let chunk = PAR_ROWS * b.len().max(1);
+    if rayon::current_num_threads() == 1 || z.len() <= chunk {
+        bias_silu(z, b, Some(s));
+        return;
+    }
+    z.par_chunks_mut(chunk)
+        .zip(s.par_chunks_mut(chunk))
+        .for_each(|(zc, sc)| bias_silu(zc, b, Some(sc)));
+}
+
+/// [`silu_backward`] with row blocks split across rayon threads.
+fn par_silu_backward(d: &mut [f32], s: &[f32], y: &[f32], width: usize) {
+    let chunk = PAR_ROWS * width.max(1);
+    if rayon::current_num_threads() == 1 || d.len() <= chunk {
+        silu_backward(d, s, y);
+        return;
+    }
+    d.par_chunks_mut(chunk)
+        .zip(s.par_chunks(chunk).zip(y.par_chunks(chunk)))
+        .for_each(|(dc, (sc, yc))| silu_backward(dc, sc, yc));
 }
 
 /// Build `concat(x_i, emb(t_i))` rows into `input` (`[rows, in0]`).
