@@ -15,7 +15,10 @@ use crate::error::{Error, Result};
 /// ```
 ///
 /// The bias corrections are computed in f64 (PyTorch computes them as Python
-/// floats) and rounded to f32 once per step.
+/// floats) and rounded to f32 once per step; the per-element operations
+/// follow the order of PyTorch's CPU kernels (`lerp_`, `mul_().addcmul_()`,
+/// `sqrt() / c + eps`, `addcdiv_(m, denom, value = −step_size)` which
+/// computes `θ + (−step_size · m) / denom`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
     pub lr: f64,
@@ -113,7 +116,7 @@ fn adam_kernel(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], 
         *m += c.w1 * (g - *m);
         *v = c.b2 * *v + c.w2 * g * g;
         let denom = v.sqrt() / c.bc2_sqrt + c.eps;
-        *p -= c.step_size * (*m / denom);
+        *p += (-c.step_size * *m) / denom;
     }
 }
 
