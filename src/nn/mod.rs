@@ -1,1 +1,21 @@
-//! (module under construction)
+//! The score network and its training machinery.
+//!
+//! - [`embed`]: sinusoidal time embedding emb(t).
+//! - [`mlp`]: the MLP ε-network `ε̂(x, t) = MLP(concat(x, emb(t)))` with a
+//!   flat parameter vector, inference and training (forward + backward).
+//! - [`layers`]: Linear / SiLU kernels and their derivatives.
+//! - [`gemm`]: the single matrix-multiply entry point.
+//! - [`optim`]: Adam and the parameter EMA.
+//! - [`io`]: atomic `.safetensors` save / checked load.
+
+pub mod embed;
+pub mod gemm;
+pub mod io;
+pub mod layers;
+pub mod mlp;
+pub mod optim;
+
+pub use embed::time_embedding;
+pub use io::{check_tensors, load_mlp, load_tensors, save_mlp, save_tensors, TensorFile};
+pub use mlp::{LayerShape, Mlp, MlpConfig, TrainCache};
+pub use optim::{Adam, Ema};

@@ -1,0 +1,167 @@
+//! Optimiser and parameter averaging on flat parameter vectors.
+
+use super::layers::dispatch_simd;
+use crate::error::{Error, Result};
+
+/// Adam (Kingma & Ba), exactly PyTorch's `torch.optim.Adam` with
+/// `weight_decay = 0`, `amsgrad = False`. At step k = 1, 2, …:
+///
+/// ```text
+///   m ← m + (1 − β₁)(g − m)                 (= β₁ m + (1 − β₁) g; PyTorch's lerp)
+///   v ← β₂ v + (1 − β₂) g²
+///   step_size = lr / (1 − β₁^k)
+///   denom     = √v / √(1 − β₂^k) + eps
+///   θ ← θ − step_size · m / denom
+/// ```
+///
+/// The bias corrections are computed in f64 (PyTorch computes them as Python
+/// floats) and rounded to f32 once per step; the per-element operations
+/// follow the order of PyTorch's CPU kernels (`lerp_`, `mul_().addcmul_()`,
+/// `sqrt() / c + eps`, `addcdiv_(m, denom, value = −step_size)` which
+/// computes `θ + (−step_size · m) / denom`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adam {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// First moment m, flat parameter layout.
+    pub m: Vec<f32>,
+    /// Second moment v, flat parameter layout.
+    pub v: Vec<f32>,
+    /// Number of updates done so far (k of the last update).
+    pub step: u64,
+}
+
+impl Adam {
+    /// Adam with β₁ = 0.9, β₂ = 0.999, eps = 1e-8 and zero moments for
+    /// `n_params` parameters.
+    pub fn new(lr: f64, n_params: usize) -> Self {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m: vec![0.0; n_params],
+            v: vec![0.0; n_params],
+            step: 0,
+        }
+    }
+
+    /// Restore saved state (moments and step count), checking lengths.
+    pub fn set_state(&mut self, m: &[f32], v: &[f32], step: u64) -> Result<()> {
+        if m.len() != self.m.len() || v.len() != self.v.len() {
+            return Err(Error::Mismatch(format!(
+                "Adam state has {} / {} values, expected {}",
+                m.len(),
+                v.len(),
+                self.m.len()
+            )));
+        }
+        self.m.copy_from_slice(m);
+        self.v.copy_from_slice(v);
+        self.step = step;
+        Ok(())
+    }
+
+    /// One Adam step: `params ← params − step_size · m / denom` (see the type
+    /// docs). Panics if the slices do not match the state length.
+    pub fn update(&mut self, params: &mut [f32], grads: &[f32]) {
+        assert_eq!(
+            params.len(),
+            self.m.len(),
+            "Adam: params length differs from state"
+        );
+        assert_eq!(
+            grads.len(),
+            self.m.len(),
+            "Adam: grads length differs from state"
+        );
+        self.step += 1;
+        let k = self.step.min(i32::MAX as u64) as i32;
+        let bc1 = 1.0 - self.beta1.powi(k);
+        let bc2 = 1.0 - self.beta2.powi(k);
+        let step_size = (self.lr / bc1) as f32;
+        let bc2_sqrt = bc2.sqrt() as f32;
+        let w1 = (1.0 - self.beta1) as f32;
+        let b2 = self.beta2 as f32;
+        let w2 = (1.0 - self.beta2) as f32;
+        let eps = self.eps as f32;
+        let c = AdamConsts {
+            w1,
+            b2,
+            w2,
+            bc2_sqrt,
+            eps,
+            step_size,
+        };
+        let (m, v) = (&mut self.m[..], &mut self.v[..]);
+        dispatch_simd!(adam_kernel(params, grads, m, v, c))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdamConsts {
+    w1: f32,
+    b2: f32,
+    w2: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+    step_size: f32,
+}
+
+#[inline(always)]
+fn adam_kernel(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], c: AdamConsts) {
+    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+        *m += c.w1 * (g - *m);
+        *v = c.b2 * *v + c.w2 * g * g;
+        let denom = v.sqrt() / c.bc2_sqrt + c.eps;
+        *p += (-c.step_size * *m) / denom;
+    }
+}
+
+/// Exponential moving average of parameters:
+/// `shadow ← decay · shadow + (1 − decay) · params`, with `shadow` starting
+/// at the initial parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ema {
+    pub decay: f64,
+    pub shadow: Vec<f32>,
+}
+
+impl Ema {
+    /// EMA starting at `params`.
+    pub fn new(decay: f64, params: &[f32]) -> Self {
+        Ema {
+            decay,
+            shadow: params.to_vec(),
+        }
+    }
+
+    /// Restore a saved shadow, checking its length.
+    pub fn set_shadow(&mut self, shadow: &[f32]) -> Result<()> {
+        if shadow.len() != self.shadow.len() {
+            return Err(Error::Mismatch(format!(
+                "EMA shadow has {} values, expected {}",
+                shadow.len(),
+                self.shadow.len()
+            )));
+        }
+        self.shadow.copy_from_slice(shadow);
+        Ok(())
+    }
+
+    /// `shadow ← decay · shadow + (1 − decay) · params`.
+    pub fn update(&mut self, params: &[f32]) {
+        assert_eq!(
+            params.len(),
+            self.shadow.len(),
+            "EMA: params length differs"
+        );
+        let d = self.decay as f32;
+        let w = (1.0 - self.decay) as f32;
+        for (s, &p) in self.shadow.iter_mut().zip(params) {
+            *s = d * *s + w * p;
+        }
+    }
+}
