@@ -11,7 +11,7 @@ use crate::data::Toy;
 use crate::error::{Error, Result};
 use crate::metrics::{self, MeanSe};
 use crate::report::Table;
-use crate::samplers::{self, Sampler, SampleOptions, SampleOutput};
+use crate::samplers::{self, SampleOptions, SampleOutput, Sampler};
 use crate::score::Score;
 use crate::train::{self, TrainOptions};
 use crate::viz;
@@ -245,7 +245,11 @@ fn write_pictures(
             points: o.samples.view(),
         });
     }
-    viz::scatter_panels(&dir.join("samples.png"), &panels, &viz::ScatterOptions::default())?;
+    viz::scatter_panels(
+        &dir.join("samples.png"),
+        &panels,
+        &viz::ScatterOptions::default(),
+    )?;
     // The GIF follows the last sampler (Euler–Maruyama) from noise to data.
     if let (Some(out), Some(row)) = (outputs.last(), rows.last()) {
         if let Some(tr) = &out.trajectory {
@@ -255,7 +259,12 @@ fn write_pictures(
                 .iter()
                 .map(|t| format!("{}  t = {t:.3}", row.sampler))
                 .collect();
-            viz::trajectory_gif(&dir.join("reverse.gif"), &frames, &labels, &viz::GifOptions::default())?;
+            viz::trajectory_gif(
+                &dir.join("reverse.gif"),
+                &frames,
+                &labels,
+                &viz::GifOptions::default(),
+            )?;
         }
     }
     Ok(())

@@ -16,7 +16,11 @@ use scoresde::train::{self, TrainOptions};
 use scoresde::{npy, viz};
 
 #[derive(Parser)]
-#[command(name = "scoresde", version, about = "Score-based diffusion models: train, sample, compare")]
+#[command(
+    name = "scoresde",
+    version,
+    about = "Score-based diffusion models: train, sample, compare"
+)]
 struct Cli {
     /// Worker threads (default: all cores). Results do not depend on it.
     #[arg(long, global = true)]
@@ -161,7 +165,10 @@ fn run_demo(a: DemoArgs) -> Result<()> {
         report.final_loss
     );
     print!("{}", report.table.to_markdown());
-    println!("\nwrote {}/{{samples.png, reverse.gif, results.md, results.csv, model/}}", opts.out_dir.display());
+    println!(
+        "\nwrote {}/{{samples.png, reverse.gif, results.md, results.csv, model/}}",
+        opts.out_dir.display()
+    );
     Ok(())
 }
 
@@ -175,7 +182,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         net: MlpConfig {
             hidden: a.hidden,
             depth: a.depth,
-            ..MlpConfig::for_data_dim(2)
+            ..MlpConfig::new(2)
         },
         steps: a.steps,
         batch: a.batch,
@@ -207,7 +214,10 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     if !a.force {
         for p in [&npy_path, &png_path, &gif_path] {
             if p.exists() {
-                bail!("{} exists; pass --force to overwrite or choose another --out", p.display());
+                bail!(
+                    "{} exists; pass --force to overwrite or choose another --out",
+                    p.display()
+                );
             }
         }
     }
@@ -221,7 +231,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let out = samplers::sample(sampler.as_ref(), model.sde(), &model, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
-    npy::write_npy(&npy_path, &out.samples)?;
+    npy::write(&npy_path, out.samples.view())?;
     let mut caption = format!("NFE {}, {:.1} s", out.nfe, seconds);
     if let Ok(data) = Toy::from_name(&model.config.data) {
         let reference = Reference::new(data, a.n, a.seed ^ 0x5EED);
@@ -236,7 +246,9 @@ fn run_sample(a: SampleArgs) -> Result<()> {
             q.swd,
             reference.floor,
             q.mmd,
-            q.in_support.map(|f| format!(", in support {:.1}%", 100.0 * f)).unwrap_or_default()
+            q.in_support
+                .map(|f| format!(", in support {:.1}%", 100.0 * f))
+                .unwrap_or_default()
         );
     }
     let panel = viz::Panel {

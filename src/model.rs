@@ -97,18 +97,14 @@ impl ScoreModel {
             .map_err(|e| Error::format(dir.join(CONFIG_FILE), e.to_string()))?;
         let mut meta = BTreeMap::new();
         meta.insert("config".to_string(), json.clone());
-        nn::io::save_tensors(&dir.join(MODEL_FILE), &self.net.named_tensors(), &meta)?;
+        nn::save_mlp(&dir.join(MODEL_FILE), &self.net, &meta)?;
         crate::fsutil::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
     }
 
     /// Load a checkpoint directory written by [`ScoreModel::save`].
     pub fn load(dir: &Path) -> Result<Self> {
         let config = read_config(dir)?;
-        let tensors = nn::io::load_tensors(&dir.join(MODEL_FILE))?;
-        let net = Mlp::from_named(&config.net, &tensors).map_err(|msg| Error::Checkpoint {
-            path: dir.join(MODEL_FILE),
-            msg,
-        })?;
+        let (net, _) = nn::load_mlp(&dir.join(MODEL_FILE), config.net.clone())?;
         ScoreModel::new(config, net)
     }
 }
@@ -143,7 +139,7 @@ impl Score for ScoreModel {
 
     /// s(x,t) = −c f_θ(x,t) / sigma(t), c = +1 (ε-prediction) or −1 (VE).
     fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
-        self.net.forward_at(x, t, out.view_mut());
+        self.net.forward_t(x, t, out.view_mut());
         let k = -self.config.parameterization.eps_sign() / self.sde.sigma(t) as f32;
         out.mapv_inplace(|v| k * v);
     }

@@ -55,7 +55,7 @@ impl TrainOptions {
         TrainOptions {
             data,
             sde: SdeConfig::by_name("vp").expect("vp is a valid SDE name"),
-            net: MlpConfig::for_data_dim(2),
+            net: MlpConfig::new(2),
             steps: 20_000,
             batch: 512,
             lr: 1e-3,
@@ -121,10 +121,10 @@ impl Trainer {
     pub fn new(opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
         let sde = opts.sde.build()?;
-        let net = Mlp::new(&opts.net, opts.seed);
-        let n_params = net.params().len();
-        let adam = Adam::new(n_params, opts.lr as f32);
-        let ema = Ema::new(net.params(), opts.ema_decay as f32);
+        let net = Mlp::new(opts.net.clone(), opts.seed)?;
+        let adam = Adam::new(opts.lr, net.num_params());
+        let ema = Ema::new(opts.ema_decay, net.params());
+        let n_params = net.num_params();
         let (b, d) = (opts.batch, opts.net.data_dim);
         Ok(Trainer {
             param: Parameterization::for_sde(&opts.sde),
@@ -133,7 +133,7 @@ impl Trainer {
             adam,
             ema,
             step: 0,
-            cache: TrainCache::default(),
+            cache: TrainCache::new(),
             grads: vec![0.0; n_params],
             x_t: Array2::zeros((b, d)),
             t: Array1::zeros(b),
@@ -167,11 +167,18 @@ impl Trainer {
     /// One Adam step on a fresh batch; returns the batch loss.
     pub fn train_step(&mut self) -> Result<f64> {
         self.draw_batch();
-        let out = self.net.forward_train(self.x_t.view(), self.t.view(), &mut self.cache);
+        self.net
+            .forward_train(self.x_t.view(), self.t.view(), &mut self.cache);
+        let out = self.cache.output();
         let n = out.len() as f64;
         let mut loss = 0.0f64;
         let scale = (2.0 / n) as f32;
-        for ((d, &o), &y) in self.d_out.iter_mut().zip(out.iter()).zip(self.target.iter()) {
+        for ((d, &o), &y) in self
+            .d_out
+            .iter_mut()
+            .zip(out.iter())
+            .zip(self.target.iter())
+        {
             let r = o - y;
             loss += (r as f64) * (r as f64);
             *d = scale * r;
@@ -183,7 +190,8 @@ impl Trainer {
                 what: "loss".into(),
             });
         }
-        self.net.backward(&self.cache, self.d_out.view(), &mut self.grads);
+        self.net
+            .backward(&mut self.cache, self.d_out.view(), &mut self.grads);
         if self.grads.iter().any(|g| !g.is_finite()) {
             return Err(Error::NonFinite {
                 step: self.step,
@@ -199,7 +207,7 @@ impl Trainer {
     /// The model with EMA weights, as samplers should use it.
     pub fn ema_model(&self) -> Result<ScoreModel> {
         let mut net = self.net.clone();
-        net.params_mut().copy_from_slice(self.ema.shadow());
+        net.params_mut().copy_from_slice(&self.ema.shadow);
         let config = ModelConfig {
             format_version: FORMAT_VERSION,
             sde: self.opts.sde,
