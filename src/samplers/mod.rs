@@ -238,13 +238,16 @@ fn merge_trajectories(results: &[(Array2<f32>, usize, Recorder)]) -> Trajectory 
     }
 }
 
-/// Names accepted by [`by_name`].
+/// Names accepted by [`by_name`] (each may take `:key=value,...` parameters).
 pub const SAMPLER_NAMES: &[&str] = &["ddpm", "ddpm-cosine", "em"];
 
-/// Build a sampler from its CLI name and step count.
-pub fn by_name(name: &str, steps: usize) -> Result<Box<dyn Sampler>> {
+/// Build a sampler from a spec `name` or `name:key=value,key=value` and a
+/// step count, e.g. `ddpm`, `em`. Unknown names list the valid ones;
+/// unknown or malformed parameters are errors.
+pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
     crate::sde::check_steps(steps)?;
-    Ok(match name {
+    let p = Params::parse(spec)?;
+    let sampler: Box<dyn Sampler> = match p.name.as_str() {
         "ddpm" => Box::new(Ddpm::linear(steps)),
         "ddpm-cosine" => Box::new(Ddpm {
             steps,
@@ -258,5 +261,80 @@ pub fn by_name(name: &str, steps: usize) -> Result<Box<dyn Sampler>> {
                 format!("one of: {}", SAMPLER_NAMES.join(", ")),
             ))
         }
-    })
+    };
+    p.finish()?;
+    Ok(sampler)
+}
+
+/// The `key=value` parameters of a sampler spec. Each sampler takes the keys
+/// it knows with [`Params::f64`] / [`Params::usize`]; [`Params::finish`]
+/// rejects any key left over.
+#[derive(Debug)]
+pub struct Params {
+    pub name: String,
+    values: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Split `name:key=value,key=value`.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let (name, rest) = match spec.split_once(':') {
+            Some((n, r)) => (n.trim(), r),
+            None => (spec.trim(), ""),
+        };
+        let mut values = Vec::new();
+        for kv in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((k, v)) = kv.split_once('=') else {
+                return Err(Error::invalid(
+                    "sampler parameter",
+                    kv,
+                    format!("key=value in `{spec}`"),
+                ));
+            };
+            values.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Ok(Params {
+            name: name.to_string(),
+            values,
+        })
+    }
+
+    fn take(&mut self, key: &str) -> Option<String> {
+        let i = self.values.iter().position(|(k, _)| k == key)?;
+        Some(self.values.remove(i).1)
+    }
+
+    /// A finite real parameter, `default` if absent.
+    pub fn f64(&mut self, key: &str, default: f64) -> Result<f64> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| Error::invalid(key, v, "a finite number")),
+        }
+    }
+
+    /// A non-negative integer parameter, `default` if absent.
+    pub fn usize(&mut self, key: &str, default: usize) -> Result<usize> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| Error::invalid(key, v, "a non-negative integer")),
+        }
+    }
+
+    /// Error if any parameter was not used by the sampler.
+    pub fn finish(self) -> Result<()> {
+        match self.values.first() {
+            None => Ok(()),
+            Some((k, v)) => Err(Error::invalid(
+                format!("parameter of sampler {}", self.name),
+                format!("{k}={v}"),
+                "a parameter this sampler takes (see `scoresde sample --help`)",
+            )),
+        }
+    }
 }
