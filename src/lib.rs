@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod npy;
+pub mod oracle;
 pub mod report;
 pub mod rng;
 pub mod samplers;
