@@ -45,10 +45,10 @@ struct DemoArgs {
     #[arg(long, default_value = "outputs/demo")]
     out: PathBuf,
     /// Training steps.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = demo::DEFAULT_TRAIN_STEPS)]
     train_steps: u64,
     /// Sampler steps (NFE) for both samplers.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = demo::DEFAULT_SAMPLE_STEPS)]
     sample_steps: usize,
     /// Number of samples.
     #[arg(short, long, default_value_t = 10_000)]
