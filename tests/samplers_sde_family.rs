@@ -175,3 +175,195 @@ fn edm_reproduces_gaussian() {
     };
     check(vp(), &churn, End::Data, 54);
 }
+
+/// With few steps the predictor alone is biased (std too large); one Langevin
+/// corrector step per level moves each intermediate distribution towards
+/// p_t, so PC's std error must not exceed the predictor's (same seed, so the
+/// same prior draws). Measured (n = 4000, seed 7; true std 0.5001):
+///   vp  5 steps: reverse-diffusion 0.634, pc 0.616;  10 steps: 0.579, 0.570
+///   ve  5 steps: 1.432, 1.398;                        10 steps: 0.810, 0.793
+#[test]
+fn pc_no_worse_than_its_predictor() {
+    for steps in [5, 10] {
+        let rd = ReverseDiffusion { steps };
+        let pc = PredictorCorrector::new(steps, Predictor::ReverseDiffusion);
+        let (a, b) = (
+            stats(vp(), &rd, End::Eps, N, 7).std_err(),
+            stats(vp(), &pc, End::Eps, N, 7).std_err(),
+        );
+        println!("vp {steps} steps: |std error| predictor {a:.4}, pc {b:.4}");
+        assert!(b <= a, "vp {steps} steps: pc {b} > predictor {a}");
+        let (a, b) = (
+            stats(ve(), &rd, End::Eps, N, 7).std_err(),
+            stats(ve(), &pc, End::Eps, N, 7).std_err(),
+        );
+        println!("ve {steps} steps: |std error| predictor {a:.4}, pc {b:.4}");
+        assert!(b <= a, "ve {steps} steps: pc {b} > predictor {a}");
+    }
+}
+
+/// score_sde's step size with each sample's own norms, eps = 2 alpha_i
+/// (snr ‖z‖/‖s(x)‖)², depends on x; in 2-D the corrector then drifts towards
+/// p ‖s‖² (and ‖z‖² correlates with z), so its std grows with the number of
+/// levels. Measured (seed 7, std of the two coordinates against 0.50):
+/// vp 10 levels 0.70 / 0.72, 100 levels 1.78 / 1.26, 500 levels 1.60 / 1.41;
+/// ve 500 levels 4.24 / 1.88. With the default rule: 0.51 / 0.51 at 100 levels. This pins why the default rule uses sigma(t) instead.
+#[test]
+fn per_sample_norm_corrector_is_biased_in_low_dimension() {
+    let per_sample = PredictorCorrector {
+        step_rule: CorrectorStep::PerSampleNorms,
+        ..PredictorCorrector::new(100, Predictor::ReverseDiffusion)
+    };
+    let st = stats(vp(), &per_sample, End::Eps, N, 7);
+    assert!(st.std_err() > 0.2, "std {:?} vs {}", st.std, st.std_true);
+    assert!(st.std.iter().all(|v| v.is_finite()));
+}
+
+/// (sampler, its NFE) for every sampler family at `steps`.
+fn all_samplers(steps: usize, ve_only: bool) -> Vec<(Box<dyn Sampler>, usize)> {
+    let mut v: Vec<(Box<dyn Sampler>, usize)> = vec![
+        (Box::new(ReverseDiffusion { steps }), steps),
+        (
+            Box::new(PredictorCorrector::new(steps, Predictor::ReverseDiffusion)),
+            2 * steps,
+        ),
+        (
+            Box::new(PredictorCorrector {
+                corrector_steps: 2,
+                step_rule: CorrectorStep::PerSampleNorms,
+                ..PredictorCorrector::new(steps, Predictor::EulerMaruyama)
+            }),
+            3 * steps,
+        ),
+        (Box::new(Ddim { steps, eta: 0.0 }), steps),
+        (Box::new(Ddim { steps, eta: 1.0 }), steps),
+        (Box::new(Edm::new(steps)), 2 * steps - 1),
+        (
+            Box::new(Edm {
+                churn: 10.0,
+                ..Edm::new(steps)
+            }),
+            2 * steps - 1,
+        ),
+    ];
+    if ve_only {
+        v.push((Box::new(AnnealedLangevin::new(steps)), steps + 1));
+        v.push((
+            Box::new(AnnealedLangevin {
+                inner: 3,
+                denoise: false,
+                ..AnnealedLangevin::new(steps)
+            }),
+            3 * steps,
+        ));
+    }
+    v
+}
+
+fn finite_with_nfe<S: Sde + Clone + 'static>(sde: S, ve_only: bool) {
+    let score = GaussianScore {
+        sde: sde.clone(),
+        mu: MU.to_vec(),
+        s: S,
+    };
+    for steps in 1..=3 {
+        for (s, nfe) in all_samplers(steps, ve_only) {
+            let out = sample(s.as_ref(), &sde, &score, &SampleOptions::new(64, 0)).unwrap();
+            assert!(out.samples.iter().all(|v| v.is_finite()), "{}", s.name());
+            assert_eq!(out.nfe, nfe, "{}", s.name());
+        }
+    }
+}
+
+#[test]
+fn few_steps_stay_finite_and_count_nfe() {
+    finite_with_nfe(vp(), false);
+    finite_with_nfe(subvp(), false);
+    finite_with_nfe(ve(), true);
+}
+
+/// `spec` builds, but running it on `sde` fails with a message containing `needle`.
+fn run_err<S: Sde + Clone + 'static>(sde: S, spec: &str, needle: &str) {
+    let score = GaussianScore {
+        sde: sde.clone(),
+        mu: MU.to_vec(),
+        s: S,
+    };
+    let err = by_name(spec, 10)
+        .and_then(|s| sample(s.as_ref(), &sde, &score, &SampleOptions::new(8, 0)).map(|_| ()))
+        .expect_err(spec)
+        .to_string();
+    assert!(err.contains(needle), "{spec}: {err}");
+}
+
+#[test]
+fn invalid_parameters_are_errors_naming_the_value() {
+    run_err(vp(), "ddim:eta=2", "eta = 2");
+    run_err(vp(), "ddim:eta=-0.1", "eta = -0.1");
+    run_err(vp(), "pc:snr=0", "snr = 0");
+    run_err(vp(), "pc-em:snr=-1", "snr = -1");
+    run_err(vp(), "pc:snr=2", "snr = 2");
+    run_err(vp(), "pc:per_sample=3", "per_sample = 3");
+    run_err(vp(), "edm:churn=-1", "churn = -1");
+    run_err(vp(), "edm:rho=0", "rho = 0");
+    run_err(vp(), "edm:s_min=2,s_max=1", "2/1");
+    run_err(vp(), "ald", "sde = vp");
+    run_err(subvp(), "ald", "sde = subvp");
+    run_err(ve(), "ald:lr=1", "lr = 1");
+    run_err(ve(), "ald:inner=0", "inner = 0");
+    run_err(ve(), "ald:denoise=2", "denoise = 2");
+    run_err(vp(), "pc:foo=1", "foo=1");
+    run_err(vp(), "edm:eta=0", "eta=0");
+    run_err(vp(), "ddim:eta=nan", "eta = nan");
+}
+
+#[test]
+fn specs_build_the_named_samplers() {
+    let name = |spec: &str| by_name(spec, 10).unwrap().name();
+    assert_eq!(name("reverse-diffusion"), "reverse_diffusion(10)");
+    assert_eq!(name("pc"), "pc(10, snr=0.16, corrector_steps=1)");
+    assert_eq!(
+        name("pc-em:snr=0.1,corrector_steps=3"),
+        "pc_em(10, snr=0.1, corrector_steps=3)"
+    );
+    assert_eq!(
+        name("ald:inner=2,lr=1e-4,denoise=0"),
+        "ald(10, inner=2, lr=0.0001, denoise=0)"
+    );
+    assert_eq!(name("ddim:eta=0.5"), "ddim(10, eta=0.5)");
+    assert_eq!(name("edm"), "edm(10, rho=7)");
+    assert_eq!(
+        name("edm:churn=5,s_min=0.1,s_max=10,s_noise=1.003,rho=5"),
+        "edm(10, rho=5, churn=5, s_min=0.1, s_max=10, s_noise=1.003)"
+    );
+}
+
+/// Same seed, same bytes for a stochastic sampler: batch 1, 7 and 512, and
+/// 1 vs 2 threads.
+#[test]
+fn pc_output_independent_of_batch_and_threads() {
+    let score = GaussianScore {
+        sde: vp(),
+        mu: MU.to_vec(),
+        s: S,
+    };
+    let pc = PredictorCorrector::new(20, Predictor::ReverseDiffusion);
+    let run = |batch: usize, threads: usize| {
+        let mut opts = SampleOptions::new(600, 3);
+        opts.batch = batch;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| sample(&pc, &vp(), &score, &opts).unwrap().samples)
+    };
+    let reference = run(512, 1);
+    for (batch, threads) in [(1, 1), (7, 1), (512, 2), (7, 2), (1, 2)] {
+        let other = run(batch, threads);
+        let same = reference
+            .iter()
+            .zip(other.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "batch {batch}, {threads} threads differ");
+    }
+}

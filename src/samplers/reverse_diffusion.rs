@@ -78,14 +78,19 @@ pub(crate) fn reverse_diffusion_update(
     }
 }
 
-/// Reverse-diffusion predictor over N uniform steps t_k = T − k (T − ε)/N:
-/// at step k, with t = t_k, t_next = t_{k+1} and [`DiscreteStep`] (a, G²),
+/// Reverse-diffusion predictor over N uniform steps t_k = T − k (T − ε)/N.
+/// The forward process between t_next = t_{k+1} and t = t_k is the exact
+/// Gaussian kernel x_t = a x_{t_next} + G z with a = alpha(t)/alpha(t_next)
+/// and G² = sigma(t)² − a² sigma(t_next)², i.e. the discrete step
+/// x_{i+1} = x_i + f_i(x_i) + G z with f_i(x) = (a − 1) x. Its reverse is
 ///
 /// ```text
-///   x ← (2 − a) x + G² s(x, t) + G z,   z ~ N(0, I)
+///   x ← x − f_i(x) + G² s(x, t) + G z = (2 − a) x + G² s(x, t) + G z,   z ~ N(0, I)
 /// ```
 ///
-/// with no noise on the last step (to t = ε). NFE = N.
+/// with no noise on the last step (to t = ε). VE: SMLD's G² = sigma_i² −
+/// sigma_{i−1}²; VP: G² = 1 − a², the exact form of score_sde's beta(t)/N.
+/// NFE = N.
 #[derive(Clone, Debug)]
 pub struct ReverseDiffusion {
     pub steps: usize,
