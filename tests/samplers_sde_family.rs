@@ -169,6 +169,7 @@ fn edm_reproduces_gaussian() {
     check(vp(), &edm, End::Data, 51);
     check(vp(), &edm, End::Data, 52);
     check(ve(), &edm, End::Data, 53);
+    check(subvp(), &edm, End::Data, 55);
     let churn = Edm {
         churn: 40.0,
         ..Edm::new(250)
@@ -280,6 +281,40 @@ fn few_steps_stay_finite_and_count_nfe() {
     finite_with_nfe(vp(), false);
     finite_with_nfe(subvp(), false);
     finite_with_nfe(ve(), true);
+}
+
+/// EDM's schedule must match Karras et al.'s formula and stay finite for
+/// extreme rho (σ̃_max^{1/rho} = 152^{1000} is Inf at rho = 0.001).
+#[test]
+fn edm_schedule_matches_formula_and_extreme_rho_is_finite() {
+    let edm = Edm::new(18);
+    let sig = edm.sigmas(&vp());
+    let (hi, lo) = (
+        vp().sigma(1.0) / vp().alpha(1.0),
+        vp().sigma(1e-3) / vp().alpha(1e-3),
+    );
+    assert_eq!(sig.len(), 19);
+    assert_eq!(sig[18], 0.0);
+    for (i, &s) in sig[..18].iter().enumerate() {
+        let (a, b) = (hi.powf(1.0 / 7.0), lo.powf(1.0 / 7.0));
+        let want = (a + i as f64 / 17.0 * (b - a)).powi(7);
+        assert!((s - want).abs() < 1e-12 * want, "{i}: {s} vs {want}");
+    }
+    assert!((sig[0] - hi).abs() < 1e-12 * hi && (sig[17] - lo).abs() < 1e-12 * lo);
+    let score = GaussianScore {
+        sde: vp(),
+        mu: MU.to_vec(),
+        s: S,
+    };
+    for rho in [0.001, 0.05, 1.0, 1e6] {
+        let e = Edm {
+            rho,
+            ..Edm::new(12)
+        };
+        assert!(e.sigmas(&vp()).iter().all(|v| v.is_finite()), "rho {rho}");
+        let out = sample(&e, &vp(), &score, &SampleOptions::new(64, 0)).unwrap();
+        assert!(out.samples.iter().all(|v| v.is_finite()), "rho {rho}");
+    }
 }
 
 /// `spec` builds, but running it on `sde` fails with a message containing `needle`.

@@ -73,11 +73,11 @@ impl Edm {
     pub fn sigmas(&self, sde: &dyn Sde) -> Vec<f64> {
         let n = self.steps;
         let scaled = |t: f64| sde.sigma(t) / sde.alpha(t);
-        let inv_rho = 1.0 / self.rho;
-        let (hi, lo) = (
-            scaled(sde.t_max()).powf(inv_rho),
-            scaled(sde.t_eps()).powf(inv_rho),
-        );
+        let (sigma_max, sigma_min) = (scaled(sde.t_max()), scaled(sde.t_eps()));
+        // (hi + frac (lo − hi))^rho with hi = σ̃_max^{1/rho}, lo = σ̃_min^{1/rho},
+        // written as σ̃_max exp(rho ln(1 + frac (r − 1))), r = (σ̃_min/σ̃_max)^{1/rho},
+        // so no power overflows for any rho > 0; mathematically σ̃_i ∈ [σ̃_min, σ̃_max].
+        let r_minus_1 = ((sigma_min / sigma_max).ln() / self.rho).exp_m1();
         let mut sig: Vec<f64> = (0..n)
             .map(|i| {
                 let frac = if n == 1 {
@@ -85,7 +85,8 @@ impl Edm {
                 } else {
                     i as f64 / (n - 1) as f64
                 };
-                (hi + frac * (lo - hi)).powf(self.rho)
+                // Clamped: rounding at tiny rho (r − 1 = −1) would give 0 at frac = 1.
+                (sigma_max * (self.rho * (frac * r_minus_1).ln_1p()).exp()).max(sigma_min)
             })
             .collect();
         sig.push(0.0);

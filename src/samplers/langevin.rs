@@ -146,8 +146,8 @@ impl Sampler for PredictorCorrector {
 
 /// One Langevin corrector step on every row (sample) of `x`:
 /// x ← x + eps s + sqrt(2 eps) z with eps from `rule`. A sample whose score
-/// is exactly zero (or non-finite) under the per-sample rule is left as is
-/// (eps = 0) rather than taking an infinite step.
+/// is zero, or so small that the step would leave f32 range, under the
+/// per-sample rule is left as is (eps = 0) rather than overflowing.
 fn langevin_correct(
     x: &mut Array2<f32>,
     score: &Array2<f32>,
@@ -169,7 +169,11 @@ fn langevin_correct(
                 let s2: f64 = sr.iter().map(|&v| (v as f64) * (v as f64)).sum();
                 let z2: f64 = zr.iter().map(|&v| (v as f64) * (v as f64)).sum();
                 let eps = 2.0 * alpha_i * snr * snr * z2 / s2;
-                if s2 > 0.0 && eps.is_finite() {
+                // A (near-)zero score would take an unbounded step: skip it
+                // unless both the drift eps·‖s‖ and the noise sqrt(2 eps)‖z‖
+                // stay far inside f32 range.
+                let bound = 1e30;
+                if s2 > 0.0 && eps * s2.sqrt() < bound && (2.0 * eps * z2).sqrt() < bound {
                     eps
                 } else {
                     0.0
