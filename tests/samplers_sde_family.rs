@@ -402,3 +402,58 @@ fn pc_output_independent_of_batch_and_threads() {
         assert!(same, "batch {batch}, {threads} threads differ");
     }
 }
+
+/// Every sampler records one frame per step (ALD: per level, plus its
+/// denoising step), ending at the returned samples; EDM records x in the
+/// SDE's scaling, so its frames at sigma > 0 follow the marginal std
+/// sqrt(alpha² s² + sigma²) rather than the scaled variable's.
+#[test]
+fn trajectories_have_one_frame_per_step() {
+    let cases: Vec<(Box<dyn Sampler>, usize)> = vec![
+        (Box::new(ReverseDiffusion { steps: 6 }), 6),
+        (
+            Box::new(PredictorCorrector::new(6, Predictor::EulerMaruyama)),
+            6,
+        ),
+        (Box::new(Ddim { steps: 6, eta: 0.5 }), 6),
+        (Box::new(Edm::new(6)), 6),
+        (Box::new(AnnealedLangevin::new(6)), 7),
+    ];
+    let score = GaussianScore {
+        sde: ve(),
+        mu: MU.to_vec(),
+        s: S,
+    };
+    for (s, frames) in cases {
+        let mut opts = SampleOptions::new(20, 4);
+        opts.batch = 7;
+        opts.record_every = Some(1);
+        opts.record_rows = 20;
+        let out = sample(s.as_ref(), &ve(), &score, &opts).unwrap();
+        let tr = out.trajectory.unwrap();
+        assert_eq!(tr.frames.len(), frames + 1, "{}", s.name());
+        assert_eq!(tr.frames[frames], out.samples, "{}", s.name());
+        assert!(tr.times.windows(2).all(|w| w[1] <= w[0]), "{}", s.name());
+    }
+    // EDM on VP: the frame after the first step is at sigma ≈ σ̃_1, in x scaling.
+    let score = GaussianScore {
+        sde: vp(),
+        mu: MU.to_vec(),
+        s: S,
+    };
+    let mut opts = SampleOptions::new(2000, 5);
+    opts.record_every = Some(1);
+    opts.record_rows = 2000;
+    let out = sample(&Edm::new(4), &vp(), &score, &opts).unwrap();
+    let tr = out.trajectory.unwrap();
+    let t1 = tr.times[1];
+    let a = vp().alpha(t1);
+    let std_true = (a * a * S * S + vp().sigma(t1).powi(2)).sqrt();
+    let col = tr.frames[1].column(0);
+    let mean = col.iter().map(|&v| v as f64).sum::<f64>() / 2000.0;
+    let std = (col.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / 1999.0).sqrt();
+    assert!(
+        (std - std_true).abs() < 0.1 * std_true,
+        "t = {t1}: std {std} vs {std_true}"
+    );
+}
