@@ -8,11 +8,19 @@
 //! stream `rng::stream(seed, SAMPLER, i)` (its prior draw, then every step's
 //! noise), so the output is the same for any batch size or thread count.
 
+mod ddim;
 mod ddpm;
+mod edm;
 mod euler_maruyama;
+mod langevin;
+mod reverse_diffusion;
 
+pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmSchedule};
+pub use edm::Edm;
 pub use euler_maruyama::EulerMaruyama;
+pub use langevin::{AnnealedLangevin, CorrectorStep, Predictor, PredictorCorrector};
+pub use reverse_diffusion::ReverseDiffusion;
 
 use indicatif::ProgressBar;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -239,14 +247,24 @@ fn merge_trajectories(results: &[(Array2<f32>, usize, Recorder)]) -> Trajectory 
 }
 
 /// Names accepted by [`by_name`] (each may take `:key=value,...` parameters).
-pub const SAMPLER_NAMES: &[&str] = &["ddpm", "ddpm-cosine", "em"];
+pub const SAMPLER_NAMES: &[&str] = &[
+    "ddpm",
+    "ddpm-cosine",
+    "em",
+    "reverse-diffusion",
+    "pc",
+    "pc-em",
+    "ald",
+    "ddim",
+    "edm",
+];
 
 /// Build a sampler from a spec `name` or `name:key=value,key=value` and a
 /// step count, e.g. `ddpm`, `em`. Unknown names list the valid ones;
 /// unknown or malformed parameters are errors.
 pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
     crate::sde::check_steps(steps)?;
-    let p = Params::parse(spec)?;
+    let mut p = Params::parse(spec)?;
     let sampler: Box<dyn Sampler> = match p.name.as_str() {
         "ddpm" => Box::new(Ddpm::linear(steps)),
         "ddpm-cosine" => Box::new(Ddpm {
@@ -254,6 +272,55 @@ pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
             schedule: DdpmSchedule::Cosine,
         }),
         "em" | "euler-maruyama" | "euler_maruyama" => Box::new(EulerMaruyama { steps }),
+        "reverse-diffusion" | "reverse_diffusion" => Box::new(ReverseDiffusion { steps }),
+        name @ ("pc" | "pc-em" | "pc_em") => {
+            let predictor = if name == "pc" {
+                Predictor::ReverseDiffusion
+            } else {
+                Predictor::EulerMaruyama
+            };
+            let d = PredictorCorrector::new(steps, predictor);
+            let per_sample = p.usize("per_sample", 0)?;
+            Box::new(PredictorCorrector {
+                snr: p.f64("snr", d.snr)?,
+                corrector_steps: p.usize("corrector_steps", d.corrector_steps)?,
+                step_rule: match per_sample {
+                    0 => CorrectorStep::NoiseScale,
+                    1 => CorrectorStep::PerSampleNorms,
+                    v => return Err(Error::invalid("per_sample", v, "0 or 1")),
+                },
+                ..d
+            })
+        }
+        "ald" => {
+            let d = AnnealedLangevin::new(steps);
+            let denoise = p.usize("denoise", 1)?;
+            if denoise > 1 {
+                return Err(Error::invalid("denoise", denoise, "0 or 1"));
+            }
+            Box::new(AnnealedLangevin {
+                inner: p.usize("inner", d.inner)?,
+                // Absent: None (sigma(eps)²); parsed values are always finite.
+                lr: Some(p.f64("lr", f64::NAN)?).filter(|v| !v.is_nan()),
+                denoise: denoise == 1,
+                ..d
+            })
+        }
+        "ddim" => Box::new(Ddim {
+            steps,
+            eta: p.f64("eta", 0.0)?,
+        }),
+        "edm" => {
+            let d = Edm::new(steps);
+            Box::new(Edm {
+                rho: p.f64("rho", d.rho)?,
+                churn: p.f64("churn", d.churn)?,
+                s_min: p.f64("s_min", d.s_min)?,
+                s_max: p.f64("s_max", d.s_max)?,
+                s_noise: p.f64("s_noise", d.s_noise)?,
+                ..d
+            })
+        }
         other => {
             return Err(Error::invalid(
                 "sampler",
