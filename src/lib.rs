@@ -9,6 +9,7 @@
 //! oracle). Every sampler takes one of each and returns samples plus the
 //! number of model evaluations it used.
 
+pub mod compare;
 pub mod data;
 pub mod demo;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod npy;
+pub mod oracle;
 pub mod report;
 pub mod rng;
 pub mod samplers;
