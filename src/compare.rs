@@ -597,6 +597,9 @@ fn fmt_ms(m: &MeanSe) -> String {
 }
 
 fn fmt_ms_p(m: &MeanSe, p: usize) -> String {
+    if m.mean.abs() >= 1e4 {
+        return fmt_sci(m);
+    }
     if m.se.is_finite() {
         format!("{:.p$} ± {:.p$}", m.mean, m.se)
     } else {
@@ -847,7 +850,7 @@ fn write_figures(
         &viz::LinePlot {
             title: format!("Sample quality vs NFE: {label}"),
             x_label: "model evaluations per sample (NFE)".into(),
-            y_label: "sliced Wasserstein distance".into(),
+            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
             log_x: true,
             log_y: true,
             series: series(&|c| c.nfe as f64),
@@ -860,7 +863,7 @@ fn write_figures(
         &viz::LinePlot {
             title: format!("Sample quality vs wall time: {label}"),
             x_label: "seconds per run".into(),
-            y_label: "sliced Wasserstein distance".into(),
+            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
             log_x: true,
             log_y: true,
             series: series(&|c| c.seconds.mean),
