@@ -37,6 +37,52 @@ enum Command {
     Train(TrainArgs),
     /// Draw samples from a trained model.
     Sample(SampleArgs),
+    /// Compare samplers: sample quality against NFE and wall time, with a model or an exact oracle.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Checkpoint directory written by `scoresde train`.
+    #[arg(long, conflicts_with_all = ["oracle", "sde"], required_unless_present = "oracle")]
+    model: Option<PathBuf>,
+    /// Exact-score oracle instead of a model: 25gaussians or 8gaussians.
+    #[arg(long)]
+    oracle: Option<String>,
+    /// Noise process of the oracle: vp, subvp, ve (a model brings its own).
+    #[arg(long)]
+    sde: Option<String>,
+    /// Reference data set (default: the model's data set / the oracle's).
+    #[arg(long)]
+    data: Option<String>,
+    /// Comma-separated sampler specs, e.g. `em,ddpm` (default: every registered sampler that runs on the SDE).
+    #[arg(long, value_delimiter = ',')]
+    samplers: Option<Vec<String>>,
+    /// Comma-separated NFE budgets.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "5,10,20,50,100,250,500,1000"
+    )]
+    nfe: Vec<usize>,
+    /// Samples per run.
+    #[arg(short, long, default_value_t = scoresde::compare::DEFAULT_N)]
+    n: usize,
+    /// Sampling seeds (and independent reference draws) per cell.
+    #[arg(long, default_value_t = scoresde::compare::DEFAULT_SEEDS)]
+    seeds: usize,
+    /// Base seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Name of the comparison (default: <data>-<sde> or the model folder's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Parent output directory; results go to <out>/<name>/.
+    #[arg(long, default_value = "outputs/compare")]
+    out: PathBuf,
+    /// Overwrite an existing comparison of the same name.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -144,6 +190,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => run_demo(a),
         Command::Train(a) => run_train(a),
         Command::Sample(a) => run_sample(a),
+        Command::Compare(a) => run_compare(a),
     }
 }
 
@@ -268,6 +315,47 @@ fn run_sample(a: SampleArgs) -> Result<()> {
         sampler.name(),
         out.nfe,
         a.out.display()
+    );
+    Ok(())
+}
+
+fn run_compare(a: CompareArgs) -> Result<()> {
+    use scoresde::compare::{self, CompareOptions, Source};
+    let source = match (a.model, a.oracle) {
+        (Some(dir), _) => Source::Model(dir),
+        (None, Some(o)) => Source::Oracle {
+            data: Toy::from_name(&o)?,
+            sde: SdeConfig::by_name(a.sde.as_deref().unwrap_or("vp"))?,
+        },
+        (None, None) => bail!("pass --model DIR or --oracle 25gaussians|8gaussians"),
+    };
+    let mut opts = CompareOptions::new(source);
+    opts.data = a.data.as_deref().map(Toy::from_name).transpose()?;
+    opts.samplers = a.samplers;
+    opts.nfe = a.nfe;
+    opts.n = a.n;
+    opts.seeds = a.seeds;
+    opts.seed = a.seed;
+    opts.name = a.name;
+    opts.out = a.out;
+    opts.force = a.force;
+    let start = std::time::Instant::now();
+    let report = compare::run(&opts)?;
+    for (spec, why) in &report.skipped_samplers {
+        println!("skipped sampler {spec}: {why}");
+    }
+    for (spec, budget, why) in &report.skipped_cells {
+        println!("skipped {spec} at budget {budget}: {why}");
+    }
+    print!("{}", report.table.to_markdown());
+    println!();
+    for n in &report.notes {
+        println!("{n}");
+    }
+    println!(
+        "\nwrote {}/{{results.csv, results.md, quality_vs_nfe.png, quality_vs_time.png, thumbnails.png}} in {:.1} s",
+        report.out_dir.display(),
+        start.elapsed().as_secs_f64()
     );
     Ok(())
 }

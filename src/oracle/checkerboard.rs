@@ -110,7 +110,7 @@ impl Score for CheckerboardScore<'_> {
     fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
         let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
         let sq = squares();
-        let mut ln_w = [0.0f64; 8];
+        let mut ln_w = [0.0f64; 8]; // log-weights, then softmax weights
         let mut d = [[0.0f64; 2]; 8];
         for (xr, mut or) in x.outer_iter().zip(out.outer_iter_mut()) {
             let (x1, x2) = (xr[0] as f64, xr[1] as f64);
@@ -120,17 +120,14 @@ impl Score for CheckerboardScore<'_> {
                 ln_w[k] = l1 + l2;
                 d[k] = [d1, d2];
             }
-            let m = ln_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let mut z = 0.0;
-            let mut s = [0.0f64; 2];
-            for k in 0..8 {
-                let w = (ln_w[k] - m).exp();
-                z += w;
-                s[0] += w * d[k][0];
-                s[1] += w * d[k][1];
+            super::softmax_in_place(&mut ln_w);
+            let (mut s0, mut s1) = (0.0f64, 0.0f64);
+            for (w, dk) in ln_w.iter().zip(&d) {
+                s0 += w * dk[0];
+                s1 += w * dk[1];
             }
-            or[0] = (s[0] / z) as f32;
-            or[1] = (s[1] / z) as f32;
+            or[0] = s0 as f32;
+            or[1] = s1 as f32;
         }
     }
 

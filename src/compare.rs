@@ -1,0 +1,900 @@
+//! `scoresde compare`: sample quality against cost for several samplers at
+//! several NFE budgets, with an exact-score oracle or a trained model.
+//!
+//! For every sampler spec (taken by [`samplers::by_name`], so any registered
+//! sampler works) and every NFE budget, the sampler runs `seeds` times with
+//! different sampling seeds; each run is scored against its own independent
+//! data draw. Every metric is reported as mean ± standard error over the
+//! seeds, next to the same metric between two independent data draws (the
+//! noise floor).
+//!
+//! **Budget → steps.** The [`Sampler`](crate::samplers::Sampler) trait has no notion of NFE per step,
+//! so it is measured: a dry run on one sample with 4 and with 8 steps gives
+//! `per_step = (NFE(8) − NFE(4)) / 4` and `offset = NFE(4) − 4 per_step`
+//! (EM/DDPM: 1 and 0; Heun-type EDM 2N − 1: 2 and −1; RK4: 4 and 0; PC with
+//! c corrector steps: 1 + c and 0). A budget B then runs
+//! `steps = max(1, ⌊(B − offset) / per_step⌋)`; a cell whose NFE
+//! `offset + per_step · steps` would exceed 2 B is skipped (left empty).
+//! A sampler whose NFE does not grow with the step count (per_step ≤ 0) is
+//! adaptive: it runs once per budget with a tolerance `rtol` appended to its
+//! spec, log-spaced from 1e-1 (smallest budget) to 1e-6 (largest), and its
+//! actual NFE is reported.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::{s, Array2, ArrayView2};
+
+use crate::data::Toy;
+use crate::error::{Error, Result};
+use crate::metrics::{self, MeanSe};
+use crate::model::ScoreModel;
+use crate::oracle::MixtureScore;
+use crate::report::Table;
+use crate::rng::splitmix64;
+use crate::samplers::{self, SampleOptions};
+use crate::score::Score;
+use crate::sde::{Sde, SdeConfig};
+use crate::viz;
+
+/// Default NFE budgets.
+pub const DEFAULT_NFE: [usize; 8] = [5, 10, 20, 50, 100, 250, 500, 1000];
+/// Default samples per run.
+pub const DEFAULT_N: usize = 5_000;
+/// Default number of sampling seeds (and reference draws).
+pub const DEFAULT_SEEDS: usize = 3;
+/// Projection directions of SWD (SPEC.md).
+pub const SWD_PROJECTIONS: usize = 256;
+/// MMD and energy distance are O(n²): they use the first this many points of
+/// each set (samples are i.i.d. and data draws prefix-consistent).
+pub const PAIRWISE_SUBSET: usize = 2_000;
+/// Tolerances given to adaptive samplers: rtol from 1e-1 to 1e-6.
+pub const RTOL_RANGE: (f64, f64) = (1e-1, 1e-6);
+
+/// The samplers compared by default: every name [`samplers::by_name`]
+/// knows ([`samplers::SAMPLER_NAMES`]), with its default parameters; those
+/// that reject the SDE are skipped with the reason.
+pub fn default_specs() -> Vec<String> {
+    samplers::SAMPLER_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Where scores come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A checkpoint directory written by `scoresde train`.
+    Model(PathBuf),
+    /// The exact score of a toy mixture (8 or 25 Gaussians) under an SDE.
+    Oracle { data: Toy, sde: SdeConfig },
+}
+
+/// Settings of a comparison.
+#[derive(Clone, Debug)]
+pub struct CompareOptions {
+    pub source: Source,
+    /// Reference data set (default: the model's data set / the oracle's toy).
+    pub data: Option<Toy>,
+    /// Sampler specs (default: [`default_specs`], filtered by SDE).
+    pub samplers: Option<Vec<String>>,
+    /// NFE budgets.
+    pub nfe: Vec<usize>,
+    /// Samples per run.
+    pub n: usize,
+    /// Sampling seeds per cell.
+    pub seeds: usize,
+    /// Base seed of sampling and reference draws.
+    pub seed: u64,
+    /// Sub-folder name (default: `<toy>-<sde>` or the model folder's name).
+    pub name: Option<String>,
+    /// Parent output folder; results go to `out/<name>/`.
+    pub out: PathBuf,
+    /// Overwrite an existing comparison of the same name.
+    pub force: bool,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl CompareOptions {
+    /// Defaults for a source.
+    pub fn new(source: Source) -> Self {
+        CompareOptions {
+            source,
+            data: None,
+            samplers: None,
+            nfe: DEFAULT_NFE.to_vec(),
+            n: DEFAULT_N,
+            seeds: DEFAULT_SEEDS,
+            seed: 0,
+            name: None,
+            out: PathBuf::from("outputs/compare"),
+            force: false,
+            progress: true,
+        }
+    }
+}
+
+/// Metrics of one set of points against one reference draw.
+#[derive(Clone, Copy, Debug)]
+struct Quality {
+    swd: f64,
+    mmd: f64,
+    energy: f64,
+    mixture: Option<metrics::MixtureMetrics>,
+    in_support: Option<f64>,
+}
+
+/// Mean ± SE over seeds of every metric.
+#[derive(Clone, Copy, Debug)]
+pub struct Summary {
+    pub swd: MeanSe,
+    /// Unbiased RBF MMD² with one bandwidth for the whole comparison.
+    pub mmd: MeanSe,
+    pub energy: MeanSe,
+    /// Mode coverage, high-quality fraction, mean true log-density (mixtures).
+    pub mixture: Option<[MeanSe; 3]>,
+    /// Fraction inside the support (checkerboard).
+    pub in_support: Option<MeanSe>,
+}
+
+fn summarise(qs: &[Quality]) -> Summary {
+    let ms =
+        |f: &dyn Fn(&Quality) -> f64| MeanSe::from_samples(&qs.iter().map(f).collect::<Vec<_>>());
+    Summary {
+        swd: ms(&|q| q.swd),
+        mmd: ms(&|q| q.mmd),
+        energy: ms(&|q| q.energy),
+        mixture: qs[0].mixture.map(|_| {
+            [
+                ms(&|q| q.mixture.map_or(f64::NAN, |m| m.mode_coverage)),
+                ms(&|q| q.mixture.map_or(f64::NAN, |m| m.high_quality)),
+                ms(&|q| q.mixture.map_or(f64::NAN, |m| m.mean_log_prob)),
+            ]
+        }),
+        in_support: qs[0]
+            .in_support
+            .map(|_| ms(&|q| q.in_support.unwrap_or(f64::NAN))),
+    }
+}
+
+/// One (sampler, budget) cell.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// The sampler spec as given (e.g. `em`).
+    pub spec: String,
+    /// The sampler's own name at this budget (e.g. `euler_maruyama(20)`).
+    pub sampler: String,
+    pub budget: usize,
+    /// Steps run (None for adaptive samplers).
+    pub steps: Option<usize>,
+    /// Tolerance given to an adaptive sampler.
+    pub rtol: Option<f64>,
+    /// Model evaluations per sample (of the first seed's run).
+    pub nfe: usize,
+    /// Wall time of one run, mean ± SE over seeds.
+    pub seconds: MeanSe,
+    pub quality: Summary,
+    /// Samples of the first seed.
+    pub samples: Array2<f32>,
+}
+
+/// What a comparison produced.
+#[derive(Clone, Debug)]
+pub struct CompareReport {
+    pub out_dir: PathBuf,
+    /// The same metrics between independent data draws (SWD: the noise floor).
+    pub floor: Summary,
+    pub cells: Vec<Cell>,
+    /// (spec, budget, reason) of cells left empty.
+    pub skipped_cells: Vec<(String, usize, String)>,
+    /// (spec, reason) of default samplers that cannot run here.
+    pub skipped_samplers: Vec<(String, String)>,
+    /// Per budget: the samplers within 2 combined SE of the best SWD.
+    pub notes: Vec<String>,
+    pub table: Table,
+}
+
+/// How one sampler maps budgets to runs.
+enum Plan {
+    /// NFE = offset + per_step · steps.
+    Fixed { per_step: f64, offset: f64 },
+    /// NFE chosen by the sampler; one run per tolerance.
+    Adaptive,
+}
+
+/// Run a comparison from a [`Source`]: load the model or build the oracle,
+/// then [`run_with`].
+pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
+    match &opts.source {
+        Source::Model(dir) => {
+            let model = ScoreModel::load(dir)?;
+            let data = match opts.data {
+                Some(d) => d,
+                None => Toy::from_name(&model.config.data)?,
+            };
+            let name = opts.name.clone().unwrap_or_else(|| {
+                dir.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into())
+            });
+            let label = format!("model {} ({} SDE)", dir.display(), model.config.sde.name());
+            run_with(&model, model.sde(), data, &name, &label, opts)
+        }
+        Source::Oracle { data, sde } => {
+            let Some(gm) = data.mixture() else {
+                return Err(Error::invalid(
+                    "oracle",
+                    data.name(),
+                    "a mixture data set: 8gaussians or 25gaussians",
+                ));
+            };
+            let oracle = MixtureScore::new(gm, sde)?;
+            let name = opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", data.name(), sde.name()));
+            let label = format!("exact score of {} ({} SDE)", data.name(), sde.name());
+            run_with(
+                &oracle,
+                oracle.sde(),
+                opts.data.unwrap_or(*data),
+                &name,
+                &label,
+                opts,
+            )
+        }
+    }
+}
+
+/// Check the options that do not depend on the score.
+fn check_options(opts: &CompareOptions) -> Result<()> {
+    if opts.nfe.is_empty() {
+        return Err(Error::invalid(
+            "nfe",
+            "(empty list)",
+            "a comma-separated list of integers >= 1",
+        ));
+    }
+    if let Some(b) = opts.nfe.iter().find(|&&b| b == 0) {
+        return Err(Error::invalid("nfe", b, "budgets >= 1"));
+    }
+    let mut sorted = opts.nfe.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != opts.nfe.len() {
+        return Err(Error::invalid(
+            "nfe",
+            format!("{:?}", opts.nfe),
+            "distinct budgets",
+        ));
+    }
+    if opts.n < 2 {
+        return Err(Error::invalid(
+            "n",
+            opts.n,
+            "an integer >= 2 (MMD and energy need two points)",
+        ));
+    }
+    if opts.seeds == 0 {
+        return Err(Error::invalid(
+            "seeds",
+            0,
+            "an integer >= 1 (>= 2 for standard errors)",
+        ));
+    }
+    if let Some(list) = &opts.samplers {
+        if list.is_empty() {
+            return Err(Error::invalid(
+                "samplers",
+                "(empty list)",
+                "at least one sampler spec",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Compare samplers driven by `score` under `sde` against `data`; results go
+/// to `opts.out/<name>/`. `label` describes the score source in the report.
+pub fn run_with(
+    score: &dyn Score,
+    sde: &dyn Sde,
+    data: Toy,
+    name: &str,
+    label: &str,
+    opts: &CompareOptions,
+) -> Result<CompareReport> {
+    check_options(opts)?;
+    if score.dim() != 2 {
+        return Err(Error::Mismatch(format!(
+            "the score has dimension {} but the data set {} is 2-D",
+            score.dim(),
+            data.name()
+        )));
+    }
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(Error::invalid(
+            "name",
+            name,
+            "a non-empty folder name without path separators",
+        ));
+    }
+    let out_dir = opts.out.join(name);
+    let files = [
+        "results.csv",
+        "results.md",
+        "quality_vs_nfe.png",
+        "quality_vs_time.png",
+        "thumbnails.png",
+    ];
+    if !opts.force {
+        if let Some(f) = files.iter().map(|f| out_dir.join(f)).find(|p| p.exists()) {
+            return Err(Error::invalid(
+                "name",
+                name,
+                format!(
+                    "a new comparison name: {} exists (pass --force to overwrite)",
+                    f.display()
+                ),
+            ));
+        }
+    }
+
+    // Samplers: explicit specs must all work; default ones are filtered.
+    let mut budgets = opts.nfe.clone();
+    budgets.sort_unstable();
+    let mut skipped_samplers = Vec::new();
+    let mut plans: Vec<(String, Plan)> = Vec::new();
+    let explicit = opts.samplers.is_some();
+    let specs = opts.samplers.clone().unwrap_or_else(default_specs);
+    for spec in &specs {
+        if plans.iter().any(|(s, _)| s == spec) {
+            return Err(Error::invalid("samplers", spec, "each sampler spec once"));
+        }
+        match plan_sampler(spec, sde, score) {
+            Ok(p) => plans.push((spec.clone(), p)),
+            Err(e) if !explicit => skipped_samplers.push((spec.clone(), e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    if plans.is_empty() {
+        return Err(Error::invalid(
+            "samplers",
+            specs.join(","),
+            format!(
+                "at least one sampler that runs on the {} SDE",
+                sde.config().name()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+
+    // Reference and floor draws, one pair per seed.
+    let n = opts.n;
+    let ref_seed = |k: u64, s: usize| splitmix64(splitmix64(opts.seed ^ k).wrapping_add(s as u64));
+    let refs: Vec<Array2<f32>> = (0..opts.seeds)
+        .map(|s| data.sample(n, ref_seed(0x5245_4600, s)))
+        .collect();
+    let floor_draws: Vec<Array2<f32>> = (0..opts.seeds)
+        .map(|s| data.sample(n, ref_seed(0x464c_4f52, s)))
+        .collect();
+    let sub =
+        |a: &Array2<f32>| -> Array2<f32> { a.slice(s![..n.min(PAIRWISE_SUBSET), ..]).to_owned() };
+    let bandwidth = metrics::median_bandwidth(sub(&refs[0]).view(), sub(&floor_draws[0]).view());
+    let mixture = data.mixture();
+    let evaluate = |x: ArrayView2<f32>, s: usize| -> Quality {
+        let (xs, rs) = (x.slice(s![..n.min(PAIRWISE_SUBSET), ..]), sub(&refs[s]));
+        Quality {
+            swd: metrics::swd(x, refs[s].view(), SWD_PROJECTIONS, s as u64),
+            mmd: metrics::mmd_rbf_with_bandwidth(xs, rs.view(), bandwidth),
+            energy: metrics::energy_distance(xs, rs.view()),
+            mixture: mixture.as_ref().map(|gm| metrics::mixture_metrics(gm, x)),
+            in_support: data.in_support_fraction(x),
+        }
+    };
+    let floor_q: Vec<Quality> = floor_draws
+        .iter()
+        .enumerate()
+        .map(|(s, f)| evaluate(f.view(), s))
+        .collect();
+    let floor = summarise(&floor_q);
+
+    let mut cells = Vec::new();
+    let mut skipped_cells = Vec::new();
+    for (spec, plan) in &plans {
+        for (bi, &budget) in budgets.iter().enumerate() {
+            let (sampler, steps, rtol) = match plan {
+                Plan::Fixed { per_step, offset } => {
+                    let steps = (((budget as f64 - offset) / per_step).floor() as usize).max(1);
+                    let predicted = offset + per_step * steps as f64;
+                    if predicted > 2.0 * budget as f64 {
+                        skipped_cells.push((
+                            spec.clone(),
+                            budget,
+                            format!("needs NFE {predicted} > 2 x budget at 1 step"),
+                        ));
+                        continue;
+                    }
+                    (samplers::by_name(spec, steps)?, Some(steps), None)
+                }
+                Plan::Adaptive => {
+                    let rtol = rtol_for(bi, budgets.len());
+                    (
+                        samplers::by_name(&with_rtol(spec, rtol), 1)?,
+                        None,
+                        Some(rtol),
+                    )
+                }
+            };
+            let pb = progress_bar(
+                opts.progress,
+                (n * opts.seeds) as u64,
+                &format!("{spec} @ {budget}"),
+            );
+            let mut qs = Vec::with_capacity(opts.seeds);
+            let mut secs = Vec::with_capacity(opts.seeds);
+            let mut first: Option<(Array2<f32>, usize)> = None;
+            for s in 0..opts.seeds {
+                let mut so = SampleOptions::new(
+                    n,
+                    splitmix64(opts.seed ^ 0x5341_4d50).wrapping_add(s as u64),
+                );
+                so.progress = pb.clone();
+                let start = Instant::now();
+                let out = samplers::sample(sampler.as_ref(), sde, score, &so)?;
+                secs.push(start.elapsed().as_secs_f64());
+                qs.push(evaluate(out.samples.view(), s));
+                if first.is_none() {
+                    first = Some((out.samples, out.nfe));
+                }
+            }
+            if let Some(pb) = &pb {
+                pb.finish_and_clear();
+            }
+            let (samples, nfe) = first.expect("seeds >= 1");
+            cells.push(Cell {
+                spec: spec.clone(),
+                sampler: sampler.name(),
+                budget,
+                steps,
+                rtol,
+                nfe,
+                seconds: MeanSe::from_samples(&secs),
+                quality: summarise(&qs),
+                samples,
+            });
+        }
+    }
+
+    let notes = indistinguishable_notes(&cells, &budgets);
+    let table = results_table(&cells, &floor, mixture.is_some(), data == Toy::Checkerboard);
+    let csv = results_csv(&cells, &skipped_cells, &floor, &budgets, &plans);
+    csv.write_csv(&out_dir.join("results.csv"))?;
+    let md = results_markdown(
+        label,
+        data,
+        sde,
+        opts,
+        &floor,
+        &table,
+        &notes,
+        &skipped_cells,
+        &skipped_samplers,
+    );
+    crate::fsutil::write_atomic(&out_dir.join("results.md"), md.as_bytes())?;
+    write_figures(&out_dir, label, &plans, &budgets, &cells, &floor, &refs[0])?;
+    Ok(CompareReport {
+        out_dir,
+        floor,
+        cells,
+        skipped_cells,
+        skipped_samplers,
+        notes,
+        table,
+    })
+}
+
+/// Build the sampler, check it accepts the SDE, and measure its NFE per step
+/// with dry runs of one sample at 4 and 8 steps.
+fn plan_sampler(spec: &str, sde: &dyn Sde, score: &dyn Score) -> Result<Plan> {
+    let probe = |steps: usize| -> Result<usize> {
+        let s = samplers::by_name(spec, steps)?;
+        s.validate(sde)?;
+        Ok(samplers::sample(s.as_ref(), sde, score, &SampleOptions::new(1, 0))?.nfe)
+    };
+    let (n4, n8) = (probe(4)? as f64, probe(8)? as f64);
+    let per_step = (n8 - n4) / 4.0;
+    if per_step > 0.0 {
+        return Ok(Plan::Fixed {
+            per_step,
+            offset: n4 - 4.0 * per_step,
+        });
+    }
+    // Adaptive: it must accept a tolerance.
+    let s = samplers::by_name(&with_rtol(spec, RTOL_RANGE.0), 1).map_err(|e| {
+        Error::invalid(
+            "sampler",
+            spec,
+            format!("a sampler whose NFE grows with its steps, or an adaptive one that takes rtol=… ({e})"),
+        )
+    })?;
+    s.validate(sde)?;
+    Ok(Plan::Adaptive)
+}
+
+/// `spec` with `rtol=<rtol>` added to its parameters.
+fn with_rtol(spec: &str, rtol: f64) -> String {
+    let sep = if spec.contains(':') { "," } else { ":" };
+    format!("{spec}{sep}rtol={rtol:e}")
+}
+
+/// Tolerance for budget index i of k (ascending budgets): log-spaced from
+/// RTOL_RANGE.0 (i = 0) to RTOL_RANGE.1 (i = k − 1).
+fn rtol_for(i: usize, k: usize) -> f64 {
+    let (a, b) = (RTOL_RANGE.0.log10(), RTOL_RANGE.1.log10());
+    let f = if k <= 1 {
+        1.0
+    } else {
+        i as f64 / (k - 1) as f64
+    };
+    10f64.powf(a + f * (b - a))
+}
+
+fn progress_bar(show: bool, len: u64, prefix: &str) -> Option<ProgressBar> {
+    if !show {
+        return None;
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>24} {bar:30} {pos}/{len} [{elapsed_precise}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_prefix(prefix.to_string());
+    Some(pb)
+}
+
+/// For each budget: the samplers whose mean SWD is within 2 combined SE,
+/// 2 sqrt(se_i² + se_best²), of the best (lowest) mean SWD at that budget.
+fn indistinguishable_notes(cells: &[Cell], budgets: &[usize]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for &b in budgets {
+        let at: Vec<&Cell> = cells.iter().filter(|c| c.budget == b).collect();
+        let Some(best) = at
+            .iter()
+            .min_by(|x, y| x.quality.swd.mean.total_cmp(&y.quality.swd.mean))
+        else {
+            continue;
+        };
+        let se = |c: &Cell| {
+            if c.quality.swd.se.is_finite() {
+                c.quality.swd.se
+            } else {
+                0.0
+            }
+        };
+        let tied: Vec<String> = at
+            .iter()
+            .filter(|c| {
+                let band = 2.0 * (se(c).powi(2) + se(best).powi(2)).sqrt();
+                c.quality.swd.mean - best.quality.swd.mean <= band
+            })
+            .map(|c| c.spec.clone())
+            .collect();
+        notes.push(format!(
+            "NFE budget {b}: best SWD {} ({}); not distinguishable (within 2 combined SE): {}",
+            fmt_ms(&best.quality.swd),
+            best.spec,
+            tied.join(", ")
+        ));
+    }
+    notes
+}
+
+fn fmt_ms(m: &MeanSe) -> String {
+    fmt_ms_p(m, 4)
+}
+
+fn fmt_ms_p(m: &MeanSe, p: usize) -> String {
+    if m.mean.abs() >= 1e4 {
+        return fmt_sci(m);
+    }
+    if m.se.is_finite() {
+        format!("{:.p$} ± {:.p$}", m.mean, m.se)
+    } else {
+        format!("{:.p$}", m.mean)
+    }
+}
+
+fn fmt_sci(m: &MeanSe) -> String {
+    if m.se.is_finite() {
+        format!("{:.2e} ± {:.1e}", m.mean, m.se)
+    } else {
+        format!("{:.2e}", m.mean)
+    }
+}
+
+fn pct(m: &MeanSe) -> String {
+    let p = MeanSe {
+        mean: 100.0 * m.mean,
+        se: 100.0 * m.se,
+        n: m.n,
+    };
+    format!("{}%", fmt_ms_p(&p, 1))
+}
+
+/// The Markdown table: one row per run cell, then the data floor row.
+fn results_table(cells: &[Cell], floor: &Summary, mixture: bool, support: bool) -> Table {
+    let mut headers = vec![
+        "sampler",
+        "budget",
+        "steps",
+        "NFE",
+        "seconds",
+        "SWD",
+        "SWD / floor",
+        "MMD²",
+        "energy",
+    ];
+    if mixture {
+        headers.extend(["mode coverage", "high quality", "mean log p"]);
+    }
+    if support {
+        headers.push("in support");
+    }
+    let mut t = Table::new(&headers);
+    let extra = |q: &Summary| -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some([c, h, l]) = &q.mixture {
+            v.extend([pct(c), pct(h), fmt_ms_p(l, 3)]);
+        }
+        if let Some(s) = &q.in_support {
+            v.push(pct(s));
+        }
+        v
+    };
+    for c in cells {
+        let mut row = vec![
+            c.spec.clone(),
+            c.budget.to_string(),
+            match (c.steps, c.rtol) {
+                (Some(s), _) => s.to_string(),
+                (None, Some(r)) => format!("rtol {r:.0e}"),
+                _ => "-".into(),
+            },
+            c.nfe.to_string(),
+            format!("{:.3}", c.seconds.mean),
+            fmt_ms(&c.quality.swd),
+            format!("{:.2}", c.quality.swd.mean / floor.swd.mean),
+            fmt_sci(&c.quality.mmd),
+            fmt_sci(&c.quality.energy),
+        ];
+        row.extend(extra(&c.quality));
+        t.rows.push(row);
+    }
+    let mut row = vec![
+        "data (noise floor)".to_string(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        fmt_ms(&floor.swd),
+        "1.00".into(),
+        fmt_sci(&floor.mmd),
+        fmt_sci(&floor.energy),
+    ];
+    row.extend(extra(floor));
+    t.rows.push(row);
+    t
+}
+
+/// The CSV: one row per (sampler, budget) in sampler-then-budget order;
+/// skipped cells have empty metric fields and a note.
+fn results_csv(
+    cells: &[Cell],
+    skipped: &[(String, usize, String)],
+    floor: &Summary,
+    budgets: &[usize],
+    plans: &[(String, Plan)],
+) -> Table {
+    let mut t = Table::new(&[
+        "sampler",
+        "name",
+        "budget",
+        "steps",
+        "rtol",
+        "nfe",
+        "seconds_mean",
+        "seconds_se",
+        "swd_mean",
+        "swd_se",
+        "swd_over_floor",
+        "floor_mean",
+        "floor_se",
+        "mmd2_mean",
+        "mmd2_se",
+        "energy_mean",
+        "energy_se",
+        "mode_coverage_mean",
+        "mode_coverage_se",
+        "high_quality_mean",
+        "high_quality_se",
+        "log_density_mean",
+        "log_density_se",
+        "in_support_mean",
+        "in_support_se",
+        "note",
+    ]);
+    let ms = |m: Option<&MeanSe>| -> [String; 2] {
+        match m {
+            Some(m) => [format!("{}", m.mean), format!("{}", m.se)],
+            None => [String::new(), String::new()],
+        }
+    };
+    for (spec, _) in plans {
+        for &b in budgets {
+            if let Some(c) = cells.iter().find(|c| &c.spec == spec && c.budget == b) {
+                let q = &c.quality;
+                let mut row = vec![
+                    spec.clone(),
+                    c.sampler.clone(),
+                    b.to_string(),
+                    c.steps.map(|s| s.to_string()).unwrap_or_default(),
+                    c.rtol.map(|r| format!("{r:e}")).unwrap_or_default(),
+                    c.nfe.to_string(),
+                ];
+                row.extend(ms(Some(&c.seconds)));
+                row.extend(ms(Some(&q.swd)));
+                row.push(format!("{}", q.swd.mean / floor.swd.mean));
+                row.extend(ms(Some(&floor.swd)));
+                row.extend(ms(Some(&q.mmd)));
+                row.extend(ms(Some(&q.energy)));
+                for i in 0..3 {
+                    row.extend(ms(q.mixture.as_ref().map(|m| &m[i])));
+                }
+                row.extend(ms(q.in_support.as_ref()));
+                row.push(String::new());
+                t.rows.push(row);
+            } else if let Some((_, _, why)) =
+                skipped.iter().find(|(s, bb, _)| s == spec && *bb == b)
+            {
+                let mut row = vec![spec.clone(), String::new(), b.to_string()];
+                row.resize(25, String::new());
+                row.push(why.clone());
+                t.rows.push(row);
+            }
+        }
+    }
+    t
+}
+
+#[allow(clippy::too_many_arguments)]
+fn results_markdown(
+    label: &str,
+    data: Toy,
+    sde: &dyn Sde,
+    opts: &CompareOptions,
+    floor: &Summary,
+    table: &Table,
+    notes: &[String],
+    skipped_cells: &[(String, usize, String)],
+    skipped_samplers: &[(String, String)],
+) -> String {
+    let mut md = format!(
+        "# Sampler comparison: {label}\n\n\
+         Reference data: {}; SDE: {} (t from {} to {}); {} samples per run; {} seeds \
+         (each a different sampling seed and a different reference draw); base seed {}.\n\n\
+         Every metric is mean ± SE over seeds. SWD: {} directions, all {} points. \
+         MMD² (unbiased, RBF, one median-heuristic bandwidth for the whole comparison) and \
+         energy distance: the first {} points of each set. The noise floor is the same \
+         metric between two independent data draws: SWD floor {}.\n\n",
+        data.name(),
+        sde.config().name(),
+        sde.t_max(),
+        sde.t_eps(),
+        opts.n,
+        opts.seeds,
+        opts.seed,
+        SWD_PROJECTIONS,
+        opts.n,
+        opts.n.min(PAIRWISE_SUBSET),
+        fmt_ms(&floor.swd),
+    );
+    md.push_str(&table.to_markdown());
+    md.push_str("\n## Not distinguishable\n\n");
+    for n in notes {
+        md.push_str(&format!("- {n}\n"));
+    }
+    if !skipped_cells.is_empty() {
+        md.push_str("\n## Skipped cells\n\n");
+        for (s, b, why) in skipped_cells {
+            md.push_str(&format!("- {s} at budget {b}: {why}\n"));
+        }
+    }
+    if !skipped_samplers.is_empty() {
+        md.push_str("\n## Skipped samplers\n\n");
+        for (s, why) in skipped_samplers {
+            md.push_str(&format!("- {s}: {why}\n"));
+        }
+    }
+    md
+}
+
+fn write_figures(
+    dir: &Path,
+    label: &str,
+    plans: &[(String, Plan)],
+    budgets: &[usize],
+    cells: &[Cell],
+    floor: &Summary,
+    reference: &Array2<f32>,
+) -> Result<()> {
+    let series = |x: &dyn Fn(&Cell) -> f64| -> Vec<viz::Series> {
+        plans
+            .iter()
+            .map(|(spec, _)| {
+                let cs: Vec<&Cell> = cells.iter().filter(|c| &c.spec == spec).collect();
+                viz::Series {
+                    name: spec.clone(),
+                    points: cs.iter().map(|c| (x(c), c.quality.swd.mean)).collect(),
+                    err: Some(cs.iter().map(|c| c.quality.swd.se).collect()),
+                }
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let hline = Some((floor.swd.mean, "noise floor (data vs data)".to_string()));
+    viz::line_plot(
+        &dir.join("quality_vs_nfe.png"),
+        &viz::LinePlot {
+            title: format!("Sample quality vs NFE: {label}"),
+            x_label: "model evaluations per sample (NFE)".into(),
+            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
+            log_x: true,
+            log_y: true,
+            series: series(&|c| c.nfe as f64),
+            hline: hline.clone(),
+            ..viz::LinePlot::default()
+        },
+    )?;
+    viz::line_plot(
+        &dir.join("quality_vs_time.png"),
+        &viz::LinePlot {
+            title: format!("Sample quality vs wall time: {label}"),
+            x_label: "seconds per run".into(),
+            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
+            log_x: true,
+            log_y: true,
+            series: series(&|c| c.seconds.mean),
+            hline,
+            ..viz::LinePlot::default()
+        },
+    )?;
+    let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
+    let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
+    let grid: Vec<Vec<Option<ArrayView2<f32>>>> = rows
+        .iter()
+        .map(|spec| {
+            budgets
+                .iter()
+                .map(|&b| {
+                    cells
+                        .iter()
+                        .find(|c| &c.spec == spec && c.budget == b)
+                        .map(|c| c.samples.view())
+                })
+                .collect()
+        })
+        .collect();
+    let r = reference
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(4.5f32, |m, v| m.max(1.05 * v.abs()));
+    let mut topts = viz::ThumbnailOptions {
+        title: Some(format!("Samples (first seed): {label}")),
+        ..viz::ThumbnailOptions::default()
+    };
+    topts.density.range = [(-r, r), (-r, r)];
+    viz::thumbnail_grid(&dir.join("thumbnails.png"), &rows, &cols, &grid, &topts)
+}
