@@ -13,11 +13,11 @@ use scoresde::data::Toy;
 use scoresde::demo::Reference;
 use scoresde::oracle::CheckerboardScore;
 use scoresde::samplers::{by_name, sample, SampleOptions};
-use scoresde::sde::VpSde;
+use scoresde::sde::SdeConfig;
 
 fn main() -> anyhow::Result<()> {
-    let sde = VpSde::default();
-    let oracle = CheckerboardScore { sde: &sde };
+    let oracle = CheckerboardScore::new(&SdeConfig::by_name("vp")?)?;
+    let sde = oracle.sde();
     let n = 10_000;
     let reference = Reference::new(Toy::Checkerboard, n, 1);
     println!("noise floor SWD {}", reference.floor);
@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         for steps in [10, 50, 200, 1000] {
             let out = sample(
                 by_name(spec, steps)?.as_ref(),
-                &sde,
+                sde,
                 &oracle,
                 &SampleOptions::new(n, 0),
             )?;

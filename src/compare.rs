@@ -30,7 +30,6 @@ use crate::data::Toy;
 use crate::error::{Error, Result};
 use crate::metrics::{self, MeanSe};
 use crate::model::ScoreModel;
-use crate::oracle::MixtureScore;
 use crate::report::Table;
 use crate::rng::splitmix64;
 use crate::samplers::{self, SampleOptions};
@@ -223,22 +222,15 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
             run_with(&model, model.sde(), data, &name, &label, opts)
         }
         Source::Oracle { data, sde } => {
-            let Some(gm) = data.mixture() else {
-                return Err(Error::invalid(
-                    "oracle",
-                    data.name(),
-                    "a mixture data set: 8gaussians or 25gaussians",
-                ));
-            };
-            let oracle = MixtureScore::new(gm, sde)?;
+            let (oracle, oracle_sde) = crate::oracle::for_toy(*data, sde)?;
             let name = opts
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("{}-{}", data.name(), sde.name()));
             let label = format!("exact score of {} ({} SDE)", data.name(), sde.name());
             run_with(
-                &oracle,
-                oracle.sde(),
+                oracle.as_ref(),
+                oracle_sde.as_ref(),
                 opts.data.unwrap_or(*data),
                 &name,
                 &label,

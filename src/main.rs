@@ -46,7 +46,7 @@ struct CompareArgs {
     /// Checkpoint directory written by `scoresde train`.
     #[arg(long, conflicts_with_all = ["oracle", "sde"], required_unless_present = "oracle")]
     model: Option<PathBuf>,
-    /// Exact-score oracle instead of a model: 25gaussians or 8gaussians.
+    /// Exact-score oracle instead of a model: checkerboard, 8gaussians or 25gaussians.
     #[arg(long)]
     oracle: Option<String>,
     /// Noise process of the oracle: vp, subvp, ve (a model brings its own).
@@ -327,7 +327,7 @@ fn run_compare(a: CompareArgs) -> Result<()> {
             data: Toy::from_name(&o)?,
             sde: SdeConfig::by_name(a.sde.as_deref().unwrap_or("vp"))?,
         },
-        (None, None) => bail!("pass --model DIR or --oracle 25gaussians|8gaussians"),
+        (None, None) => bail!("pass --model DIR or --oracle checkerboard|8gaussians|25gaussians"),
     };
     let mut opts = CompareOptions::new(source);
     opts.data = a.data.as_deref().map(Toy::from_name).transpose()?;

@@ -17,8 +17,9 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use crate::error::Result;
 use crate::score::Score;
-use crate::sde::Sde;
+use crate::sde::{Sde, SdeConfig};
 
 /// ln(Φ(u_a) − Φ(u_b)) for u_a > u_b, accurate in both tails.
 fn ln_phi_diff(u_a: f64, u_b: f64) -> f64 {
@@ -81,11 +82,21 @@ pub fn squares() -> Vec<(f64, f64)> {
 
 /// Exact score of the noised checkerboard for any SDE.
 #[derive(Debug)]
-pub struct CheckerboardScore<'a> {
-    pub sde: &'a dyn Sde,
+pub struct CheckerboardScore {
+    sde: Box<dyn Sde>,
 }
 
-impl CheckerboardScore<'_> {
+impl CheckerboardScore {
+    /// The oracle for the SDE `sde`.
+    pub fn new(sde: &SdeConfig) -> Result<Self> {
+        Ok(CheckerboardScore { sde: sde.build()? })
+    }
+
+    /// The SDE the data are pushed through.
+    pub fn sde(&self) -> &dyn Sde {
+        self.sde.as_ref()
+    }
+
     /// ln p_t(x) (f64), for tests and likelihood checks.
     pub fn log_prob(&self, x: [f64; 2], t: f64) -> f64 {
         let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
@@ -102,7 +113,7 @@ fn log_sum_exp(v: &[f64]) -> f64 {
     m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
 }
 
-impl Score for CheckerboardScore<'_> {
+impl Score for CheckerboardScore {
     fn dim(&self) -> usize {
         2
     }
@@ -139,15 +150,14 @@ impl Score for CheckerboardScore<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sde::SdeConfig;
 
     /// The score equals the gradient of ln p_t by central differences, for
     /// all three SDEs, near and far from the squares, at small and large t.
     #[test]
     fn score_is_gradient_of_log_density() {
         for name in ["vp", "subvp", "ve"] {
-            let sde = SdeConfig::by_name(name).unwrap().build().unwrap();
-            let oracle = CheckerboardScore { sde: sde.as_ref() };
+            let oracle = CheckerboardScore::new(&SdeConfig::by_name(name).unwrap()).unwrap();
+            let sde = oracle.sde();
             for &t in &[0.01, 0.1, 0.5, 1.0] {
                 for &p in &[
                     [0.3, 0.7],
@@ -180,8 +190,7 @@ mod tests {
     /// back towards the support.
     #[test]
     fn finite_everywhere() {
-        let sde = SdeConfig::by_name("vp").unwrap().build().unwrap();
-        let oracle = CheckerboardScore { sde: sde.as_ref() };
+        let oracle = CheckerboardScore::new(&SdeConfig::by_name("vp").unwrap()).unwrap();
         let x = ndarray::arr2(&[[50.0f32, -50.0], [1.0, 1.0], [2.5, 0.5], [-4.0, 0.0]]);
         let mut s = ndarray::Array2::<f32>::zeros((4, 2));
         for &t in &[0.0f64, 1e-9, 1e-5, 1e-3] {

@@ -24,6 +24,31 @@ pub use checkerboard::CheckerboardScore;
 pub use empirical::EmpiricalScore;
 pub use mixture::MixtureScore;
 
+use crate::data::Toy;
+use crate::error::{Error, Result};
+use crate::score::Score;
+use crate::sde::{Sde, SdeConfig};
+
+/// Toy data sets with an exact-score oracle.
+pub const ORACLE_DATA: &[&str] = &["checkerboard", "8gaussians", "25gaussians"];
+
+/// The exact-score oracle of a toy data set pushed through `sde`, as a
+/// `(score, sde)` pair: [`CheckerboardScore`] or the [`MixtureScore`] of
+/// 8 / 25 Gaussians.
+pub fn for_toy(data: Toy, sde: &SdeConfig) -> Result<(Box<dyn Score>, Box<dyn Sde>)> {
+    if data == Toy::Checkerboard {
+        return Ok((Box::new(CheckerboardScore::new(sde)?), sde.build()?));
+    }
+    match data.mixture() {
+        Some(gm) => Ok((Box::new(MixtureScore::new(gm, sde)?), sde.build()?)),
+        None => Err(Error::invalid(
+            "oracle",
+            data.name(),
+            format!("a data set with an exact score: {}", ORACLE_DATA.join(", ")),
+        )),
+    }
+}
+
 /// Logit gap below the maximum beyond which a softmax term is taken as 0.
 pub const SOFTMAX_CUTOFF: f64 = 37.0;
 
