@@ -9,10 +9,16 @@
 //! noise), so the output is the same for any batch size or thread count.
 
 mod ddpm;
+mod dpm_solver;
 mod euler_maruyama;
+mod ode;
+mod rk45;
 
 pub use ddpm::{Ddpm, DdpmSchedule};
+pub use dpm_solver::DpmSolverPP;
 pub use euler_maruyama::EulerMaruyama;
+pub use ode::{OdeMethod, ProbabilityFlowOde};
+pub use rk45::{dopri5, Dopri5Options, Dopri5Stats, Dopri5Status, Rk45};
 
 use indicatif::ProgressBar;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -239,14 +245,23 @@ fn merge_trajectories(results: &[(Array2<f32>, usize, Recorder)]) -> Trajectory 
 }
 
 /// Names accepted by [`by_name`] (each may take `:key=value,...` parameters).
-pub const SAMPLER_NAMES: &[&str] = &["ddpm", "ddpm-cosine", "em"];
+pub const SAMPLER_NAMES: &[&str] = &[
+    "ddpm",
+    "ddpm-cosine",
+    "em",
+    "ode-euler",
+    "ode-heun",
+    "ode-rk4",
+    "ode-rk45",
+    "dpm-solver++",
+];
 
 /// Build a sampler from a spec `name` or `name:key=value,key=value` and a
 /// step count, e.g. `ddpm`, `em`. Unknown names list the valid ones;
 /// unknown or malformed parameters are errors.
 pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
     crate::sde::check_steps(steps)?;
-    let p = Params::parse(spec)?;
+    let mut p = Params::parse(spec)?;
     let sampler: Box<dyn Sampler> = match p.name.as_str() {
         "ddpm" => Box::new(Ddpm::linear(steps)),
         "ddpm-cosine" => Box::new(Ddpm {
@@ -254,6 +269,27 @@ pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
             schedule: DdpmSchedule::Cosine,
         }),
         "em" | "euler-maruyama" | "euler_maruyama" => Box::new(EulerMaruyama { steps }),
+        "ode-euler" => Box::new(ProbabilityFlowOde {
+            steps,
+            method: OdeMethod::Euler,
+        }),
+        "ode-heun" => Box::new(ProbabilityFlowOde {
+            steps,
+            method: OdeMethod::Heun,
+        }),
+        "ode-rk4" => Box::new(ProbabilityFlowOde {
+            steps,
+            method: OdeMethod::Rk4,
+        }),
+        // Adaptive: `steps` is not used (see `Rk45`); max_steps caps attempts per sample.
+        "ode-rk45" => {
+            let d = Dopri5Options::DEFAULT;
+            let rtol = p.f64("rtol", d.rtol)?;
+            let atol = p.f64("atol", d.atol)?;
+            let max_steps = p.usize("max_steps", d.max_steps)?;
+            Box::new(Rk45::new(rtol, atol, max_steps)?)
+        }
+        "dpm-solver++" | "dpmpp-2m" => Box::new(DpmSolverPP { steps }),
         other => {
             return Err(Error::invalid(
                 "sampler",
