@@ -14,6 +14,7 @@ pub mod data;
 pub mod demo;
 pub mod error;
 pub mod fsutil;
+pub mod likelihood;
 pub mod metrics;
 pub mod model;
 pub mod nn;

@@ -10,17 +10,23 @@
 
 mod ddim;
 mod ddpm;
+mod dpm_solver;
 mod edm;
 mod euler_maruyama;
 mod langevin;
+mod ode;
 mod reverse_diffusion;
+mod rk45;
 
 pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmSchedule};
+pub use dpm_solver::DpmSolverPP;
 pub use edm::Edm;
 pub use euler_maruyama::EulerMaruyama;
 pub use langevin::{AnnealedLangevin, CorrectorStep, Predictor, PredictorCorrector};
+pub use ode::{OdeMethod, ProbabilityFlowOde};
 pub use reverse_diffusion::ReverseDiffusion;
+pub use rk45::{dopri5, Dopri5Options, Dopri5Stats, Dopri5Status, Rk45};
 
 use indicatif::ProgressBar;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -257,6 +263,11 @@ pub const SAMPLER_NAMES: &[&str] = &[
     "ald",
     "ddim",
     "edm",
+    "ode-euler",
+    "ode-heun",
+    "ode-rk4",
+    "ode-rk45",
+    "dpm-solver++",
 ];
 
 /// Build a sampler from a spec `name` or `name:key=value,key=value` and a
@@ -321,6 +332,27 @@ pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
                 ..d
             })
         }
+        "ode-euler" => Box::new(ProbabilityFlowOde {
+            steps,
+            method: OdeMethod::Euler,
+        }),
+        "ode-heun" => Box::new(ProbabilityFlowOde {
+            steps,
+            method: OdeMethod::Heun,
+        }),
+        "ode-rk4" => Box::new(ProbabilityFlowOde {
+            steps,
+            method: OdeMethod::Rk4,
+        }),
+        // Adaptive: `steps` is not used (see `Rk45`); max_steps caps attempts per sample.
+        "ode-rk45" => {
+            let d = Dopri5Options::DEFAULT;
+            let rtol = p.f64("rtol", d.rtol)?;
+            let atol = p.f64("atol", d.atol)?;
+            let max_steps = p.usize("max_steps", d.max_steps)?;
+            Box::new(Rk45::new(rtol, atol, max_steps)?)
+        }
+        "dpm-solver++" | "dpmpp-2m" => Box::new(DpmSolverPP { steps }),
         other => {
             return Err(Error::invalid(
                 "sampler",
