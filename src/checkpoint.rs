@@ -18,14 +18,14 @@
 //! - `prev/`: the complete checkpoint before the latest save.
 //!
 //! Save protocol ([`save`]): (1) if the directory holds a complete checkpoint
-//! (every file matches `config.json`), hard-link (or copy) it into
-//! `prev.tmp/`, fsync, and rename that to `prev/`; (2) write each data file
+//! (every file matches `config.json`), copy it into `prev.tmp/`, fsync, and
+//! rename that to `prev/` (replacing the older `prev/`); (2) write each data file
 //! atomically (`<name>.tmp`, flush, fsync, rename); (3) write `config.json`
 //! atomically; (4) fsync the directory. A crash at any point leaves a
 //! complete checkpoint either at the top level or in `prev/`: before (3)
 //! completes, the top-level files disagree with `config.json`, which
-//! [`load`] detects, and `prev/` still holds the last good set (hard links are
-//! not touched by renames over the top-level names). [`load_latest`] (used
+//! [`load`] detects, and `prev/` still holds the last good set. A kill while
+//! `prev/` itself is replaced leaves the top level complete. [`load_latest`] (used
 //! by `--resume`) falls back to `prev/` when the top level is incomplete.
 
 use std::collections::BTreeMap;
@@ -201,7 +201,10 @@ pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Resul
     meta.insert("config".to_string(), config_json);
     meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
     meta.insert("step".to_string(), config.step.to_string());
-    meta.insert("tensors_fnv1a64".into(), hex(tensor_checksum(&model_tensors)));
+    meta.insert(
+        "tensors_fnv1a64".into(),
+        hex(tensor_checksum(&model_tensors)),
+    );
     let path = dir.join(MODEL_FILE);
     write_tensors(&path, &model_tensors, &meta)?;
     files.insert(MODEL_FILE.to_string(), digest_of(&path)?);
@@ -294,7 +297,10 @@ fn write_tensors(
         if shape.iter().product::<usize>() != data.len() {
             return Err(ckpt_err(
                 path,
-                format!("tensor '{name}' of shape {shape:?} holds {} values", data.len()),
+                format!(
+                    "tensor '{name}' of shape {shape:?} holds {} values",
+                    data.len()
+                ),
             ));
         }
     }
@@ -303,7 +309,11 @@ fn write_tensors(
 
 fn state_tensors<'a>(net: &Mlp, s: &'a TrainState) -> Result<Vec<(String, Vec<usize>, &'a [f32])>> {
     let n = net.num_params();
-    for (what, v) in [("params", &s.params), ("adam_m", &s.adam_m), ("adam_v", &s.adam_v)] {
+    for (what, v) in [
+        ("params", &s.params),
+        ("adam_m", &s.adam_m),
+        ("adam_v", &s.adam_v),
+    ] {
         if v.len() != n {
             return Err(Error::Mismatch(format!(
                 "training state {what} has {} values, the network has {n}",
@@ -312,7 +322,11 @@ fn state_tensors<'a>(net: &Mlp, s: &'a TrainState) -> Result<Vec<(String, Vec<us
         }
     }
     let mut out = Vec::new();
-    for (prefix, flat) in [("params", &s.params), ("adam_m", &s.adam_m), ("adam_v", &s.adam_v)] {
+    for (prefix, flat) in [
+        ("params", &s.params),
+        ("adam_m", &s.adam_m),
+        ("adam_v", &s.adam_v),
+    ] {
         for (name, shape, data) in net.named_slices(flat) {
             out.push((format!("{prefix}.{name}"), shape, data));
         }
@@ -328,8 +342,7 @@ fn digest_of(path: &Path) -> Result<FileDigest> {
     })
 }
 
-/// If `dir` holds a complete checkpoint, make `dir/prev` a copy of it
-/// (hard links where the file system allows). An incomplete top level is
+/// If `dir` holds a complete checkpoint, make `dir/prev` a copy of it. An incomplete top level is
 /// left alone so that a good `prev/` is never replaced by a bad set.
 fn snapshot_previous(dir: &Path) -> Result<()> {
     let Ok(manifest) = verify_files(dir) else {
@@ -348,13 +361,13 @@ fn snapshot_previous(dir: &Path) -> Result<()> {
         .map(String::as_str)
         .chain([CONFIG_FILE]);
     for name in names {
+        // Copies, not hard links: a later in-place change to a top-level
+        // file must not reach the backup.
         let (src, dst) = (dir.join(name), tmp.join(name));
-        if std::fs::hard_link(&src, &dst).is_err() {
-            std::fs::copy(&src, &dst).map_err(|e| io(&dst, e))?;
-            if let Ok(f) = std::fs::File::open(&dst) {
-                let _ = f.sync_all();
-            }
-        }
+        std::fs::copy(&src, &dst).map_err(|e| io(&dst, e))?;
+        std::fs::File::open(&dst)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io(&dst, e))?;
     }
     fsutil::sync_dir(&tmp);
     if prev.exists() {
@@ -393,8 +406,20 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
         }
         None => return Err(ckpt_err(path, "missing integer field 'format_version'")),
     }
-    let m: Manifest = serde_json::from_value(value)
+    let m: Manifest = serde_json::from_value(value.clone())
         .map_err(|e| ckpt_err(path, format!("invalid config: {e}")))?;
+    // Nested structs accept unknown keys and fill defaults; a checkpoint
+    // must say exactly what it means, so it must round-trip.
+    let canonical = serde_json::to_value(&m).map_err(|e| ckpt_err(path, e.to_string()))?;
+    if canonical != value {
+        return Err(ckpt_err(
+            path,
+            format!(
+                "unexpected or missing keys: {}",
+                json_diff("", &value, &canonical)
+            ),
+        ));
+    }
     for name in m.files.keys() {
         if name != MODEL_FILE && name != TRAIN_STATE_FILE {
             return Err(ckpt_err(path, format!("lists unknown file '{name}'")));
@@ -414,11 +439,32 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
     Ok(m)
 }
 
+/// First place where `got` differs from `want`, as `path: got vs want`.
+fn json_diff(at: &str, got: &serde_json::Value, want: &serde_json::Value) -> String {
+    use serde_json::Value::Object;
+    if let (Object(g), Object(w)) = (got, want) {
+        for k in g.keys().chain(w.keys()) {
+            match (g.get(k), w.get(k)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(a), Some(b)) => return json_diff(&format!("{at}.{k}"), a, b),
+                (Some(_), None) => return format!("unknown key '{at}.{k}'"),
+                (None, _) => return format!("missing key '{at}.{k}'"),
+            }
+        }
+    }
+    format!("'{at}' is {got}, expected {want}")
+}
+
 /// Read a file of at most `max` bytes (larger files are refused unread).
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     if len > max {
-        return Err(ckpt_err(path, format!("{len} bytes, more than the {max} allowed")));
+        return Err(ckpt_err(
+            path,
+            format!("{len} bytes, more than the {max} allowed"),
+        ));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }
@@ -436,7 +482,12 @@ pub fn verify_files(dir: &Path) -> Result<Manifest> {
 fn read_listed(dir: &Path, name: &str, d: &FileDigest) -> Result<Vec<u8>> {
     let path = dir.join(name);
     let len = std::fs::metadata(&path)
-        .map_err(|e| ckpt_err(&path, format!("listed in {CONFIG_FILE} but unreadable: {e}")))?
+        .map_err(|e| {
+            ckpt_err(
+                &path,
+                format!("listed in {CONFIG_FILE} but unreadable: {e}"),
+            )
+        })?
         .len();
     if len != d.bytes {
         return Err(ckpt_err(
@@ -564,6 +615,17 @@ fn load_parts(
                 .collect();
             check_file(&path, &file, &specs, manifest.step)?;
             check_digest(&path, bytes, digest)?;
+            let saved: TrainConfig = file
+                .metadata
+                .get("train")
+                .and_then(|t| serde_json::from_str(t).ok())
+                .ok_or_else(|| ckpt_err(&path, "metadata has no valid 'train'"))?;
+            if &saved != train {
+                return Err(ckpt_err(
+                    dir.join(CONFIG_FILE),
+                    format!("train {train:?} differs from {saved:?} stored in {TRAIN_STATE_FILE}"),
+                ));
+            }
             let adam_step = file
                 .metadata
                 .get("adam_step")
@@ -597,7 +659,10 @@ fn load_parts(
             if let Some(i) = adam_v.iter().position(|&v| v < 0.0) {
                 return Err(ckpt_err(
                     &path,
-                    format!("adam_v holds a negative value {} at flat index {i}", adam_v[i]),
+                    format!(
+                        "adam_v holds a negative value {} at flat index {i}",
+                        adam_v[i]
+                    ),
                 ));
             }
             Some(TrainState {
@@ -641,7 +706,9 @@ fn check_file(
     if file_step != &step.to_string() {
         return Err(ckpt_err(
             path,
-            format!("holds step {file_step} but {CONFIG_FILE} names step {step} (an interrupted save?)"),
+            format!(
+                "holds step {file_step} but {CONFIG_FILE} names step {step} (an interrupted save?)"
+            ),
         ));
     }
     let want = meta("tensors_fnv1a64")?;
@@ -678,7 +745,10 @@ pub fn load_latest(dir: &Path) -> Result<(Checkpoint, Option<Error>)> {
                 Ok(c) => Ok((c, Some(top))),
                 Err(e) => Err(ckpt_err(
                     dir,
-                    format!("no loadable checkpoint: {top}; and in {}: {e}", prev.display()),
+                    format!(
+                        "no loadable checkpoint: {top}; and in {}: {e}",
+                        prev.display()
+                    ),
                 )),
             }
         }

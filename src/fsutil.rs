@@ -62,13 +62,8 @@ pub fn sync_dir(dir: &Path) {
 /// created in it, before any long work starts. `arg` names the option in
 /// the error (e.g. `out`).
 pub fn ensure_writable_dir(arg: &str, dir: &Path) -> Result<()> {
-    let fail = |why: String| {
-        Error::invalid(
-            arg,
-            dir.display(),
-            format!("a writable directory ({why})"),
-        )
-    };
+    let fail =
+        |why: String| Error::invalid(arg, dir.display(), format!("a writable directory ({why})"));
     if dir.exists() && !dir.is_dir() {
         return Err(fail("it exists and is not a directory".into()));
     }

@@ -207,7 +207,11 @@ impl Trainer {
             return Err(differs("data", opts.data.name().into(), cfg.data.clone()));
         }
         if opts.sde != cfg.sde {
-            return Err(differs("sde", format!("{:?}", opts.sde), format!("{:?}", cfg.sde)));
+            return Err(differs(
+                "sde",
+                format!("{:?}", opts.sde),
+                format!("{:?}", cfg.sde),
+            ));
         }
         for (what, a, b) in [
             ("hidden", opts.net.hidden, cfg.net.hidden),
@@ -223,7 +227,11 @@ impl Trainer {
         for (what, a, b) in [
             ("seed", ours.seed.to_string(), saved.seed.to_string()),
             ("batch", ours.batch.to_string(), saved.batch.to_string()),
-            ("ema", ours.ema_decay.to_string(), saved.ema_decay.to_string()),
+            (
+                "ema",
+                ours.ema_decay.to_string(),
+                saved.ema_decay.to_string(),
+            ),
         ] {
             if a != b {
                 return Err(differs(what, a, b));
@@ -233,12 +241,16 @@ impl Trainer {
             return Err(Error::invalid(
                 "steps",
                 opts.steps,
-                format!("at least the checkpoint's step {} (--steps is the total)", cfg.step),
+                format!(
+                    "at least the checkpoint's step {} (--steps is the total)",
+                    cfg.step
+                ),
             ));
         }
         let mut t = Trainer::new(opts)?;
         t.net.params_mut().copy_from_slice(&state.params);
-        t.adam.set_state(&state.adam_m, &state.adam_v, state.adam_step)?;
+        t.adam
+            .set_state(&state.adam_m, &state.adam_v, state.adam_step)?;
         t.ema.set_shadow(ckpt.model.net.params())?;
         t.step = cfg.step;
         Ok(t)
@@ -312,7 +324,13 @@ impl Trainer {
         self.ema.update(self.net.params());
         // Finite gradients with a huge learning rate can still overflow the
         // weights; such a state must never reach a checkpoint.
-        if self.net.params().iter().chain(&self.ema.shadow).any(|p| !p.is_finite()) {
+        if self
+            .net
+            .params()
+            .iter()
+            .chain(&self.ema.shadow)
+            .any(|p| !p.is_finite())
+        {
             return Err(Error::NonFinite {
                 step: self.step + 1,
                 what: "weights after the Adam update".into(),
