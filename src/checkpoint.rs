@@ -307,7 +307,10 @@ fn write_tensors(
     fsutil::write_atomic(path, &encode_safetensors(tensors, metadata))
 }
 
-fn state_tensors<'a>(net: &Mlp, s: &'a TrainState) -> Result<Vec<(String, Vec<usize>, &'a [f32])>> {
+/// A named tensor borrowing its values.
+type TensorRef<'a> = (String, Vec<usize>, &'a [f32]);
+
+fn state_tensors<'a>(net: &Mlp, s: &'a TrainState) -> Result<Vec<TensorRef<'a>>> {
     let n = net.num_params();
     for (what, v) in [
         ("params", &s.params),
@@ -577,6 +580,18 @@ fn load_parts(
     // model.safetensors: EMA weights.
     let path = dir.join(MODEL_FILE);
     let (bytes, digest) = get(MODEL_FILE)?;
+    // Allocate for the network only once the file is big enough to hold it
+    // (no huge allocation from a small config naming a huge network).
+    let n_params = config.net.num_params().unwrap_or(usize::MAX);
+    if n_params.saturating_mul(4) > bytes.len() {
+        return Err(ckpt_err(
+            &path,
+            format!(
+                "{} bytes cannot hold the {n_params} parameters the config describes",
+                bytes.len()
+            ),
+        ));
+    }
     let mut net = Mlp::zeros(config.net.clone())?;
     let file = nn::io::parse_tensors(&path, bytes)?;
     check_file(&path, &file, &net.tensor_specs(), manifest.step)?;
