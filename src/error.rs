@@ -27,9 +27,14 @@ pub enum Error {
     /// A checkpoint that cannot be loaded (missing, corrupt, or mismatched).
     #[error("checkpoint {path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
-    /// A NaN or Inf appeared in training.
-    #[error("non-finite {what} at training step {step}")]
-    NonFinite { step: u64, what: String },
+    /// A NaN or Inf appeared in training at (1-based) step `step`; `hint`
+    /// says where the last good checkpoint is and what to try.
+    #[error("non-finite {what} at training step {step}; {hint}")]
+    NonFinite {
+        step: u64,
+        what: String,
+        hint: String,
+    },
     /// Two things that must agree do not (e.g. a model and a data set).
     #[error("{0}")]
     Mismatch(String),

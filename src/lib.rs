@@ -9,6 +9,7 @@
 //! oracle). Every sampler takes one of each and returns samples plus the
 //! number of model evaluations it used.
 
+pub mod checkpoint;
 pub mod compare;
 pub mod data;
 pub mod demo;

@@ -12,8 +12,8 @@ use scoresde::model::ScoreModel;
 use scoresde::nn::MlpConfig;
 use scoresde::samplers::{self, SampleOptions};
 use scoresde::sde::SdeConfig;
-use scoresde::train::{self, TrainOptions};
-use scoresde::{npy, viz};
+use scoresde::train::{self, OnNonFinite, TrainOptions};
+use scoresde::{checkpoint, npy, viz};
 
 #[derive(Parser)]
 #[command(
@@ -103,36 +103,53 @@ struct DemoArgs {
     seed: u64,
 }
 
+/// Options left out take their default, or with --resume the checkpoint's value.
 #[derive(Args)]
 struct TrainArgs {
-    /// Toy data set: checkerboard, moons, swissroll, 8gaussians, 25gaussians, rings, spirals, pinwheel.
-    #[arg(long, default_value = "checkerboard")]
-    data: String,
-    /// Noise process: vp, subvp, ve.
-    #[arg(long, default_value = "vp")]
-    sde: String,
+    /// Toy data set: checkerboard, moons, swissroll, 8gaussians, 25gaussians, rings, spirals, pinwheel [default: checkerboard].
+    #[arg(long)]
+    data: Option<String>,
+    /// Noise process: vp, subvp, ve [default: vp].
+    #[arg(long)]
+    sde: Option<String>,
+    /// Total training steps (a resumed run continues up to this).
     #[arg(long, default_value_t = 20_000)]
     steps: u64,
-    #[arg(long, default_value_t = 512)]
-    batch: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// EMA decay of the weights used for sampling.
-    #[arg(long, default_value_t = 0.999)]
-    ema: f64,
-    /// Hidden width of the MLP.
-    #[arg(long, default_value_t = 256)]
-    hidden: usize,
-    /// Number of hidden layers of the MLP.
-    #[arg(long, default_value_t = 3)]
-    depth: usize,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Checkpoint directory (default: runs/<data>).
+    /// Batch size [default: 512].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Adam learning rate [default: 0.001]; may change on --resume.
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// EMA decay of the weights used for sampling [default: 0.999].
+    #[arg(long, allow_negative_numbers = true)]
+    ema: Option<f64>,
+    /// Hidden width of the MLP [default: 256].
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Number of hidden layers of the MLP [default: 3].
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Seed of initialisation, data order and noise [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Checkpoint directory (default: runs/<data>, or the --resume directory).
     #[arg(long)]
     out: Option<PathBuf>,
     #[arg(long, default_value_t = 1000)]
     checkpoint_every: u64,
+    /// Continue the run whose checkpoint is in DIR (falls back to DIR/prev if
+    /// the last save was interrupted).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// On a NaN/Inf loss or gradient: stop (keep the last checkpoint, exit
+    /// non-zero) or skip (leave the weights unchanged for that batch and count it).
+    #[arg(long, default_value = "stop")]
+    on_nonfinite: String,
+    /// Start a fresh run even if --out already holds a checkpoint (the old one
+    /// is kept in <out>/prev until the first new save completes).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -195,6 +212,16 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_demo(a: DemoArgs) -> Result<()> {
+    for (name, v) in [
+        ("train-steps", a.train_steps as usize),
+        ("sample-steps", a.sample_steps),
+        ("n", a.n),
+    ] {
+        if v == 0 {
+            bail!("invalid {name} = 0: expected an integer >= 1");
+        }
+    }
+    scoresde::fsutil::ensure_writable_dir("out", &a.out)?;
     let opts = DemoOptions {
         out_dir: a.out,
         train_steps: a.train_steps,
@@ -220,41 +247,116 @@ fn run_demo(a: DemoArgs) -> Result<()> {
 }
 
 fn run_train(a: TrainArgs) -> Result<()> {
-    let data = Toy::from_name(&a.data)?;
-    let sde = SdeConfig::by_name(&a.sde)?;
-    let out = a.out.unwrap_or_else(|| Path::new("runs").join(data.name()));
+    let on_nonfinite = OnNonFinite::from_name(&a.on_nonfinite)?;
+    // With --resume, unspecified options come from the checkpoint.
+    let resume = match &a.resume {
+        None => None,
+        Some(dir) => {
+            if let Some(out) = &a.out {
+                if out != dir {
+                    bail!(
+                        "invalid out = {}: expected the --resume directory {} (a run resumes in place)",
+                        out.display(),
+                        dir.display()
+                    );
+                }
+            }
+            let (ckpt, skipped) = checkpoint::load_latest(dir)?;
+            if let Some(why) = skipped {
+                eprintln!(
+                    "warning: resuming from {} because the newest save is unusable: {why}",
+                    ckpt.dir.display()
+                );
+            }
+            Some(ckpt)
+        }
+    };
+    let saved = resume.as_ref().map(|c| {
+        let train = c.state.as_ref().map(|s| s.train.clone());
+        (c.model.config.clone(), train)
+    });
+    let data = match (&a.data, &saved) {
+        (Some(name), _) => Toy::from_name(name)?,
+        (None, Some((cfg, _))) => Toy::from_name(&cfg.data)?,
+        (None, None) => Toy::Checkerboard,
+    };
+    let sde = match (&a.sde, &saved) {
+        (Some(name), _) => SdeConfig::by_name(name)?,
+        (None, Some((cfg, _))) => cfg.sde,
+        (None, None) => SdeConfig::by_name("vp")?,
+    };
+    let base_net = saved
+        .as_ref()
+        .map(|(cfg, _)| cfg.net.clone())
+        .unwrap_or_else(|| MlpConfig::new(2));
+    let tc = saved.as_ref().and_then(|(_, t)| t.clone());
+    let out = a
+        .resume
+        .clone()
+        .or(a.out.clone())
+        .unwrap_or_else(|| Path::new("runs").join(data.name()));
     let opts = TrainOptions {
         data,
         sde,
         net: MlpConfig {
-            hidden: a.hidden,
-            depth: a.depth,
-            ..MlpConfig::new(2)
+            hidden: a.hidden.unwrap_or(base_net.hidden),
+            depth: a.depth.unwrap_or(base_net.depth),
+            ..base_net
         },
         steps: a.steps,
-        batch: a.batch,
-        lr: a.lr,
-        ema_decay: a.ema,
-        seed: a.seed,
+        batch: a.batch.or(tc.as_ref().map(|t| t.batch)).unwrap_or(512),
+        lr: a.lr.or(tc.as_ref().map(|t| t.lr)).unwrap_or(1e-3),
+        ema_decay: a.ema.or(tc.as_ref().map(|t| t.ema_decay)).unwrap_or(0.999),
+        seed: a.seed.or(tc.as_ref().map(|t| t.seed)).unwrap_or(0),
         out_dir: Some(out.clone()),
         checkpoint_every: a.checkpoint_every,
         progress: true,
+        on_nonfinite,
     };
-    let (_, summary) = train::train(&opts)?;
+    // Every check before any work starts.
+    opts.validate()?;
+    scoresde::fsutil::ensure_writable_dir("out", &out)?;
+    if resume.is_none() && !a.force {
+        if let Ok(m) = checkpoint::read_manifest(&out) {
+            bail!(
+                "{} already holds a checkpoint (step {}); pass --resume {} to continue it, \
+                 --force to start over, or choose another --out",
+                out.display(),
+                m.step,
+                out.display()
+            );
+        }
+    }
+    let (_, summary) = match resume {
+        Some(ckpt) => train::resume(&opts, ckpt)?,
+        None => train::train(&opts)?,
+    };
     println!(
-        "trained {} steps in {:.1} s ({:.1} steps/s), final loss {:.4}; checkpoint in {}",
+        "trained steps {}..{} in {:.1} s ({:.1} steps/s), final loss {:.4}{}; checkpoint in {}",
+        summary.start_step,
         a.steps,
         summary.seconds,
         summary.steps_per_sec,
         summary.final_loss,
+        if summary.skipped > 0 {
+            format!(", {} non-finite steps skipped", summary.skipped)
+        } else {
+            String::new()
+        },
         out.display()
     );
     Ok(())
 }
 
 fn run_sample(a: SampleArgs) -> Result<()> {
-    let model = ScoreModel::load(&a.model)?;
+    // Arguments first, then the model: nothing slow happens before both are checked.
     let sampler = samplers::by_name(&a.sampler, a.steps)?;
+    if a.n == 0 {
+        bail!("invalid n = 0: expected an integer >= 1");
+    }
+    if a.batch == 0 {
+        bail!("invalid batch = 0: expected an integer >= 1");
+    }
     let npy_path = a.out.join("samples.npy");
     let png_path = a.out.join("samples.png");
     let gif_path = a.out.join("reverse.gif");
@@ -268,7 +370,8 @@ fn run_sample(a: SampleArgs) -> Result<()> {
             }
         }
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    scoresde::fsutil::ensure_writable_dir("out", &a.out)?;
+    let model = ScoreModel::load(&a.model)?;
     let mut opts = SampleOptions::new(a.n, a.seed);
     opts.batch = a.batch;
     if a.gif {

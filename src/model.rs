@@ -11,22 +11,20 @@
 //! where x_t = alpha(t) x0 + sigma(t) ε. Either way the DSM loss with
 //! λ(t) = sigma(t)² is the mean of (f_θ − target)², target = ±ε.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::nn::{self, Mlp, MlpConfig};
+use crate::error::Result;
+use crate::nn::{Mlp, MlpConfig};
 use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
 
-/// Checkpoint format version written into `config.json`.
-pub const FORMAT_VERSION: u32 = 1;
-/// File names inside a checkpoint directory.
-pub const MODEL_FILE: &str = "model.safetensors";
-pub const CONFIG_FILE: &str = "config.json";
+/// Checkpoint format version written into `config.json` (2: checksums and
+/// training state; see [`crate::checkpoint`]).
+pub const FORMAT_VERSION: u32 = 2;
+pub use crate::checkpoint::{CONFIG_FILE, MODEL_FILE};
 
 /// What the network's output means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,8 +54,10 @@ impl Parameterization {
     }
 }
 
-/// The JSON config stored beside the weights.
+/// The model part of a checkpoint's config (stored in `model.safetensors`'
+/// metadata; `config.json` holds it plus file checksums).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub format_version: u32,
     pub sde: SdeConfig,
@@ -89,47 +89,22 @@ impl ScoreModel {
         self.sde.as_ref()
     }
 
-    /// Write `model.safetensors` (PyTorch `nn.Sequential` names) and
-    /// `config.json` into `dir`, each atomically.
+    /// Save the model (without training state) into checkpoint directory
+    /// `dir` with the crash-safe protocol of [`crate::checkpoint::save`].
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let json = serde_json::to_string_pretty(&self.config)
-            .map_err(|e| Error::format(dir.join(CONFIG_FILE), e.to_string()))?;
-        let mut meta = BTreeMap::new();
-        meta.insert("config".to_string(), json.clone());
-        nn::save_mlp(&dir.join(MODEL_FILE), &self.net, &meta)?;
-        crate::fsutil::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())
+        crate::checkpoint::save(dir, self, None)
     }
 
-    /// Load a checkpoint directory written by [`ScoreModel::save`].
+    /// Load a checkpoint directory written by [`ScoreModel::save`] or by
+    /// training, with every check of [`crate::checkpoint::load`].
     pub fn load(dir: &Path) -> Result<Self> {
-        let config = read_config(dir)?;
-        let (net, _) = nn::load_mlp(&dir.join(MODEL_FILE), config.net.clone())?;
-        ScoreModel::new(config, net)
+        Ok(crate::checkpoint::load(dir)?.model)
     }
 }
 
-/// Read and check `config.json` of a checkpoint directory.
+/// Read and check `config.json` of a checkpoint directory (not the weights).
 pub fn read_config(dir: &Path) -> Result<ModelConfig> {
-    let path: PathBuf = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Checkpoint {
-        path: path.clone(),
-        msg: format!("cannot read ({e}); is this a directory written by `scoresde train`?"),
-    })?;
-    let config: ModelConfig = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
-        path: path.clone(),
-        msg: format!("invalid config: {e}"),
-    })?;
-    if config.format_version != FORMAT_VERSION {
-        return Err(Error::Checkpoint {
-            path,
-            msg: format!(
-                "format version {} is not supported (expected {FORMAT_VERSION})",
-                config.format_version
-            ),
-        });
-    }
-    Ok(config)
+    Ok(crate::checkpoint::read_manifest(dir)?.model_config())
 }
 
 impl Score for ScoreModel {

@@ -13,7 +13,9 @@
 //! Adam updates θ; an exponential moving average (EMA) of θ is what samplers use.
 //!
 //! All randomness of step k comes from `rng::stream(seed, TRAIN, k)` and the
-//! data stream of step k, so a run is a function of its seed and step count.
+//! data stream of step k, so a run is a function of its seed and step count,
+//! and a run resumed from a checkpoint ([`Trainer::resume`]) ends with the
+//! same bytes as one that never stopped.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,6 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 
+use crate::checkpoint::{self, Checkpoint, TrainConfig, TrainState};
 use crate::data::Toy;
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
@@ -46,6 +49,29 @@ pub struct TrainOptions {
     pub checkpoint_every: u64,
     /// Show a progress bar with loss and it/s.
     pub progress: bool,
+    /// What to do when the loss or a gradient is NaN or Inf.
+    pub on_nonfinite: OnNonFinite,
+}
+
+/// Policy for a non-finite loss or gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OnNonFinite {
+    /// Stop with an error naming the step; checkpoints on disk stay as they were.
+    #[default]
+    Stop,
+    /// Leave the weights, Adam and EMA untouched for that step, count it, go on.
+    Skip,
+}
+
+impl OnNonFinite {
+    /// `stop` or `skip`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "stop" => Ok(OnNonFinite::Stop),
+            "skip" => Ok(OnNonFinite::Skip),
+            other => Err(Error::invalid("on-nonfinite", other, "one of: stop, skip")),
+        }
+    }
 }
 
 impl TrainOptions {
@@ -64,6 +90,7 @@ impl TrainOptions {
             out_dir: None,
             checkpoint_every: 5_000,
             progress: false,
+            on_nonfinite: OnNonFinite::Stop,
         }
     }
 
@@ -84,7 +111,18 @@ impl TrainOptions {
         if self.checkpoint_every == 0 {
             return Err(Error::invalid("checkpoint-every", 0, "an integer >= 1"));
         }
+        self.net.validate()?;
         self.sde.build().map(|_| ())
+    }
+
+    /// The settings a resumed run must share with the saved one.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            batch: self.batch,
+            lr: self.lr,
+            ema_decay: self.ema_decay,
+            seed: self.seed,
+        }
     }
 }
 
@@ -97,6 +135,10 @@ pub struct TrainSummary {
     pub steps_per_sec: f64,
     /// Mean loss per block of `steps / 100` steps (for a loss curve).
     pub loss_curve: Vec<(u64, f64)>,
+    /// Step the run started from (0, or the resumed checkpoint's step).
+    pub start_step: u64,
+    /// Steps skipped for a non-finite loss or gradient (`OnNonFinite::Skip`).
+    pub skipped: u64,
 }
 
 /// The state of a run: raw weights, Adam moments, EMA weights, step.
@@ -143,6 +185,90 @@ impl Trainer {
         })
     }
 
+    /// Continue the run saved in `ckpt` with `opts`. The data set, SDE,
+    /// network, seed, batch size and EMA decay must equal the saved ones
+    /// (the learning rate may change); otherwise the error names what
+    /// differs. With the same options the result is bit-identical to a run
+    /// that never stopped.
+    pub fn resume(opts: TrainOptions, ckpt: Checkpoint) -> Result<Self> {
+        let dir = ckpt.dir.display().to_string();
+        let cfg = &ckpt.model.config;
+        let state = ckpt.state.ok_or_else(|| Error::Checkpoint {
+            path: ckpt.dir.clone(),
+            msg: "holds no training state (train_state.safetensors); it cannot be resumed".into(),
+        })?;
+        let differs = |what: &str, ours: String, saved: String| {
+            Error::Mismatch(format!(
+                "--{what} {ours} differs from {saved} in the checkpoint {dir}; \
+                 a resumed run must use the same {what} (omit --{what} to take the saved one)"
+            ))
+        };
+        if opts.data.name() != cfg.data {
+            return Err(differs("data", opts.data.name().into(), cfg.data.clone()));
+        }
+        if opts.sde != cfg.sde {
+            return Err(differs(
+                "sde",
+                format!("{:?}", opts.sde),
+                format!("{:?}", cfg.sde),
+            ));
+        }
+        for (what, a, b) in [
+            ("hidden", opts.net.hidden, cfg.net.hidden),
+            ("depth", opts.net.depth, cfg.net.depth),
+            ("data_dim", opts.net.data_dim, cfg.net.data_dim),
+            ("emb_dim", opts.net.emb_dim, cfg.net.emb_dim),
+        ] {
+            if a != b {
+                return Err(differs(what, a.to_string(), b.to_string()));
+            }
+        }
+        let (ours, saved) = (opts.train_config(), &state.train);
+        for (what, a, b) in [
+            ("seed", ours.seed.to_string(), saved.seed.to_string()),
+            ("batch", ours.batch.to_string(), saved.batch.to_string()),
+            (
+                "ema",
+                ours.ema_decay.to_string(),
+                saved.ema_decay.to_string(),
+            ),
+        ] {
+            if a != b {
+                return Err(differs(what, a, b));
+            }
+        }
+        if cfg.step > opts.steps {
+            return Err(Error::invalid(
+                "steps",
+                opts.steps,
+                format!(
+                    "at least the checkpoint's step {} (--steps is the total)",
+                    cfg.step
+                ),
+            ));
+        }
+        let mut t = Trainer::new(opts)?;
+        t.net.params_mut().copy_from_slice(&state.params);
+        t.adam
+            .set_state(&state.adam_m, &state.adam_v, state.adam_step)?;
+        t.ema.set_shadow(ckpt.model.net.params())?;
+        t.step = cfg.step;
+        Ok(t)
+    }
+
+    /// Save the EMA model and the training state into `dir`
+    /// ([`checkpoint::save`]: atomic, keeps the previous set in `dir/prev`).
+    pub fn save_checkpoint(&self, dir: &std::path::Path) -> Result<()> {
+        let state = TrainState {
+            train: self.opts.train_config(),
+            params: self.net.params().to_vec(),
+            adam_m: self.adam.m.clone(),
+            adam_v: self.adam.v.clone(),
+            adam_step: self.adam.step,
+        };
+        checkpoint::save(dir, &self.ema_model()?, Some(&state))
+    }
+
     /// Fill x_t, t and the target c ε for step `self.step`.
     fn draw_batch(&mut self) {
         let (b, d) = self.x_t.dim();
@@ -164,7 +290,9 @@ impl Trainer {
         }
     }
 
-    /// One Adam step on a fresh batch; returns the batch loss.
+    /// One Adam step on a fresh batch; returns the batch loss. A non-finite
+    /// loss or gradient returns [`Error::NonFinite`] (1-based step) before
+    /// anything is updated, so the state is still that of the last step.
     pub fn train_step(&mut self) -> Result<f64> {
         self.draw_batch();
         self.net
@@ -185,23 +313,40 @@ impl Trainer {
         }
         loss /= n;
         if !loss.is_finite() {
-            return Err(Error::NonFinite {
-                step: self.step,
-                what: "loss".into(),
-            });
+            return Err(self.non_finite(format!("loss ({loss})")));
         }
         self.net
             .backward(&mut self.cache, self.d_out.view(), &mut self.grads);
-        if self.grads.iter().any(|g| !g.is_finite()) {
-            return Err(Error::NonFinite {
-                step: self.step,
-                what: "gradient".into(),
-            });
+        if let Some(i) = self.grads.iter().position(|g| !g.is_finite()) {
+            return Err(self.non_finite(format!("gradient ({} at parameter {i})", self.grads[i])));
         }
         self.adam.update(self.net.params_mut(), &self.grads);
         self.ema.update(self.net.params());
+        // Finite gradients with a huge learning rate can still overflow the
+        // weights; such a state must never reach a checkpoint.
+        if self
+            .net
+            .params()
+            .iter()
+            .chain(&self.ema.shadow)
+            .any(|p| !p.is_finite())
+        {
+            return Err(Error::NonFinite {
+                step: self.step + 1,
+                what: "weights after the Adam update".into(),
+                hint: "this cannot be skipped; lower --lr".into(),
+            });
+        }
         self.step += 1;
         Ok(loss)
+    }
+
+    fn non_finite(&self, what: String) -> Error {
+        Error::NonFinite {
+            step: self.step + 1,
+            what,
+            hint: String::new(),
+        }
     }
 
     /// The model with EMA weights, as samplers should use it.
@@ -222,7 +367,40 @@ impl Trainer {
 
 /// Train as `opts` says; returns the EMA model and a summary.
 pub fn train(opts: &TrainOptions) -> Result<(ScoreModel, TrainSummary)> {
-    let mut trainer = Trainer::new(opts.clone())?;
+    run(Trainer::new(opts.clone())?)
+}
+
+/// Continue the run saved in `ckpt` up to `opts.steps` in total (see
+/// [`Trainer::resume`]).
+pub fn resume(opts: &TrainOptions, ckpt: Checkpoint) -> Result<(ScoreModel, TrainSummary)> {
+    run(Trainer::resume(opts.clone(), ckpt)?)
+}
+
+/// Where the last good checkpoint is, for error messages.
+fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>) -> String {
+    let advice = "lower --lr, or pass --on-nonfinite skip to skip such batches";
+    match (&opts.out_dir, last_saved) {
+        (Some(dir), Some(step)) => format!(
+            "the last good checkpoint (step {step}) is in {}; {advice}",
+            dir.display()
+        ),
+        (Some(dir), None) => match checkpoint::read_manifest(dir) {
+            Ok(m) => format!(
+                "the checkpoint in {} (step {}) is untouched; {advice}",
+                dir.display(),
+                m.step
+            ),
+            Err(_) => format!("no checkpoint was written yet; {advice}"),
+        },
+        (None, _) => advice.to_string(),
+    }
+}
+
+/// Drive `trainer` to `opts.steps`, checkpointing every `checkpoint_every`
+/// steps and at the end.
+fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
+    let opts = trainer.opts.clone();
+    let start_step = trainer.step;
     let pb = if opts.progress {
         let pb = ProgressBar::new(opts.steps);
         pb.set_style(
@@ -231,6 +409,7 @@ pub fn train(opts: &TrainOptions) -> Result<(ScoreModel, TrainSummary)> {
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        pb.set_position(start_step);
         pb
     } else {
         ProgressBar::hidden()
@@ -240,15 +419,35 @@ pub fn train(opts: &TrainOptions) -> Result<(ScoreModel, TrainSummary)> {
     let (mut block_sum, mut block_n) = (0.0, 0u64);
     let mut curve = Vec::new();
     let mut recent = std::collections::VecDeque::with_capacity(200);
+    let (mut skipped, mut last_saved) = (0u64, None);
     while trainer.step < opts.steps {
-        let loss = trainer.train_step()?;
-        block_sum += loss;
-        block_n += 1;
-        if recent.len() == 200 {
-            recent.pop_front();
+        match trainer.train_step() {
+            Ok(loss) => {
+                block_sum += loss;
+                block_n += 1;
+                if recent.len() == 200 {
+                    recent.pop_front();
+                }
+                recent.push_back(loss);
+            }
+            Err(Error::NonFinite { step, what, hint }) => {
+                let skippable = hint.is_empty();
+                if skippable && opts.on_nonfinite == OnNonFinite::Skip {
+                    trainer.step += 1;
+                    skipped += 1;
+                } else {
+                    pb.abandon();
+                    let hint = if skippable {
+                        checkpoint_hint(&opts, last_saved)
+                    } else {
+                        format!("{hint}; {}", checkpoint_hint(&opts, last_saved))
+                    };
+                    return Err(Error::NonFinite { step, what, hint });
+                }
+            }
+            Err(e) => return Err(e),
         }
-        recent.push_back(loss);
-        if trainer.step % block == 0 || trainer.step == opts.steps {
+        if (trainer.step % block == 0 || trainer.step == opts.steps) && block_n > 0 {
             curve.push((trainer.step, block_sum / block_n as f64));
             pb.set_message(format!("loss {:.4}", block_sum / block_n as f64));
             (block_sum, block_n) = (0.0, 0);
@@ -256,7 +455,8 @@ pub fn train(opts: &TrainOptions) -> Result<(ScoreModel, TrainSummary)> {
         pb.inc(1);
         if let Some(dir) = &opts.out_dir {
             if trainer.step % opts.checkpoint_every == 0 || trainer.step == opts.steps {
-                trainer.ema_model()?.save(dir)?;
+                trainer.save_checkpoint(dir)?;
+                last_saved = Some(trainer.step);
             }
         }
     }
@@ -265,8 +465,10 @@ pub fn train(opts: &TrainOptions) -> Result<(ScoreModel, TrainSummary)> {
     let summary = TrainSummary {
         final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
         seconds,
-        steps_per_sec: opts.steps as f64 / seconds,
+        steps_per_sec: (opts.steps - start_step) as f64 / seconds.max(1e-9),
         loss_curve: curve,
+        start_step,
+        skipped,
     };
     Ok((trainer.ema_model()?, summary))
 }
