@@ -215,11 +215,15 @@ pub struct ClassifierTraining {
     pub batch: usize,
     pub lr: f64,
     pub seed: u64,
+    /// Random translation augmentation: each training image is shifted by
+    /// (dy, dx) ∈ [−shift, shift]² (drawn from the epoch's stream), the
+    /// uncovered border filled with the image's corner value (background).
+    pub shift: usize,
 }
 
 impl Default for ClassifierTraining {
     fn default() -> Self {
-        ClassifierTraining { epochs: 8, batch: 64, lr: 2e-3, seed: 0 }
+        ClassifierTraining { epochs: 8, batch: 64, lr: 2e-3, seed: 0, shift: 2 }
     }
 }
 
@@ -254,7 +258,22 @@ pub fn train_classifier(set: &ImageSet, cfg: ClassifierConfig, opts: &Classifier
             let mut xb = Array2::zeros((chunk.len(), d));
             let mut yb = Vec::with_capacity(chunk.len());
             for (k, &i) in chunk.iter().enumerate() {
-                xb.row_mut(k).assign(&set.pixels.row(i));
+                let src = set.pixels.row(i);
+                let s = opts.shift as i64;
+                let (dy, dx) = if s > 0 { (r.random_range(-s..=s), r.random_range(-s..=s)) } else { (0, 0) };
+                let (h, w) = (set.height as i64, set.width as i64);
+                let hw = (h * w) as usize;
+                let mut dst = xb.row_mut(k);
+                for ch in 0..set.channels {
+                    let bg = src[ch * hw];
+                    for y in 0..h {
+                        for x in 0..w {
+                            let (sy, sx) = (y - dy, x - dx);
+                            let v = if sy >= 0 && sy < h && sx >= 0 && sx < w { src[ch * hw + (sy * w + sx) as usize] } else { bg };
+                            dst[ch * hw + (y * w + x) as usize] = v;
+                        }
+                    }
+                }
                 yb.push(labels[i]);
             }
             sum += net.loss_and_grad(xb.view(), &yb, &mut cache, &mut grads);
