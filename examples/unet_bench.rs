@@ -10,11 +10,20 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64);
     let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-    for (c, s, widths) in [(1, 8, vec![32, 64]), (3, 16, vec![32, 64, 64]), (1, 28, vec![32, 64, 64])] {
-        let cfg = UNetConfig { widths, ..UNetConfig::new(c, s, s) };
+    for (c, s, widths) in [
+        (1, 8, vec![32, 64]),
+        (3, 16, vec![32, 64, 64]),
+        (1, 28, vec![32, 64, 64]),
+    ] {
+        let cfg = UNetConfig {
+            widths,
+            ..UNetConfig::new(c, s, s)
+        };
         let net = UNet::new(cfg.clone(), 0).unwrap();
         let d = cfg.data_dim();
-        let x = Array2::from_shape_fn((batch, d), |(i, j)| ((i * 31 + j * 7) % 13) as f32 / 6.0 - 1.0);
+        let x = Array2::from_shape_fn((batch, d), |(i, j)| {
+            ((i * 31 + j * 7) % 13) as f32 / 6.0 - 1.0
+        });
         let t = Array1::from_shape_fn(batch, |i| (i as f32 + 0.5) / batch as f32);
         let mut cache = UNetCache::new();
         let mut grads = vec![0.0; net.num_params()];

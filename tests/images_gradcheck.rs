@@ -25,7 +25,13 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Check every tensor; `loss(params) -> f64`, `grads` = backward at params.
-fn check_tensors(name: &str, params: &[f32], grads: &[f32], specs: &[(String, Vec<usize>, usize)], loss: &dyn Fn(&[f32]) -> f64) {
+fn check_tensors(
+    name: &str,
+    params: &[f32],
+    grads: &[f32],
+    specs: &[(String, Vec<usize>, usize)],
+    loss: &dyn Fn(&[f32]) -> f64,
+) {
     let mut r = rng(11);
     let h = 1e-2f32;
     let mut worst = (0.0f64, String::new());
@@ -51,12 +57,24 @@ fn check_tensors(name: &str, params: &[f32], grads: &[f32], specs: &[(String, Ve
         }
         assert!(err < 2e-2, "{name}: tensor {tname}: backward {analytic:.6e} vs finite difference {numeric:.6e} (rel err {err:.3e})");
     }
-    eprintln!("{name}: {} tensors, worst rel err {:.2e} ({})", specs.len(), worst.0, worst.1);
+    eprintln!(
+        "{name}: {} tensors, worst rel err {:.2e} ({})",
+        specs.len(),
+        worst.0,
+        worst.1
+    );
 }
 
 #[test]
 fn unet_backward_matches_finite_differences_per_tensor() {
-    let cfg = UNetConfig { widths: vec![4, 8], res_blocks: 1, emb_dim: 8, time_dim: 8, groups: 2, ..UNetConfig::new(2, 4, 4) };
+    let cfg = UNetConfig {
+        widths: vec![4, 8],
+        res_blocks: 1,
+        emb_dim: 8,
+        time_dim: 8,
+        groups: 2,
+        ..UNetConfig::new(2, 4, 4)
+    };
     let net = UNet::new(cfg.clone(), 3).unwrap();
     let (b, d) = (3, cfg.data_dim());
     let mut r = rng(5);
@@ -84,7 +102,14 @@ fn unet_backward_matches_finite_differences_per_tensor() {
 
 #[test]
 fn classifier_backward_matches_finite_differences_per_tensor() {
-    let cfg = ClassifierConfig { channels: 1, height: 8, width: 8, widths: vec![4, 6, 6], hidden: 8, classes: 3 };
+    let cfg = ClassifierConfig {
+        channels: 1,
+        height: 8,
+        width: 8,
+        widths: vec![4, 6, 6],
+        hidden: 8,
+        classes: 3,
+    };
     let net = Classifier::new(cfg.clone(), 1).unwrap();
     let mut r = rng(9);
     let b = 4;
@@ -105,7 +130,13 @@ fn classifier_backward_matches_finite_differences_per_tensor() {
 
 #[test]
 fn unet_rows_do_not_depend_on_batch_size() {
-    let cfg = UNetConfig { widths: vec![8, 16], emb_dim: 8, time_dim: 16, groups: 4, ..UNetConfig::new(1, 8, 8) };
+    let cfg = UNetConfig {
+        widths: vec![8, 16],
+        emb_dim: 8,
+        time_dim: 16,
+        groups: 4,
+        ..UNetConfig::new(1, 8, 8)
+    };
     let net = UNet::new(cfg.clone(), 4).unwrap();
     let d = cfg.data_dim();
     let mut r = rng(2);
@@ -115,7 +146,11 @@ fn unet_rows_do_not_depend_on_batch_size() {
     net.forward(x.view(), t.view(), full.view_mut());
     for (lo, hi) in [(0, 1), (5, 12), (63, 70)] {
         let mut part = Array2::zeros((hi - lo, d));
-        net.forward(x.slice(ndarray::s![lo..hi, ..]), t.slice(ndarray::s![lo..hi]), part.view_mut());
+        net.forward(
+            x.slice(ndarray::s![lo..hi, ..]),
+            t.slice(ndarray::s![lo..hi]),
+            part.view_mut(),
+        );
         assert_eq!(part, full.slice(ndarray::s![lo..hi, ..]), "rows {lo}..{hi}");
     }
 }

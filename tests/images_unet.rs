@@ -11,8 +11,17 @@ use scoresde::nn::{load_net, save_net, Adam, NetCache, NetConfig, ScoreNet, UNet
 
 #[test]
 fn tiny_unet_overfits_eight_noised_digits() {
-    let set = load_digits_csv(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/digits.csv.gz")).unwrap().take(8);
-    let cfg = NetConfig::UNet(UNetConfig { widths: vec![8, 16], emb_dim: 16, time_dim: 32, groups: 4, ..UNetConfig::new(1, 8, 8) });
+    let set =
+        load_digits_csv(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits/digits.csv.gz"))
+            .unwrap()
+            .take(8);
+    let cfg = NetConfig::UNet(UNetConfig {
+        widths: vec![8, 16],
+        emb_dim: 16,
+        time_dim: 32,
+        groups: 4,
+        ..UNetConfig::new(1, 8, 8)
+    });
     let mut net = ScoreNet::new(cfg, 0).unwrap();
     let mut r = scoresde::rng::stream(1, 3, 0);
     // Fixed (x0, t, ε): x_t = √ᾱ x0 + √(1−ᾱ) ε with ᾱ = e^{−5t}; the target is ε.
@@ -46,7 +55,13 @@ fn tiny_unet_overfits_eight_noised_digits() {
 
 #[test]
 fn unet_weights_round_trip_through_safetensors_and_json_config() {
-    let cfg = NetConfig::UNet(UNetConfig { widths: vec![4, 8], emb_dim: 8, time_dim: 8, groups: 2, ..UNetConfig::new(3, 4, 4) });
+    let cfg = NetConfig::UNet(UNetConfig {
+        widths: vec![4, 8],
+        emb_dim: 8,
+        time_dim: 8,
+        groups: 2,
+        ..UNetConfig::new(3, 4, 4)
+    });
     let net = ScoreNet::new(cfg.clone(), 5).unwrap();
     let dir = std::env::temp_dir().join(format!("scoresde-unet-io-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -58,10 +73,17 @@ fn unet_weights_round_trip_through_safetensors_and_json_config() {
     let (loaded, _) = load_net(&p, back).unwrap();
     assert_eq!(loaded, net);
     // An existing MLP config (no `kind` field) still parses as the MLP.
-    let mlp: NetConfig = serde_json::from_str(r#"{"data_dim":2,"hidden":256,"depth":3,"emb_dim":32}"#).unwrap();
+    let mlp: NetConfig =
+        serde_json::from_str(r#"{"data_dim":2,"hidden":256,"depth":3,"emb_dim":32}"#).unwrap();
     assert!(matches!(mlp, NetConfig::Mlp(_)));
     // Wrong architecture: a clear checkpoint error naming the tensor.
-    let other = NetConfig::UNet(UNetConfig { widths: vec![4, 4], emb_dim: 8, time_dim: 8, groups: 2, ..UNetConfig::new(3, 4, 4) });
+    let other = NetConfig::UNet(UNetConfig {
+        widths: vec![4, 4],
+        emb_dim: 8,
+        time_dim: 8,
+        groups: 2,
+        ..UNetConfig::new(3, 4, 4)
+    });
     let e = load_net(&p, other).unwrap_err().to_string();
     assert!(e.contains("m.safetensors") && e.contains("shape"), "{e}");
 }

@@ -162,14 +162,23 @@ fn sampler_specs_parse_and_reject_bad_input() {
     use scoresde::samplers::by_name;
     assert_eq!(by_name("ddpm", 10).unwrap().name(), "ddpm(10)");
     assert_eq!(by_name(" em ", 5).unwrap().name(), "euler_maruyama(5)");
-    let err = by_name("nope", 10).err().expect("must be an error").to_string();
+    let err = by_name("nope", 10)
+        .err()
+        .expect("must be an error")
+        .to_string();
     assert!(
         err.contains("nope") && err.contains("ddpm") && err.contains("em"),
         "{err}"
     );
-    let err = by_name("em:foo=1", 10).err().expect("must be an error").to_string();
+    let err = by_name("em:foo=1", 10)
+        .err()
+        .expect("must be an error")
+        .to_string();
     assert!(err.contains("foo=1"), "{err}");
-    let err = by_name("em:foo", 10).err().expect("must be an error").to_string();
+    let err = by_name("em:foo", 10)
+        .err()
+        .expect("must be an error")
+        .to_string();
     assert!(err.contains("key=value"), "{err}");
     assert!(by_name("em", 0).is_err());
 }

@@ -59,7 +59,10 @@ pub fn jacobi_eigh(a: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
     }
     let total: f64 = m.iter().map(|x| x * x).sum::<f64>().max(f64::MIN_POSITIVE);
     for _ in 0..100 {
-        let off: f64 = (0..d).flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i * d + j] * m[i * d + j]).sum();
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * d + j] * m[i * d + j])
+            .sum();
         if off <= 1e-28 * total {
             break;
         }
@@ -160,19 +163,36 @@ pub fn classifier_scores(probs: &Array2<f64>) -> (f64, f64) {
         hist[j] += 1;
         conf += s[j];
     }
-    let ent = hist.iter().filter(|&&c| c > 0).map(|&c| {
-        let p = c as f64 / n as f64;
-        -p * p.ln()
-    }).sum();
+    let ent = hist
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            -p * p.ln()
+        })
+        .sum();
     (conf / n.max(1) as f64, ent)
 }
 
 /// For each row of `gen`, the L2 distance to its nearest row of `train`.
 pub fn nearest_neighbor_l2(gen: ArrayView2<f32>, train: ArrayView2<f32>) -> Vec<f64> {
-    (0..gen.nrows()).into_par_iter().map(|i| {
-        let g = gen.row(i);
-        train.rows().into_iter().map(|t| g.iter().zip(t).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>()).fold(f64::INFINITY, f64::min).sqrt()
-    }).collect()
+    (0..gen.nrows())
+        .into_par_iter()
+        .map(|i| {
+            let g = gen.row(i);
+            train
+                .rows()
+                .into_iter()
+                .map(|t| {
+                    g.iter()
+                        .zip(t)
+                        .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                        .sum::<f64>()
+                })
+                .fold(f64::INFINITY, f64::min)
+                .sqrt()
+        })
+        .collect()
 }
 
 /// Summary of generated images against a reference (test) set.
@@ -183,23 +203,33 @@ pub struct ImageMetrics {
     pub mean_max_prob: f64,
     /// Entropy (nats) of the predicted-label histogram.
     pub label_entropy: f64,
-    /// Mean and minimum nearest-neighbour L2 distance to the training set.
-    pub nn_mean: f64,
-    pub nn_min: f64,
+    /// Mean and minimum nearest-neighbour L2 distance to the training set
+    /// (when a training set was given; cost n_gen · n_train · d).
+    pub nn_mean: Option<f64>,
+    pub nn_min: Option<f64>,
 }
 
 /// All metrics for `generated` (rows `[c, h, w]` in [−1, 1]) against the
 /// `reference` set's features and the `train` set's pixels.
-pub fn image_metrics(clf: &Classifier, generated: ArrayView2<f32>, reference: ArrayView2<f32>, train: ArrayView2<f32>) -> ImageMetrics {
+pub fn image_metrics(
+    clf: &Classifier,
+    generated: ArrayView2<f32>,
+    reference: ArrayView2<f32>,
+    train: Option<ArrayView2<f32>>,
+) -> ImageMetrics {
     let (p, fg) = clf.predict(generated);
     let (_, fr) = clf.predict(reference);
     let (mean_max_prob, label_entropy) = classifier_scores(&p);
-    let nn = nearest_neighbor_l2(generated, train);
+    let nn = train.map(|t| nearest_neighbor_l2(generated, t));
     ImageMetrics {
         fd: frechet_distance_features(fg.view(), fr.view()),
         mean_max_prob,
         label_entropy,
-        nn_mean: nn.iter().sum::<f64>() / nn.len().max(1) as f64,
-        nn_min: nn.iter().cloned().fold(f64::INFINITY, f64::min),
+        nn_mean: nn
+            .as_ref()
+            .map(|v| v.iter().sum::<f64>() / v.len().max(1) as f64),
+        nn_min: nn
+            .as_ref()
+            .map(|v| v.iter().cloned().fold(f64::INFINITY, f64::min)),
     }
 }

@@ -36,19 +36,37 @@ pub struct ClassifierConfig {
 impl ClassifierConfig {
     /// Default for MNIST-like images: widths [16, 32, 32], 128 features.
     pub fn new(channels: usize, height: usize, width: usize, classes: usize) -> Self {
-        ClassifierConfig { channels, height, width, widths: vec![16, 32, 32], hidden: 128, classes }
+        ClassifierConfig {
+            channels,
+            height,
+            width,
+            widths: vec![16, 32, 32],
+            hidden: 128,
+            classes,
+        }
     }
     pub fn validate(&self) -> Result<()> {
         if self.widths.len() != 3 || self.widths.iter().any(|&w| w == 0 || w > 512) {
-            return Err(Error::invalid("widths", format!("{:?}", self.widths), "three widths in 1..=512"));
+            return Err(Error::invalid(
+                "widths",
+                format!("{:?}", self.widths),
+                "three widths in 1..=512",
+            ));
         }
         for (n, v) in [("height", self.height), ("width", self.width)] {
             if v == 0 || v > 256 {
                 return Err(Error::invalid(n, v, "1..=256"));
             }
         }
-        if !(1..=4).contains(&self.channels) || !(2..=1000).contains(&self.classes) || !(1..=4096).contains(&self.hidden) {
-            return Err(Error::invalid("classifier config", format!("{self:?}"), "channels 1..=4, classes 2..=1000, hidden 1..=4096"));
+        if !(1..=4).contains(&self.channels)
+            || !(2..=1000).contains(&self.classes)
+            || !(1..=4096).contains(&self.hidden)
+        {
+            return Err(Error::invalid(
+                "classifier config",
+                format!("{self:?}"),
+                "channels 1..=4, classes 2..=1000, hidden 1..=4096",
+            ));
         }
         Ok(())
     }
@@ -82,8 +100,16 @@ impl Classifier {
         let f = g.silu(f);
         g.dense(&mut ini, f, cfg.classes, "fc2");
         let mut params = vec![0.0; g.num_params];
-        init_params(&mut params, &ini, &mut crate::rng::stream(seed, crate::rng::domain::INIT, 1));
-        Ok(Classifier { cfg, graph: g, params })
+        init_params(
+            &mut params,
+            &ini,
+            &mut crate::rng::stream(seed, crate::rng::domain::INIT, 1),
+        );
+        Ok(Classifier {
+            cfg,
+            graph: g,
+            params,
+        })
     }
     pub fn config(&self) -> &ClassifierConfig {
         &self.cfg
@@ -103,21 +129,39 @@ impl Classifier {
 
     fn run(&self, x: ArrayView2<f32>, cache: &mut GraphCache) {
         let n = x.nrows();
-        assert_eq!(x.ncols(), self.cfg.channels * self.cfg.height * self.cfg.width, "x must have c·h·w columns");
+        assert_eq!(
+            x.ncols(),
+            self.cfg.channels * self.cfg.height * self.cfg.width,
+            "x must have c·h·w columns"
+        );
         let xs: Vec<f32> = x.iter().copied().collect();
         let mut nhwc = vec![0.0; xs.len()];
-        nchw_to_nhwc(&xs, n, self.cfg.channels, self.cfg.height * self.cfg.width, &mut nhwc);
+        nchw_to_nhwc(
+            &xs,
+            n,
+            self.cfg.channels,
+            self.cfg.height * self.cfg.width,
+            &mut nhwc,
+        );
         self.graph.forward(&self.params, n, &nhwc, &[], cache);
     }
 
     /// Mean cross-entropy of `labels` on `x` (rows `[c, h, w]` in [−1, 1]);
     /// OVERWRITES `grads` with its gradient.
-    pub fn loss_and_grad(&self, x: ArrayView2<f32>, labels: &[u8], cache: &mut GraphCache, grads: &mut [f32]) -> f64 {
+    pub fn loss_and_grad(
+        &self,
+        x: ArrayView2<f32>,
+        labels: &[u8],
+        cache: &mut GraphCache,
+        grads: &mut [f32],
+    ) -> f64 {
         let n = x.nrows();
         assert_eq!(labels.len(), n, "one label per row");
         self.run(x, cache);
         let k = self.cfg.classes;
-        let logits = cache.value(&self.graph, self.graph.nodes.len() - 1).to_vec();
+        let logits = cache
+            .value(&self.graph, self.graph.nodes.len() - 1)
+            .to_vec();
         let mut d = vec![0.0f32; n * k];
         let mut loss = 0.0;
         for i in 0..n {
@@ -163,29 +207,71 @@ impl Classifier {
 
     /// Fraction of rows whose arg-max class equals the label.
     pub fn accuracy(&self, set: &ImageSet) -> Result<f64> {
-        let labels = set.labels.as_ref().ok_or_else(|| Error::Mismatch("accuracy needs a labelled set".into()))?;
+        let labels = set
+            .labels
+            .as_ref()
+            .ok_or_else(|| Error::Mismatch("accuracy needs a labelled set".into()))?;
         let (p, _) = self.predict(set.pixels.view());
-        let correct = p.rows().into_iter().zip(labels).filter(|(r, &y)| argmax(r.as_slice().unwrap()) == y as usize).count();
+        let correct = p
+            .rows()
+            .into_iter()
+            .zip(labels)
+            .filter(|(r, &y)| argmax(r.as_slice().unwrap()) == y as usize)
+            .count();
         Ok(correct as f64 / labels.len().max(1) as f64)
     }
 
     /// Save weights + JSON config (metadata key `config`) atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
-        meta.insert("config".into(), serde_json::to_string(&self.cfg).map_err(|e| Error::format(path, e.to_string()))?);
-        let t: Vec<_> = self.graph.tensors.iter().map(|(n, s, o)| (n.clone(), s.clone(), &self.params[*o..*o + s.iter().product::<usize>()])).collect();
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&self.cfg).map_err(|e| Error::format(path, e.to_string()))?,
+        );
+        let t: Vec<_> = self
+            .graph
+            .tensors
+            .iter()
+            .map(|(n, s, o)| {
+                (
+                    n.clone(),
+                    s.clone(),
+                    &self.params[*o..*o + s.iter().product::<usize>()],
+                )
+            })
+            .collect();
         super::io::save_tensors(path, &t, &meta)
     }
 
     /// Load a file written by [`Classifier::save`].
     pub fn load(path: &Path) -> Result<Self> {
         let file = super::io::load_tensors(path)?;
-        let cfg_text = file.metadata.get("config").ok_or_else(|| Error::Checkpoint { path: path.into(), msg: "no 'config' metadata".into() })?;
-        let cfg: ClassifierConfig = serde_json::from_str(cfg_text).map_err(|e| Error::Checkpoint { path: path.into(), msg: format!("invalid config: {e}") })?;
+        let cfg_text = file
+            .metadata
+            .get("config")
+            .ok_or_else(|| Error::Checkpoint {
+                path: path.into(),
+                msg: "no 'config' metadata".into(),
+            })?;
+        let cfg: ClassifierConfig =
+            serde_json::from_str(cfg_text).map_err(|e| Error::Checkpoint {
+                path: path.into(),
+                msg: format!("invalid config: {e}"),
+            })?;
         let mut net = Classifier::new(cfg, 0)?;
-        let specs: Vec<_> = net.graph.tensors.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect();
+        let specs: Vec<_> = net
+            .graph
+            .tensors
+            .iter()
+            .map(|(n, s, _)| (n.clone(), s.clone()))
+            .collect();
         super::io::check_tensors(path, &file, &specs)?;
-        super::unet::write_named(&net.graph, &mut net.params, &file.tensors).map_err(|e| Error::Checkpoint { path: path.into(), msg: e.to_string() })?;
+        super::unet::write_named(&net.graph, &mut net.params, &file.tensors).map_err(|e| {
+            Error::Checkpoint {
+                path: path.into(),
+                msg: e.to_string(),
+            }
+        })?;
         Ok(net)
     }
 }
@@ -223,7 +309,13 @@ pub struct ClassifierTraining {
 
 impl Default for ClassifierTraining {
     fn default() -> Self {
-        ClassifierTraining { epochs: 8, batch: 64, lr: 2e-3, seed: 0, shift: 2 }
+        ClassifierTraining {
+            epochs: 8,
+            batch: 64,
+            lr: 2e-3,
+            seed: 0,
+            shift: 2,
+        }
     }
 }
 
@@ -231,11 +323,23 @@ impl Default for ClassifierTraining {
 /// for the last quarter of epochs); epoch e visits the images in a
 /// permutation drawn from stream `(seed, TRAIN, e)`. `log` receives
 /// (epoch, mean loss) after each epoch.
-pub fn train_classifier(set: &ImageSet, cfg: ClassifierConfig, opts: &ClassifierTraining, mut log: impl FnMut(usize, f64)) -> Result<Classifier> {
+pub fn train_classifier(
+    set: &ImageSet,
+    cfg: ClassifierConfig,
+    opts: &ClassifierTraining,
+    mut log: impl FnMut(usize, f64),
+) -> Result<Classifier> {
     use rand::RngExt;
-    let labels = set.labels.as_ref().ok_or_else(|| Error::Mismatch("training a classifier needs labels".into()))?;
+    let labels = set
+        .labels
+        .as_ref()
+        .ok_or_else(|| Error::Mismatch("training a classifier needs labels".into()))?;
     if opts.batch == 0 || opts.epochs == 0 {
-        return Err(Error::invalid("batch/epochs", format!("{}/{}", opts.batch, opts.epochs), "both >= 1"));
+        return Err(Error::invalid(
+            "batch/epochs",
+            format!("{}/{}", opts.batch, opts.epochs),
+            "both >= 1",
+        ));
     }
     let mut net = Classifier::new(cfg, opts.seed)?;
     let mut adam = Adam::new(opts.lr, net.num_params());
@@ -260,7 +364,11 @@ pub fn train_classifier(set: &ImageSet, cfg: ClassifierConfig, opts: &Classifier
             for (k, &i) in chunk.iter().enumerate() {
                 let src = set.pixels.row(i);
                 let s = opts.shift as i64;
-                let (dy, dx) = if s > 0 { (r.random_range(-s..=s), r.random_range(-s..=s)) } else { (0, 0) };
+                let (dy, dx) = if s > 0 {
+                    (r.random_range(-s..=s), r.random_range(-s..=s))
+                } else {
+                    (0, 0)
+                };
                 let (h, w) = (set.height as i64, set.width as i64);
                 let hw = (h * w) as usize;
                 let mut dst = xb.row_mut(k);
@@ -269,7 +377,11 @@ pub fn train_classifier(set: &ImageSet, cfg: ClassifierConfig, opts: &Classifier
                     for y in 0..h {
                         for x in 0..w {
                             let (sy, sx) = (y - dy, x - dx);
-                            let v = if sy >= 0 && sy < h && sx >= 0 && sx < w { src[ch * hw + (sy * w + sx) as usize] } else { bg };
+                            let v = if sy >= 0 && sy < h && sx >= 0 && sx < w {
+                                src[ch * hw + (sy * w + sx) as usize]
+                            } else {
+                                bg
+                            };
                             dst[ch * hw + (y * w + x) as usize] = v;
                         }
                     }

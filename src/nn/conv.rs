@@ -63,32 +63,36 @@ pub fn im2col(x: &[f32], s: &ConvShape, cols: &mut [f32]) {
     let pad = (s.k - 1) / 2;
     let per_img_out = ho * wo * kd;
     let per_img_in = s.h * s.w * s.cin;
-    cols[..s.images * per_img_out].par_chunks_mut(per_img_out.max(1)).enumerate().for_each(|(b, cimg)| {
-        let xi = &x[b * per_img_in..(b + 1) * per_img_in];
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let row = &mut cimg[(oy * wo + ox) * kd..][..kd];
-                for ky in 0..s.k {
-                    let iy = (s.stride * oy + ky) as isize - pad as isize;
-                    for kx in 0..s.k {
-                        let ix = (s.stride * ox + kx) as isize - pad as isize;
-                        let inside = iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w;
-                        let kk = ky * s.k + kx;
-                        if inside {
-                            let src = &xi[(iy as usize * s.w + ix as usize) * s.cin..][..s.cin];
-                            for (ci, &v) in src.iter().enumerate() {
-                                row[ci * s.k * s.k + kk] = v;
-                            }
-                        } else {
-                            for ci in 0..s.cin {
-                                row[ci * s.k * s.k + kk] = 0.0;
+    cols[..s.images * per_img_out]
+        .par_chunks_mut(per_img_out.max(1))
+        .enumerate()
+        .for_each(|(b, cimg)| {
+            let xi = &x[b * per_img_in..(b + 1) * per_img_in];
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let row = &mut cimg[(oy * wo + ox) * kd..][..kd];
+                    for ky in 0..s.k {
+                        let iy = (s.stride * oy + ky) as isize - pad as isize;
+                        for kx in 0..s.k {
+                            let ix = (s.stride * ox + kx) as isize - pad as isize;
+                            let inside =
+                                iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w;
+                            let kk = ky * s.k + kx;
+                            if inside {
+                                let src = &xi[(iy as usize * s.w + ix as usize) * s.cin..][..s.cin];
+                                for (ci, &v) in src.iter().enumerate() {
+                                    row[ci * s.k * s.k + kk] = v;
+                                }
+                            } else {
+                                for ci in 0..s.cin {
+                                    row[ci * s.k * s.k + kk] = 0.0;
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 /// Scatter-add `dcols` (`[rows, kdim]`) into `dx` (NHWC, accumulated).
@@ -97,36 +101,47 @@ pub fn col2im_add(dcols: &[f32], s: &ConvShape, dx: &mut [f32]) {
     let pad = (s.k - 1) / 2;
     let per_img_out = ho * wo * kd;
     let per_img_in = s.h * s.w * s.cin;
-    dx[..s.images * per_img_in].par_chunks_mut(per_img_in.max(1)).enumerate().for_each(|(b, dxi)| {
-        let cimg = &dcols[b * per_img_out..(b + 1) * per_img_out];
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let row = &cimg[(oy * wo + ox) * kd..][..kd];
-                for ky in 0..s.k {
-                    let iy = (s.stride * oy + ky) as isize - pad as isize;
-                    if iy < 0 || iy as usize >= s.h {
-                        continue;
-                    }
-                    for kx in 0..s.k {
-                        let ix = (s.stride * ox + kx) as isize - pad as isize;
-                        if ix < 0 || ix as usize >= s.w {
+    dx[..s.images * per_img_in]
+        .par_chunks_mut(per_img_in.max(1))
+        .enumerate()
+        .for_each(|(b, dxi)| {
+            let cimg = &dcols[b * per_img_out..(b + 1) * per_img_out];
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let row = &cimg[(oy * wo + ox) * kd..][..kd];
+                    for ky in 0..s.k {
+                        let iy = (s.stride * oy + ky) as isize - pad as isize;
+                        if iy < 0 || iy as usize >= s.h {
                             continue;
                         }
-                        let dst = &mut dxi[(iy as usize * s.w + ix as usize) * s.cin..][..s.cin];
-                        let kk = ky * s.k + kx;
-                        for (ci, d) in dst.iter_mut().enumerate() {
-                            *d += row[ci * s.k * s.k + kk];
+                        for kx in 0..s.k {
+                            let ix = (s.stride * ox + kx) as isize - pad as isize;
+                            if ix < 0 || ix as usize >= s.w {
+                                continue;
+                            }
+                            let dst =
+                                &mut dxi[(iy as usize * s.w + ix as usize) * s.cin..][..s.cin];
+                            let kk = ky * s.k + kx;
+                            for (ci, d) in dst.iter_mut().enumerate() {
+                                *d += row[ci * s.k * s.k + kk];
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 /// Forward: `out = conv(x) + b` (`out`: `[rows, cout]`). `cols` is scratch of
 /// at least `rows·kdim` values (unused for pointwise convolutions).
-pub fn conv_forward(x: &[f32], s: &ConvShape, w: &[f32], b: &[f32], out: &mut [f32], cols: &mut Vec<f32>) {
+pub fn conv_forward(
+    x: &[f32],
+    s: &ConvShape,
+    w: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    cols: &mut Vec<f32>,
+) {
     let (rows, kd) = (s.rows(), s.kdim());
     let a: &[f32] = if s.is_pointwise() {
         &x[..rows * kd]
@@ -138,7 +153,13 @@ pub fn conv_forward(x: &[f32], s: &ConvShape, w: &[f32], b: &[f32], out: &mut [f
         &cols[..rows * kd]
     };
     let out = &mut out[..rows * s.cout];
-    gemm(MatRef::row_major(a, rows, kd), MatRef::transposed(w, kd, s.cout), out, false, true);
+    gemm(
+        MatRef::row_major(a, rows, kd),
+        MatRef::transposed(w, kd, s.cout),
+        out,
+        false,
+        true,
+    );
     super::layers::bias_add(out, b);
 }
 
@@ -167,7 +188,13 @@ pub fn conv_backward(
         im2col(x, s, cols);
         &cols[..rows * kd]
     };
-    gemm(MatRef::transposed(dout, co, rows), MatRef::row_major(a, rows, kd), dw, true, true);
+    gemm(
+        MatRef::transposed(dout, co, rows),
+        MatRef::row_major(a, rows, kd),
+        dw,
+        true,
+        true,
+    );
     for row in dout.chunks_exact(co) {
         for (g, &v) in db.iter_mut().zip(row) {
             *g += v;
@@ -175,12 +202,24 @@ pub fn conv_backward(
     }
     if let Some(dx) = dx {
         if s.is_pointwise() {
-            gemm(MatRef::row_major(dout, rows, co), MatRef::row_major(w, co, kd), &mut dx[..rows * kd], true, true);
+            gemm(
+                MatRef::row_major(dout, rows, co),
+                MatRef::row_major(w, co, kd),
+                &mut dx[..rows * kd],
+                true,
+                true,
+            );
         } else {
             if dcols.len() < rows * kd {
                 dcols.resize(rows * kd, 0.0);
             }
-            gemm(MatRef::row_major(dout, rows, co), MatRef::row_major(w, co, kd), &mut dcols[..rows * kd], false, true);
+            gemm(
+                MatRef::row_major(dout, rows, co),
+                MatRef::row_major(w, co, kd),
+                &mut dcols[..rows * kd],
+                false,
+                true,
+            );
             col2im_add(&dcols[..rows * kd], s, dx);
         }
     }

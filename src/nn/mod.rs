@@ -22,9 +22,9 @@ pub use optim::{Adam, Ema};
 
 pub mod conv;
 pub mod graph;
+pub mod net;
 pub mod norm;
 pub mod unet;
-pub mod net;
 
 pub use net::{load_net, save_net, NetCache, NetConfig, ScoreNet};
 pub use unet::{UNet, UNetCache, UNetConfig};

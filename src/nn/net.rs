@@ -118,14 +118,18 @@ impl ScoreNet {
                 if !matches!(cache, NetCache::Mlp(_)) {
                     *cache = NetCache::Mlp(TrainCache::new());
                 }
-                let NetCache::Mlp(c) = cache else { unreachable!() };
+                let NetCache::Mlp(c) = cache else {
+                    unreachable!()
+                };
                 n.forward_train(x, t, c)
             }
             ScoreNet::UNet(n) => {
                 if !matches!(cache, NetCache::UNet(_)) {
                     *cache = NetCache::UNet(UNetCache::new());
                 }
-                let NetCache::UNet(c) = cache else { unreachable!() };
+                let NetCache::UNet(c) = cache else {
+                    unreachable!()
+                };
                 n.forward_train(x, t, c)
             }
         }
@@ -150,7 +154,10 @@ impl ScoreNet {
     pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
         each!(self, n => n.tensor_specs())
     }
-    pub fn load_named<D: AsRef<[f32]>>(&mut self, tensors: &[(String, Vec<usize>, D)]) -> Result<()> {
+    pub fn load_named<D: AsRef<[f32]>>(
+        &mut self,
+        tensors: &[(String, Vec<usize>, D)],
+    ) -> Result<()> {
         each!(self, n => n.load_named(tensors))
     }
 }
@@ -167,16 +174,27 @@ impl NetCache {
 }
 
 /// Save any [`ScoreNet`] (named tensors) with `metadata`, atomically.
-pub fn save_net(path: &std::path::Path, net: &ScoreNet, metadata: &std::collections::BTreeMap<String, String>) -> Result<()> {
+pub fn save_net(
+    path: &std::path::Path,
+    net: &ScoreNet,
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
     super::io::save_tensors(path, &net.named_tensors(), metadata)
 }
 
 /// Load a network of shape `cfg` from a safetensors file, checking every
 /// tensor name and shape. Returns the network and the file's metadata.
-pub fn load_net(path: &std::path::Path, cfg: NetConfig) -> Result<(ScoreNet, std::collections::BTreeMap<String, String>)> {
+pub fn load_net(
+    path: &std::path::Path,
+    cfg: NetConfig,
+) -> Result<(ScoreNet, std::collections::BTreeMap<String, String>)> {
     let file = super::io::load_tensors(path)?;
     let mut net = ScoreNet::zeros(cfg)?;
     super::io::check_tensors(path, &file, &net.tensor_specs())?;
-    net.load_named(&file.tensors).map_err(|e| crate::error::Error::Checkpoint { path: path.to_path_buf(), msg: e.to_string() })?;
+    net.load_named(&file.tensors)
+        .map_err(|e| crate::error::Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
     Ok((net, file.metadata))
 }

@@ -22,7 +22,17 @@ pub const GN_EPS: f64 = 1e-5;
 /// Forward over `images` images of `pixels × c`. `stats` receives
 /// (μ, r) per image and group: `[images · groups · 2]`.
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_forward(x: &[f32], images: usize, pixels: usize, c: usize, groups: usize, gamma: &[f32], beta: &[f32], y: &mut [f32], stats: &mut [f64]) {
+pub fn group_norm_forward(
+    x: &[f32],
+    images: usize,
+    pixels: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    stats: &mut [f64],
+) {
     let per = pixels * c;
     let cg = c / groups;
     y[..images * per]
@@ -64,7 +74,19 @@ pub fn group_norm_forward(x: &[f32], images: usize, pixels: usize, c: usize, gro
 /// Backward: `dx += …`, `dgamma += …`, `dbeta += …` (see module docs). The
 /// per-image parameter-gradient partials are summed in image order.
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_backward(x: &[f32], images: usize, pixels: usize, c: usize, groups: usize, gamma: &[f32], stats: &[f64], dy: &[f32], dx: &mut [f32], dgamma: &mut [f32], dbeta: &mut [f32]) {
+pub fn group_norm_backward(
+    x: &[f32],
+    images: usize,
+    pixels: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    stats: &[f64],
+    dy: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
     let per = pixels * c;
     let cg = c / groups;
     let mut partial = vec![0.0f64; images * 2 * c];

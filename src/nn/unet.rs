@@ -17,7 +17,7 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
-use super::graph::{init_params, nchw_to_nhwc, nhwc_to_nchw, Graph, GraphCache, Init};
+use super::graph::{init_params, nchw_to_nhwc, nhwc_to_nchw, Graph, GraphCache, InitList};
 use crate::error::{Error, Result};
 
 fn default_widths() -> Vec<usize> {
@@ -66,7 +66,16 @@ pub struct UNetConfig {
 impl UNetConfig {
     /// Default widths for a `channels × height × width` image.
     pub fn new(channels: usize, height: usize, width: usize) -> Self {
-        UNetConfig { channels, height, width, widths: default_widths(), res_blocks: 1, emb_dim: 32, time_dim: 128, groups: 8 }
+        UNetConfig {
+            channels,
+            height,
+            width,
+            widths: default_widths(),
+            res_blocks: 1,
+            emb_dim: 32,
+            time_dim: 128,
+            groups: 8,
+        }
     }
 
     /// Values per image, `channels·height·width`.
@@ -78,20 +87,38 @@ impl UNetConfig {
         if !(1..=4).contains(&self.channels) {
             return Err(Error::invalid("channels", self.channels, "1..=4"));
         }
-        if self.widths.is_empty() || self.widths.len() > 6 || self.widths.iter().any(|&w| w == 0 || w > 1024) {
-            return Err(Error::invalid("widths", format!("{:?}", self.widths), "1..=6 levels of 1..=1024 channels"));
+        if self.widths.is_empty()
+            || self.widths.len() > 6
+            || self.widths.iter().any(|&w| w == 0 || w > 1024)
+        {
+            return Err(Error::invalid(
+                "widths",
+                format!("{:?}", self.widths),
+                "1..=6 levels of 1..=1024 channels",
+            ));
         }
         let f = 1usize << (self.widths.len() - 1);
         for (name, side) in [("height", self.height), ("width", self.width)] {
             if side == 0 || side > 1024 || side % f != 0 {
-                return Err(Error::invalid(name, side, format!("1..=1024 and divisible by {f} (2^(levels−1) for {} levels)", self.widths.len())));
+                return Err(Error::invalid(
+                    name,
+                    side,
+                    format!(
+                        "1..=1024 and divisible by {f} (2^(levels−1) for {} levels)",
+                        self.widths.len()
+                    ),
+                ));
             }
         }
         if !(1..=8).contains(&self.res_blocks) {
             return Err(Error::invalid("res_blocks", self.res_blocks, "1..=8"));
         }
         if self.emb_dim == 0 || self.emb_dim % 2 != 0 || self.emb_dim > 4096 {
-            return Err(Error::invalid("emb_dim", self.emb_dim, "an even number in 2..=4096"));
+            return Err(Error::invalid(
+                "emb_dim",
+                self.emb_dim,
+                "an even number in 2..=4096",
+            ));
         }
         if !(1..=4096).contains(&self.time_dim) {
             return Err(Error::invalid("time_dim", self.time_dim, "1..=4096"));
@@ -103,11 +130,14 @@ impl UNetConfig {
     }
 
     fn groups_for(&self, c: usize) -> usize {
-        (1..=self.groups.min(c)).rev().find(|g| c % g == 0).unwrap_or(1)
+        (1..=self.groups.min(c))
+            .rev()
+            .find(|g| c % g == 0)
+            .unwrap_or(1)
     }
 
     /// Build the graph and the parameter initialisers.
-    pub fn build(&self) -> Result<(Graph, Vec<(usize, usize, Init)>)> {
+    pub fn build(&self) -> Result<(Graph, InitList)> {
         self.validate()?;
         let mut g = Graph::default();
         let mut ini = Vec::new();
@@ -127,7 +157,11 @@ impl UNetConfig {
             let h = g.group_norm(ini, h, self.groups_for(cout), &format!("{name}.norm2"));
             let h = g.silu(h);
             let h = g.conv(ini, h, cout, 3, 1, &format!("{name}.conv2"));
-            let skip = if cin != cout { g.conv(ini, x, cout, 1, 1, &format!("{name}.skip")) } else { x };
+            let skip = if cin != cout {
+                g.conv(ini, x, cout, 1, 1, &format!("{name}.skip"))
+            } else {
+                x
+            };
             g.add(h, skip)
         };
         let levels = self.widths.len();
@@ -192,7 +226,8 @@ impl UNetCache {
     }
     /// Output of the last [`UNet::forward_train`], `[rows, data_dim]` (NCHW rows).
     pub fn output(&self) -> ArrayView2<'_, f32> {
-        ArrayView2::from_shape((self.rows, self.dim), &self.out[..self.rows * self.dim]).expect("cache output has rows·dim values")
+        ArrayView2::from_shape((self.rows, self.dim), &self.out[..self.rows * self.dim])
+            .expect("cache output has rows·dim values")
     }
     pub fn rows(&self) -> usize {
         self.rows
@@ -236,25 +271,52 @@ impl UNet {
     /// Any flat vector in the parameter layout cut into named tensors
     /// (PyTorch shapes, e.g. `down.0.res.0.conv1.weight [32, 32, 3, 3]`).
     pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<(String, Vec<usize>, &'a [f32])> {
-        assert_eq!(flat.len(), self.params.len(), "flat vector has the wrong length");
-        self.graph.tensors.iter().map(|(n, s, o)| (n.clone(), s.clone(), &flat[*o..*o + s.iter().product::<usize>()])).collect()
+        assert_eq!(
+            flat.len(),
+            self.params.len(),
+            "flat vector has the wrong length"
+        );
+        self.graph
+            .tensors
+            .iter()
+            .map(|(n, s, o)| {
+                (
+                    n.clone(),
+                    s.clone(),
+                    &flat[*o..*o + s.iter().product::<usize>()],
+                )
+            })
+            .collect()
     }
     pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
         self.named_slices(&self.params)
     }
     pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
-        self.graph.tensors.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect()
+        self.graph
+            .tensors
+            .iter()
+            .map(|(n, s, _)| (n.clone(), s.clone()))
+            .collect()
     }
     /// Copy named tensors into the parameters (all present once, right
     /// shapes, no extras); on error nothing changes.
-    pub fn load_named<D: AsRef<[f32]>>(&mut self, tensors: &[(String, Vec<usize>, D)]) -> Result<()> {
+    pub fn load_named<D: AsRef<[f32]>>(
+        &mut self,
+        tensors: &[(String, Vec<usize>, D)],
+    ) -> Result<()> {
         let mut flat = self.params.clone();
         write_named(&self.graph, &mut flat, tensors)?;
         self.params = flat;
         Ok(())
     }
 
-    fn run_block(&self, x: ArrayView2<f32>, t: &[f64], mut out: ArrayViewMut2<f32>, cache: &mut GraphCache) {
+    fn run_block(
+        &self,
+        x: ArrayView2<f32>,
+        t: &[f64],
+        mut out: ArrayViewMut2<f32>,
+        cache: &mut GraphCache,
+    ) {
         let (n, d) = (x.nrows(), self.cfg.data_dim());
         let (c, hw) = (self.cfg.channels, self.cfg.height * self.cfg.width);
         let xs: Vec<f32> = x.iter().copied().collect();
@@ -273,22 +335,39 @@ impl UNet {
     /// Row i is bit-identical for any batch size or thread count.
     pub fn forward(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, mut out: ArrayViewMut2<f32>) {
         assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
-        assert_eq!(x.ncols(), self.cfg.data_dim(), "x must have data_dim columns");
+        assert_eq!(
+            x.ncols(),
+            self.cfg.data_dim(),
+            "x must have data_dim columns"
+        );
         assert_eq!(out.dim(), x.dim(), "out must have the shape of x");
         let mut cache = GraphCache::default();
         let n = x.nrows();
         let mut start = 0;
         while start < n {
             let end = (start + INFER_BLOCK).min(n);
-            let ts: Vec<f64> = t.slice(ndarray::s![start..end]).iter().map(|&v| v as f64).collect();
-            self.run_block(x.slice(ndarray::s![start..end, ..]), &ts, out.slice_mut(ndarray::s![start..end, ..]), &mut cache);
+            let ts: Vec<f64> = t
+                .slice(ndarray::s![start..end])
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            self.run_block(
+                x.slice(ndarray::s![start..end, ..]),
+                &ts,
+                out.slice_mut(ndarray::s![start..end, ..]),
+                &mut cache,
+            );
             start = end;
         }
     }
 
     /// [`UNet::forward`] with one time `t` for every row.
     pub fn forward_t(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
-        assert_eq!(x.ncols(), self.cfg.data_dim(), "x must have data_dim columns");
+        assert_eq!(
+            x.ncols(),
+            self.cfg.data_dim(),
+            "x must have data_dim columns"
+        );
         assert_eq!(out.dim(), x.dim(), "out must have the shape of x");
         let mut cache = GraphCache::default();
         let n = x.nrows();
@@ -296,7 +375,12 @@ impl UNet {
         while start < n {
             let end = (start + INFER_BLOCK).min(n);
             let ts = vec![t; end - start];
-            self.run_block(x.slice(ndarray::s![start..end, ..]), &ts, out.slice_mut(ndarray::s![start..end, ..]), &mut cache);
+            self.run_block(
+                x.slice(ndarray::s![start..end, ..]),
+                &ts,
+                out.slice_mut(ndarray::s![start..end, ..]),
+                &mut cache,
+            );
             start = end;
         }
     }
@@ -313,10 +397,17 @@ impl UNet {
         nchw_to_nhwc(&xs, n, c, hw, &mut cache.x_nhwc);
         cache.t.clear();
         cache.t.extend(t.iter().map(|&v| v as f64));
-        self.graph.forward(&self.params, n, &cache.x_nhwc, &cache.t, &mut cache.graph);
+        self.graph
+            .forward(&self.params, n, &cache.x_nhwc, &cache.t, &mut cache.graph);
         cache.out.resize(n * d, 0.0);
         let last = self.graph.nodes.len() - 1;
-        nhwc_to_nchw(cache.graph.value(&self.graph, last), n, c, hw, &mut cache.out);
+        nhwc_to_nchw(
+            cache.graph.value(&self.graph, last),
+            n,
+            c,
+            hw,
+            &mut cache.out,
+        );
         cache.rows = n;
         cache.dim = d;
     }
@@ -331,16 +422,23 @@ impl UNet {
         let ds: Vec<f32> = d_out.iter().copied().collect();
         cache.d_nhwc.resize(n * d, 0.0);
         nchw_to_nhwc(&ds, n, c, hw, &mut cache.d_nhwc);
-        self.graph.backward(&self.params, &mut cache.graph, &cache.d_nhwc, grads);
+        self.graph
+            .backward(&self.params, &mut cache.graph, &cache.d_nhwc, grads);
     }
 }
 
 /// Copy named tensors into `flat` by the graph's tensor table.
-pub(crate) fn write_named<D: AsRef<[f32]>>(g: &Graph, flat: &mut [f32], tensors: &[(String, Vec<usize>, D)]) -> Result<()> {
+pub(crate) fn write_named<D: AsRef<[f32]>>(
+    g: &Graph,
+    flat: &mut [f32],
+    tensors: &[(String, Vec<usize>, D)],
+) -> Result<()> {
     let mut seen = vec![false; g.tensors.len()];
     for (name, shape, data) in tensors {
         let Some(i) = g.tensors.iter().position(|(n, _, _)| n == name) else {
-            return Err(Error::Mismatch(format!("unexpected tensor '{name}' (not in this network)")));
+            return Err(Error::Mismatch(format!(
+                "unexpected tensor '{name}' (not in this network)"
+            )));
         };
         if seen[i] {
             return Err(Error::Mismatch(format!("tensor '{name}' appears twice")));
@@ -348,17 +446,25 @@ pub(crate) fn write_named<D: AsRef<[f32]>>(g: &Graph, flat: &mut [f32], tensors:
         seen[i] = true;
         let (_, want, off) = &g.tensors[i];
         if shape != want {
-            return Err(Error::Mismatch(format!("tensor '{name}' has shape {shape:?}, expected {want:?}")));
+            return Err(Error::Mismatch(format!(
+                "tensor '{name}' has shape {shape:?}, expected {want:?}"
+            )));
         }
         let data = data.as_ref();
         let len: usize = want.iter().product();
         if data.len() != len {
-            return Err(Error::Mismatch(format!("tensor '{name}' of shape {shape:?} holds {} values", data.len())));
+            return Err(Error::Mismatch(format!(
+                "tensor '{name}' of shape {shape:?} holds {} values",
+                data.len()
+            )));
         }
         flat[*off..*off + len].copy_from_slice(data);
     }
     if let Some(i) = seen.iter().position(|s| !s) {
-        return Err(Error::Mismatch(format!("missing tensor '{}' of shape {:?}", g.tensors[i].0, g.tensors[i].1)));
+        return Err(Error::Mismatch(format!(
+            "missing tensor '{}' of shape {:?}",
+            g.tensors[i].0, g.tensors[i].1
+        )));
     }
     Ok(())
 }

@@ -19,10 +19,15 @@ pub const CELL: usize = 18;
 /// cells in row-major order (sy, then sx); cells whose alpha is all zero are
 /// skipped. Output is `[n, 3·16·16]` in `[c, h, w]` order.
 pub fn load_emoji_sheet(path: &Path) -> Result<ImageSet> {
-    let img = image::open(path).map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?.to_rgba8();
+    let img = image::open(path)
+        .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?
+        .to_rgba8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w < CELL || h < CELL {
-        return Err(Error::format(path, format!("sheet is {w}x{h}, smaller than one {CELL}x{CELL} cell")));
+        return Err(Error::format(
+            path,
+            format!("sheet is {w}x{h}, smaller than one {CELL}x{CELL} cell"),
+        ));
     }
     let (nx, ny) = (w / CELL, h / CELL);
     let raw = img.as_raw();
@@ -51,6 +56,13 @@ pub fn load_emoji_sheet(path: &Path) -> Result<ImageSet> {
     if n == 0 {
         return Err(Error::format(path, "sprite sheet has no non-empty cell"));
     }
-    let pixels = Array2::from_shape_vec((n, 3 * SPRITE * SPRITE), pixels).map_err(|e| Error::format(path, e.to_string()))?;
-    Ok(ImageSet { channels: 3, height: SPRITE, width: SPRITE, pixels, labels: None })
+    let pixels = Array2::from_shape_vec((n, 3 * SPRITE * SPRITE), pixels)
+        .map_err(|e| Error::format(path, e.to_string()))?;
+    Ok(ImageSet {
+        channels: 3,
+        height: SPRITE,
+        width: SPRITE,
+        pixels,
+        labels: None,
+    })
 }

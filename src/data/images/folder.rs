@@ -25,24 +25,36 @@ pub const MAX_SIZE: usize = 512;
 /// A file that cannot be decoded is an error naming it.
 pub fn load_folder(dir: &Path, size: usize, mode: ColorMode) -> Result<ImageSet> {
     if !(1..=MAX_SIZE).contains(&size) {
-        return Err(Error::invalid("image size", size, format!("1..={MAX_SIZE}")));
+        return Err(Error::invalid(
+            "image size",
+            size,
+            format!("1..={MAX_SIZE}"),
+        ));
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension().and_then(|e| e.to_str()).map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg")).unwrap_or(false)
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+                    .unwrap_or(false)
         })
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(Error::format(dir, "no .png / .jpg / .jpeg files in this folder"));
+        return Err(Error::format(
+            dir,
+            "no .png / .jpg / .jpeg files in this folder",
+        ));
     }
     let c = if mode == ColorMode::Grey { 1 } else { 3 };
     let mut pixels = Vec::with_capacity(files.len() * c * size * size);
     for f in &files {
-        let img = image::open(f).map_err(|e| Error::format(f, format!("cannot decode image: {e}")))?.to_rgba8();
+        let img = image::open(f)
+            .map_err(|e| Error::format(f, format!("cannot decode image: {e}")))?
+            .to_rgba8();
         let side = img.width().min(img.height());
         let (x0, y0) = ((img.width() - side) / 2, (img.height() - side) / 2);
         let sq = image::imageops::crop_imm(&img, x0, y0, side, side).to_image();
@@ -55,7 +67,9 @@ pub fn load_folder(dir: &Path, size: usize, mode: ColorMode) -> Result<ImageSet>
             ColorMode::Grey => {
                 for p in small.pixels() {
                     // ITU-R 601 luma, as image's to_luma8.
-                    let l = 0.299 * over_white(p, 0) + 0.587 * over_white(p, 1) + 0.114 * over_white(p, 2);
+                    let l = 0.299 * over_white(p, 0)
+                        + 0.587 * over_white(p, 1)
+                        + 0.114 * over_white(p, 2);
                     pixels.push(u8_to_unit(l.round().clamp(0.0, 255.0) as u8));
                 }
             }
@@ -68,6 +82,13 @@ pub fn load_folder(dir: &Path, size: usize, mode: ColorMode) -> Result<ImageSet>
             }
         }
     }
-    let pixels = Array2::from_shape_vec((files.len(), c * size * size), pixels).map_err(|e| Error::format(dir, e.to_string()))?;
-    Ok(ImageSet { channels: c, height: size, width: size, pixels, labels: None })
+    let pixels = Array2::from_shape_vec((files.len(), c * size * size), pixels)
+        .map_err(|e| Error::format(dir, e.to_string()))?;
+    Ok(ImageSet {
+        channels: c,
+        height: size,
+        width: size,
+        pixels,
+        labels: None,
+    })
 }

@@ -34,38 +34,80 @@ pub fn load_idx(path: &Path) -> Result<IdxArray> {
     let mut head = [0u8; 4];
     let got = read_full(&mut r, &mut head).map_err(|e| read_err(path, e))?;
     if got < 4 {
-        return Err(Error::format(path, format!("file is {got} bytes, too short for an IDX header")));
+        return Err(Error::format(
+            path,
+            format!("file is {got} bytes, too short for an IDX header"),
+        ));
     }
     if head[0] != 0 || head[1] != 0 {
         return Err(Error::format(
             path,
-            format!("not an IDX file: magic {:02x} {:02x} {:02x} {:02x}, expected 00 00 08 NDIM", head[0], head[1], head[2], head[3]),
+            format!(
+                "not an IDX file: magic {:02x} {:02x} {:02x} {:02x}, expected 00 00 08 NDIM",
+                head[0], head[1], head[2], head[3]
+            ),
         ));
     }
     if head[2] != 0x08 {
-        return Err(Error::format(path, format!("IDX data type 0x{:02x} is not supported (expected 0x08, unsigned byte)", head[2])));
+        return Err(Error::format(
+            path,
+            format!(
+                "IDX data type 0x{:02x} is not supported (expected 0x08, unsigned byte)",
+                head[2]
+            ),
+        ));
     }
     let ndim = head[3] as usize;
     if !(1..=4).contains(&ndim) {
-        return Err(Error::format(path, format!("IDX header has {ndim} dimensions, expected 1..=4")));
+        return Err(Error::format(
+            path,
+            format!("IDX header has {ndim} dimensions, expected 1..=4"),
+        ));
     }
     let mut dbytes = vec![0u8; 4 * ndim];
     let got = read_full(&mut r, &mut dbytes).map_err(|e| read_err(path, e))?;
     if got < dbytes.len() {
-        return Err(Error::format(path, format!("truncated IDX header: {ndim} sizes need {} bytes, found {got}", 4 * ndim)));
+        return Err(Error::format(
+            path,
+            format!(
+                "truncated IDX header: {ndim} sizes need {} bytes, found {got}",
+                4 * ndim
+            ),
+        ));
     }
-    let dims: Vec<usize> = dbytes.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-    let total = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).filter(|&t| t <= MAX_FILE_BYTES);
+    let dims: Vec<usize> = dbytes
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let total = dims
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+        .filter(|&t| t <= MAX_FILE_BYTES);
     let Some(total) = total else {
-        return Err(Error::format(path, format!("IDX sizes {dims:?} exceed the {MAX_FILE_BYTES}-byte limit")));
+        return Err(Error::format(
+            path,
+            format!("IDX sizes {dims:?} exceed the {MAX_FILE_BYTES}-byte limit"),
+        ));
     };
     let mut data = Vec::new();
-    (&mut r).take(total + 1).read_to_end(&mut data).map_err(|e| read_err(path, e))?;
+    (&mut r)
+        .take(total + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| read_err(path, e))?;
     if (data.len() as u64) < total {
-        return Err(Error::format(path, format!("truncated: IDX sizes {dims:?} need {total} data bytes, found {}", data.len())));
+        return Err(Error::format(
+            path,
+            format!(
+                "truncated: IDX sizes {dims:?} need {total} data bytes, found {}",
+                data.len()
+            ),
+        ));
     }
     if data.len() as u64 > total {
-        return Err(Error::format(path, format!("IDX sizes {dims:?} need {total} data bytes but the file has more")));
+        return Err(Error::format(
+            path,
+            format!("IDX sizes {dims:?} need {total} data bytes but the file has more"),
+        ));
     }
     Ok(IdxArray { dims, data })
 }
@@ -75,21 +117,40 @@ pub fn load_idx(path: &Path) -> Result<IdxArray> {
 pub fn load_idx_images(path: &Path) -> Result<ImageSet> {
     let a = load_idx(path)?;
     let [n, h, w] = a.dims[..] else {
-        return Err(Error::format(path, format!("IDX images must have 3 dimensions [N, rows, cols], found {:?}", a.dims)));
+        return Err(Error::format(
+            path,
+            format!(
+                "IDX images must have 3 dimensions [N, rows, cols], found {:?}",
+                a.dims
+            ),
+        ));
     };
     if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
-        return Err(Error::format(path, format!("image size {h}x{w} outside 1..={MAX_SIDE}")));
+        return Err(Error::format(
+            path,
+            format!("image size {h}x{w} outside 1..={MAX_SIDE}"),
+        ));
     }
-    let pixels = Array2::from_shape_vec((n, h * w), a.data.iter().map(|&v| u8_to_unit(v)).collect())
-        .map_err(|e| Error::format(path, e.to_string()))?;
-    Ok(ImageSet { channels: 1, height: h, width: w, pixels, labels: None })
+    let pixels =
+        Array2::from_shape_vec((n, h * w), a.data.iter().map(|&v| u8_to_unit(v)).collect())
+            .map_err(|e| Error::format(path, e.to_string()))?;
+    Ok(ImageSet {
+        channels: 1,
+        height: h,
+        width: w,
+        pixels,
+        labels: None,
+    })
 }
 
 /// Load an IDX label file `[N]` (values 0..=255 kept as they are).
 pub fn load_idx_labels(path: &Path) -> Result<Vec<u8>> {
     let a = load_idx(path)?;
     if a.dims.len() != 1 {
-        return Err(Error::format(path, format!("IDX labels must have 1 dimension [N], found {:?}", a.dims)));
+        return Err(Error::format(
+            path,
+            format!("IDX labels must have 1 dimension [N], found {:?}", a.dims),
+        ));
     }
     Ok(a.data)
 }
@@ -136,7 +197,15 @@ pub fn load_mnist_dir(dir: &Path, split: Split) -> Result<ImageSet> {
     let mut set = load_idx_images(&ip)?;
     let labels = load_idx_labels(&lp)?;
     if labels.len() != set.len() {
-        return Err(Error::format(&lp, format!("{} labels for {} images in {}", labels.len(), set.len(), ip.display())));
+        return Err(Error::format(
+            &lp,
+            format!(
+                "{} labels for {} images in {}",
+                labels.len(),
+                set.len(),
+                ip.display()
+            ),
+        ));
     }
     set.labels = Some(labels);
     Ok(set)

@@ -28,7 +28,9 @@ use crate::error::{Error, Result};
 pub use digits::load_digits_csv;
 pub use emoji::load_emoji_sheet;
 pub use folder::{load_folder, ColorMode};
-pub use idx::{find_idx_pair, load_idx, load_idx_images, load_idx_labels, load_mnist_dir, IdxArray, Split};
+pub use idx::{
+    find_idx_pair, load_idx, load_idx_images, load_idx_labels, load_mnist_dir, IdxArray, Split,
+};
 
 /// A set of equally sized images, pixels in [−1, 1] (see the module docs).
 #[derive(Clone, Debug, PartialEq)]
@@ -120,7 +122,9 @@ pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<us
 /// Turn a decompression / read error into a format error naming the file.
 pub(crate) fn read_err(path: &Path, e: std::io::Error) -> Error {
     match e.kind() {
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+        std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::UnexpectedEof => {
             Error::format(path, format!("corrupt or truncated compressed data: {e}"))
         }
         _ => Error::io(path, e),
