@@ -1,6 +1,6 @@
 //! Time one U-Net training step (forward_train + backward) per batch on
 //! 8x8 grey, 16x16 RGB and 28x28 grey images at the default widths.
-//! `cargo run --release --example unet_bench [batch] [reps]`
+//! `cargo run --release --example unet_bench [batch] [reps] [small]`
 use std::time::Instant;
 
 use ndarray::{Array1, Array2};
@@ -10,10 +10,16 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let batch: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(64);
     let reps: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
+    // Third argument "small" halves every width.
+    let k = if args.get(3).map(|s| s == "small").unwrap_or(false) {
+        2
+    } else {
+        1
+    };
     for (c, s, widths) in [
-        (1, 8, vec![32, 64]),
-        (3, 16, vec![32, 64, 64]),
-        (1, 28, vec![32, 64, 64]),
+        (1, 8, vec![32 / k, 64 / k]),
+        (3, 16, vec![32 / k, 64 / k, 64 / k]),
+        (1, 28, vec![32 / k, 64 / k, 64 / k]),
     ] {
         let cfg = UNetConfig {
             widths,
