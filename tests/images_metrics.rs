@@ -152,7 +152,9 @@ fn committed_mnist_classifier_is_accurate() {
     use scoresde::nn::classifier::Classifier;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
     let clf = Classifier::load(&root.join("mnist-classifier.safetensors")).unwrap();
-    let test = load_mnist_dir(&root.join("mnist"), Split::Test).unwrap().take(2000);
+    let test = load_mnist_dir(&root.join("mnist"), Split::Test)
+        .unwrap()
+        .take(2000);
     let acc = clf.accuracy(&test).unwrap();
     assert!(acc >= 0.97, "accuracy {acc}");
 }
