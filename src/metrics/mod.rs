@@ -8,6 +8,7 @@
 //! thread count.
 
 pub mod distance;
+pub mod image;
 pub mod mixture;
 pub mod stats;
 pub mod swd;

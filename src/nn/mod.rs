@@ -19,3 +19,13 @@ pub use embed::time_embedding;
 pub use io::{check_tensors, load_mlp, load_tensors, save_mlp, save_tensors, TensorFile};
 pub use mlp::{LayerShape, Mlp, MlpConfig, TrainCache};
 pub use optim::{Adam, Ema};
+
+pub mod conv;
+pub mod graph;
+pub mod net;
+pub mod norm;
+pub mod unet;
+
+pub use net::{load_net, save_net, NetCache, NetConfig, ScoreNet};
+pub use unet::{UNet, UNetCache, UNetConfig};
+pub mod classifier;

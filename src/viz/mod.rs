@@ -14,6 +14,7 @@
 mod canvas;
 mod density;
 pub mod gif;
+pub mod grid;
 pub mod lines;
 pub mod scatter;
 

@@ -1,0 +1,132 @@
+//! Image data sets as flat f32 arrays for the score networks.
+//!
+//! Layout: an [`ImageSet`] holds `n` images of `channels × height × width`
+//! pixels; `pixels` is `[n, c·h·w]`, each row one image in `[c, h, w]`
+//! (channel-major, then rows, then columns: NCHW flattened per image).
+//! Every 8-bit value `v` is scaled to `x = v / 255 · 2 − 1 ∈ [−1, 1]`
+//! (the 0..16 grey levels of the UCI digits: `x = v / 16 · 2 − 1`).
+//!
+//! Loaders: [`idx`] (MNIST / Fashion-MNIST IDX files, gzipped or raw, both
+//! naming styles), [`digits`] (UCI 8×8 digits CSV), [`emoji`] (Noto sprite
+//! sheet), [`folder`] (any folder of PNG/JPEG files resized to N×N).
+//! Every malformed or truncated file gives an [`Error::Format`] naming the
+//! file and what is wrong; header sizes are checked against hard caps and
+//! the data actually present before anything large is allocated.
+
+pub mod digits;
+pub mod emoji;
+pub mod folder;
+pub mod idx;
+
+use std::io::Read;
+use std::path::Path;
+
+use ndarray::Array2;
+
+use crate::error::{Error, Result};
+
+pub use digits::load_digits_csv;
+pub use emoji::load_emoji_sheet;
+pub use folder::{load_folder, ColorMode};
+pub use idx::{
+    find_idx_pair, load_idx, load_idx_images, load_idx_labels, load_mnist_dir, IdxArray, Split,
+};
+
+/// A set of equally sized images, pixels in [−1, 1] (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageSet {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// `[n, channels·height·width]`, each row an image in `[c, h, w]` order.
+    pub pixels: Array2<f32>,
+    /// Class label per image, when the source has them.
+    pub labels: Option<Vec<u8>>,
+}
+
+impl ImageSet {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.pixels.nrows()
+    }
+    /// True if there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.pixels.nrows() == 0
+    }
+    /// Values per image, `c·h·w`.
+    pub fn dim(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+    /// The first `n` images (all of them if fewer).
+    pub fn take(&self, n: usize) -> ImageSet {
+        let n = n.min(self.len());
+        ImageSet {
+            pixels: self.pixels.slice(ndarray::s![..n, ..]).to_owned(),
+            labels: self.labels.as_ref().map(|l| l[..n].to_vec()),
+            ..self.clone()
+        }
+    }
+}
+
+/// 8-bit value to [−1, 1]: `v / 255 · 2 − 1`.
+#[inline]
+pub fn u8_to_unit(v: u8) -> f32 {
+    (v as f32 / 255.0) * 2.0 - 1.0
+}
+
+/// [−1, 1] back to 8 bits (clamped, rounded): `round((x + 1) / 2 · 255)`.
+#[inline]
+pub fn unit_to_u8(x: f32) -> u8 {
+    let v = ((x + 1.0) * 0.5 * 255.0).round();
+    if v.is_nan() {
+        0
+    } else {
+        v.clamp(0.0, 255.0) as u8
+    }
+}
+
+/// Largest decompressed file the loaders accept (1 GiB: full MNIST is 47 MB).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Open `path` and return a reader of its contents, transparently
+/// gunzipping when the file starts with the gzip magic `1f 8b`. Reads are
+/// capped at [`MAX_FILE_BYTES`] + 1 so a gzip bomb cannot exhaust memory.
+pub fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut magic = [0u8; 2];
+    let got = read_full(&mut f, &mut magic).map_err(|e| Error::io(path, e))?;
+    let head = std::io::Cursor::new(magic[..got].to_vec());
+    let chained = head.chain(f);
+    let r: Box<dyn Read> = if got == 2 && magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(chained))
+    } else {
+        Box::new(chained)
+    };
+    Ok(Box::new(r.take(MAX_FILE_BYTES + 1)))
+}
+
+/// Read until `buf` is full or EOF; returns the count read.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(k) => done += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Turn a decompression / read error into a format error naming the file.
+pub(crate) fn read_err(path: &Path, e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::UnexpectedEof => {
+            Error::format(path, format!("corrupt or truncated compressed data: {e}"))
+        }
+        _ => Error::io(path, e),
+    }
+}

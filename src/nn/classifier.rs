@@ -1,0 +1,401 @@
+//! A small CNN image classifier on the same graph code as the U-Net, used
+//! for image-quality metrics (its penultimate features give a Fréchet
+//! distance, its softmax gives confidence / label-entropy scores):
+//!
+//! ```text
+//!   h1 = SiLU(Conv3(x) → widths[0]),  h2 = SiLU(Conv3 s2 → widths[1]),  h3 = SiLU(Conv3 s2 → widths[2])
+//!   f  = SiLU(Dense(flat(h3)) → hidden)         penultimate features
+//!   z  = Dense(f) → classes                      logits;  p = softmax(z)
+//!   L  = mean_i −log p_i[y_i]                    ∂L/∂z_i = (p_i − onehot(y_i)) / B
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::graph::{init_params, nchw_to_nhwc, Graph, GraphCache};
+use super::optim::Adam;
+use crate::data::images::ImageSet;
+use crate::error::{Error, Result};
+
+/// Shape of a [`Classifier`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Channels of the three conv layers (the last two halve the side).
+    pub widths: Vec<usize>,
+    /// Width of the penultimate (feature) layer.
+    pub hidden: usize,
+    pub classes: usize,
+}
+
+impl ClassifierConfig {
+    /// Default for MNIST-like images: widths [16, 32, 32], 128 features.
+    pub fn new(channels: usize, height: usize, width: usize, classes: usize) -> Self {
+        ClassifierConfig {
+            channels,
+            height,
+            width,
+            widths: vec![16, 32, 32],
+            hidden: 128,
+            classes,
+        }
+    }
+    pub fn validate(&self) -> Result<()> {
+        if self.widths.len() != 3 || self.widths.iter().any(|&w| w == 0 || w > 512) {
+            return Err(Error::invalid(
+                "widths",
+                format!("{:?}", self.widths),
+                "three widths in 1..=512",
+            ));
+        }
+        for (n, v) in [("height", self.height), ("width", self.width)] {
+            if v == 0 || v > 256 {
+                return Err(Error::invalid(n, v, "1..=256"));
+            }
+        }
+        if !(1..=4).contains(&self.channels)
+            || !(2..=1000).contains(&self.classes)
+            || !(1..=4096).contains(&self.hidden)
+        {
+            return Err(Error::invalid(
+                "classifier config",
+                format!("{self:?}"),
+                "channels 1..=4, classes 2..=1000, hidden 1..=4096",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Node ids of the features and logits.
+const FEATURES_FROM_END: usize = 2;
+
+/// The classifier: graph + flat parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classifier {
+    cfg: ClassifierConfig,
+    graph: Graph,
+    params: Vec<f32>,
+}
+
+impl Classifier {
+    /// PyTorch-default initialisation from stream `(seed, INIT, 1)`.
+    pub fn new(cfg: ClassifierConfig, seed: u64) -> Result<Self> {
+        cfg.validate()?;
+        let mut g = Graph::default();
+        let mut ini = Vec::new();
+        let x = g.input(cfg.height, cfg.width, cfg.channels);
+        let h = g.conv(&mut ini, x, cfg.widths[0], 3, 1, "conv1");
+        let h = g.silu(h);
+        let h = g.conv(&mut ini, h, cfg.widths[1], 3, 2, "conv2");
+        let h = g.silu(h);
+        let h = g.conv(&mut ini, h, cfg.widths[2], 3, 2, "conv3");
+        let h = g.silu(h);
+        let f = g.dense(&mut ini, h, cfg.hidden, "fc1");
+        let f = g.silu(f);
+        g.dense(&mut ini, f, cfg.classes, "fc2");
+        let mut params = vec![0.0; g.num_params];
+        init_params(
+            &mut params,
+            &ini,
+            &mut crate::rng::stream(seed, crate::rng::domain::INIT, 1),
+        );
+        Ok(Classifier {
+            cfg,
+            graph: g,
+            params,
+        })
+    }
+    pub fn config(&self) -> &ClassifierConfig {
+        &self.cfg
+    }
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    fn run(&self, x: ArrayView2<f32>, cache: &mut GraphCache) {
+        let n = x.nrows();
+        assert_eq!(
+            x.ncols(),
+            self.cfg.channels * self.cfg.height * self.cfg.width,
+            "x must have c·h·w columns"
+        );
+        let xs: Vec<f32> = x.iter().copied().collect();
+        let mut nhwc = vec![0.0; xs.len()];
+        nchw_to_nhwc(
+            &xs,
+            n,
+            self.cfg.channels,
+            self.cfg.height * self.cfg.width,
+            &mut nhwc,
+        );
+        self.graph.forward(&self.params, n, &nhwc, &[], cache);
+    }
+
+    /// Mean cross-entropy of `labels` on `x` (rows `[c, h, w]` in [−1, 1]);
+    /// OVERWRITES `grads` with its gradient.
+    pub fn loss_and_grad(
+        &self,
+        x: ArrayView2<f32>,
+        labels: &[u8],
+        cache: &mut GraphCache,
+        grads: &mut [f32],
+    ) -> f64 {
+        let n = x.nrows();
+        assert_eq!(labels.len(), n, "one label per row");
+        self.run(x, cache);
+        let k = self.cfg.classes;
+        let logits = cache
+            .value(&self.graph, self.graph.nodes.len() - 1)
+            .to_vec();
+        let mut d = vec![0.0f32; n * k];
+        let mut loss = 0.0;
+        for i in 0..n {
+            let p = softmax(&logits[i * k..(i + 1) * k]);
+            let y = labels[i] as usize;
+            loss -= p[y].max(1e-30).ln();
+            for j in 0..k {
+                d[i * k + j] = ((p[j] - if j == y { 1.0 } else { 0.0 }) / n as f64) as f32;
+            }
+        }
+        self.graph.backward(&self.params, cache, &d, grads);
+        loss / n as f64
+    }
+
+    /// Class probabilities `[n, classes]` and penultimate features
+    /// `[n, hidden]`, in blocks of 256 rows.
+    pub fn predict(&self, x: ArrayView2<f32>) -> (Array2<f64>, Array2<f32>) {
+        let n = x.nrows();
+        let (k, hdim) = (self.cfg.classes, self.cfg.hidden);
+        let mut probs = Array2::zeros((n, k));
+        let mut feats = Array2::zeros((n, hdim));
+        let mut cache = GraphCache::default();
+        let last = self.graph.nodes.len() - 1;
+        for start in (0..n).step_by(256) {
+            let end = (start + 256).min(n);
+            self.run(x.slice(ndarray::s![start..end, ..]), &mut cache);
+            let logits = cache.value(&self.graph, last);
+            for i in start..end {
+                let p = softmax(&logits[(i - start) * k..(i - start + 1) * k]);
+                for j in 0..k {
+                    probs[[i, j]] = p[j];
+                }
+            }
+            let f = cache.value(&self.graph, last - FEATURES_FROM_END + 1);
+            for i in start..end {
+                for j in 0..hdim {
+                    feats[[i, j]] = f[(i - start) * hdim + j];
+                }
+            }
+        }
+        (probs, feats)
+    }
+
+    /// Fraction of rows whose arg-max class equals the label.
+    pub fn accuracy(&self, set: &ImageSet) -> Result<f64> {
+        let labels = set
+            .labels
+            .as_ref()
+            .ok_or_else(|| Error::Mismatch("accuracy needs a labelled set".into()))?;
+        let (p, _) = self.predict(set.pixels.view());
+        let correct = p
+            .rows()
+            .into_iter()
+            .zip(labels)
+            .filter(|(r, &y)| argmax(r.as_slice().unwrap()) == y as usize)
+            .count();
+        Ok(correct as f64 / labels.len().max(1) as f64)
+    }
+
+    /// Save weights + JSON config (metadata key `config`) atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut meta = BTreeMap::new();
+        meta.insert(
+            "config".into(),
+            serde_json::to_string(&self.cfg).map_err(|e| Error::format(path, e.to_string()))?,
+        );
+        let t: Vec<_> = self
+            .graph
+            .tensors
+            .iter()
+            .map(|(n, s, o)| {
+                (
+                    n.clone(),
+                    s.clone(),
+                    &self.params[*o..*o + s.iter().product::<usize>()],
+                )
+            })
+            .collect();
+        super::io::save_tensors(path, &t, &meta)
+    }
+
+    /// Load a file written by [`Classifier::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = super::io::load_tensors(path)?;
+        let cfg_text = file
+            .metadata
+            .get("config")
+            .ok_or_else(|| Error::Checkpoint {
+                path: path.into(),
+                msg: "no 'config' metadata".into(),
+            })?;
+        let cfg: ClassifierConfig =
+            serde_json::from_str(cfg_text).map_err(|e| Error::Checkpoint {
+                path: path.into(),
+                msg: format!("invalid config: {e}"),
+            })?;
+        let mut net = Classifier::new(cfg, 0)?;
+        let specs: Vec<_> = net
+            .graph
+            .tensors
+            .iter()
+            .map(|(n, s, _)| (n.clone(), s.clone()))
+            .collect();
+        super::io::check_tensors(path, &file, &specs)?;
+        super::unet::write_named(&net.graph, &mut net.params, &file.tensors).map_err(|e| {
+            Error::Checkpoint {
+                path: path.into(),
+                msg: e.to_string(),
+            }
+        })?;
+        Ok(net)
+    }
+}
+
+fn softmax(z: &[f32]) -> Vec<f64> {
+    let m = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+    let e: Vec<f64> = z.iter().map(|&v| (v as f64 - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Options of [`train_classifier`].
+#[derive(Clone, Debug)]
+pub struct ClassifierTraining {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub seed: u64,
+    /// Random translation augmentation: each training image is shifted by
+    /// (dy, dx) ∈ [−shift, shift]² (drawn from the epoch's stream), the
+    /// uncovered border filled with the image's corner value (background).
+    pub shift: usize,
+}
+
+impl Default for ClassifierTraining {
+    fn default() -> Self {
+        ClassifierTraining {
+            epochs: 8,
+            batch: 64,
+            lr: 2e-3,
+            seed: 0,
+            shift: 2,
+        }
+    }
+}
+
+/// Train a classifier on a labelled set with Adam (learning rate halved
+/// for the last quarter of epochs); epoch e visits the images in a
+/// permutation drawn from stream `(seed, TRAIN, e)`. `log` receives
+/// (epoch, mean loss) after each epoch.
+pub fn train_classifier(
+    set: &ImageSet,
+    cfg: ClassifierConfig,
+    opts: &ClassifierTraining,
+    mut log: impl FnMut(usize, f64),
+) -> Result<Classifier> {
+    use rand::RngExt;
+    let labels = set
+        .labels
+        .as_ref()
+        .ok_or_else(|| Error::Mismatch("training a classifier needs labels".into()))?;
+    if opts.batch == 0 || opts.epochs == 0 {
+        return Err(Error::invalid(
+            "batch/epochs",
+            format!("{}/{}", opts.batch, opts.epochs),
+            "both >= 1",
+        ));
+    }
+    let mut net = Classifier::new(cfg, opts.seed)?;
+    let mut adam = Adam::new(opts.lr, net.num_params());
+    let mut grads = vec![0.0; net.num_params()];
+    let mut cache = GraphCache::default();
+    let n = set.len();
+    let d = set.dim();
+    for e in 0..opts.epochs {
+        if e == opts.epochs - opts.epochs / 4 {
+            adam.lr *= 0.5;
+        }
+        let mut r = crate::rng::stream(opts.seed, crate::rng::domain::TRAIN, e as u64);
+        let mut perm: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = r.random_range(0..=i);
+            perm.swap(i, j);
+        }
+        let (mut sum, mut cnt) = (0.0, 0);
+        for chunk in perm.chunks(opts.batch) {
+            let mut xb = Array2::zeros((chunk.len(), d));
+            let mut yb = Vec::with_capacity(chunk.len());
+            for (k, &i) in chunk.iter().enumerate() {
+                let src = set.pixels.row(i);
+                let s = opts.shift as i64;
+                let (dy, dx) = if s > 0 {
+                    (r.random_range(-s..=s), r.random_range(-s..=s))
+                } else {
+                    (0, 0)
+                };
+                let (h, w) = (set.height as i64, set.width as i64);
+                let hw = (h * w) as usize;
+                let mut dst = xb.row_mut(k);
+                for ch in 0..set.channels {
+                    let bg = src[ch * hw];
+                    for y in 0..h {
+                        for x in 0..w {
+                            let (sy, sx) = (y - dy, x - dx);
+                            let v = if sy >= 0 && sy < h && sx >= 0 && sx < w {
+                                src[ch * hw + (sy * w + sx) as usize]
+                            } else {
+                                bg
+                            };
+                            dst[ch * hw + (y * w + x) as usize] = v;
+                        }
+                    }
+                }
+                yb.push(labels[i]);
+            }
+            sum += net.loss_and_grad(xb.view(), &yb, &mut cache, &mut grads);
+            cnt += 1;
+            let p = net.params.clone();
+            let mut p2 = p;
+            adam.update(&mut p2, &grads);
+            net.params = p2;
+        }
+        log(e, sum / cnt as f64);
+    }
+    Ok(net)
+}

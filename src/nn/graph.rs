@@ -1,0 +1,709 @@
+//! A small static computation graph over NHWC image batches, with a
+//! hand-written backward for each op. The U-Net ([`super::unet`]) and the
+//! image classifier ([`super::classifier`]) are both built as a [`Graph`]:
+//! a list of nodes in topological order, parameters in one flat `Vec<f32>`
+//! (each tensor at a fixed offset, PyTorch layouts and names).
+//!
+//! Ops (per image; `B` images per batch, node value `[B, h, w, c]`):
+//!
+//! ```text
+//!   Input            x                        (the caller's image, NHWC)
+//!   Time             emb(t)                   [B, 1, 1, E], see super::embed
+//!   Conv k,s         y = conv_k,s(x; W, b)    see super::conv
+//!   Dense            y = flat(x)·Wᵀ + b       [B, 1, 1, out], flat in NHWC order
+//!   GroupNorm        y = γ·x̂ + β              see super::norm
+//!   Silu             y = x·σ(x)               dy/dx = σ + y·(1 − σ)
+//!   AddChannel       y[p, c] = x[p, c] + v[c] (v a [B,1,1,C] node: the time projection)
+//!   Add              y = a + b
+//!   Concat           y = [a, b] along channels
+//!   Upsample         y[2i+u, 2j+v] = x[i, j]  (nearest ×2; dx sums the 4 children)
+//! ```
+//!
+//! Backward runs the nodes in reverse, accumulating ∂L/∂node into
+//! per-node buffers and ∂L/∂θ into the flat gradient. Sums over the batch
+//! run in a fixed order; every per-image op and every GEMM row is
+//! independent of the other images, so outputs are batch-size invariant.
+
+use rayon::prelude::*;
+
+use super::conv::{conv_backward, conv_forward, ConvShape};
+use super::embed::time_embedding;
+use super::layers::sigmoid;
+use super::norm::{group_norm_backward, group_norm_forward};
+
+/// One operation; `usize` fields are node ids or parameter offsets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Input,
+    Time,
+    Conv {
+        src: usize,
+        k: usize,
+        stride: usize,
+        w: usize,
+        b: usize,
+    },
+    Dense {
+        src: usize,
+        w: usize,
+        b: usize,
+    },
+    GroupNorm {
+        src: usize,
+        groups: usize,
+        g: usize,
+        b: usize,
+    },
+    Silu {
+        src: usize,
+    },
+    AddChannel {
+        src: usize,
+        v: usize,
+    },
+    Add {
+        a: usize,
+        b: usize,
+    },
+    Concat {
+        a: usize,
+        b: usize,
+    },
+    Upsample {
+        src: usize,
+    },
+}
+
+/// A node: its op and per-image output shape `h × w × c`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Op,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Node {
+    /// Values per image.
+    pub fn size(&self) -> usize {
+        self.h * self.w * self.c
+    }
+}
+
+/// A named parameter tensor: name, PyTorch shape, offset in the flat vector.
+pub type TensorSpec = (String, Vec<usize>, usize);
+
+/// The graph: nodes in evaluation order (the last is the output) and the
+/// parameter tensors in the flat layout.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub tensors: Vec<TensorSpec>,
+    pub num_params: usize,
+}
+
+/// (offset, length, initialiser) of each parameter tensor, in order.
+pub type InitList = Vec<(usize, usize, Init)>;
+
+/// How a freshly added tensor is initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(−1/√fan_in, 1/√fan_in) (PyTorch's default for Conv / Linear).
+    Uniform {
+        fan_in: usize,
+    },
+    Const(f32),
+}
+
+impl Graph {
+    fn param(
+        &mut self,
+        name: String,
+        shape: Vec<usize>,
+        inits: &mut Vec<(usize, usize, Init)>,
+        init: Init,
+    ) -> usize {
+        let off = self.num_params;
+        let n: usize = shape.iter().product();
+        self.num_params += n;
+        inits.push((off, n, init));
+        self.tensors.push((name, shape, off));
+        off
+    }
+    fn push(&mut self, op: Op, h: usize, w: usize, c: usize) -> usize {
+        self.nodes.push(Node { op, h, w, c });
+        self.nodes.len() - 1
+    }
+    pub fn input(&mut self, h: usize, w: usize, c: usize) -> usize {
+        self.push(Op::Input, h, w, c)
+    }
+    pub fn time(&mut self, emb_dim: usize) -> usize {
+        self.push(Op::Time, 1, 1, emb_dim)
+    }
+    /// k×k convolution (`k` 1 or 3, padding (k−1)/2) with `name.weight`
+    /// `[cout, cin, k, k]` and `name.bias` `[cout]`.
+    pub fn conv(
+        &mut self,
+        inits: &mut Vec<(usize, usize, Init)>,
+        src: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        name: &str,
+    ) -> usize {
+        let n = &self.nodes[src];
+        let (h, w, cin) = (n.h, n.w, n.c);
+        let fan_in = cin * k * k;
+        let wo = self.param(
+            format!("{name}.weight"),
+            vec![cout, cin, k, k],
+            inits,
+            Init::Uniform { fan_in },
+        );
+        let bo = self.param(
+            format!("{name}.bias"),
+            vec![cout],
+            inits,
+            Init::Uniform { fan_in },
+        );
+        let (ho, wwo) = (
+            super::conv::out_size(h, k, stride),
+            super::conv::out_size(w, k, stride),
+        );
+        self.push(
+            Op::Conv {
+                src,
+                k,
+                stride,
+                w: wo,
+                b: bo,
+            },
+            ho,
+            wwo,
+            cout,
+        )
+    }
+    /// Dense layer on the flattened (NHWC) image: `name.weight` `[out, h·w·c]`.
+    pub fn dense(
+        &mut self,
+        inits: &mut Vec<(usize, usize, Init)>,
+        src: usize,
+        out: usize,
+        name: &str,
+    ) -> usize {
+        let fan_in = self.nodes[src].size();
+        let wo = self.param(
+            format!("{name}.weight"),
+            vec![out, fan_in],
+            inits,
+            Init::Uniform { fan_in },
+        );
+        let bo = self.param(
+            format!("{name}.bias"),
+            vec![out],
+            inits,
+            Init::Uniform { fan_in },
+        );
+        self.push(Op::Dense { src, w: wo, b: bo }, 1, 1, out)
+    }
+    /// GroupNorm with `name.weight` (γ = 1) and `name.bias` (β = 0), `[c]`.
+    pub fn group_norm(
+        &mut self,
+        inits: &mut Vec<(usize, usize, Init)>,
+        src: usize,
+        groups: usize,
+        name: &str,
+    ) -> usize {
+        let n = self.nodes[src].clone();
+        assert!(
+            groups >= 1 && n.c % groups == 0,
+            "groups must divide channels"
+        );
+        let g = self.param(format!("{name}.weight"), vec![n.c], inits, Init::Const(1.0));
+        let b = self.param(format!("{name}.bias"), vec![n.c], inits, Init::Const(0.0));
+        self.push(Op::GroupNorm { src, groups, g, b }, n.h, n.w, n.c)
+    }
+    pub fn silu(&mut self, src: usize) -> usize {
+        let n = self.nodes[src].clone();
+        self.push(Op::Silu { src }, n.h, n.w, n.c)
+    }
+    pub fn add_channel(&mut self, src: usize, v: usize) -> usize {
+        let n = self.nodes[src].clone();
+        assert_eq!(self.nodes[v].size(), n.c, "channel vector width");
+        self.push(Op::AddChannel { src, v }, n.h, n.w, n.c)
+    }
+    pub fn add(&mut self, a: usize, b: usize) -> usize {
+        let n = self.nodes[a].clone();
+        assert_eq!(
+            n,
+            Node {
+                op: n.op.clone(),
+                ..self.nodes[b].clone()
+            },
+            "add: shapes differ"
+        );
+        self.push(Op::Add { a, b }, n.h, n.w, n.c)
+    }
+    pub fn concat(&mut self, a: usize, b: usize) -> usize {
+        let (na, nb) = (self.nodes[a].clone(), self.nodes[b].clone());
+        assert!(na.h == nb.h && na.w == nb.w, "concat: spatial sizes differ");
+        self.push(Op::Concat { a, b }, na.h, na.w, na.c + nb.c)
+    }
+    pub fn upsample(&mut self, src: usize) -> usize {
+        let n = self.nodes[src].clone();
+        self.push(Op::Upsample { src }, 2 * n.h, 2 * n.w, n.c)
+    }
+
+    /// Output node (the last).
+    pub fn output(&self) -> &Node {
+        self.nodes.last().expect("graph has nodes")
+    }
+
+    /// Run the graph on `images` images: `x` NHWC (`[images, input size]`),
+    /// `t` one time per image (ignored without a `Time` node). Node values
+    /// go into `cache`; the output is `cache.value(last)`.
+    pub fn forward(
+        &self,
+        params: &[f32],
+        images: usize,
+        x: &[f32],
+        t: &[f64],
+        cache: &mut GraphCache,
+    ) {
+        cache.resize(self, images);
+        let GraphCache {
+            vals, stats, cols, ..
+        } = cache;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let (done, rest) = vals.split_at_mut(i);
+            let y = &mut rest[0][..images * node.size()];
+            match node.op {
+                Op::Input => y.copy_from_slice(&x[..y.len()]),
+                Op::Time => {
+                    for (row, &tt) in y.chunks_exact_mut(node.c).zip(t) {
+                        time_embedding(tt, row);
+                    }
+                }
+                Op::Conv {
+                    src,
+                    k,
+                    stride,
+                    w,
+                    b,
+                } => {
+                    let s = self.conv_shape(src, node, k, stride, images);
+                    let kd = s.kdim();
+                    conv_forward(
+                        &done[src],
+                        &s,
+                        &params[w..w + node.c * kd],
+                        &params[b..b + node.c],
+                        y,
+                        cols,
+                    );
+                }
+                Op::Dense { src, w, b } => {
+                    let s = self.dense_shape(src, node, images);
+                    let kd = s.kdim();
+                    conv_forward(
+                        &done[src],
+                        &s,
+                        &params[w..w + node.c * kd],
+                        &params[b..b + node.c],
+                        y,
+                        cols,
+                    );
+                }
+                Op::GroupNorm { src, groups, g, b } => {
+                    let st = &mut stats[i];
+                    st.resize(images * groups * 2, 0.0);
+                    group_norm_forward(
+                        &done[src],
+                        images,
+                        node.h * node.w,
+                        node.c,
+                        groups,
+                        &params[g..g + node.c],
+                        &params[b..b + node.c],
+                        y,
+                        st,
+                    );
+                }
+                Op::Silu { src } => {
+                    let n = y.len();
+                    y.par_chunks_mut(4096)
+                        .zip(done[src][..n].par_chunks(4096))
+                        .for_each(|(yc, xc)| {
+                            for (o, &v) in yc.iter_mut().zip(xc) {
+                                *o = v * sigmoid(v);
+                            }
+                        });
+                }
+                Op::AddChannel { src, v } => {
+                    let per = node.size();
+                    let (xs, vs) = (&done[src], &done[v]);
+                    y.par_chunks_mut(per).enumerate().for_each(|(b, yi)| {
+                        let vv = &vs[b * node.c..(b + 1) * node.c];
+                        for (yr, xr) in yi
+                            .chunks_exact_mut(node.c)
+                            .zip(xs[b * per..(b + 1) * per].chunks_exact(node.c))
+                        {
+                            for ((o, &xv), &cv) in yr.iter_mut().zip(xr).zip(vv) {
+                                *o = xv + cv;
+                            }
+                        }
+                    });
+                }
+                Op::Add { a, b } => {
+                    for ((o, &u), &v) in y.iter_mut().zip(&done[a]).zip(&done[b]) {
+                        *o = u + v;
+                    }
+                }
+                Op::Concat { a, b } => {
+                    let (ca, cb) = (self.nodes[a].c, self.nodes[b].c);
+                    for ((yr, ar), br) in y
+                        .chunks_exact_mut(ca + cb)
+                        .zip(done[a].chunks_exact(ca))
+                        .zip(done[b].chunks_exact(cb))
+                    {
+                        yr[..ca].copy_from_slice(ar);
+                        yr[ca..].copy_from_slice(br);
+                    }
+                }
+                Op::Upsample { src } => {
+                    let sn = &self.nodes[src];
+                    let (h, w, c) = (sn.h, sn.w, sn.c);
+                    let xs = &done[src];
+                    y.par_chunks_mut(node.size())
+                        .enumerate()
+                        .for_each(|(b, yi)| {
+                            for oy in 0..2 * h {
+                                for ox in 0..2 * w {
+                                    let s = &xs[((b * h + oy / 2) * w + ox / 2) * c..][..c];
+                                    yi[(oy * 2 * w + ox) * c..][..c].copy_from_slice(s);
+                                }
+                            }
+                        });
+                }
+            }
+        }
+        cache.images = images;
+    }
+
+    fn conv_shape(
+        &self,
+        src: usize,
+        node: &Node,
+        k: usize,
+        stride: usize,
+        images: usize,
+    ) -> ConvShape {
+        let sn = &self.nodes[src];
+        ConvShape {
+            images,
+            h: sn.h,
+            w: sn.w,
+            cin: sn.c,
+            cout: node.c,
+            k,
+            stride,
+        }
+    }
+
+    fn dense_shape(&self, src: usize, node: &Node, images: usize) -> ConvShape {
+        ConvShape {
+            images,
+            h: 1,
+            w: 1,
+            cin: self.nodes[src].size(),
+            cout: node.c,
+            k: 1,
+            stride: 1,
+        }
+    }
+
+    /// Backward for the batch last run through [`Graph::forward`] with the
+    /// same `params`: `d_out` is ∂L/∂output (NHWC, `[images, out size]`);
+    /// OVERWRITES `grads` (flat layout) with ∂L/∂θ. Returns nothing for the
+    /// inputs (∂L/∂x stays in `cache` as node 0's gradient).
+    pub fn backward(
+        &self,
+        params: &[f32],
+        cache: &mut GraphCache,
+        d_out: &[f32],
+        grads: &mut [f32],
+    ) {
+        let images = cache.images;
+        grads.fill(0.0);
+        let GraphCache {
+            vals,
+            stats,
+            cols,
+            dcols,
+            grads: gv,
+            ..
+        } = cache;
+        for (g, n) in gv.iter_mut().zip(&self.nodes) {
+            g[..images * n.size()].fill(0.0);
+        }
+        let last = self.nodes.len() - 1;
+        gv[last][..d_out.len()].copy_from_slice(d_out);
+        for i in (0..self.nodes.len()).rev() {
+            let node = &self.nodes[i];
+            let (gbefore, grest) = gv.split_at_mut(i);
+            let gy = &grest[0][..images * node.size()];
+            match node.op {
+                Op::Input | Op::Time => {}
+                Op::Conv {
+                    src,
+                    k,
+                    stride,
+                    w,
+                    b,
+                } => {
+                    let s = self.conv_shape(src, node, k, stride, images);
+                    self.conv_bwd(
+                        params,
+                        grads,
+                        &vals[src],
+                        &s,
+                        w,
+                        b,
+                        gy,
+                        needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]),
+                        cols,
+                        dcols,
+                    );
+                }
+                Op::Dense { src, w, b } => {
+                    let s = self.dense_shape(src, node, images);
+                    self.conv_bwd(
+                        params,
+                        grads,
+                        &vals[src],
+                        &s,
+                        w,
+                        b,
+                        gy,
+                        needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]),
+                        cols,
+                        dcols,
+                    );
+                }
+                Op::GroupNorm { src, groups, g, b } => {
+                    let c = node.c;
+                    let (gg, rest) = grads[g..].split_at_mut(c);
+                    group_norm_backward(
+                        &vals[src],
+                        images,
+                        node.h * node.w,
+                        c,
+                        groups,
+                        &params[g..g + c],
+                        &stats[i],
+                        gy,
+                        &mut gbefore[src],
+                        gg,
+                        &mut rest[b - g - c..b - g],
+                    );
+                }
+                Op::Silu { src } => {
+                    let (xs, ys) = (&vals[src], &vals[i]);
+                    gbefore[src][..gy.len()]
+                        .par_chunks_mut(4096)
+                        .zip(gy.par_chunks(4096))
+                        .enumerate()
+                        .for_each(|(ci, (dx, dy))| {
+                            let o = ci * 4096;
+                            for (j, (d, &g)) in dx.iter_mut().zip(dy).enumerate() {
+                                let s = sigmoid(xs[o + j]);
+                                *d += g * (s + ys[o + j] * (1.0 - s));
+                            }
+                        });
+                }
+                Op::AddChannel { src, v } => {
+                    let per = node.size();
+                    for (d, &g) in gbefore[src].iter_mut().zip(gy) {
+                        *d += g;
+                    }
+                    let dv = &mut gbefore[v];
+                    for b in 0..images {
+                        let dvb = &mut dv[b * node.c..(b + 1) * node.c];
+                        for row in gy[b * per..(b + 1) * per].chunks_exact(node.c) {
+                            for (d, &g) in dvb.iter_mut().zip(row) {
+                                *d += g;
+                            }
+                        }
+                    }
+                }
+                Op::Add { a, b } => {
+                    for (d, &g) in gbefore[a].iter_mut().zip(gy) {
+                        *d += g;
+                    }
+                    for (d, &g) in gbefore[b].iter_mut().zip(gy) {
+                        *d += g;
+                    }
+                }
+                Op::Concat { a, b } => {
+                    let (ca, cb) = (self.nodes[a].c, self.nodes[b].c);
+                    for (gr, dr) in gy
+                        .chunks_exact(ca + cb)
+                        .zip(gbefore[a].chunks_exact_mut(ca))
+                    {
+                        for (d, &g) in dr.iter_mut().zip(&gr[..ca]) {
+                            *d += g;
+                        }
+                    }
+                    for (gr, dr) in gy
+                        .chunks_exact(ca + cb)
+                        .zip(gbefore[b].chunks_exact_mut(cb))
+                    {
+                        for (d, &g) in dr.iter_mut().zip(&gr[ca..]) {
+                            *d += g;
+                        }
+                    }
+                }
+                Op::Upsample { src } => {
+                    let sn = &self.nodes[src];
+                    let (h, w, c) = (sn.h, sn.w, sn.c);
+                    let per = sn.size();
+                    gbefore[src][..images * per]
+                        .par_chunks_mut(per)
+                        .enumerate()
+                        .for_each(|(b, dxi)| {
+                            let gi = &gy[b * 4 * per..(b + 1) * 4 * per];
+                            for oy in 0..2 * h {
+                                for ox in 0..2 * w {
+                                    let g = &gi[(oy * 2 * w + ox) * c..][..c];
+                                    for (d, &v) in
+                                        dxi[(oy / 2 * w + ox / 2) * c..][..c].iter_mut().zip(g)
+                                    {
+                                        *d += v;
+                                    }
+                                }
+                            }
+                        });
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conv_bwd(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        x: &[f32],
+        s: &ConvShape,
+        w: usize,
+        b: usize,
+        gy: &[f32],
+        dx: Option<&mut [f32]>,
+        cols: &mut Vec<f32>,
+        dcols: &mut Vec<f32>,
+    ) {
+        let wl = s.cout * s.kdim();
+        let (gw, gb) = grads[w..].split_at_mut(b - w);
+        conv_backward(
+            x,
+            s,
+            &params[w..w + wl],
+            gy,
+            &mut gw[..wl],
+            &mut gb[..s.cout],
+            dx,
+            cols,
+            dcols,
+        );
+    }
+}
+
+/// Only nodes that (transitively) depend on parameters or on the input need
+/// a gradient; the `Time` node does not.
+fn needs_grad(nodes: &[Node], i: usize) -> bool {
+    !matches!(nodes[i].op, Op::Time)
+}
+
+/// Node values, normalisation statistics, node gradients and im2col
+/// scratch; buffers grow to the largest batch seen and are reused.
+#[derive(Clone, Debug, Default)]
+pub struct GraphCache {
+    pub images: usize,
+    pub vals: Vec<Vec<f32>>,
+    pub grads: Vec<Vec<f32>>,
+    pub stats: Vec<Vec<f64>>,
+    pub cols: Vec<f32>,
+    pub dcols: Vec<f32>,
+}
+
+impl GraphCache {
+    fn resize(&mut self, g: &Graph, images: usize) {
+        self.vals.resize_with(g.nodes.len(), Vec::new);
+        self.grads.resize_with(g.nodes.len(), Vec::new);
+        self.stats.resize_with(g.nodes.len(), Vec::new);
+        for (i, n) in g.nodes.iter().enumerate() {
+            let need = images * n.size();
+            if self.vals[i].len() < need {
+                self.vals[i].resize(need, 0.0);
+                self.grads[i].resize(need, 0.0);
+            }
+        }
+    }
+
+    /// Value of node `i` for the last batch.
+    pub fn value(&self, g: &Graph, i: usize) -> &[f32] {
+        &self.vals[i][..self.images * g.nodes[i].size()]
+    }
+
+    /// ∂L/∂(node `i`) after [`Graph::backward`].
+    pub fn grad(&self, g: &Graph, i: usize) -> &[f32] {
+        &self.grads[i][..self.images * g.nodes[i].size()]
+    }
+}
+
+/// Fill `params` as the `inits` list says, drawing uniforms in tensor order
+/// from `rng` (top 24 bits of each u32, as [`super::Mlp::new`]).
+pub fn init_params(params: &mut [f32], inits: &[(usize, usize, Init)], rng: &mut impl rand::Rng) {
+    for &(off, n, init) in inits {
+        for p in &mut params[off..off + n] {
+            *p = match init {
+                Init::Const(v) => v,
+                Init::Uniform { fan_in } => {
+                    let bound = 1.0 / (fan_in as f64).sqrt();
+                    let u = (rng.next_u32() >> 8) as f64 * (1.0 / (1u64 << 24) as f64);
+                    (bound * (2.0 * u - 1.0)) as f32
+                }
+            };
+        }
+    }
+}
+
+/// NCHW rows (`[images, c·h·w]`) to NHWC.
+pub fn nchw_to_nhwc(x: &[f32], images: usize, c: usize, hw: usize, out: &mut [f32]) {
+    for b in 0..images {
+        let (xi, oi) = (
+            &x[b * c * hw..(b + 1) * c * hw],
+            &mut out[b * c * hw..(b + 1) * c * hw],
+        );
+        for ch in 0..c {
+            for p in 0..hw {
+                oi[p * c + ch] = xi[ch * hw + p];
+            }
+        }
+    }
+}
+
+/// NHWC to NCHW rows.
+pub fn nhwc_to_nchw(x: &[f32], images: usize, c: usize, hw: usize, out: &mut [f32]) {
+    for b in 0..images {
+        let (xi, oi) = (
+            &x[b * c * hw..(b + 1) * c * hw],
+            &mut out[b * c * hw..(b + 1) * c * hw],
+        );
+        for ch in 0..c {
+            for p in 0..hw {
+                oi[ch * hw + p] = xi[p * c + ch];
+            }
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! A small DDPM-style U-Net ε-network on images, built as a [`Graph`]:
+//!
+//! ```text
+//!   temb = SiLU(Lin(SiLU(Lin(emb(t)))))                      time MLP (emb_dim → time_dim → time_dim)
+//!   h = Conv3(x)                                             conv_in → widths[0]
+//!   down l = 0..L−1:  res_blocks × ResBlock(→ widths[l]), push skip;  Conv3 stride 2 (l < L−1)
+//!   mid:              ResBlock(widths[L−1])
+//!   up l = L−1..0:    res_blocks × (concat(h, pop skip) → ResBlock(→ widths[l]));  Upsample ×2 + Conv3 (l > 0)
+//!   out = Conv3(SiLU(GN(h)))                                 → channels
+//!   ResBlock(x): h = Conv3(SiLU(GN(x))) + Lin(temb)  (broadcast over pixels)
+//!                h = Conv3(SiLU(GN(h))) ;  out = h + (x, or Conv1(x) if widths differ)
+//! ```
+//!
+//! Input and output rows are images in `[c, h, w]` order (see
+//! [`crate::data::images`]); internally the graph runs NHWC.
+
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use serde::{Deserialize, Serialize};
+
+use super::graph::{init_params, nchw_to_nhwc, nhwc_to_nchw, Graph, GraphCache, InitList};
+use crate::error::{Error, Result};
+
+fn default_widths() -> Vec<usize> {
+    vec![32, 64, 64]
+}
+fn one() -> usize {
+    1
+}
+fn default_emb() -> usize {
+    32
+}
+fn default_time_dim() -> usize {
+    128
+}
+fn default_groups() -> usize {
+    8
+}
+
+/// Shape of a [`UNet`] (serialised into the checkpoint's JSON config).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UNetConfig {
+    /// Image channels (1 grey, 3 RGB).
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Channel width of each resolution level (default [32, 64, 64]); the
+    /// image side is halved between levels, so it must be divisible by
+    /// 2^(levels − 1).
+    #[serde(default = "default_widths")]
+    pub widths: Vec<usize>,
+    /// Residual blocks per level on the way down and up (default 1).
+    #[serde(default = "one")]
+    pub res_blocks: usize,
+    /// Sinusoidal embedding width, even (default 32).
+    #[serde(default = "default_emb")]
+    pub emb_dim: usize,
+    /// Width of the time MLP (default 128).
+    #[serde(default = "default_time_dim")]
+    pub time_dim: usize,
+    /// Largest GroupNorm group count (default 8); each norm uses the largest
+    /// divisor of its channel count not above this.
+    #[serde(default = "default_groups")]
+    pub groups: usize,
+}
+
+impl UNetConfig {
+    /// Default widths for a `channels × height × width` image.
+    pub fn new(channels: usize, height: usize, width: usize) -> Self {
+        UNetConfig {
+            channels,
+            height,
+            width,
+            widths: default_widths(),
+            res_blocks: 1,
+            emb_dim: 32,
+            time_dim: 128,
+            groups: 8,
+        }
+    }
+
+    /// Values per image, `channels·height·width`.
+    pub fn data_dim(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=4).contains(&self.channels) {
+            return Err(Error::invalid("channels", self.channels, "1..=4"));
+        }
+        if self.widths.is_empty()
+            || self.widths.len() > 6
+            || self.widths.iter().any(|&w| w == 0 || w > 1024)
+        {
+            return Err(Error::invalid(
+                "widths",
+                format!("{:?}", self.widths),
+                "1..=6 levels of 1..=1024 channels",
+            ));
+        }
+        let f = 1usize << (self.widths.len() - 1);
+        for (name, side) in [("height", self.height), ("width", self.width)] {
+            if side == 0 || side > 1024 || side % f != 0 {
+                return Err(Error::invalid(
+                    name,
+                    side,
+                    format!(
+                        "1..=1024 and divisible by {f} (2^(levels−1) for {} levels)",
+                        self.widths.len()
+                    ),
+                ));
+            }
+        }
+        if !(1..=8).contains(&self.res_blocks) {
+            return Err(Error::invalid("res_blocks", self.res_blocks, "1..=8"));
+        }
+        if self.emb_dim == 0 || self.emb_dim % 2 != 0 || self.emb_dim > 4096 {
+            return Err(Error::invalid(
+                "emb_dim",
+                self.emb_dim,
+                "an even number in 2..=4096",
+            ));
+        }
+        if !(1..=4096).contains(&self.time_dim) {
+            return Err(Error::invalid("time_dim", self.time_dim, "1..=4096"));
+        }
+        if !(1..=64).contains(&self.groups) {
+            return Err(Error::invalid("groups", self.groups, "1..=64"));
+        }
+        Ok(())
+    }
+
+    fn groups_for(&self, c: usize) -> usize {
+        (1..=self.groups.min(c))
+            .rev()
+            .find(|g| c % g == 0)
+            .unwrap_or(1)
+    }
+
+    /// Build the graph and the parameter initialisers.
+    pub fn build(&self) -> Result<(Graph, InitList)> {
+        self.validate()?;
+        let mut g = Graph::default();
+        let mut ini = Vec::new();
+        let x = g.input(self.height, self.width, self.channels);
+        let te = g.time(self.emb_dim);
+        let t1 = g.conv(&mut ini, te, self.time_dim, 1, 1, "time.0");
+        let t1 = g.silu(t1);
+        let t2 = g.conv(&mut ini, t1, self.time_dim, 1, 1, "time.2");
+        let ts = g.silu(t2);
+        let res = |g: &mut Graph, ini: &mut Vec<_>, x: usize, cout: usize, name: &str| -> usize {
+            let cin = g.nodes[x].c;
+            let h = g.group_norm(ini, x, self.groups_for(cin), &format!("{name}.norm1"));
+            let h = g.silu(h);
+            let h = g.conv(ini, h, cout, 3, 1, &format!("{name}.conv1"));
+            let v = g.conv(ini, ts, cout, 1, 1, &format!("{name}.temb"));
+            let h = g.add_channel(h, v);
+            let h = g.group_norm(ini, h, self.groups_for(cout), &format!("{name}.norm2"));
+            let h = g.silu(h);
+            let h = g.conv(ini, h, cout, 3, 1, &format!("{name}.conv2"));
+            let skip = if cin != cout {
+                g.conv(ini, x, cout, 1, 1, &format!("{name}.skip"))
+            } else {
+                x
+            };
+            g.add(h, skip)
+        };
+        let levels = self.widths.len();
+        let mut h = g.conv(&mut ini, x, self.widths[0], 3, 1, "conv_in");
+        let mut skips = Vec::new();
+        for (l, &wl) in self.widths.iter().enumerate() {
+            for r in 0..self.res_blocks {
+                h = res(&mut g, &mut ini, h, wl, &format!("down.{l}.res.{r}"));
+                skips.push(h);
+            }
+            if l + 1 < levels {
+                h = g.conv(&mut ini, h, wl, 3, 2, &format!("down.{l}.down"));
+            }
+        }
+        h = res(&mut g, &mut ini, h, self.widths[levels - 1], "mid");
+        for (l, &wl) in self.widths.iter().enumerate().rev() {
+            for r in 0..self.res_blocks {
+                let s = skips.pop().expect("one skip per down block");
+                h = g.concat(h, s);
+                h = res(&mut g, &mut ini, h, wl, &format!("up.{l}.res.{r}"));
+            }
+            if l > 0 {
+                h = g.upsample(h);
+                h = g.conv(&mut ini, h, wl, 3, 1, &format!("up.{l}.up"));
+            }
+        }
+        let c0 = g.nodes[h].c;
+        h = g.group_norm(&mut ini, h, self.groups_for(c0), "out.norm");
+        h = g.silu(h);
+        g.conv(&mut ini, h, self.channels, 3, 1, "out.conv");
+        Ok((g, ini))
+    }
+}
+
+/// Images per block in inference (blocks run one after another; each uses
+/// the parallel GEMM). Results do not depend on it.
+const INFER_BLOCK: usize = 64;
+
+/// The U-Net ε-network: graph + flat parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UNet {
+    cfg: UNetConfig,
+    graph: Graph,
+    params: Vec<f32>,
+}
+
+/// Training state of a [`UNet`]: graph cache plus NHWC/NCHW staging.
+#[derive(Clone, Debug, Default)]
+pub struct UNetCache {
+    graph: GraphCache,
+    x_nhwc: Vec<f32>,
+    t: Vec<f64>,
+    out: Vec<f32>,
+    d_nhwc: Vec<f32>,
+    rows: usize,
+    dim: usize,
+}
+
+impl UNetCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Output of the last [`UNet::forward_train`], `[rows, data_dim]` (NCHW rows).
+    pub fn output(&self) -> ArrayView2<'_, f32> {
+        ArrayView2::from_shape((self.rows, self.dim), &self.out[..self.rows * self.dim])
+            .expect("cache output has rows·dim values")
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+impl UNet {
+    /// PyTorch-default initialisation (every Conv / Linear tensor
+    /// U(±1/√fan_in), GroupNorm γ = 1, β = 0) from stream `(seed, INIT, 0)`.
+    pub fn new(cfg: UNetConfig, seed: u64) -> Result<Self> {
+        let (graph, inits) = cfg.build()?;
+        let mut params = vec![0.0; graph.num_params];
+        let mut rng = crate::rng::stream(seed, crate::rng::domain::INIT, 0);
+        init_params(&mut params, &inits, &mut rng);
+        Ok(UNet { cfg, graph, params })
+    }
+
+    /// All parameters zero (for loading into).
+    pub fn zeros(cfg: UNetConfig) -> Result<Self> {
+        let (graph, _) = cfg.build()?;
+        let params = vec![0.0; graph.num_params];
+        Ok(UNet { cfg, graph, params })
+    }
+
+    pub fn config(&self) -> &UNetConfig {
+        &self.cfg
+    }
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+    pub fn num_params(&self) -> usize {
+        self.params.len()
+    }
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    /// Any flat vector in the parameter layout cut into named tensors
+    /// (PyTorch shapes, e.g. `down.0.res.0.conv1.weight [32, 32, 3, 3]`).
+    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<(String, Vec<usize>, &'a [f32])> {
+        assert_eq!(
+            flat.len(),
+            self.params.len(),
+            "flat vector has the wrong length"
+        );
+        self.graph
+            .tensors
+            .iter()
+            .map(|(n, s, o)| {
+                (
+                    n.clone(),
+                    s.clone(),
+                    &flat[*o..*o + s.iter().product::<usize>()],
+                )
+            })
+            .collect()
+    }
+    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        self.named_slices(&self.params)
+    }
+    pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
+        self.graph
+            .tensors
+            .iter()
+            .map(|(n, s, _)| (n.clone(), s.clone()))
+            .collect()
+    }
+    /// Copy named tensors into the parameters (all present once, right
+    /// shapes, no extras); on error nothing changes.
+    pub fn load_named<D: AsRef<[f32]>>(
+        &mut self,
+        tensors: &[(String, Vec<usize>, D)],
+    ) -> Result<()> {
+        let mut flat = self.params.clone();
+        write_named(&self.graph, &mut flat, tensors)?;
+        self.params = flat;
+        Ok(())
+    }
+
+    fn run_block(
+        &self,
+        x: ArrayView2<f32>,
+        t: &[f64],
+        mut out: ArrayViewMut2<f32>,
+        cache: &mut GraphCache,
+    ) {
+        let (n, d) = (x.nrows(), self.cfg.data_dim());
+        let (c, hw) = (self.cfg.channels, self.cfg.height * self.cfg.width);
+        let xs: Vec<f32> = x.iter().copied().collect();
+        let mut nhwc = vec![0.0; n * d];
+        nchw_to_nhwc(&xs, n, c, hw, &mut nhwc);
+        self.graph.forward(&self.params, n, &nhwc, t, cache);
+        let last = self.graph.nodes.len() - 1;
+        let mut o = vec![0.0; n * d];
+        nhwc_to_nchw(cache.value(&self.graph, last), n, c, hw, &mut o);
+        for (dst, &s) in out.iter_mut().zip(&o) {
+            *dst = s;
+        }
+    }
+
+    /// ε̂ for every row (an image in `[c, h, w]` order) at per-row times `t`.
+    /// Row i is bit-identical for any batch size or thread count.
+    pub fn forward(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, mut out: ArrayViewMut2<f32>) {
+        assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
+        assert_eq!(
+            x.ncols(),
+            self.cfg.data_dim(),
+            "x must have data_dim columns"
+        );
+        assert_eq!(out.dim(), x.dim(), "out must have the shape of x");
+        let mut cache = GraphCache::default();
+        let n = x.nrows();
+        let mut start = 0;
+        while start < n {
+            let end = (start + INFER_BLOCK).min(n);
+            let ts: Vec<f64> = t
+                .slice(ndarray::s![start..end])
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            self.run_block(
+                x.slice(ndarray::s![start..end, ..]),
+                &ts,
+                out.slice_mut(ndarray::s![start..end, ..]),
+                &mut cache,
+            );
+            start = end;
+        }
+    }
+
+    /// [`UNet::forward`] with one time `t` for every row.
+    pub fn forward_t(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
+        assert_eq!(
+            x.ncols(),
+            self.cfg.data_dim(),
+            "x must have data_dim columns"
+        );
+        assert_eq!(out.dim(), x.dim(), "out must have the shape of x");
+        let mut cache = GraphCache::default();
+        let n = x.nrows();
+        let mut start = 0;
+        while start < n {
+            let end = (start + INFER_BLOCK).min(n);
+            let ts = vec![t; end - start];
+            self.run_block(
+                x.slice(ndarray::s![start..end, ..]),
+                &ts,
+                out.slice_mut(ndarray::s![start..end, ..]),
+                &mut cache,
+            );
+            start = end;
+        }
+    }
+
+    /// Training forward: keeps every activation in `cache`; output in
+    /// [`UNetCache::output`].
+    pub fn forward_train(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, cache: &mut UNetCache) {
+        let (n, d) = (x.nrows(), self.cfg.data_dim());
+        assert_eq!(t.len(), n, "t must have one time per row of x");
+        assert_eq!(x.ncols(), d, "x must have data_dim columns");
+        let (c, hw) = (self.cfg.channels, self.cfg.height * self.cfg.width);
+        let xs: Vec<f32> = x.iter().copied().collect();
+        cache.x_nhwc.resize(n * d, 0.0);
+        nchw_to_nhwc(&xs, n, c, hw, &mut cache.x_nhwc);
+        cache.t.clear();
+        cache.t.extend(t.iter().map(|&v| v as f64));
+        self.graph
+            .forward(&self.params, n, &cache.x_nhwc, &cache.t, &mut cache.graph);
+        cache.out.resize(n * d, 0.0);
+        let last = self.graph.nodes.len() - 1;
+        nhwc_to_nchw(
+            cache.graph.value(&self.graph, last),
+            n,
+            c,
+            hw,
+            &mut cache.out,
+        );
+        cache.rows = n;
+        cache.dim = d;
+    }
+
+    /// Backward for the last [`UNet::forward_train`]: OVERWRITES `grads`
+    /// with ∂L/∂θ given `d_out = ∂L/∂ε̂` (`[rows, data_dim]`, NCHW rows).
+    pub fn backward(&self, cache: &mut UNetCache, d_out: ArrayView2<f32>, grads: &mut [f32]) {
+        let (n, d) = (cache.rows, self.cfg.data_dim());
+        assert_eq!(d_out.dim(), (n, d), "d_out must match the cached batch");
+        assert_eq!(grads.len(), self.params.len(), "grads has the wrong length");
+        let (c, hw) = (self.cfg.channels, self.cfg.height * self.cfg.width);
+        let ds: Vec<f32> = d_out.iter().copied().collect();
+        cache.d_nhwc.resize(n * d, 0.0);
+        nchw_to_nhwc(&ds, n, c, hw, &mut cache.d_nhwc);
+        self.graph
+            .backward(&self.params, &mut cache.graph, &cache.d_nhwc, grads);
+    }
+}
+
+/// Copy named tensors into `flat` by the graph's tensor table.
+pub(crate) fn write_named<D: AsRef<[f32]>>(
+    g: &Graph,
+    flat: &mut [f32],
+    tensors: &[(String, Vec<usize>, D)],
+) -> Result<()> {
+    let mut seen = vec![false; g.tensors.len()];
+    for (name, shape, data) in tensors {
+        let Some(i) = g.tensors.iter().position(|(n, _, _)| n == name) else {
+            return Err(Error::Mismatch(format!(
+                "unexpected tensor '{name}' (not in this network)"
+            )));
+        };
+        if seen[i] {
+            return Err(Error::Mismatch(format!("tensor '{name}' appears twice")));
+        }
+        seen[i] = true;
+        let (_, want, off) = &g.tensors[i];
+        if shape != want {
+            return Err(Error::Mismatch(format!(
+                "tensor '{name}' has shape {shape:?}, expected {want:?}"
+            )));
+        }
+        let data = data.as_ref();
+        let len: usize = want.iter().product();
+        if data.len() != len {
+            return Err(Error::Mismatch(format!(
+                "tensor '{name}' of shape {shape:?} holds {} values",
+                data.len()
+            )));
+        }
+        flat[*off..*off + len].copy_from_slice(data);
+    }
+    if let Some(i) = seen.iter().position(|s| !s) {
+        return Err(Error::Mismatch(format!(
+            "missing tensor '{}' of shape {:?}",
+            g.tensors[i].0, g.tensors[i].1
+        )));
+    }
+    Ok(())
+}
