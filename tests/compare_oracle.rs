@@ -196,11 +196,9 @@ fn bad_input_is_a_clear_error() {
     }
     let mut o = opts("compare_bad_oracle", "vp");
     o.source = Source::Oracle {
-        data: Toy::Checkerboard,
+        data: Toy::TwoMoons,
         sde: SdeConfig::by_name("vp").unwrap(),
     };
-    assert!(run(&o)
-        .unwrap_err()
-        .to_string()
-        .contains("8gaussians or 25gaussians"));
+    let e = run(&o).unwrap_err().to_string();
+    assert!(e.contains("moons") && e.contains("checkerboard, 8gaussians, 25gaussians"), "{e}");
 }
