@@ -200,5 +200,8 @@ fn bad_input_is_a_clear_error() {
         sde: SdeConfig::by_name("vp").unwrap(),
     };
     let e = run(&o).unwrap_err().to_string();
-    assert!(e.contains("moons") && e.contains("checkerboard, 8gaussians, 25gaussians"), "{e}");
+    assert!(
+        e.contains("moons") && e.contains("checkerboard, 8gaussians, 25gaussians"),
+        "{e}"
+    );
 }
