@@ -157,7 +157,11 @@ struct SampleArgs {
     /// Checkpoint directory written by `scoresde train`.
     #[arg(long)]
     model: PathBuf,
-    /// Sampler: ddpm, ddpm-cosine, em.
+    /// Sampler spec `name[:key=value,...]`: ddpm, ddpm-cosine, em,
+    /// reverse-diffusion, pc / pc-em [snr=0.16, corrector_steps=1], ald (VE)
+    /// [inner=1, lr, denoise=1], ddim [eta=0], edm [rho=7, churn=0, s_min,
+    /// s_max, s_noise=1], ode-euler, ode-heun, ode-rk4, ode-rk45 [rtol=1e-5,
+    /// atol=1e-5, max_steps], dpm-solver++.
     #[arg(long, default_value = "ddpm")]
     sampler: String,
     /// Sampler steps.
