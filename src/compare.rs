@@ -549,10 +549,15 @@ fn progress_bar(show: bool, len: u64, prefix: &str) -> Option<ProgressBar> {
 
 /// For each budget: the samplers whose mean SWD is within 2 combined SE,
 /// 2 sqrt(se_i² + se_best²), of the best (lowest) mean SWD at that budget.
+/// Only cells that stayed within the budget (NFE ≤ budget) compete, so an
+/// adaptive solver that overran its nominal budget is not ranked there.
 fn indistinguishable_notes(cells: &[Cell], budgets: &[usize]) -> Vec<String> {
     let mut notes = Vec::new();
     for &b in budgets {
-        let at: Vec<&Cell> = cells.iter().filter(|c| c.budget == b).collect();
+        let at: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| c.budget == b && c.nfe <= b)
+            .collect();
         let Some(best) = at
             .iter()
             .min_by(|x, y| x.quality.swd.mean.total_cmp(&y.quality.swd.mean))
@@ -575,7 +580,7 @@ fn indistinguishable_notes(cells: &[Cell], budgets: &[usize]) -> Vec<String> {
             .map(|c| c.spec.clone())
             .collect();
         notes.push(format!(
-            "NFE budget {b}: best SWD {} ({}); not distinguishable (within 2 combined SE): {}",
+            "NFE budget {b} (cells with NFE <= {b}): best SWD {} ({}); not distinguishable (within 2 combined SE): {}",
             fmt_ms(&best.quality.swd),
             best.spec,
             tied.join(", ")
