@@ -90,7 +90,7 @@ fn all_files_and_one_csv_row_per_sampler_and_budget() {
     }
     let md = std::fs::read_to_string(r.out_dir.join("results.md")).unwrap();
     assert!(
-        md.contains("Not distinguishable") && md.contains("NFE budget 5:"),
+        md.contains("Not distinguishable") && md.contains("NFE budget 5 (cells with NFE <= 5):"),
         "{md}"
     );
 
