@@ -63,8 +63,9 @@ impl Default for LinePlot {
     }
 }
 
-/// Categorical palette (matplotlib "tab10"), cycled.
-const PALETTE: [RGBColor; 10] = [
+/// Categorical palette (matplotlib "tab10" then four darker extras, so up to
+/// 14 series get distinct colours), cycled.
+const PALETTE: [RGBColor; 14] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -75,6 +76,10 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0x7f, 0x7f, 0x7f),
     RGBColor(0xbc, 0xbd, 0x22),
     RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x00, 0x00, 0x00),
+    RGBColor(0x39, 0x3b, 0x79),
+    RGBColor(0x63, 0x79, 0x39),
+    RGBColor(0xad, 0x49, 0x4a),
 ];
 
 /// A point that survived filtering, with its error bar if any.
