@@ -44,7 +44,74 @@ const LOADERS: &[Loader] = &[
         load: |b| ckpt_load(TRAIN_STATE_FILE, b),
         changes_detected: true,
     },
+    Loader {
+        name: "idx images (raw)",
+        valid: idx_valid,
+        load: |b| {
+            via_file("images-idx3-ubyte", b, |p| {
+                scoresde::data::images::load_idx_images(p).map(|s| s.len().to_string())
+            })
+        },
+        changes_detected: false,
+    },
+    Loader {
+        name: "idx images (gzip)",
+        valid: || gzip(&idx_valid()),
+        load: |b| {
+            via_file("images-idx3-ubyte.gz", b, |p| {
+                scoresde::data::images::load_idx_images(p).map(|s| s.len().to_string())
+            })
+        },
+        changes_detected: false,
+    },
+    Loader {
+        name: "digits csv",
+        valid: || {
+            b"0,16,3,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,7\n".to_vec()
+        },
+        load: |b| {
+            via_file("digits.csv", b, |p| {
+                scoresde::data::images::load_digits_csv(p).map(|s| s.len().to_string())
+            })
+        },
+        changes_detected: false,
+    },
 ];
+
+/// A 2-image 3x2 IDX image file (magic 0x00000803).
+fn idx_valid() -> Vec<u8> {
+    let mut b = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 2];
+    b.extend((0..12u8).map(|v| v * 20));
+    b
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+/// Run a path-based loader on `bytes` written to a fresh temporary file.
+fn via_file(
+    name: &str,
+    bytes: &[u8],
+    load: impl Fn(&Path) -> Result<String, scoresde::Error>,
+) -> Result<String, scoresde::Error> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "scoresde-loader-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let out = load(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
 
 fn npy_valid() -> Vec<u8> {
     let mut b = scoresde::npy::header_bytes(&[3, 2]);
