@@ -10,8 +10,8 @@
 //! byte-identical to what NumPy ≥ 1.23 writes (including its 21-digit
 //! growth margin for the first axis before the padding).
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayD, ArrayView, Dimension, IxDyn};
@@ -71,36 +71,13 @@ pub fn write<D: Dimension>(path: impl AsRef<Path>, a: ArrayView<f32, D>) -> Resu
             "shape too long for an .npy v1.0 header",
         ));
     }
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let res = (|| -> std::io::Result<()> {
-        let mut w = BufWriter::new(File::create(&tmp)?);
+    crate::fsutil::write_atomic_with(path, |w| {
         w.write_all(&header)?;
         for v in a.iter() {
             w.write_all(&v.to_le_bytes())?;
         }
-        w.flush()?;
-        w.get_ref().sync_all()?;
-        drop(w);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    // Best effort: make the rename itself durable.
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Read a `.npy` file of little-endian f32 (`<f4`), C order, any dimension.

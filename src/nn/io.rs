@@ -10,8 +10,7 @@
 //! file, the tensor and what differs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -38,16 +37,6 @@ fn checkpoint_err(path: &Path, msg: impl Into<String>) -> Error {
 
 fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s))
-}
-
-/// `<dir>/<file name>.tmp`, next to `path`.
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 /// Write `tensors` (name, shape, row-major values) as f32 plus `metadata`
@@ -87,35 +76,7 @@ pub fn save_tensors(
     let buf = safetensors::serialize(views, meta)
         .map_err(|e| checkpoint_err(path, format!("cannot serialise: {e}")))?;
 
-    let tmp = tmp_path(path);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&buf)?;
-        f.flush()?;
-        f.sync_all()?;
-        Ok(())
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    // Persist the rename itself; not every platform can open a folder, so
-    // this is best effort.
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::fsutil::write_atomic(path, &buf)
 }
 
 /// Read every tensor of a safetensors file. All tensors must be F32.

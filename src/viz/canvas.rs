@@ -187,18 +187,15 @@ pub(crate) fn encode_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<Vec<
     Ok(out)
 }
 
-/// Writes `bytes` to `<path>.tmp` in the same folder, then renames it onto
-/// `path`, so readers see either the old file or the complete new one.
+/// Writes `bytes` atomically (see [`crate::fsutil::write_atomic`]), so
+/// readers see either the old file or the complete new one.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::invalid("output path", path.display(), "a path naming a file"))?;
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    if path.file_name().is_none() {
+        return Err(Error::invalid(
+            "output path",
+            path.display(),
+            "a path naming a file",
+        ));
+    }
+    crate::fsutil::write_atomic(path, bytes)
 }
