@@ -351,6 +351,15 @@ fn run_train(a: TrainArgs) -> Result<()> {
             MlpConfig::new(2).into()
         }
     };
+    match &base_net {
+        NetConfig::Mlp(_) if a.widths.is_some() => {
+            bail!("--widths sets the U-Net; this run uses the MLP (set --hidden/--depth, or --net unet)")
+        }
+        NetConfig::UNet(_) if a.hidden.is_some() || a.depth.is_some() => {
+            bail!("--hidden/--depth set the MLP; this run uses the U-Net (set --widths, or --net mlp)")
+        }
+        _ => {}
+    }
     let net = match base_net {
         NetConfig::Mlp(m) => NetConfig::Mlp(MlpConfig {
             hidden: a.hidden.unwrap_or(m.hidden),
@@ -398,17 +407,6 @@ fn run_train(a: TrainArgs) -> Result<()> {
             .or(preset.as_ref().map(|p| p.sample_every))
             .unwrap_or(0),
     };
-    if let Some((c, h, w)) = opts.data.image_shape() {
-        eprintln!(
-            "training a {} ({} parameters) on {} ({c}x{h}x{w} images): {} steps, batch {}, lr {}",
-            opts.net.kind(),
-            opts.net.num_params().unwrap_or(0),
-            opts.data.name(),
-            opts.steps,
-            opts.batch,
-            opts.lr
-        );
-    }
     // Every check before any work starts.
     opts.validate()?;
     scoresde::fsutil::ensure_writable_dir("out", &out)?;
@@ -422,6 +420,17 @@ fn run_train(a: TrainArgs) -> Result<()> {
                 out.display()
             );
         }
+    }
+    if let Some((c, h, w)) = opts.data.image_shape() {
+        eprintln!(
+            "training a {} ({} parameters) on {} ({c}x{h}x{w} images): {} steps, batch {}, lr {}",
+            opts.net.kind(),
+            opts.net.num_params().unwrap_or(0),
+            opts.data.name(),
+            opts.steps,
+            opts.batch,
+            opts.lr
+        );
     }
     let (_, summary) = match resume {
         Some(ckpt) => train::resume(&opts, ckpt)?,
