@@ -2,8 +2,10 @@
 //!
 //! A checkpoint directory holds
 //!
-//! - `model.safetensors`: the EMA weights under PyTorch `nn.Sequential` names
-//!   (`net.0.weight` …), loadable by `safetensors.torch.load_file`; metadata
+//! - `model.safetensors`: the EMA weights under PyTorch names (MLP:
+//!   `nn.Sequential`'s `net.0.weight` …; U-Net: `down.0.res.0.conv1.weight`
+//!   …, see [`crate::nn::unet`]), loadable by `safetensors.torch.load_file`;
+//!   the config's `net` is the MLP's or the U-Net's shape; metadata
 //!   `config` (the [`ModelConfig`] JSON), `step`, `format_version` and
 //!   `tensors_fnv1a64` (a checksum of its tensors, see [`tensor_checksum`]).
 //! - `train_state.safetensors` (written by training): the raw weights
@@ -36,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
-use crate::nn::{self, Mlp, MlpConfig, TensorFile};
+use crate::nn::{self, NetConfig, ScoreNet, TensorFile};
 use crate::sde::SdeConfig;
 
 /// Weights used for sampling (EMA), PyTorch names.
@@ -134,7 +136,7 @@ pub struct Manifest {
     pub format_version: u32,
     pub sde: SdeConfig,
     pub parameterization: Parameterization,
-    pub net: MlpConfig,
+    pub net: NetConfig,
     pub data: String,
     pub step: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,7 +312,7 @@ fn write_tensors(
 /// A named tensor borrowing its values.
 type TensorRef<'a> = (String, Vec<usize>, &'a [f32]);
 
-fn state_tensors<'a>(net: &Mlp, s: &'a TrainState) -> Result<Vec<TensorRef<'a>>> {
+fn state_tensors<'a>(net: &ScoreNet, s: &'a TrainState) -> Result<Vec<TensorRef<'a>>> {
     let n = net.num_params();
     for (what, v) in [
         ("params", &s.params),
@@ -592,7 +594,7 @@ fn load_parts(
             ),
         ));
     }
-    let mut net = Mlp::zeros(config.net.clone())?;
+    let mut net = ScoreNet::zeros(config.net.clone())?;
     let file = nn::io::parse_tensors(&path, bytes)?;
     check_file(&path, &file, &net.tensor_specs(), manifest.step)?;
     check_digest(&path, bytes, digest)?;

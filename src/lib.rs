@@ -15,6 +15,7 @@ pub mod data;
 pub mod demo;
 pub mod error;
 pub mod fsutil;
+pub mod imaging;
 pub mod likelihood;
 pub mod metrics;
 pub mod model;

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use scoresde::data::Toy;
+use scoresde::data::{Toy, TrainData};
 use scoresde::demo::{self, DemoOptions, Reference};
+use scoresde::imaging;
 use scoresde::model::ScoreModel;
-use scoresde::nn::MlpConfig;
+use scoresde::nn::{MlpConfig, NetConfig, UNetConfig};
 use scoresde::samplers::{self, SampleOptions};
 use scoresde::sde::SdeConfig;
 use scoresde::train::{self, OnNonFinite, TrainOptions};
@@ -39,6 +40,18 @@ enum Command {
     Sample(SampleArgs),
     /// Compare samplers: sample quality against NFE and wall time, with a model or an exact oracle.
     Compare(CompareArgs),
+    /// Score generated images: Fréchet distance, classifier scores, nearest neighbours, with floors.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Generated images: a .npy file ([n, c*h*w] or [n, c, h, w], values in [-1, 1]) or a folder of PNG/JPEG files.
+    #[arg(long)]
+    samples: PathBuf,
+    /// Data set the images imitate: mnist, mnist16, digits, emoji.
+    #[arg(long)]
+    data: String,
 }
 
 #[derive(Args)]
@@ -106,16 +119,32 @@ struct DemoArgs {
 /// Options left out take their default, or with --resume the checkpoint's value.
 #[derive(Args)]
 struct TrainArgs {
-    /// Toy data set: checkerboard, moons, swissroll, 8gaussians, 25gaussians, rings, spirals, pinwheel [default: checkerboard].
+    /// Data set: a toy (checkerboard, moons, swissroll, 8gaussians, 25gaussians, rings, spirals, pinwheel),
+    /// images (mnist, mnist16, digits, emoji) or a folder of PNG/JPEG files [default: checkerboard].
     #[arg(long)]
     data: Option<String>,
+    /// Side of folder images after resizing [default: 16].
+    #[arg(long)]
+    image_size: Option<usize>,
+    /// Channels of folder images: 1 (grey) or 3 (RGB) [default: 3].
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Network for image data: unet or mlp [default: per data set].
+    #[arg(long)]
+    net: Option<String>,
+    /// U-Net channel widths per level, comma-separated, e.g. 32,64 [default: per data set].
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    /// For image data: write a grid of samples to <out>/samples/ every this many steps (0 = never) [default: per data set].
+    #[arg(long)]
+    sample_every: Option<u64>,
     /// Noise process: vp, subvp, ve [default: vp].
     #[arg(long)]
     sde: Option<String>,
-    /// Total training steps (a resumed run continues up to this).
-    #[arg(long, default_value_t = 20_000)]
-    steps: u64,
-    /// Batch size [default: 512].
+    /// Total training steps (a resumed run continues up to this) [default: 20000; per data set for images].
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Batch size [default: 512; per data set for images].
     #[arg(long)]
     batch: Option<usize>,
     /// Adam learning rate [default: 0.001]; may change on --resume.
@@ -178,6 +207,9 @@ struct SampleArgs {
     /// Output directory for samples.npy, samples.png (and reverse.gif).
     #[arg(long, default_value = "outputs/samples")]
     out: PathBuf,
+    /// Image models: how many samples the PNG grid (and GIF) shows.
+    #[arg(long, default_value_t = 64)]
+    grid: usize,
     /// Also write an animated GIF of the reverse process.
     #[arg(long)]
     gif: bool,
@@ -212,6 +244,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => run_train(a),
         Command::Sample(a) => run_sample(a),
         Command::Compare(a) => run_compare(a),
+        Command::Eval(a) => run_eval(a),
     }
 }
 
@@ -280,42 +313,103 @@ fn run_train(a: TrainArgs) -> Result<()> {
         (c.model.config.clone(), train)
     });
     let data = match (&a.data, &saved) {
-        (Some(name), _) => Toy::from_name(name)?,
-        (None, Some((cfg, _))) => Toy::from_name(&cfg.data)?,
-        (None, None) => Toy::Checkerboard,
+        (Some(name), _) => TrainData::by_name(name, a.image_size, a.channels)?,
+        (None, Some((cfg, _))) => {
+            let (size, channels) = match &cfg.net {
+                NetConfig::UNet(u) => (Some(u.height), Some(u.channels)),
+                NetConfig::Mlp(_) => (a.image_size, a.channels),
+            };
+            TrainData::by_name(&cfg.data, size, channels)?
+        }
+        (None, None) => TrainData::Toy(Toy::Checkerboard),
     };
     let sde = match (&a.sde, &saved) {
         (Some(name), _) => SdeConfig::by_name(name)?,
         (None, Some((cfg, _))) => cfg.sde,
         (None, None) => SdeConfig::by_name("vp")?,
     };
-    let base_net = saved
-        .as_ref()
-        .map(|(cfg, _)| cfg.net.clone())
-        .unwrap_or_else(|| MlpConfig::new(2));
+    let preset = data
+        .image_shape()
+        .map(|(c, h, w)| imaging::preset(data.name(), c, h, w));
+    let base_net = match (&saved, &preset) {
+        (Some((cfg, _)), _) => cfg.net.clone(),
+        (None, Some(p)) => match a.net.as_deref() {
+            None => p.net.clone(),
+            Some("mlp") => MlpConfig::new(data.dim()).into(),
+            Some("unet") => match &p.net {
+                NetConfig::UNet(u) => u.clone().into(),
+                NetConfig::Mlp(_) => {
+                    let (c, h, w) = data.image_shape().unwrap_or((1, 1, 1));
+                    UNetConfig::new(c, h, w).into()
+                }
+            },
+            Some(other) => bail!("invalid net = {other}: expected unet or mlp"),
+        },
+        (None, None) => {
+            if a.net.as_deref().is_some_and(|n| n != "mlp") {
+                bail!(
+                    "invalid net = {}: toy data sets use the MLP (mlp)",
+                    a.net.as_deref().unwrap_or("")
+                );
+            }
+            MlpConfig::new(2).into()
+        }
+    };
+    match &base_net {
+        NetConfig::Mlp(_) if a.widths.is_some() => {
+            bail!("--widths sets the U-Net; this run uses the MLP (set --hidden/--depth, or --net unet)")
+        }
+        NetConfig::UNet(_) if a.hidden.is_some() || a.depth.is_some() => {
+            bail!("--hidden/--depth set the MLP; this run uses the U-Net (set --widths, or --net mlp)")
+        }
+        _ => {}
+    }
+    let net = match base_net {
+        NetConfig::Mlp(m) => NetConfig::Mlp(MlpConfig {
+            hidden: a.hidden.unwrap_or(m.hidden),
+            depth: a.depth.unwrap_or(m.depth),
+            ..m
+        }),
+        NetConfig::UNet(u) => NetConfig::UNet(UNetConfig {
+            widths: a.widths.clone().unwrap_or(u.widths.clone()),
+            ..u
+        }),
+    };
     let tc = saved.as_ref().and_then(|(_, t)| t.clone());
     let out = a
         .resume
         .clone()
         .or(a.out.clone())
         .unwrap_or_else(|| Path::new("runs").join(data.name()));
+    let steps = a
+        .steps
+        .or(preset.as_ref().map(|p| p.steps))
+        .unwrap_or(20_000);
     let opts = TrainOptions {
         data,
         sde,
-        net: MlpConfig {
-            hidden: a.hidden.unwrap_or(base_net.hidden),
-            depth: a.depth.unwrap_or(base_net.depth),
-            ..base_net
-        },
-        steps: a.steps,
-        batch: a.batch.or(tc.as_ref().map(|t| t.batch)).unwrap_or(512),
-        lr: a.lr.or(tc.as_ref().map(|t| t.lr)).unwrap_or(1e-3),
+        net,
+        steps,
+        batch: a
+            .batch
+            .or(tc.as_ref().map(|t| t.batch))
+            .or(preset.as_ref().map(|p| p.batch))
+            .unwrap_or(512),
+        lr: a
+            .lr
+            .or(tc.as_ref().map(|t| t.lr))
+            .or(preset.as_ref().map(|p| p.lr))
+            .unwrap_or(1e-3),
         ema_decay: a.ema.or(tc.as_ref().map(|t| t.ema_decay)).unwrap_or(0.999),
         seed: a.seed.or(tc.as_ref().map(|t| t.seed)).unwrap_or(0),
         out_dir: Some(out.clone()),
         checkpoint_every: a.checkpoint_every,
         progress: true,
         on_nonfinite,
+        sample_every: a
+            .sample_every
+            .or(preset.as_ref().map(|p| p.sample_every))
+            .unwrap_or(0),
     };
     // Every check before any work starts.
     opts.validate()?;
@@ -331,6 +425,17 @@ fn run_train(a: TrainArgs) -> Result<()> {
             );
         }
     }
+    if let Some((c, h, w)) = opts.data.image_shape() {
+        eprintln!(
+            "training a {} ({} parameters) on {} ({c}x{h}x{w} images): {} steps, batch {}, lr {}",
+            opts.net.kind(),
+            opts.net.num_params().unwrap_or(0),
+            opts.data.name(),
+            opts.steps,
+            opts.batch,
+            opts.lr
+        );
+    }
     let (_, summary) = match resume {
         Some(ckpt) => train::resume(&opts, ckpt)?,
         None => train::train(&opts)?,
@@ -338,7 +443,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
     println!(
         "trained steps {}..{} in {:.1} s ({:.1} steps/s), final loss {:.4}{}; checkpoint in {}",
         summary.start_step,
-        a.steps,
+        steps,
         summary.seconds,
         summary.steps_per_sec,
         summary.final_loss,
@@ -361,6 +466,9 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("invalid batch = 0: expected an integer >= 1");
     }
+    if a.grid == 0 {
+        bail!("invalid grid = 0: expected an integer >= 1");
+    }
     let npy_path = a.out.join("samples.npy");
     let png_path = a.out.join("samples.png");
     let gif_path = a.out.join("reverse.gif");
@@ -380,11 +488,33 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     opts.batch = a.batch;
     if a.gif {
         opts.record_every = Some((a.steps / 40).max(1));
-        opts.record_rows = a.n.min(4000);
+        opts.record_rows = if imaging::image_shape_of(&model.config).is_some() {
+            a.n.min(a.grid.max(1))
+        } else {
+            a.n.min(4000)
+        };
     }
     let start = std::time::Instant::now();
     let out = samplers::sample(sampler.as_ref(), model.sde(), &model, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
+    if let Some(shape) = imaging::image_shape_of(&model.config) {
+        let paths = imaging::write_image_samples(
+            &a.out,
+            out.samples.view(),
+            shape,
+            a.grid,
+            out.trajectory.as_ref(),
+        )?;
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        println!(
+            "{} images with {} (NFE {}) in {seconds:.1} s -> {}",
+            a.n,
+            sampler.name(),
+            out.nfe,
+            names.join(", ")
+        );
+        return Ok(());
+    }
     npy::write(&npy_path, out.samples.view())?;
     let mut caption = format!("NFE {}, {:.1} s", out.nfe, seconds);
     if let Ok(data) = Toy::from_name(&model.config.data) {
@@ -464,5 +594,16 @@ fn run_compare(a: CompareArgs) -> Result<()> {
         report.out_dir.display(),
         start.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+fn run_eval(a: EvalArgs) -> Result<()> {
+    let (train, _) = imaging::eval_sets(&a.data)?;
+    let shape = (train.channels, train.height, train.width);
+    let x = imaging::load_samples(&a.samples, shape)?;
+    let start = std::time::Instant::now();
+    let report = imaging::evaluate(x.view(), &a.data)?;
+    print!("{}", report.to_markdown(&a.data));
+    println!("({:.1} s)", start.elapsed().as_secs_f64());
     Ok(())
 }

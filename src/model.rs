@@ -17,7 +17,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::nn::{Mlp, MlpConfig};
+use crate::nn::{NetConfig, ScoreNet};
 use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
 
@@ -62,7 +62,7 @@ pub struct ModelConfig {
     pub format_version: u32,
     pub sde: SdeConfig,
     pub parameterization: Parameterization,
-    pub net: MlpConfig,
+    pub net: NetConfig,
     /// Name of the data set the model was trained on.
     pub data: String,
     /// Training steps taken when these weights were saved.
@@ -73,13 +73,20 @@ pub struct ModelConfig {
 #[derive(Debug)]
 pub struct ScoreModel {
     pub config: ModelConfig,
-    pub net: Mlp,
+    pub net: ScoreNet,
     sde: Box<dyn Sde>,
 }
 
 impl ScoreModel {
     /// Bind `net` to the SDE and parameterisation in `config`.
-    pub fn new(config: ModelConfig, net: Mlp) -> Result<Self> {
+    pub fn new(config: ModelConfig, net: ScoreNet) -> Result<Self> {
+        if net.config() != config.net {
+            return Err(crate::error::Error::Mismatch(format!(
+                "network {:?} differs from the config's {:?}",
+                net.config(),
+                config.net
+            )));
+        }
         let sde = config.sde.build()?;
         Ok(ScoreModel { config, net, sde })
     }
@@ -109,7 +116,7 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig> {
 
 impl Score for ScoreModel {
     fn dim(&self) -> usize {
-        self.config.net.data_dim
+        self.config.net.data_dim()
     }
 
     /// s(x,t) = −c f_θ(x,t) / sigma(t), c = +1 (ε-prediction) or −1 (VE).
@@ -121,7 +128,8 @@ impl Score for ScoreModel {
 
     fn describe(&self) -> String {
         format!(
-            "MLP score model ({} SDE, {} steps on {})",
+            "{} score model ({} SDE, {} steps on {})",
+            self.config.net.kind(),
             self.config.sde.name(),
             self.config.step,
             self.config.data

@@ -25,19 +25,19 @@ use ndarray::{Array1, Array2};
 use rand::RngExt;
 
 use crate::checkpoint::{self, Checkpoint, TrainConfig, TrainState};
-use crate::data::Toy;
+use crate::data::{Toy, TrainData};
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
-use crate::nn::{Adam, Ema, Mlp, MlpConfig, TrainCache};
+use crate::nn::{Adam, Ema, MlpConfig, NetCache, NetConfig, ScoreNet};
 use crate::rng::{self, StreamRng};
 use crate::sde::{Sde, SdeConfig};
 
 /// Everything a training run needs.
 #[derive(Clone, Debug)]
 pub struct TrainOptions {
-    pub data: Toy,
+    pub data: TrainData,
     pub sde: SdeConfig,
-    pub net: MlpConfig,
+    pub net: NetConfig,
     pub steps: u64,
     pub batch: usize,
     pub lr: f64,
@@ -51,7 +51,16 @@ pub struct TrainOptions {
     pub progress: bool,
     /// What to do when the loss or a gradient is NaN or Inf.
     pub on_nonfinite: OnNonFinite,
+    /// For image data with an `out_dir`: every this many steps (0 = never)
+    /// write `out_dir/samples/step_NNNNNNN.png`, a grid of
+    /// [`PREVIEW_IMAGES`] EMA samples ([`PREVIEW_SAMPLER`], fixed seed).
+    pub sample_every: u64,
 }
+
+/// Images in a training preview grid.
+pub const PREVIEW_IMAGES: usize = 64;
+/// Sampler spec and step count of the training previews.
+pub const PREVIEW_SAMPLER: (&str, usize) = ("ddpm", 100);
 
 /// Policy for a non-finite loss or gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -79,9 +88,9 @@ impl TrainOptions {
     /// EMA 0.999, 20,000 steps.
     pub fn spec(data: Toy) -> Self {
         TrainOptions {
-            data,
+            data: TrainData::Toy(data),
             sde: SdeConfig::by_name("vp").expect("vp is a valid SDE name"),
-            net: MlpConfig::new(2),
+            net: MlpConfig::new(2).into(),
             steps: 20_000,
             batch: 512,
             lr: 1e-3,
@@ -91,6 +100,7 @@ impl TrainOptions {
             checkpoint_every: 5_000,
             progress: false,
             on_nonfinite: OnNonFinite::Stop,
+            sample_every: 0,
         }
     }
 
@@ -112,6 +122,29 @@ impl TrainOptions {
             return Err(Error::invalid("checkpoint-every", 0, "an integer >= 1"));
         }
         self.net.validate()?;
+        if self.net.data_dim() != self.data.dim() {
+            return Err(Error::Mismatch(format!(
+                "the {} network takes {} values per point, data set {} has {}",
+                self.net.kind(),
+                self.net.data_dim(),
+                self.data.name(),
+                self.data.dim()
+            )));
+        }
+        if let (NetConfig::UNet(u), Some(shape)) = (&self.net, self.data.image_shape()) {
+            if (u.channels, u.height, u.width) != shape {
+                return Err(Error::Mismatch(format!(
+                    "the U-Net is for {}x{}x{} images, data set {} has {}x{}x{}",
+                    u.channels,
+                    u.height,
+                    u.width,
+                    self.data.name(),
+                    shape.0,
+                    shape.1,
+                    shape.2
+                )));
+            }
+        }
         self.sde.build().map(|_| ())
     }
 
@@ -144,13 +177,13 @@ pub struct TrainSummary {
 /// The state of a run: raw weights, Adam moments, EMA weights, step.
 pub struct Trainer {
     pub opts: TrainOptions,
-    pub net: Mlp,
+    pub net: ScoreNet,
     pub adam: Adam,
     pub ema: Ema,
     pub step: u64,
     sde: Box<dyn Sde>,
     param: Parameterization,
-    cache: TrainCache,
+    cache: NetCache,
     grads: Vec<f32>,
     x_t: Array2<f32>,
     t: Array1<f32>,
@@ -163,11 +196,11 @@ impl Trainer {
     pub fn new(opts: TrainOptions) -> Result<Self> {
         opts.validate()?;
         let sde = opts.sde.build()?;
-        let net = Mlp::new(opts.net.clone(), opts.seed)?;
+        let net = ScoreNet::new(opts.net.clone(), opts.seed)?;
         let adam = Adam::new(opts.lr, net.num_params());
         let ema = Ema::new(opts.ema_decay, net.params());
         let n_params = net.num_params();
-        let (b, d) = (opts.batch, opts.net.data_dim);
+        let (b, d) = (opts.batch, opts.net.data_dim());
         Ok(Trainer {
             param: Parameterization::for_sde(&opts.sde),
             sde,
@@ -175,7 +208,7 @@ impl Trainer {
             adam,
             ema,
             step: 0,
-            cache: TrainCache::new(),
+            cache: NetCache::default(),
             grads: vec![0.0; n_params],
             x_t: Array2::zeros((b, d)),
             t: Array1::zeros(b),
@@ -204,7 +237,11 @@ impl Trainer {
             ))
         };
         if opts.data.name() != cfg.data {
-            return Err(differs("data", opts.data.name().into(), cfg.data.clone()));
+            return Err(differs(
+                "data",
+                opts.data.name().to_string(),
+                cfg.data.clone(),
+            ));
         }
         if opts.sde != cfg.sde {
             return Err(differs(
@@ -213,15 +250,23 @@ impl Trainer {
                 format!("{:?}", cfg.sde),
             ));
         }
-        for (what, a, b) in [
-            ("hidden", opts.net.hidden, cfg.net.hidden),
-            ("depth", opts.net.depth, cfg.net.depth),
-            ("data_dim", opts.net.data_dim, cfg.net.data_dim),
-            ("emb_dim", opts.net.emb_dim, cfg.net.emb_dim),
-        ] {
-            if a != b {
-                return Err(differs(what, a.to_string(), b.to_string()));
+        match (&opts.net, &cfg.net) {
+            (NetConfig::Mlp(o), NetConfig::Mlp(c)) => {
+                for (what, a, b) in [
+                    ("hidden", o.hidden, c.hidden),
+                    ("depth", o.depth, c.depth),
+                    ("data_dim", o.data_dim, c.data_dim),
+                    ("emb_dim", o.emb_dim, c.emb_dim),
+                ] {
+                    if a != b {
+                        return Err(differs(what, a.to_string(), b.to_string()));
+                    }
+                }
             }
+            (o, c) if o != c => {
+                return Err(differs("net", format!("{o:?}"), format!("{c:?}")));
+            }
+            _ => {}
         }
         let (ours, saved) = (opts.train_config(), &state.train);
         for (what, a, b) in [
@@ -349,6 +394,30 @@ impl Trainer {
         }
     }
 
+    /// Write `dir/samples/step_NNNNNNN.png`: [`PREVIEW_IMAGES`] samples of
+    /// the EMA model drawn with [`PREVIEW_SAMPLER`] and seed 0 (the same
+    /// noise at every step, so successive grids show the model converging).
+    pub fn write_preview(&self, dir: &std::path::Path) -> Result<PathBuf> {
+        let Some((c, h, w)) = self.opts.data.image_shape() else {
+            return Err(Error::invalid(
+                "data set",
+                self.opts.data.name(),
+                "image data",
+            ));
+        };
+        let model = self.ema_model()?;
+        let sampler = crate::samplers::by_name(PREVIEW_SAMPLER.0, PREVIEW_SAMPLER.1)?;
+        let opts = crate::samplers::SampleOptions::new(PREVIEW_IMAGES, 0);
+        let out = crate::samplers::sample(sampler.as_ref(), model.sde(), &model, &opts)?;
+        let samples_dir = dir.join("samples");
+        std::fs::create_dir_all(&samples_dir).map_err(|e| Error::io(&samples_dir, e))?;
+        let path = samples_dir.join(format!("step_{:07}.png", self.step));
+        let mut grid = crate::viz::grid::GridOptions::new(c, h, w);
+        grid.scale = (64 / h.max(w)).clamp(1, 8);
+        crate::viz::grid::image_grid_png(&path, out.samples.view(), &grid)?;
+        Ok(path)
+    }
+
     /// The model with EMA weights, as samplers should use it.
     pub fn ema_model(&self) -> Result<ScoreModel> {
         let mut net = self.net.clone();
@@ -457,6 +526,11 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
             if trainer.step % opts.checkpoint_every == 0 || trainer.step == opts.steps {
                 trainer.save_checkpoint(dir)?;
                 last_saved = Some(trainer.step);
+            }
+            let due = opts.sample_every > 0
+                && (trainer.step % opts.sample_every == 0 || trainer.step == opts.steps);
+            if due && opts.data.image_shape().is_some() {
+                trainer.write_preview(dir)?;
             }
         }
     }

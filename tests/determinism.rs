@@ -5,7 +5,7 @@
 
 use ndarray::Array2;
 use scoresde::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
-use scoresde::nn::{Mlp, MlpConfig};
+use scoresde::nn::{Mlp, MlpConfig, ScoreNet};
 use scoresde::samplers::{by_name, sample, SampleOptions};
 use scoresde::sde::SdeConfig;
 
@@ -16,11 +16,11 @@ fn model() -> ScoreModel {
         format_version: FORMAT_VERSION,
         sde,
         parameterization: Parameterization::for_sde(&sde),
-        net: net.clone(),
+        net: net.clone().into(),
         data: "checkerboard".into(),
         step: 0,
     };
-    ScoreModel::new(config, Mlp::new(net, 7).unwrap()).unwrap()
+    ScoreModel::new(config, ScoreNet::Mlp(Mlp::new(net, 7).unwrap())).unwrap()
 }
 
 fn run(model: &ScoreModel, spec: &str, batch: usize, threads: usize) -> Array2<f32> {

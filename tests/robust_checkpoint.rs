@@ -31,7 +31,8 @@ fn tiny_trainer() -> Trainer {
         hidden: 4,
         depth: 1,
         ..MlpConfig::new(2)
-    };
+    }
+    .into();
     opts.batch = 8;
     opts.steps = 10;
     Trainer::new(opts).unwrap()

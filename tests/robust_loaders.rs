@@ -131,8 +131,12 @@ fn ckpt_files() -> &'static BTreeMap<String, Vec<u8>> {
     FILES.get_or_init(|| {
         use scoresde::train::{TrainOptions, Trainer};
         let mut opts = TrainOptions::spec(scoresde::data::Toy::Checkerboard);
-        opts.net.hidden = 4;
-        opts.net.depth = 1;
+        opts.net = scoresde::nn::MlpConfig {
+            hidden: 4,
+            depth: 1,
+            ..scoresde::nn::MlpConfig::new(2)
+        }
+        .into();
         opts.batch = 4;
         let mut t = Trainer::new(opts).unwrap();
         t.train_step().unwrap();

@@ -36,12 +36,31 @@ impl NetConfig {
             NetConfig::UNet(c) => c.validate(),
         }
     }
+    /// Parameter count (`None` if the shape is invalid or overflows).
+    pub fn num_params(&self) -> Option<usize> {
+        match self {
+            NetConfig::Mlp(c) => c.num_params(),
+            NetConfig::UNet(c) => c.build().ok().map(|(g, _)| g.num_params),
+        }
+    }
     /// Short name for logs ("mlp" / "unet").
     pub fn kind(&self) -> &'static str {
         match self {
             NetConfig::Mlp(_) => "mlp",
             NetConfig::UNet(_) => "unet",
         }
+    }
+}
+
+impl From<MlpConfig> for NetConfig {
+    fn from(c: MlpConfig) -> Self {
+        NetConfig::Mlp(c)
+    }
+}
+
+impl From<UNetConfig> for NetConfig {
+    fn from(c: UNetConfig) -> Self {
+        NetConfig::UNet(c)
     }
 }
 
@@ -153,6 +172,30 @@ impl ScoreNet {
     }
     pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
         each!(self, n => n.tensor_specs())
+    }
+    /// Fill `flat` (parameter layout) from named tensors, checking that
+    /// every tensor is present exactly once with its shape.
+    pub fn unflatten_named<D: AsRef<[f32]>>(
+        &self,
+        tensors: &[(String, Vec<usize>, D)],
+        flat: &mut [f32],
+    ) -> Result<()> {
+        match self {
+            ScoreNet::Mlp(n) => n.unflatten_named(tensors, flat),
+            ScoreNet::UNet(n) => {
+                if flat.len() != n.num_params() {
+                    return Err(crate::error::Error::Mismatch(format!(
+                        "flat vector has {} values, the network has {}",
+                        flat.len(),
+                        n.num_params()
+                    )));
+                }
+                let mut tmp = UNet::zeros(n.config().clone())?;
+                tmp.load_named(tensors)?;
+                flat.copy_from_slice(tmp.params());
+                Ok(())
+            }
+        }
     }
     pub fn load_named<D: AsRef<[f32]>>(
         &mut self,

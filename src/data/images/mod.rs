@@ -17,6 +17,7 @@ pub mod digits;
 pub mod emoji;
 pub mod folder;
 pub mod idx;
+pub mod resample;
 
 use std::io::Read;
 use std::path::Path;

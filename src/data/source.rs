@@ -1,0 +1,177 @@
+//! Where training batches come from: a 2-D toy distribution (fresh points
+//! every step) or a fixed set of images (a batch of indices every step).
+//!
+//! Batch of step k: [`TrainData::sample`]`(b, data_seed)` with the trainer's
+//! per-step `data_seed`; for images, row i is image
+//! `U{0..n−1}` drawn from `rng::stream(data_seed, DATA, i)` (with
+//! replacement), so a batch is a function of the seed and the step alone and
+//! a resumed run draws the same batches as one that never stopped.
+//!
+//! Named image sets ([`TrainData::by_name`]), from the bundled `data/`
+//! directory ([`data_dir`]):
+//!
+//! | name | images | shape |
+//! |---|---|---|
+//! | `mnist` | MNIST train 10k | 1×28×28 |
+//! | `mnist16` | the same, padded to 32 and 2×2-averaged | 1×16×16 |
+//! | `digits` | UCI digits, 1,797 | 1×8×8 |
+//! | `emoji` | Noto emoji over white, 3,786 | 3×16×16 |
+//! | any folder | PNG/JPEG files resized | c×N×N |
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::Array2;
+use rand::RngExt;
+
+use super::images::{self, ColorMode, ImageSet, Split};
+use super::Toy;
+use crate::error::{Error, Result};
+use crate::rng;
+
+/// Names of the bundled image sets.
+pub const IMAGE_SETS: [&str; 4] = ["mnist", "mnist16", "digits", "emoji"];
+
+/// A named image set (shared, so cloning options is cheap).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedImages {
+    /// `mnist`, `mnist16`, `digits`, `emoji`, or the folder's path.
+    pub name: String,
+    pub set: ImageSet,
+}
+
+/// Training data: toy points or images.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainData {
+    Toy(Toy),
+    Images(Arc<NamedImages>),
+}
+
+impl From<Toy> for TrainData {
+    fn from(t: Toy) -> Self {
+        TrainData::Toy(t)
+    }
+}
+
+/// The bundled data directory: `$SCORESDE_DATA`, else `./data` if it holds
+/// `README.md`, else the crate's own `data/`.
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SCORESDE_DATA") {
+        return PathBuf::from(d);
+    }
+    let local = Path::new("data");
+    if local.join("README.md").exists() {
+        return local.to_path_buf();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// Every valid name, for error messages.
+fn valid_names() -> String {
+    let toys: Vec<&str> = Toy::ALL.iter().map(|t| t.name()).collect();
+    format!(
+        "one of: {}, {}, or a folder of PNG/JPEG images (with --image-size N --channels 1|3)",
+        IMAGE_SETS.join(", "),
+        toys.join(", ")
+    )
+}
+
+/// Load a bundled image set (`split` Test only exists for MNIST).
+pub fn load_image_set(name: &str, split: Split) -> Result<ImageSet> {
+    let dir = data_dir();
+    match name {
+        "mnist" => images::load_mnist_dir(&dir.join("mnist"), split),
+        "mnist16" => {
+            images::resample::mnist_to_16(&images::load_mnist_dir(&dir.join("mnist"), split)?)
+        }
+        "digits" => images::load_digits_csv(&dir.join("digits/digits.csv.gz")),
+        "emoji" => images::load_emoji_sheet(&dir.join("emoji/noto-emoji-16.png")),
+        other => Err(Error::invalid("data set", other, valid_names())),
+    }
+}
+
+impl TrainData {
+    /// A toy name, a bundled image set, or a folder (`image_size` pixels a
+    /// side, `channels` 1 or 3, default 16 and 3). Unknown names list the
+    /// valid ones.
+    pub fn by_name(name: &str, image_size: Option<usize>, channels: Option<usize>) -> Result<Self> {
+        if let Ok(t) = Toy::from_name(name) {
+            return Ok(TrainData::Toy(t));
+        }
+        let set = if IMAGE_SETS.contains(&name) {
+            load_image_set(name, Split::Train)?
+        } else if Path::new(name).is_dir() {
+            let size = image_size.unwrap_or(16);
+            if !(1..=256).contains(&size) {
+                return Err(Error::invalid("image-size", size, "1..=256"));
+            }
+            let mode = match channels.unwrap_or(3) {
+                1 => ColorMode::Grey,
+                3 => ColorMode::Rgb,
+                c => return Err(Error::invalid("channels", c, "1 or 3")),
+            };
+            images::load_folder(Path::new(name), size, mode)?
+        } else {
+            return Err(Error::invalid("data set", name, valid_names()));
+        };
+        if set.is_empty() {
+            return Err(Error::invalid(
+                "data set",
+                name,
+                "a set with at least one image",
+            ));
+        }
+        Ok(TrainData::Images(Arc::new(NamedImages {
+            name: name.to_string(),
+            set,
+        })))
+    }
+
+    /// The name stored in checkpoints.
+    pub fn name(&self) -> &str {
+        match self {
+            TrainData::Toy(t) => t.name(),
+            TrainData::Images(i) => &i.name,
+        }
+    }
+
+    /// Values per data point.
+    pub fn dim(&self) -> usize {
+        match self {
+            TrainData::Toy(_) => 2,
+            TrainData::Images(i) => i.set.dim(),
+        }
+    }
+
+    /// `(channels, height, width)` for images.
+    pub fn image_shape(&self) -> Option<(usize, usize, usize)> {
+        match self {
+            TrainData::Toy(_) => None,
+            TrainData::Images(i) => Some((i.set.channels, i.set.height, i.set.width)),
+        }
+    }
+
+    /// The toy distribution, if this is one.
+    pub fn toy(&self) -> Option<Toy> {
+        match self {
+            TrainData::Toy(t) => Some(*t),
+            TrainData::Images(_) => None,
+        }
+    }
+
+    /// `b` training points for `seed` (see the module docs).
+    pub fn sample(&self, b: usize, seed: u64) -> Array2<f32> {
+        match self {
+            TrainData::Toy(t) => t.sample(b, seed),
+            TrainData::Images(i) => {
+                let n = i.set.len();
+                let mut out = Array2::zeros((b, i.set.dim()));
+                for (k, mut row) in out.rows_mut().into_iter().enumerate() {
+                    let mut r = rng::stream(seed, rng::domain::DATA, k as u64);
+                    row.assign(&i.set.pixels.row(r.random_range(0..n)));
+                }
+                out
+            }
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Image models end to end: per-data-set training defaults
+//! ([`ImagePreset`]), writing image samples (PNG grid, `.npy`, GIF of the
+//! trajectory) and scoring them ([`evaluate`]).
+//!
+//! Scores ([`EvalReport`]), all at an equal count n of generated and
+//! reference images:
+//!
+//! - Fréchet distance FD(generated, reference[..n]) of features: the MNIST
+//!   classifier's penultimate layer for `mnist`/`mnist16` (16×16 rows are
+//!   brought back to 28×28 by [`resample::mnist16_to_28`]), raw pixels for
+//!   other sets. Its floor is FD(train[..n], reference[..n]) with the
+//!   training images passed through the same resolution change.
+//! - MNIST only: the classifier's mean max-probability, the entropy of the
+//!   predicted-label histogram (ln 10 ≈ 2.303 when balanced) and the number
+//!   of classes predicted at least once; the same for train[..n].
+//! - Mean / min nearest-neighbour L2 from the first min(n, 1000) generated
+//!   images to the training set, and the same for held-out images (copies
+//!   of training images would sit far below that).
+//!
+//! Reference and training sets: MNIST test and train(10k); for `digits`
+//! and `emoji`, which have no test split, the odd and even rows of the set
+//! (so n ≤ half the set). A model trained on the whole set has seen the
+//! reference half too, so for these the floor is a yardstick, not a bound.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{s, Array2, ArrayView2};
+
+use crate::data::images::{self, resample, ColorMode, ImageSet, Split};
+use crate::data::source::{data_dir, load_image_set};
+use crate::error::{Error, Result};
+use crate::metrics::image::{classifier_scores, frechet_distance_features, nearest_neighbor_l2};
+use crate::nn::classifier::{argmax, Classifier};
+use crate::nn::{MlpConfig, NetConfig, UNetConfig};
+use crate::samplers::Trajectory;
+use crate::viz::grid::{image_grid_gif, image_grid_png, GridOptions};
+
+/// Training defaults for an image set (chosen from measured ms/step on
+/// 2 shared cores; see the crate README).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImagePreset {
+    pub net: NetConfig,
+    pub batch: usize,
+    pub steps: u64,
+    pub lr: f64,
+    /// Steps between preview grids.
+    pub sample_every: u64,
+}
+
+/// Defaults for `c×h×w` images of data set `name`.
+pub fn preset(name: &str, c: usize, h: usize, w: usize) -> ImagePreset {
+    let unet = |widths: Vec<usize>| {
+        NetConfig::UNet(UNetConfig {
+            widths,
+            time_dim: 64,
+            ..UNetConfig::new(c, h, w)
+        })
+    };
+    match name {
+        // 88 ms/step at batch 64 (2 cores, load 6): 3,000 steps ≈ 4.5 min.
+        "digits" => ImagePreset {
+            net: unet(vec![16, 32]),
+            batch: 64,
+            steps: 3_000,
+            lr: 2e-3,
+            sample_every: 500,
+        },
+        // 28×28: 740 ms/step at batch 32; 2,000 steps ≈ 25 min (mnist16 is
+        // the better choice for a 30-minute run).
+        "mnist" => ImagePreset {
+            net: unet(vec![16, 32, 32]),
+            batch: 32,
+            steps: 2_000,
+            lr: 2e-3,
+            sample_every: 250,
+        },
+        _ if h <= 8 && w <= 8 => ImagePreset {
+            net: NetConfig::Mlp(MlpConfig::new(c * h * w)),
+            batch: 128,
+            steps: 20_000,
+            lr: 1e-3,
+            sample_every: 2_000,
+        },
+        // mnist16 420 ms/step, emoji 490 ms/step at batch 64: 4,000 steps ≈ 30 min.
+        _ => ImagePreset {
+            net: unet(if h % 4 == 0 && w % 4 == 0 {
+                vec![16, 32, 32]
+            } else {
+                vec![16, 32]
+            }),
+            batch: 64,
+            steps: 4_000,
+            lr: 2e-3,
+            sample_every: 500,
+        },
+    }
+}
+
+/// `(channels, height, width)` of the images a model makes: from the U-Net
+/// config, or for an MLP on a named image set from that set's shape
+/// (`None` for toy models).
+pub fn image_shape_of(cfg: &crate::model::ModelConfig) -> Option<(usize, usize, usize)> {
+    match &cfg.net {
+        NetConfig::UNet(u) => Some((u.channels, u.height, u.width)),
+        NetConfig::Mlp(m) => {
+            let known = match cfg.data.as_str() {
+                "digits" => Some((1, 8, 8)),
+                "mnist16" => Some((1, 16, 16)),
+                "mnist" => Some((1, 28, 28)),
+                "emoji" => Some((3, 16, 16)),
+                _ => None,
+            };
+            known
+                .filter(|&(c, h, w)| c * h * w == m.data_dim)
+                .or_else(|| {
+                    // A folder of square images: grey if data_dim is a square, else RGB.
+                    if crate::data::Toy::from_name(&cfg.data).is_ok() {
+                        return None;
+                    }
+                    [1, 3].into_iter().find_map(|c| {
+                        let side = ((m.data_dim / c) as f64).sqrt().round() as usize;
+                        (c * side * side == m.data_dim).then_some((c, side, side))
+                    })
+                })
+        }
+    }
+}
+
+/// Grid layout for showing `c×h×w` images about 48–64 px large.
+pub fn grid_options(c: usize, h: usize, w: usize) -> GridOptions {
+    let mut g = GridOptions::new(c, h, w);
+    g.scale = (64 / h.max(w)).clamp(1, 8);
+    g
+}
+
+/// Write `samples.npy` (all rows), `samples.png` (the first `grid` rows)
+/// and, if a trajectory is given, `reverse.gif` (the grid along it) into
+/// `out`; returns the paths written.
+pub fn write_image_samples(
+    out: &Path,
+    samples: ArrayView2<f32>,
+    shape: (usize, usize, usize),
+    grid: usize,
+    trajectory: Option<&Trajectory>,
+) -> Result<Vec<PathBuf>> {
+    let (c, h, w) = shape;
+    let g = grid_options(c, h, w);
+    let k = grid.clamp(1, samples.nrows());
+    let npy = out.join("samples.npy");
+    crate::npy::write(&npy, samples)?;
+    let png = out.join("samples.png");
+    image_grid_png(&png, samples.slice(s![..k, ..]), &g)?;
+    let mut paths = vec![npy, png];
+    if let Some(tr) = trajectory {
+        let frames: Vec<_> = tr
+            .frames
+            .iter()
+            .map(|f| f.slice(s![..k.min(f.nrows()), ..]))
+            .collect();
+        let gif = out.join("reverse.gif");
+        image_grid_gif(&gif, &frames, &g, 40, 80, 1500)?;
+        paths.push(gif);
+    }
+    Ok(paths)
+}
+
+/// Generated images from a `.npy` file (`[n, c·h·w]`, or `[n, c, h, w]`)
+/// or a folder of PNG/JPEG files resized to `shape`.
+pub fn load_samples(path: &Path, shape: (usize, usize, usize)) -> Result<Array2<f32>> {
+    let (c, h, w) = shape;
+    let x = if path.is_dir() {
+        let mode = if c == 1 {
+            ColorMode::Grey
+        } else {
+            ColorMode::Rgb
+        };
+        if h != w {
+            return Err(Error::invalid(
+                "image shape",
+                format!("{h}x{w}"),
+                "square images",
+            ));
+        }
+        images::load_folder(path, h, mode)?.pixels
+    } else {
+        let a = crate::npy::read(path)?;
+        let n = a.shape().first().copied().unwrap_or(0);
+        let d: usize = a.shape().iter().skip(1).product();
+        a.into_shape_with_order((n, d))
+            .map_err(|e| Error::format(path, e.to_string()))?
+    };
+    if x.ncols() != c * h * w {
+        return Err(Error::Mismatch(format!(
+            "{}: rows have {} values, {c}x{h}x{w} images need {}",
+            path.display(),
+            x.ncols(),
+            c * h * w
+        )));
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::format(
+            path,
+            format!(
+                "value {} at flat index {i} is not finite",
+                x.iter().nth(i).copied().unwrap_or(0.0)
+            ),
+        ));
+    }
+    Ok(x)
+}
+
+/// Scores of generated images against a data set (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalReport {
+    pub n: usize,
+    /// "classifier" or "pixels".
+    pub features: &'static str,
+    pub fd: f64,
+    pub fd_floor: f64,
+    /// (mean max-probability, label entropy, classes present): generated, train.
+    pub labels: Option<[(f64, f64, usize); 2]>,
+    /// (mean, min) NN L2 to the training set: generated, held-out.
+    pub nn: [(f64, f64); 2],
+    pub nn_count: usize,
+}
+
+/// The training and reference sets used by [`evaluate`] for `data`.
+pub fn eval_sets(data: &str) -> Result<(ImageSet, ImageSet)> {
+    match data {
+        "mnist" | "mnist16" => Ok((
+            load_image_set(data, Split::Train)?,
+            load_image_set(data, Split::Test)?,
+        )),
+        _ => {
+            let all = if crate::data::source::IMAGE_SETS.contains(&data) {
+                load_image_set(data, Split::Train)?
+            } else {
+                return Err(Error::invalid(
+                    "data",
+                    data,
+                    format!("one of: {}", crate::data::source::IMAGE_SETS.join(", ")),
+                ));
+            };
+            // Even / odd rows: the files are ordered by writer or category,
+            // so contiguous halves would differ in distribution.
+            let pick = |parity: usize| {
+                let rows: Vec<usize> = (parity..all.len()).step_by(2).collect();
+                ImageSet {
+                    pixels: all.pixels.select(ndarray::Axis(0), &rows),
+                    labels: all
+                        .labels
+                        .as_ref()
+                        .map(|l| rows.iter().map(|&i| l[i]).collect()),
+                    ..all.clone()
+                }
+            };
+            Ok((pick(0), pick(1)))
+        }
+    }
+}
+
+fn label_stats(clf: &Classifier, x: ArrayView2<f32>) -> (f64, f64, usize) {
+    let (p, _) = clf.predict(x);
+    let (conf, ent) = classifier_scores(&p);
+    let mut seen = [false; 10];
+    for r in p.rows() {
+        seen[argmax(r.as_slice().expect("contiguous")) % 10] = true;
+    }
+    (conf, ent, seen.iter().filter(|&&b| b).count())
+}
+
+fn nn_stats(x: ArrayView2<f32>, train: ArrayView2<f32>) -> (f64, f64) {
+    let d = nearest_neighbor_l2(x, train);
+    let mean = d.iter().sum::<f64>() / d.len().max(1) as f64;
+    (mean, d.iter().cloned().fold(f64::INFINITY, f64::min))
+}
+
+/// Score `samples` (rows in the data set's shape, values in [−1, 1]) against
+/// data set `data` (see the module docs). `n = samples.nrows()` must be at
+/// least 2 and at most the reference set's size.
+pub fn evaluate(samples: ArrayView2<f32>, data: &str) -> Result<EvalReport> {
+    let (train, reference) = eval_sets(data)?;
+    let n = samples.nrows();
+    let max = reference.len().min(train.len());
+    if n < 2 || n > max {
+        return Err(Error::invalid(
+            "sample count",
+            n,
+            format!(
+                "2..={max} (the reference set of {data} has {max} images; FD needs equal counts)"
+            ),
+        ));
+    }
+    if samples.ncols() != train.dim() {
+        return Err(Error::Mismatch(format!(
+            "samples have {} values per row, {data} images are {}x{}x{} = {}",
+            samples.ncols(),
+            train.channels,
+            train.height,
+            train.width,
+            train.dim()
+        )));
+    }
+    let train_n = train.pixels.slice(s![..n, ..]);
+    let nn_count = n.min(1000);
+    let nn = [
+        nn_stats(samples.slice(s![..nn_count, ..]), train.pixels.view()),
+        nn_stats(
+            reference.pixels.slice(s![..nn_count, ..]),
+            train.pixels.view(),
+        ),
+    ];
+    if data == "mnist" || data == "mnist16" {
+        let clf = Classifier::load(&data_dir().join("mnist-classifier.safetensors"))?;
+        let to28 = |x: ArrayView2<f32>| -> Array2<f32> {
+            if data == "mnist16" {
+                resample::mnist16_to_28(&x.to_owned())
+            } else {
+                x.to_owned()
+            }
+        };
+        let (gen28, train28) = (to28(samples), to28(train_n));
+        let test28 = images::load_mnist_dir(&data_dir().join("mnist"), Split::Test)?;
+        let test_n = test28.pixels.slice(s![..n, ..]);
+        let (_, f_gen) = clf.predict(gen28.view());
+        let (_, f_train) = clf.predict(train28.view());
+        let (_, f_test) = clf.predict(test_n);
+        Ok(EvalReport {
+            n,
+            features: "classifier",
+            fd: frechet_distance_features(f_gen.view(), f_test.view()),
+            fd_floor: frechet_distance_features(f_train.view(), f_test.view()),
+            labels: Some([
+                label_stats(&clf, gen28.view()),
+                label_stats(&clf, train28.view()),
+            ]),
+            nn,
+            nn_count,
+        })
+    } else {
+        let ref_n = reference.pixels.slice(s![..n, ..]);
+        Ok(EvalReport {
+            n,
+            features: "pixels",
+            fd: frechet_distance_features(samples, ref_n),
+            fd_floor: frechet_distance_features(train_n, ref_n),
+            labels: None,
+            nn,
+            nn_count,
+        })
+    }
+}
+
+impl EvalReport {
+    /// A Markdown table of the scores with their floors.
+    pub fn to_markdown(&self, data: &str) -> String {
+        let mut s = format!(
+            "| metric ({} images, {data}) | generated | floor (train vs reference) |\n|---|---|---|\n",
+            self.n
+        );
+        s += &format!(
+            "| Fréchet distance ({} features) | {:.4} | {:.4} |\n",
+            self.features, self.fd, self.fd_floor
+        );
+        if let Some([g, t]) = self.labels {
+            s += &format!(
+                "| classifier mean max-probability | {:.4} | {:.4} |\n",
+                g.0, t.0
+            );
+            s += &format!(
+                "| label-histogram entropy (nats, ln 10 = 2.303) | {:.4} | {:.4} |\n",
+                g.1, t.1
+            );
+            s += &format!("| classes present | {} | {} |\n", g.2, t.2);
+        }
+        s += &format!(
+            "| NN L2 to train, mean / min (first {}) | {:.3} / {:.3} | {:.3} / {:.3} (held-out) |\n",
+            self.nn_count, self.nn[0].0, self.nn[0].1, self.nn[1].0, self.nn[1].1
+        );
+        s
+    }
+}
