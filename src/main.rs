@@ -78,9 +78,9 @@ struct CompareArgs {
         default_value = "5,10,20,50,100,250,500,1000"
     )]
     nfe: Vec<usize>,
-    /// Samples per run.
-    #[arg(short, long, default_value_t = scoresde::compare::DEFAULT_N)]
-    n: usize,
+    /// Samples per run [default: 5000 with --oracle, 2000 with --model].
+    #[arg(short, long)]
+    n: Option<usize>,
     /// Sampling seeds (and independent reference draws) per cell.
     #[arg(long, default_value_t = scoresde::compare::DEFAULT_SEEDS)]
     seeds: usize,
@@ -570,7 +570,10 @@ fn run_compare(a: CompareArgs) -> Result<()> {
     opts.data = a.data.as_deref().map(Toy::from_name).transpose()?;
     opts.samplers = a.samplers;
     opts.nfe = a.nfe;
-    opts.n = a.n;
+    opts.n = a.n.unwrap_or(match opts.source {
+        Source::Model(_) => compare::DEFAULT_N_MODEL,
+        Source::Oracle { .. } => compare::DEFAULT_N,
+    });
     opts.seeds = a.seeds;
     opts.seed = a.seed;
     opts.name = a.name;
