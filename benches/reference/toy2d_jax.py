@@ -2,7 +2,8 @@
 
 Usage:
   python3 toy2d_jax.py quality  [--steps 20000] [--seed 0]   # train, sample DDPM-1000 and EM-1000, report SWD and support
-  python3 toy2d_jax.py throughput [--threads k]             # train steps/s and sampler evaluations/s
+  python3 toy2d_jax.py throughput --threads k [--train-steps 2000] [--warmup 100] [--sample-steps 200]
+      # prints RESULT lines: train steps/s, DDPM and EM model evaluations/s (10,000 samples)
 
 Everything follows ../../../shared/bench/SPEC.md: checkerboard data, 34->256->256->256->2 SiLU MLP with
 PyTorch-default init, sinusoidal time embedding (t*1000, 16 frequencies), VP SDE (beta 0.1 -> 20),
@@ -21,6 +22,9 @@ p.add_argument("--steps", type=int, default=20000)
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--threads", type=int, default=0)
 p.add_argument("--n", type=int, default=10000)
+p.add_argument("--train-steps", type=int, default=2000)
+p.add_argument("--warmup", type=int, default=100)
+p.add_argument("--sample-steps", type=int, default=200, help="throughput: timed sampler steps (per-step work is the same for any N)")
 args = p.parse_args()
 set_threads(args.threads)
 
@@ -128,22 +132,29 @@ def main():
     key = jax.random.PRNGKey(args.seed)
     state = new_state(key)
     if args.mode == "throughput":
-        def steps(k):
+        k = args.threads or os.cpu_count()
+        def steps(n):
             nonlocal state
-            for i in range(k):
+            for i in range(n):
                 state, loss = train_step(state, checkerboard(rng, 512), jax.random.PRNGKey(i))
             loss.block_until_ready()
-        steps(100)
-        t0 = time.perf_counter(); steps(2000); dt = time.perf_counter() - t0
-        print(f"jax train_steps_per_s {2000 / dt:.1f}")
+        steps(args.warmup)
+        t0 = time.perf_counter(); steps(args.train_steps); dt = time.perf_counter() - t0
+        print(f"RESULT train_steps_per_s {k} {args.train_steps / dt:.6e}", flush=True)
         params = state[3]
-        x = jax.random.normal(key, (10000, 2))
-        for s in range(20): x = em_step(params, x, s, x)
-        x.block_until_ready()
-        t0 = time.perf_counter()
-        for s in range(200): x = em_step(params, x, s, x)
-        x.block_until_ready(); dt = time.perf_counter() - t0
-        print(f"jax em_evals_per_s {10000 * 200 / dt:.3e}")
+        S, n = args.sample_steps, args.n
+        for kind, fn in [("ddpm", lambda x, s, z: ddpm_step(params, x, N - 1 - s, z)),
+                         ("em", lambda x, s, z: em_step(params, x, s, z))]:
+            x = jax.random.normal(key, (n, 2))
+            for s in range(5): x = fn(x, s, x)  # compile
+            x.block_until_ready()
+            kz = jax.random.PRNGKey(1)
+            t0 = time.perf_counter()
+            for s in range(S):
+                kz, k1 = jax.random.split(kz)
+                x = fn(x, s, jax.random.normal(k1, (n, 2)))
+            x.block_until_ready(); dt = time.perf_counter() - t0
+            print(f"RESULT {kind}_evals_per_s {k} {n * S / dt:.6e}", flush=True)
         return
     t0 = time.perf_counter()
     for i in range(args.steps):

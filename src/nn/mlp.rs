@@ -151,7 +151,7 @@ impl LayerShape {
 
 /// Rows per block in inference: each block is one serial pass through the
 /// network with thread-local buffers; blocks run in parallel under rayon.
-const BLOCK_ROWS: usize = 256;
+const BLOCK_ROWS: usize = 512;
 
 thread_local! {
     static WORKSPACE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -475,7 +475,7 @@ impl Mlp {
         cache.resize(self, rows);
         let d = self.cfg.data_dim;
         let in0 = self.cfg.input_dim();
-        fill_input(x, Times::Rows(t), &mut cache.input, in0, d);
+        par_fill_input(x, t, &mut cache.input, in0, d);
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let (done, todo) = cache.act.split_at_mut(l);
@@ -614,6 +614,30 @@ fn par_silu_backward(d: &mut [f32], s: &[f32], y: &[f32], width: usize) {
     d.par_chunks_mut(chunk)
         .zip(s.par_chunks(chunk).zip(y.par_chunks(chunk)))
         .for_each(|(dc, (sc, yc))| silu_backward(dc, sc, yc));
+}
+
+/// [`fill_input`] with per-row times, row blocks split across rayon threads
+/// (each row is built independently, so bit-identical for any thread count).
+fn par_fill_input(x: ArrayView2<f32>, t: ArrayView1<f32>, input: &mut [f32], in0: usize, d: usize) {
+    let rows = x.nrows();
+    if rayon::current_num_threads() == 1 || rows <= PAR_ROWS {
+        fill_input(x, Times::Rows(t), input, in0, d);
+        return;
+    }
+    input
+        .par_chunks_mut(PAR_ROWS * in0)
+        .enumerate()
+        .for_each(|(c, dst)| {
+            let start = c * PAR_ROWS;
+            let end = start + dst.len() / in0;
+            fill_input(
+                x.slice(ndarray::s![start..end, ..]),
+                Times::Rows(t.slice(ndarray::s![start..end])),
+                dst,
+                in0,
+                d,
+            );
+        });
 }
 
 /// Build `concat(x_i, emb(t_i))` rows into `input` (`[rows, in0]`).

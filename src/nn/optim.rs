@@ -1,5 +1,7 @@
 //! Optimiser and parameter averaging on flat parameter vectors.
 
+use rayon::prelude::*;
+
 use super::layers::dispatch_simd;
 use crate::error::{Error, Result};
 
@@ -96,8 +98,25 @@ impl Adam {
             step_size,
         };
         let (m, v) = (&mut self.m[..], &mut self.v[..]);
-        dispatch_simd!(adam_kernel(params, grads, m, v, c))
+        if rayon::current_num_threads() == 1 || params.len() <= PAR_ELEMS {
+            adam_dispatch(params, grads, m, v, c);
+            return;
+        }
+        // Elementwise, so splitting into chunks gives the same bits for any
+        // thread count.
+        params
+            .par_chunks_mut(PAR_ELEMS)
+            .zip(grads.par_chunks(PAR_ELEMS))
+            .zip(m.par_chunks_mut(PAR_ELEMS).zip(v.par_chunks_mut(PAR_ELEMS)))
+            .for_each(|((p, g), (m, v))| adam_dispatch(p, g, m, v, c));
     }
+}
+
+/// Elements per rayon task in the optimiser and EMA updates.
+const PAR_ELEMS: usize = 1 << 14;
+
+fn adam_dispatch(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], c: AdamConsts) {
+    dispatch_simd!(adam_kernel(params, grads, m, v, c))
 }
 
 #[derive(Clone, Copy)]
@@ -160,8 +179,18 @@ impl Ema {
         );
         let d = self.decay as f32;
         let w = (1.0 - self.decay) as f32;
-        for (s, &p) in self.shadow.iter_mut().zip(params) {
-            *s = d * *s + w * p;
+        let kernel = |shadow: &mut [f32], params: &[f32]| {
+            for (s, &p) in shadow.iter_mut().zip(params) {
+                *s = d * *s + w * p;
+            }
+        };
+        if rayon::current_num_threads() == 1 || params.len() <= PAR_ELEMS {
+            kernel(&mut self.shadow, params);
+            return;
         }
+        self.shadow
+            .par_chunks_mut(PAR_ELEMS)
+            .zip(params.par_chunks(PAR_ELEMS))
+            .for_each(|(s, p)| kernel(s, p));
     }
 }

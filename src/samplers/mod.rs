@@ -177,12 +177,20 @@ pub fn sample(
     let n_chunks = opts.n.div_ceil(opts.batch);
     let prior_std = sde.prior_std() as f32;
 
-    let results: Vec<(Array2<f32>, usize, Recorder)> = (0..n_chunks)
-        .into_par_iter()
-        .map(|c| {
+    // Each chunk writes its finished rows straight into the preallocated
+    // output, so memory is the output plus one chunk's buffers per thread
+    // (flat in the number of samples beyond the output itself).
+    let mut samples = Array2::<f32>::zeros((opts.n, d));
+    let out = samples
+        .as_slice_mut()
+        .expect("a fresh Array2 is contiguous");
+    let results: Vec<(usize, usize, Recorder)> = out
+        .par_chunks_mut(opts.batch.saturating_mul(d).max(1))
+        .enumerate()
+        .map(|(c, dst)| {
             let start = c * opts.batch;
-            let end = (start + opts.batch).min(opts.n);
-            let rows = end - start;
+            let rows = dst.len() / d.max(1);
+            let end = start + rows;
             let rngs = (start..end)
                 .map(|i| rng::stream(opts.seed, rng::domain::SAMPLER, i as u64))
                 .collect();
@@ -204,22 +212,18 @@ pub fn sample(
             x.mapv_inplace(|v| v * prior_std);
             ctx.record(0, 1, sde.t_max(), x.view());
             sampler.run(&mut ctx, &mut x);
+            for (o, &v) in dst.iter_mut().zip(x.iter()) {
+                *o = v;
+            }
             if let Some(pb) = &opts.progress {
                 pb.inc(rows as u64);
             }
-            (x, ctx.nfe, ctx.rec)
+            (rows, ctx.nfe, ctx.rec)
         })
         .collect();
+    debug_assert_eq!(results.len(), n_chunks);
 
-    let mut samples = Array2::<f32>::zeros((opts.n, d));
-    let mut nfe_total = 0usize;
-    for (c, (x, nfe, _)) in results.iter().enumerate() {
-        let start = c * opts.batch;
-        samples
-            .slice_mut(s![start..start + x.nrows(), ..])
-            .assign(x);
-        nfe_total += nfe * x.nrows();
-    }
+    let nfe_total: usize = results.iter().map(|(rows, nfe, _)| nfe * rows).sum();
     let trajectory = opts.record_every.map(|_| merge_trajectories(&results));
     Ok(SampleOutput {
         samples,
@@ -230,7 +234,7 @@ pub fn sample(
 
 /// Stack the recorded rows of every chunk, frame by frame. Chunks that
 /// recorded nothing are skipped; frame times come from the first chunk.
-fn merge_trajectories(results: &[(Array2<f32>, usize, Recorder)]) -> Trajectory {
+fn merge_trajectories(results: &[(usize, usize, Recorder)]) -> Trajectory {
     let recs: Vec<&Recorder> = results
         .iter()
         .map(|r| &r.2)
