@@ -156,9 +156,17 @@ fn gemm_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
     best
 }
 
+/// The SPEC network (an MLP) of a trainer.
+fn mlp(t: &Trainer) -> &scoresde::nn::Mlp {
+    match &t.net {
+        scoresde::nn::ScoreNet::Mlp(m) => m,
+        scoresde::nn::ScoreNet::UNet(_) => unreachable!("the toy2d bench trains the SPEC MLP"),
+    }
+}
+
 /// Multiply-adds of one forward pass of one row through the SPEC network.
 fn forward_macs_per_row(t: &Trainer) -> f64 {
-    t.net
+    mlp(t)
         .layers()
         .iter()
         .map(|l| (l.fan_in * l.fan_out) as f64)
@@ -169,7 +177,7 @@ fn forward_macs_per_row(t: &Trainer) -> f64 {
 /// every layer but the first.
 fn train_flops_per_step(t: &Trainer, batch: usize) -> f64 {
     let fwd = forward_macs_per_row(t);
-    let first = t.net.layers()[0];
+    let first = mlp(t).layers()[0];
     2.0 * batch as f64 * (3.0 * fwd - (first.fan_in * first.fan_out) as f64)
 }
 
