@@ -78,7 +78,7 @@ struct CompareArgs {
         default_value = "5,10,20,50,100,250,500,1000"
     )]
     nfe: Vec<usize>,
-    /// Samples per run [default: 5000 with --oracle, 2000 with --model].
+    /// Samples per run [default: 5000 with --oracle, 1000 with --model].
     #[arg(short, long)]
     n: Option<usize>,
     /// Sampling seeds (and independent reference draws) per cell.
