@@ -1,8 +1,8 @@
 //! DDPM ancestral sampling over a discrete schedule (Ho et al. 2020).
 
-use ndarray::{Array2, Zip};
+use ndarray::Array2;
 
-use super::{Ctx, Sampler};
+use super::{affine_update, Ctx, Sampler};
 use crate::error::{Error, Result};
 use crate::sde::{check_steps, DiscreteSchedule, Sde, SdeConfig};
 
@@ -96,18 +96,8 @@ impl Sampler for Ddpm {
             let inv_sqrt_keep = 1.0 / (1.0 - beta).sqrt();
             let c_x = inv_sqrt_keep as f32;
             let c_s = (inv_sqrt_keep * beta * sde.sigma(t) / (1.0 - ab).sqrt()) as f32;
-            if i == 0 {
-                Zip::from(&mut *x)
-                    .and(&score)
-                    .for_each(|xv, &s| *xv = c_x * *xv + c_s * s);
-            } else {
-                ctx.normal(&mut z);
-                let c_z = beta.sqrt() as f32;
-                Zip::from(&mut *x)
-                    .and(&score)
-                    .and(&z)
-                    .for_each(|xv, &s, &zv| *xv = c_x * *xv + c_s * s + c_z * zv);
-            }
+            let noise = (i > 0).then(|| beta.sqrt() as f32);
+            affine_update(ctx, x, &score, &mut z, c_x, c_s, noise);
             let t_next = if i == 0 {
                 sde.t_eps()
             } else {

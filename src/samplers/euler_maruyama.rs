@@ -1,8 +1,8 @@
 //! Reverse-SDE Euler–Maruyama solver.
 
-use ndarray::{Array2, Zip};
+use ndarray::Array2;
 
-use super::{Ctx, Sampler};
+use super::{affine_update, Ctx, Sampler};
 use crate::error::Result;
 use crate::sde::{check_steps, Sde};
 
@@ -38,24 +38,27 @@ impl Sampler for EulerMaruyama {
         for k in 0..n {
             let t = t_max - k as f64 * dt;
             ctx.score(x.view(), t, score.view_mut());
-            let g = sde.diffusion(t);
-            // x + (−f x + g² s) dt  =  (1 − f dt) x + g² dt s
-            let keep = (1.0 - sde.drift_coef(t) * dt) as f32;
-            let g2dt = (g * g * dt) as f32;
-            let last = k + 1 == n;
-            if last {
-                Zip::from(&mut *x)
-                    .and(&score)
-                    .for_each(|xv, &s| *xv = keep * *xv + g2dt * s);
-            } else {
-                ctx.normal(&mut z);
-                let noise = (g * dt.sqrt()) as f32;
-                Zip::from(&mut *x)
-                    .and(&score)
-                    .and(&z)
-                    .for_each(|xv, &s, &zv| *xv = keep * *xv + g2dt * s + noise * zv);
-            }
+            euler_maruyama_update(ctx, x, &score, &mut z, t, dt, k + 1 == n);
             ctx.record(k + 1, n, t - dt, x.view());
         }
     }
+}
+
+/// Euler–Maruyama step of the reverse SDE from t to t − dt with s(x, t) in
+/// `score`: x ← (1 − f(t) dt) x + g(t)² dt s + g(t) sqrt(dt) z (no z if `last`).
+pub(crate) fn euler_maruyama_update(
+    ctx: &mut Ctx,
+    x: &mut Array2<f32>,
+    score: &Array2<f32>,
+    z: &mut Array2<f32>,
+    t: f64,
+    dt: f64,
+    last: bool,
+) {
+    let sde = ctx.sde;
+    let g = sde.diffusion(t);
+    let keep = (1.0 - sde.drift_coef(t) * dt) as f32;
+    let g2dt = (g * g * dt) as f32;
+    let noise = (!last).then(|| (g * dt.sqrt()) as f32);
+    affine_update(ctx, x, score, z, keep, g2dt, noise);
 }

@@ -4,6 +4,7 @@
 
 use ndarray::{Array2, Zip};
 
+use super::euler_maruyama::euler_maruyama_update;
 use super::reverse_diffusion::{reverse_diffusion_update, uniform_time, DiscreteStep};
 use super::{Ctx, Sampler};
 use crate::error::{Error, Result};
@@ -185,35 +186,6 @@ fn langevin_correct(
             .and(&sr)
             .and(&zr)
             .for_each(|xv, &s, &zv| *xv += c_s * s + c_z * zv);
-    }
-}
-
-/// Euler–Maruyama step of the reverse SDE from t to t − dt with s(x, t) in
-/// `score`: x ← (1 − f(t) dt) x + g(t)² dt s + g(t) sqrt(dt) z (no z if `last`).
-fn euler_maruyama_update(
-    ctx: &mut Ctx,
-    x: &mut Array2<f32>,
-    score: &Array2<f32>,
-    z: &mut Array2<f32>,
-    t: f64,
-    dt: f64,
-    last: bool,
-) {
-    let sde = ctx.sde;
-    let g = sde.diffusion(t);
-    let keep = (1.0 - sde.drift_coef(t) * dt) as f32;
-    let g2dt = (g * g * dt) as f32;
-    if last {
-        Zip::from(&mut *x)
-            .and(score)
-            .for_each(|xv, &s| *xv = keep * *xv + g2dt * s);
-    } else {
-        ctx.normal(z);
-        let noise = (g * dt.sqrt()) as f32;
-        Zip::from(&mut *x)
-            .and(score)
-            .and(&*z)
-            .for_each(|xv, &s, &zv| *xv = keep * *xv + g2dt * s + noise * zv);
     }
 }
 

@@ -89,6 +89,36 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The update every first-order sampler step shares:
+///
+/// ```text
+///   x ← c_x x + c_s s + c_z z,   z ~ N(0, I) from each sample's stream
+/// ```
+///
+/// With `c_z = None` (the last step) no noise is drawn at all.
+pub(crate) fn affine_update(
+    ctx: &mut Ctx,
+    x: &mut Array2<f32>,
+    score: &Array2<f32>,
+    z: &mut Array2<f32>,
+    c_x: f32,
+    c_s: f32,
+    c_z: Option<f32>,
+) {
+    match c_z {
+        None => ndarray::Zip::from(&mut *x)
+            .and(score)
+            .for_each(|xv, &s| *xv = c_x * *xv + c_s * s),
+        Some(c_z) => {
+            ctx.normal(z);
+            ndarray::Zip::from(&mut *x)
+                .and(score)
+                .and(&*z)
+                .for_each(|xv, &s, &zv| *xv = c_x * *xv + c_s * s + c_z * zv);
+        }
+    }
+}
+
 /// Keeps every k-th state of the first `rows` rows of a chunk.
 struct Recorder {
     every: Option<usize>,

@@ -1,9 +1,9 @@
 //! Reverse-diffusion predictor (score_sde's `ReverseDiffusionPredictor`):
 //! the reverse of the forward process's own discretisation.
 
-use ndarray::{Array2, Zip};
+use ndarray::Array2;
 
-use super::{Ctx, Sampler};
+use super::{affine_update, Ctx, Sampler};
 use crate::error::Result;
 use crate::sde::{check_steps, Sde};
 
@@ -62,20 +62,16 @@ pub(crate) fn reverse_diffusion_update(
     step: DiscreteStep,
     last: bool,
 ) {
-    let keep = (2.0 - step.a) as f32;
-    let g2 = step.g2 as f32;
-    if last {
-        Zip::from(&mut *x)
-            .and(score)
-            .for_each(|xv, &s| *xv = keep * *xv + g2 * s);
-    } else {
-        ctx.normal(z);
-        let g = step.g2.sqrt() as f32;
-        Zip::from(&mut *x)
-            .and(score)
-            .and(&*z)
-            .for_each(|xv, &s, &zv| *xv = keep * *xv + g2 * s + g * zv);
-    }
+    let noise = (!last).then(|| step.g2.sqrt() as f32);
+    affine_update(
+        ctx,
+        x,
+        score,
+        z,
+        (2.0 - step.a) as f32,
+        step.g2 as f32,
+        noise,
+    );
 }
 
 /// Reverse-diffusion predictor over N uniform steps t_k = T − k (T − ε)/N.
