@@ -12,6 +12,9 @@
 //! check we use an exact two-component mixture score (below) and a fine-step
 //! RK4 reference from the same prior draws (same seed).
 
+mod common;
+use common::mixture;
+
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde::rng;
 use scoresde::samplers::{
@@ -28,56 +31,6 @@ fn gauss<S: Sde + Clone>(sde: S) -> GaussianScore<S> {
         sde,
         mu: MU.to_vec(),
         s: S,
-    }
-}
-
-/// Exact score of the 2-D mixture Σ_k w_k N(m_k, s_k² I) pushed through an
-/// SDE: p_t = Σ_k w_k N(alpha m_k, v_k I), v_k = alpha² s_k² + sigma², so
-/// s(x, t) = Σ_k r_k(x) · (−(x − alpha m_k)/v_k) with posterior weights r_k.
-#[derive(Clone, Debug)]
-struct Mixture<S> {
-    sde: S,
-    w: [f64; 2],
-    m: [[f64; 2]; 2],
-    s: [f64; 2],
-}
-
-fn mixture<S: Sde + Clone>(sde: S) -> Mixture<S> {
-    Mixture {
-        sde,
-        w: [0.3, 0.7],
-        m: [[-1.0, -1.0], [1.5, 1.0]],
-        s: [0.4, 0.6],
-    }
-}
-
-impl<S: Sde + Clone> Score for Mixture<S> {
-    fn dim(&self) -> usize {
-        2
-    }
-    fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
-        let (a, sig) = (self.sde.alpha(t), self.sde.sigma(t));
-        let var = self.s.map(|s| a * a * s * s + sig * sig);
-        let mean = self.m.map(|m| m.map(|v| a * v));
-        for (xr, mut or) in x.outer_iter().zip(out.outer_iter_mut()) {
-            let xv = [f64::from(xr[0]), f64::from(xr[1])];
-            // log w_k + log N(x; mean_k, var_k I) up to the common −log 2π.
-            let logw: Vec<f64> = (0..2)
-                .map(|k| {
-                    let r2: f64 = xv.iter().zip(&mean[k]).map(|(x, m)| (x - m).powi(2)).sum();
-                    self.w[k].ln() - var[k].ln() - 0.5 * r2 / var[k]
-                })
-                .collect();
-            let top = logw[0].max(logw[1]);
-            let e: Vec<f64> = logw.iter().map(|l| (l - top).exp()).collect();
-            let z = e[0] + e[1];
-            for (j, o) in or.iter_mut().enumerate() {
-                let acc: f64 = (0..2)
-                    .map(|k| e[k] / z * (-(xv[j] - mean[k][j]) / var[k]))
-                    .sum();
-                *o = acc as f32;
-            }
-        }
     }
 }
 
