@@ -1,0 +1,359 @@
+//! What `compare` writes: the "not distinguishable" notes, the Markdown and
+//! CSV tables, and the figures (quality against NFE and wall time, and the
+//! thumbnail grid).
+
+use super::*;
+
+/// For each budget: the samplers whose mean SWD is within 2 combined SE,
+/// 2 sqrt(se_i² + se_best²), of the best (lowest) mean SWD at that budget.
+/// Only cells that stayed within the budget (NFE ≤ budget) compete, so an
+/// adaptive solver that overran its nominal budget is not ranked there.
+pub(super) fn indistinguishable_notes(cells: &[Cell], budgets: &[usize]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for &b in budgets {
+        let at: Vec<&Cell> = cells
+            .iter()
+            .filter(|c| c.budget == b && c.nfe <= b)
+            .collect();
+        let Some(best) = at
+            .iter()
+            .min_by(|x, y| x.quality.swd.mean.total_cmp(&y.quality.swd.mean))
+        else {
+            continue;
+        };
+        let se = |c: &Cell| {
+            if c.quality.swd.se.is_finite() {
+                c.quality.swd.se
+            } else {
+                0.0
+            }
+        };
+        let tied: Vec<String> = at
+            .iter()
+            .filter(|c| {
+                let band = 2.0 * (se(c).powi(2) + se(best).powi(2)).sqrt();
+                c.quality.swd.mean - best.quality.swd.mean <= band
+            })
+            .map(|c| c.spec.clone())
+            .collect();
+        notes.push(format!(
+            "NFE budget {b} (cells with NFE <= {b}): best SWD {} ({}); not distinguishable (within 2 combined SE): {}",
+            fmt_ms(&best.quality.swd),
+            best.spec,
+            tied.join(", ")
+        ));
+    }
+    notes
+}
+
+pub(super) fn fmt_ms(m: &MeanSe) -> String {
+    fmt_ms_p(m, 4)
+}
+
+pub(super) fn fmt_ms_p(m: &MeanSe, p: usize) -> String {
+    if m.mean.abs() >= 1e4 {
+        return fmt_sci(m);
+    }
+    if m.se.is_finite() {
+        format!("{:.p$} ± {:.p$}", m.mean, m.se)
+    } else {
+        format!("{:.p$}", m.mean)
+    }
+}
+
+pub(super) fn fmt_sci(m: &MeanSe) -> String {
+    if m.se.is_finite() {
+        format!("{:.2e} ± {:.1e}", m.mean, m.se)
+    } else {
+        format!("{:.2e}", m.mean)
+    }
+}
+
+pub(super) fn pct(m: &MeanSe) -> String {
+    let p = MeanSe {
+        mean: 100.0 * m.mean,
+        se: 100.0 * m.se,
+        n: m.n,
+    };
+    format!("{}%", fmt_ms_p(&p, 1))
+}
+
+/// The Markdown table: one row per run cell, then the data floor row.
+pub(super) fn results_table(
+    cells: &[Cell],
+    floor: &Summary,
+    mixture: bool,
+    support: bool,
+) -> Table {
+    let mut headers = vec![
+        "sampler",
+        "budget",
+        "steps",
+        "NFE",
+        "seconds",
+        "SWD",
+        "SWD / floor",
+        "MMD²",
+        "energy",
+    ];
+    if mixture {
+        headers.extend(["mode coverage", "high quality", "mean log p"]);
+    }
+    if support {
+        headers.push("in support");
+    }
+    let mut t = Table::new(&headers);
+    let extra = |q: &Summary| -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some([c, h, l]) = &q.mixture {
+            v.extend([pct(c), pct(h), fmt_ms_p(l, 3)]);
+        }
+        if let Some(s) = &q.in_support {
+            v.push(pct(s));
+        }
+        v
+    };
+    for c in cells {
+        let mut row = vec![
+            c.spec.clone(),
+            c.budget.to_string(),
+            match (c.steps, c.rtol) {
+                (Some(s), _) => s.to_string(),
+                (None, Some(r)) => format!("rtol {r:.0e}"),
+                _ => "-".into(),
+            },
+            c.nfe.to_string(),
+            format!("{:.3}", c.seconds.mean),
+            fmt_ms(&c.quality.swd),
+            format!("{:.2}", c.quality.swd.mean / floor.swd.mean),
+            fmt_sci(&c.quality.mmd),
+            fmt_sci(&c.quality.energy),
+        ];
+        row.extend(extra(&c.quality));
+        t.rows.push(row);
+    }
+    let mut row = vec![
+        "data (noise floor)".to_string(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        fmt_ms(&floor.swd),
+        "1.00".into(),
+        fmt_sci(&floor.mmd),
+        fmt_sci(&floor.energy),
+    ];
+    row.extend(extra(floor));
+    t.rows.push(row);
+    t
+}
+
+/// The CSV: one row per (sampler, budget) in sampler-then-budget order;
+/// skipped cells have empty metric fields and a note.
+pub(super) fn results_csv(
+    cells: &[Cell],
+    skipped: &[(String, usize, String)],
+    floor: &Summary,
+    budgets: &[usize],
+    plans: &[(String, Plan)],
+) -> Table {
+    let mut t = Table::new(&[
+        "sampler",
+        "name",
+        "budget",
+        "steps",
+        "rtol",
+        "nfe",
+        "seconds_mean",
+        "seconds_se",
+        "swd_mean",
+        "swd_se",
+        "swd_over_floor",
+        "floor_mean",
+        "floor_se",
+        "mmd2_mean",
+        "mmd2_se",
+        "energy_mean",
+        "energy_se",
+        "mode_coverage_mean",
+        "mode_coverage_se",
+        "high_quality_mean",
+        "high_quality_se",
+        "log_density_mean",
+        "log_density_se",
+        "in_support_mean",
+        "in_support_se",
+        "note",
+    ]);
+    let ms = |m: Option<&MeanSe>| -> [String; 2] {
+        match m {
+            Some(m) => [format!("{}", m.mean), format!("{}", m.se)],
+            None => [String::new(), String::new()],
+        }
+    };
+    for (spec, _) in plans {
+        for &b in budgets {
+            if let Some(c) = cells.iter().find(|c| &c.spec == spec && c.budget == b) {
+                let q = &c.quality;
+                let mut row = vec![
+                    spec.clone(),
+                    c.sampler.clone(),
+                    b.to_string(),
+                    c.steps.map(|s| s.to_string()).unwrap_or_default(),
+                    c.rtol.map(|r| format!("{r:e}")).unwrap_or_default(),
+                    c.nfe.to_string(),
+                ];
+                row.extend(ms(Some(&c.seconds)));
+                row.extend(ms(Some(&q.swd)));
+                row.push(format!("{}", q.swd.mean / floor.swd.mean));
+                row.extend(ms(Some(&floor.swd)));
+                row.extend(ms(Some(&q.mmd)));
+                row.extend(ms(Some(&q.energy)));
+                for i in 0..3 {
+                    row.extend(ms(q.mixture.as_ref().map(|m| &m[i])));
+                }
+                row.extend(ms(q.in_support.as_ref()));
+                row.push(String::new());
+                t.rows.push(row);
+            } else if let Some((_, _, why)) =
+                skipped.iter().find(|(s, bb, _)| s == spec && *bb == b)
+            {
+                let mut row = vec![spec.clone(), String::new(), b.to_string()];
+                row.resize(25, String::new());
+                row.push(why.clone());
+                t.rows.push(row);
+            }
+        }
+    }
+    t
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn results_markdown(
+    label: &str,
+    data: Toy,
+    sde: &dyn Sde,
+    opts: &CompareOptions,
+    floor: &Summary,
+    table: &Table,
+    notes: &[String],
+    skipped_cells: &[(String, usize, String)],
+    skipped_samplers: &[(String, String)],
+) -> String {
+    let mut md = format!(
+        "# Sampler comparison: {label}\n\n\
+         Reference data: {}; SDE: {} (t from {} to {}); {} samples per run; {} seeds \
+         (each a different sampling seed and a different reference draw); base seed {}.\n\n\
+         Every metric is mean ± SE over seeds. SWD: {} directions, all {} points. \
+         MMD² (unbiased, RBF, one median-heuristic bandwidth for the whole comparison) and \
+         energy distance: the first {} points of each set. The noise floor is the same \
+         metric between two independent data draws: SWD floor {}.\n\n",
+        data.name(),
+        sde.config().name(),
+        sde.t_max(),
+        sde.t_eps(),
+        opts.n,
+        opts.seeds,
+        opts.seed,
+        SWD_PROJECTIONS,
+        opts.n,
+        opts.n.min(PAIRWISE_SUBSET),
+        fmt_ms(&floor.swd),
+    );
+    md.push_str(&table.to_markdown());
+    md.push_str("\n## Not distinguishable\n\n");
+    for n in notes {
+        md.push_str(&format!("- {n}\n"));
+    }
+    if !skipped_cells.is_empty() {
+        md.push_str("\n## Skipped cells\n\n");
+        for (s, b, why) in skipped_cells {
+            md.push_str(&format!("- {s} at budget {b}: {why}\n"));
+        }
+    }
+    if !skipped_samplers.is_empty() {
+        md.push_str("\n## Skipped samplers\n\n");
+        for (s, why) in skipped_samplers {
+            md.push_str(&format!("- {s}: {why}\n"));
+        }
+    }
+    md
+}
+
+pub(super) fn write_figures(
+    dir: &Path,
+    label: &str,
+    plans: &[(String, Plan)],
+    budgets: &[usize],
+    cells: &[Cell],
+    floor: &Summary,
+    reference: &Array2<f32>,
+) -> Result<()> {
+    let series = |x: &dyn Fn(&Cell) -> f64| -> Vec<viz::Series> {
+        plans
+            .iter()
+            .map(|(spec, _)| {
+                let cs: Vec<&Cell> = cells.iter().filter(|c| &c.spec == spec).collect();
+                viz::Series {
+                    name: spec.clone(),
+                    points: cs.iter().map(|c| (x(c), c.quality.swd.mean)).collect(),
+                    err: Some(cs.iter().map(|c| c.quality.swd.se).collect()),
+                }
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let hline = Some((floor.swd.mean, "noise floor (data vs data)".to_string()));
+    viz::line_plot(
+        &dir.join("quality_vs_nfe.png"),
+        &viz::LinePlot {
+            title: format!("Sample quality vs NFE: {label}"),
+            x_label: "model evaluations per sample (NFE)".into(),
+            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
+            log_x: true,
+            log_y: true,
+            series: series(&|c| c.nfe as f64),
+            hline: hline.clone(),
+            ..viz::LinePlot::default()
+        },
+    )?;
+    viz::line_plot(
+        &dir.join("quality_vs_time.png"),
+        &viz::LinePlot {
+            title: format!("Sample quality vs wall time: {label}"),
+            x_label: "seconds per run".into(),
+            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
+            log_x: true,
+            log_y: true,
+            series: series(&|c| c.seconds.mean),
+            hline,
+            ..viz::LinePlot::default()
+        },
+    )?;
+    let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
+    let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
+    let grid: Vec<Vec<Option<ArrayView2<f32>>>> = rows
+        .iter()
+        .map(|spec| {
+            budgets
+                .iter()
+                .map(|&b| {
+                    cells
+                        .iter()
+                        .find(|c| &c.spec == spec && c.budget == b)
+                        .map(|c| c.samples.view())
+                })
+                .collect()
+        })
+        .collect();
+    let r = reference
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(4.5f32, |m, v| m.max(1.05 * v.abs()));
+    let mut topts = viz::ThumbnailOptions {
+        title: Some(format!("Samples (first seed): {label}")),
+        ..viz::ThumbnailOptions::default()
+    };
+    topts.density.range = [(-r, r), (-r, r)];
+    viz::thumbnail_grid(&dir.join("thumbnails.png"), &rows, &cols, &grid, &topts)
+}
