@@ -284,31 +284,12 @@ impl Graph {
                         time_embedding(tt, row);
                     }
                 }
-                Op::Conv {
-                    src,
-                    k,
-                    stride,
-                    w,
-                    b,
-                } => {
-                    let s = self.conv_shape(src, node, k, stride, images);
-                    let kd = s.kdim();
+                Op::Conv { .. } | Op::Dense { .. } => {
+                    let (src, s, w, b) = self.linear_op(node, images);
                     conv_forward(
                         &done[src],
                         &s,
-                        &params[w..w + node.c * kd],
-                        &params[b..b + node.c],
-                        y,
-                        cols,
-                    );
-                }
-                Op::Dense { src, w, b } => {
-                    let s = self.dense_shape(src, node, images);
-                    let kd = s.kdim();
-                    conv_forward(
-                        &done[src],
-                        &s,
-                        &params[w..w + node.c * kd],
+                        &params[w..w + node.c * s.kdim()],
                         &params[b..b + node.c],
                         y,
                         cols,
@@ -390,35 +371,43 @@ impl Graph {
         cache.images = images;
     }
 
-    fn conv_shape(
-        &self,
-        src: usize,
-        node: &Node,
-        k: usize,
-        stride: usize,
-        images: usize,
-    ) -> ConvShape {
-        let sn = &self.nodes[src];
-        ConvShape {
-            images,
-            h: sn.h,
-            w: sn.w,
-            cin: sn.c,
-            cout: node.c,
-            k,
-            stride,
-        }
-    }
-
-    fn dense_shape(&self, src: usize, node: &Node, images: usize) -> ConvShape {
-        ConvShape {
-            images,
-            h: 1,
-            w: 1,
-            cin: self.nodes[src].size(),
-            cout: node.c,
-            k: 1,
-            stride: 1,
+    /// For a `Conv` or `Dense` node: its source node, the convolution shape
+    /// (a dense layer is a 1x1 convolution over a 1x1 image of the flattened
+    /// source), and the offsets of its weight and bias.
+    fn linear_op(&self, node: &Node, images: usize) -> (usize, ConvShape, usize, usize) {
+        match node.op {
+            Op::Conv {
+                src,
+                k,
+                stride,
+                w,
+                b,
+            } => {
+                let sn = &self.nodes[src];
+                let s = ConvShape {
+                    images,
+                    h: sn.h,
+                    w: sn.w,
+                    cin: sn.c,
+                    cout: node.c,
+                    k,
+                    stride,
+                };
+                (src, s, w, b)
+            }
+            Op::Dense { src, w, b } => {
+                let s = ConvShape {
+                    images,
+                    h: 1,
+                    w: 1,
+                    cin: self.nodes[src].size(),
+                    cout: node.c,
+                    k: 1,
+                    stride: 1,
+                };
+                (src, s, w, b)
+            }
+            _ => unreachable!("linear_op is called for Conv and Dense nodes only"),
         }
     }
 
@@ -454,29 +443,8 @@ impl Graph {
             let gy = &grest[0][..images * node.size()];
             match node.op {
                 Op::Input | Op::Time => {}
-                Op::Conv {
-                    src,
-                    k,
-                    stride,
-                    w,
-                    b,
-                } => {
-                    let s = self.conv_shape(src, node, k, stride, images);
-                    self.conv_bwd(
-                        params,
-                        grads,
-                        &vals[src],
-                        &s,
-                        w,
-                        b,
-                        gy,
-                        needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]),
-                        cols,
-                        dcols,
-                    );
-                }
-                Op::Dense { src, w, b } => {
-                    let s = self.dense_shape(src, node, images);
+                Op::Conv { .. } | Op::Dense { .. } => {
+                    let (src, s, w, b) = self.linear_op(node, images);
                     self.conv_bwd(
                         params,
                         grads,
