@@ -333,36 +333,23 @@ impl UNet {
 
     /// ε̂ for every row (an image in `[c, h, w]` order) at per-row times `t`.
     /// Row i is bit-identical for any batch size or thread count.
-    pub fn forward(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, mut out: ArrayViewMut2<f32>) {
+    pub fn forward(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, out: ArrayViewMut2<f32>) {
         assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
-        assert_eq!(
-            x.ncols(),
-            self.cfg.data_dim(),
-            "x must have data_dim columns"
-        );
-        assert_eq!(out.dim(), x.dim(), "out must have the shape of x");
-        let mut cache = GraphCache::default();
-        let n = x.nrows();
-        let mut start = 0;
-        while start < n {
-            let end = (start + INFER_BLOCK).min(n);
-            let ts: Vec<f64> = t
-                .slice(ndarray::s![start..end])
-                .iter()
-                .map(|&v| v as f64)
-                .collect();
-            self.run_block(
-                x.slice(ndarray::s![start..end, ..]),
-                &ts,
-                out.slice_mut(ndarray::s![start..end, ..]),
-                &mut cache,
-            );
-            start = end;
-        }
+        self.forward_blocks(x, out, |i| t[i] as f64);
     }
 
     /// [`UNet::forward`] with one time `t` for every row.
-    pub fn forward_t(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
+    pub fn forward_t(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.forward_blocks(x, out, |_| t);
+    }
+
+    /// Inference in blocks of at most `INFER_BLOCK` rows, row i at time `time_of(i)`.
+    fn forward_blocks(
+        &self,
+        x: ArrayView2<f32>,
+        mut out: ArrayViewMut2<f32>,
+        time_of: impl Fn(usize) -> f64,
+    ) {
         assert_eq!(
             x.ncols(),
             self.cfg.data_dim(),
@@ -374,7 +361,7 @@ impl UNet {
         let mut start = 0;
         while start < n {
             let end = (start + INFER_BLOCK).min(n);
-            let ts = vec![t; end - start];
+            let ts: Vec<f64> = (start..end).map(&time_of).collect();
             self.run_block(
                 x.slice(ndarray::s![start..end, ..]),
                 &ts,
