@@ -22,8 +22,8 @@ fn main() -> anyhow::Result<()> {
     let reference = Reference::new(Toy::Checkerboard, n, 1);
     println!("noise floor SWD {}", reference.floor);
     println!(
-        "{:>6} {:>8} {:>20} {:>8} {:>10}",
-        "sampler", "steps", "SWD", "/floor", "in support"
+        "{:>6} {:>8} {:>20} {:>8} {:>10} {:>10}",
+        "sampler", "steps", "SWD", "/floor", "in squares", "in box"
     );
     for spec in ["ddpm", "em"] {
         for steps in [10, 50, 200, 1000] {
@@ -35,10 +35,11 @@ fn main() -> anyhow::Result<()> {
             )?;
             let q = reference.quality(Toy::Checkerboard, &out.samples);
             println!(
-                "{spec:>6} {steps:>8} {:>20} {:>8.2} {:>9.1}%",
+                "{spec:>6} {steps:>8} {:>20} {:>8.2} {:>9.1}% {:>9.1}%",
                 q.swd.to_string(),
                 q.swd.mean / reference.floor.mean,
-                100.0 * q.in_support.unwrap_or(f64::NAN)
+                100.0 * q.in_support.unwrap_or(f64::NAN),
+                100.0 * q.in_box.unwrap_or(f64::NAN)
             );
         }
     }

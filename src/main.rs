@@ -531,7 +531,12 @@ fn run_sample(a: SampleArgs) -> Result<()> {
             reference.floor,
             q.mmd,
             q.in_support
-                .map(|f| format!(", in support {:.1}%", 100.0 * f))
+                .zip(q.in_box)
+                .map(|(s, b)| format!(
+                    ", in squares {:.1}%, in [-4,4]² {:.1}%",
+                    100.0 * s,
+                    100.0 * b
+                ))
                 .unwrap_or_default()
         );
     }

@@ -17,6 +17,7 @@
 //! and a run resumed from a checkpoint ([`Trainer::resume`]) ends with the
 //! same bytes as one that never stopped.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -485,6 +486,10 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
     };
     let start = Instant::now();
     let block = (opts.steps / 100).max(1);
+    // Without a terminal (a log file, CI) the bar is invisible: print one
+    // line every 5% of the run instead.
+    let log_every =
+        (opts.progress && !std::io::stderr().is_terminal()).then_some((opts.steps / 20).max(1));
     let (mut block_sum, mut block_n) = (0.0, 0u64);
     let mut curve = Vec::new();
     let mut recent = std::collections::VecDeque::with_capacity(200);
@@ -519,6 +524,17 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
         if (trainer.step % block == 0 || trainer.step == opts.steps) && block_n > 0 {
             curve.push((trainer.step, block_sum / block_n as f64));
             pb.set_message(format!("loss {:.4}", block_sum / block_n as f64));
+            if log_every.is_some_and(|k| trainer.step % k == 0 || trainer.step == opts.steps) {
+                let secs = start.elapsed().as_secs_f64();
+                eprintln!(
+                    "step {}/{} loss {:.4} {:.2} it/s {:.0} s",
+                    trainer.step,
+                    opts.steps,
+                    block_sum / block_n as f64,
+                    (trainer.step - start_step) as f64 / secs.max(1e-9),
+                    secs
+                );
+            }
             (block_sum, block_n) = (0.0, 0);
         }
         pb.inc(1);

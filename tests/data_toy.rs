@@ -90,6 +90,7 @@ fn checkerboard_is_entirely_in_support_with_uniform_marginals_and_equal_cells() 
     let n = 100_000;
     let x = Toy::Checkerboard.sample(n, 2024);
     assert_eq!(Toy::Checkerboard.in_support_fraction(x.view()), Some(1.0));
+    assert_eq!(Toy::Checkerboard.in_box_fraction(x.view()), Some(1.0));
     // Both marginals are U(-4, 4): mean 0, variance 64/12, and
     // Var(sample variance) ≈ (μ4 − σ⁴)/n with μ4 = 8⁴/80.
     let nf = n as f64;
@@ -140,10 +141,17 @@ fn checkerboard_support_rejects_other_sets_and_only_applies_to_the_checkerboard(
     ];
     let f = cb.in_support_fraction(pts.view()).unwrap();
     assert!((f - 0.5).abs() < 1e-12, "fraction {f}");
+    // The box [-4, 4)² counts the empty squares too: only (4.5, 0.5) is out.
+    let f = cb.in_box_fraction(pts.view()).unwrap();
+    assert!((f - 5.0 / 6.0).abs() < 1e-12, "box fraction {f}");
+    let edges = ndarray::array![[-4.0f32, -4.0], [3.999, 0.0], [4.0, 0.0], [0.0, -4.001]];
+    let f = cb.in_box_fraction(edges.view()).unwrap();
+    assert!((f - 0.5).abs() < 1e-12, "box fraction at the edges {f}");
     let g = Toy::EightGaussians.sample(5000, 1);
     let f = cb.in_support_fraction(g.view()).unwrap();
     assert!(f < 0.8, "8 Gaussians scored {f} in the checkerboard");
     assert_eq!(Toy::TwoMoons.in_support_fraction(g.view()), None);
+    assert_eq!(Toy::TwoMoons.in_box_fraction(g.view()), None);
 }
 
 #[test]

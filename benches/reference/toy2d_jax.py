@@ -42,6 +42,9 @@ def in_support(x):
     ok = (np.abs(x) < 4).all(1)
     return float(np.mean(ok & ((np.floor(x[:, 0] / 2) + np.floor(x[:, 1] / 2)) % 2 == 0)))
 
+def in_box(x):
+    return float(np.mean((np.abs(x) < 4).all(1)))
+
 def swd(a, b, rng, n_proj=256):
     d = rng.normal(size=(n_proj, 2)); d /= np.linalg.norm(d, axis=1, keepdims=True)
     pa, pb = np.sort(a @ d.T, 0), np.sort(b @ d.T, 0)
@@ -166,6 +169,6 @@ def main():
     for kind in ["ddpm", "em"]:
         x = sample(ema, kind, args.n, jax.random.fold_in(key, 10**6 + len(kind)))
         s = swd(x, checkerboard(rng, args.n), rng)
-        print(f"{kind}: SWD {s:.4f} floor {floor:.4f} ratio {s / floor:.2f} in_support {100 * in_support(x):.1f}%", flush=True)
+        print(f"{kind}: SWD {s:.4f} floor {floor:.4f} ratio {s / floor:.2f} in_support {100 * in_support(x):.1f}% in_box {100 * in_box(x):.1f}%", flush=True)
 
 main()

@@ -150,6 +150,24 @@ impl Toy {
         Some(inside as f64 / x.nrows() as f64)
     }
 
+    /// Fraction of rows of `x` inside the checkerboard's bounding box
+    /// [-4, 4]², the range SPEC.md calls "the support" ("point = 2·(x1, x2),
+    /// so the support is [-4,4]^2"). It only catches points thrown outside
+    /// the board; [`Toy::in_support_fraction`] also counts points that fall
+    /// into the empty squares. `None` for other sets or if `x` does not have
+    /// 2 columns; NaN for n = 0.
+    pub fn in_box_fraction(&self, x: ArrayView2<f32>) -> Option<f64> {
+        if *self != Toy::Checkerboard || x.ncols() != 2 {
+            return None;
+        }
+        let inside = x
+            .rows()
+            .into_iter()
+            .filter(|p| in_board_box(p[0], p[1]))
+            .count();
+        Some(inside as f64 / x.nrows() as f64)
+    }
+
     fn point(&self, r: &mut StreamRng) -> (f32, f32) {
         let normal = |r: &mut StreamRng| -> f64 { StandardNormal.sample(r) };
         match self {
@@ -219,11 +237,16 @@ impl Toy {
 /// Whether (X, Y) lies in the checkerboard's support
 /// { (X, Y) ∈ [-4, 4)² : ⌊X/2⌋ + ⌊Y/2⌋ even }.
 pub fn in_checkerboard(x: f32, y: f32) -> bool {
-    let (x, y) = (x as f64, y as f64);
-    if !(-4.0..4.0).contains(&x) || !(-4.0..4.0).contains(&y) {
+    if !in_board_box(x, y) {
         return false;
     }
+    let (x, y) = (x as f64, y as f64);
     ((x / 2.0).floor() + (y / 2.0).floor()).rem_euclid(2.0) == 0.0
+}
+
+/// Whether (X, Y) lies in the checkerboard's bounding box [-4, 4)².
+pub fn in_board_box(x: f32, y: f32) -> bool {
+    (-4.0..4.0).contains(&x) && (-4.0..4.0).contains(&y)
 }
 
 impl std::fmt::Display for Toy {
