@@ -272,7 +272,10 @@ impl Graph {
     ) {
         cache.resize(self, images);
         let GraphCache {
-            vals, stats, cols, ..
+            vals,
+            stats,
+            scratch,
+            ..
         } = cache;
         for (i, node) in self.nodes.iter().enumerate() {
             let (done, rest) = vals.split_at_mut(i);
@@ -292,7 +295,7 @@ impl Graph {
                         &params[w..w + node.c * s.kdim()],
                         &params[b..b + node.c],
                         y,
-                        cols,
+                        scratch,
                     );
                 }
                 Op::GroupNorm { src, groups, g, b } => {
@@ -427,8 +430,7 @@ impl Graph {
         let GraphCache {
             vals,
             stats,
-            cols,
-            dcols,
+            scratch,
             grads: gv,
             ..
         } = cache;
@@ -454,8 +456,7 @@ impl Graph {
                         b,
                         gy,
                         needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]),
-                        cols,
-                        dcols,
+                        scratch,
                     );
                 }
                 Op::GroupNorm { src, groups, g, b } => {
@@ -567,8 +568,7 @@ impl Graph {
         b: usize,
         gy: &[f32],
         dx: Option<&mut [f32]>,
-        cols: &mut Vec<f32>,
-        dcols: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
     ) {
         let wl = s.cout * s.kdim();
         let (gw, gb) = grads[w..].split_at_mut(b - w);
@@ -580,8 +580,7 @@ impl Graph {
             &mut gw[..wl],
             &mut gb[..s.cout],
             dx,
-            cols,
-            dcols,
+            scratch,
         );
     }
 }
@@ -592,16 +591,16 @@ fn needs_grad(nodes: &[Node], i: usize) -> bool {
     !matches!(nodes[i].op, Op::Time)
 }
 
-/// Node values, normalisation statistics, node gradients and im2col
-/// scratch; buffers grow to the largest batch seen and are reused.
+/// Node values, normalisation statistics, node gradients and convolution
+/// scratch (permuted weights, per-image weight-gradient partials); buffers
+/// grow to the largest batch seen and are reused.
 #[derive(Clone, Debug, Default)]
 pub struct GraphCache {
     pub images: usize,
     pub vals: Vec<Vec<f32>>,
     pub grads: Vec<Vec<f32>>,
     pub stats: Vec<Vec<f64>>,
-    pub cols: Vec<f32>,
-    pub dcols: Vec<f32>,
+    pub scratch: Vec<f32>,
 }
 
 impl GraphCache {
