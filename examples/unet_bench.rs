@@ -1,5 +1,6 @@
 //! Time one U-Net training step (forward_train + backward) per batch on
-//! 8x8 grey, 16x16 RGB and 28x28 grey images at the default widths.
+//! 8x8 grey, 16x16 RGB and 28x28 grey images at the default widths, and
+//! inference (`UNet::forward`) on the same batch (median of `reps` calls).
 //! `cargo run --release --example unet_bench [batch] [reps] [small]`
 use std::time::Instant;
 
@@ -44,9 +45,14 @@ fn main() {
         }
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let mut out = Array2::zeros((batch, d));
-        let st = Instant::now();
-        net.forward(x.view(), t.view(), out.view_mut());
-        let inf = st.elapsed().as_secs_f64() * 1e3;
-        println!("{c}x{s}x{s} widths {:?} params {}: batch {batch}: train step median {:.1} ms (min {:.1}), inference {:.1} ms", cfg.widths, net.num_params(), times[times.len() / 2], times[0], inf);
+        let mut inf = Vec::new();
+        for _ in 0..reps {
+            let st = Instant::now();
+            net.forward(x.view(), t.view(), out.view_mut());
+            inf.push(st.elapsed().as_secs_f64() * 1e3);
+        }
+        let first = inf[0];
+        inf.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!("{c}x{s}x{s} widths {:?} params {}: batch {batch}: train step median {:.1} ms (min {:.1}), inference median {:.1} ms (first {:.1})", cfg.widths, net.num_params(), times[times.len() / 2], times[0], inf[inf.len() / 2], first);
     }
 }

@@ -154,3 +154,48 @@ fn unet_rows_do_not_depend_on_batch_size() {
         assert_eq!(part, full.slice(ndarray::s![lo..hi, ..]), "rows {lo}..{hi}");
     }
 }
+
+/// Inference (`Graph::infer`, recycled buffers) equals the training forward
+/// bit for bit, and inference and gradients are identical for 1 and 2
+/// rayon threads (convolution tiles and dW partials do not follow the split).
+#[test]
+fn unet_inference_matches_training_forward_and_ignores_thread_count() {
+    let cfg = UNetConfig {
+        widths: vec![8, 16],
+        emb_dim: 8,
+        time_dim: 16,
+        groups: 4,
+        ..UNetConfig::new(2, 8, 8)
+    };
+    let net = UNet::new(cfg.clone(), 5).unwrap();
+    let d = cfg.data_dim();
+    let mut r = rng(3);
+    let x = Array2::from_shape_fn((21, d), |_| r.random::<f32>() * 2.0 - 1.0);
+    let t = Array1::from_shape_fn(21, |i| i as f32 / 21.0);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut out = Array2::zeros((21, d));
+            net.forward(x.view(), t.view(), out.view_mut());
+            let mut cache = UNetCache::new();
+            net.forward_train(x.view(), t.view(), &mut cache);
+            let mut grads = vec![0.0; net.num_params()];
+            net.backward(&mut cache, x.view(), &mut grads);
+            (out, cache.output().to_owned(), grads)
+        })
+    };
+    let (o1, f1, g1) = run(1);
+    let (o2, f2, g2) = run(2);
+    assert_eq!(o1, f1, "inference differs from the training forward");
+    assert_eq!(o1, o2, "inference differs between 1 and 2 threads");
+    assert_eq!(f1, f2, "training forward differs between 1 and 2 threads");
+    let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&g1),
+        bits(&g2),
+        "gradients differ between 1 and 2 threads"
+    );
+}

@@ -5,14 +5,27 @@
 //! PyTorch weight layout `W[co, ci, ky, kx]` is computed as
 //!
 //! ```text
-//!   cols[p, ci·k² + ky·k + kx] = x[img(p), s·oy(p) + ky − pad, s·ox(p) + kx − pad, ci]  (0 outside)
-//!   out = cols · Wᵀ + b                  [P, co]   (P = images · h_out · w_out)
+//!   cols[p, (ky·k + kx)·cin + ci] = x[img(p), s·oy(p) + ky − pad, s·ox(p) + kx − pad, ci]  (0 outside)
+//!   Wp[co, (ky·k + kx)·cin + ci]  = W[co, ci, ky, kx]
+//!   out = cols · Wpᵀ + b                 [P, co]   (P = images · h_out · w_out)
 //! ```
 //!
-//! and its backward as `dW = doutᵀ·cols`, `db = Σ_p dout[p]`,
-//! `dcols = dout·W`, `dx = col2im(dcols)` (scatter-add of every column back
-//! to the pixel it was read from). Each output row depends only on its own
-//! image, and the GEMM rows are batch-size invariant (see [`super::gemm`]).
+//! and its backward as `dW = permute(Σ_img doutᵀ·cols)`, `db = Σ_p dout[p]`,
+//! `dcols = dout·Wp`, `dx = col2im(dcols)` (scatter-add of every column back
+//! to the pixel it was read from). The `[ky, kx, ci]` column order makes
+//! every im2col copy and col2im add a contiguous run of `cin` values; the
+//! permuted weight `Wp` is a per-call scratch copy (parameters and
+//! checkpoints keep the PyTorch layout).
+//!
+//! The work runs in tiles of at most `tile_rows` output pixels whose columns
+//! stay in cache: the forward splits the batch into tiles across rayon
+//! threads, the backward splits it by image (col2im of neighbouring tiles
+//! overlaps) and walks each image's tiles in order. Each output row depends
+//! only on its own image and the GEMM rows are batch-size invariant (see
+//! [`super::gemm`]); `dW` is a sum of per-image partials taken in image
+//! order, so it does not depend on the thread count.
+
+use std::cell::RefCell;
 
 use rayon::prelude::*;
 
@@ -55,116 +68,156 @@ impl ConvShape {
     pub fn is_pointwise(&self) -> bool {
         self.k == 1 && self.stride == 1
     }
+    /// Output pixels per tile: about `TILE_VALUES` im2col values, a
+    /// multiple of 16 (the GEMM micro-kernel height), at least 16.
+    fn tile_rows(&self) -> usize {
+        (TILE_VALUES / self.kdim().max(1)).max(16) / 16 * 16
+    }
 }
 
-/// Build the im2col matrix `cols` (`[rows, kdim]`) from `x` (NHWC).
-pub fn im2col(x: &[f32], s: &ConvShape, cols: &mut [f32]) {
-    let (ho, wo, kd) = (s.ho(), s.wo(), s.kdim());
+/// Target im2col values per tile (128 KiB of f32: the tile's columns, its
+/// packed copy and the GEMM output stay in L2).
+const TILE_VALUES: usize = 32 * 1024;
+
+thread_local! {
+    /// Per-thread im2col tile (forward and backward) and dcols tile.
+    static TILE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `Wp[co, (ky·k + kx)·cin + ci] = W[co, ci, ky, kx]` into `wp`.
+fn permute_weight(w: &[f32], s: &ConvShape, wp: &mut [f32]) {
+    let (kk, cin) = (s.k * s.k, s.cin);
+    for (wr, pr) in w.chunks_exact(cin * kk).zip(wp.chunks_exact_mut(cin * kk)) {
+        for ci in 0..cin {
+            for q in 0..kk {
+                pr[q * cin + ci] = wr[ci * kk + q];
+            }
+        }
+    }
+}
+
+/// `dW[co, ci, ky, kx] += dWp[co, (ky·k + kx)·cin + ci]`.
+fn unpermute_add(dwp: &[f32], s: &ConvShape, dw: &mut [f32]) {
+    let (kk, cin) = (s.k * s.k, s.cin);
+    for (dr, pr) in dw
+        .chunks_exact_mut(cin * kk)
+        .zip(dwp.chunks_exact(cin * kk))
+    {
+        for ci in 0..cin {
+            for q in 0..kk {
+                dr[ci * kk + q] += pr[q * cin + ci];
+            }
+        }
+    }
+}
+
+/// im2col rows `p0 .. p0 + n` of the batch (global output-pixel indices)
+/// into `cols` (`[n, kdim]`, `[ky, kx, ci]` column order).
+fn im2col_rows(x: &[f32], s: &ConvShape, p0: usize, n: usize, cols: &mut [f32]) {
+    let (ho, wo, kd, cin) = (s.ho(), s.wo(), s.kdim(), s.cin);
     let pad = (s.k - 1) / 2;
-    let per_img_out = ho * wo * kd;
-    let per_img_in = s.h * s.w * s.cin;
-    cols[..s.images * per_img_out]
-        .par_chunks_mut(per_img_out.max(1))
-        .enumerate()
-        .for_each(|(b, cimg)| {
-            let xi = &x[b * per_img_in..(b + 1) * per_img_in];
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let row = &mut cimg[(oy * wo + ox) * kd..][..kd];
-                    for ky in 0..s.k {
-                        let iy = (s.stride * oy + ky) as isize - pad as isize;
-                        for kx in 0..s.k {
-                            let ix = (s.stride * ox + kx) as isize - pad as isize;
-                            let inside =
-                                iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w;
-                            let kk = ky * s.k + kx;
-                            if inside {
-                                let src = &xi[(iy as usize * s.w + ix as usize) * s.cin..][..s.cin];
-                                for (ci, &v) in src.iter().enumerate() {
-                                    row[ci * s.k * s.k + kk] = v;
-                                }
-                            } else {
-                                for ci in 0..s.cin {
-                                    row[ci * s.k * s.k + kk] = 0.0;
-                                }
-                            }
-                        }
-                    }
+    let per_img_in = s.h * s.w * cin;
+    for (r, row) in cols[..n * kd].chunks_exact_mut(kd).enumerate() {
+        let p = p0 + r;
+        let (b, q) = (p / (ho * wo), p % (ho * wo));
+        let (oy, ox) = (q / wo, q % wo);
+        let xi = &x[b * per_img_in..(b + 1) * per_img_in];
+        for ky in 0..s.k {
+            let iy = (s.stride * oy + ky) as isize - pad as isize;
+            for kx in 0..s.k {
+                let ix = (s.stride * ox + kx) as isize - pad as isize;
+                let dst = &mut row[(ky * s.k + kx) * cin..][..cin];
+                if iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w {
+                    dst.copy_from_slice(&xi[(iy as usize * s.w + ix as usize) * cin..][..cin]);
+                } else {
+                    dst.fill(0.0);
                 }
             }
-        });
+        }
+    }
 }
 
-/// Scatter-add `dcols` (`[rows, kdim]`) into `dx` (NHWC, accumulated).
-pub fn col2im_add(dcols: &[f32], s: &ConvShape, dx: &mut [f32]) {
-    let (ho, wo, kd) = (s.ho(), s.wo(), s.kdim());
+/// Scatter-add rows `q0 .. q0 + n` (pixel indices within one image) of
+/// `dcols` into that image's `dxi`.
+fn col2im_rows_add(dcols: &[f32], s: &ConvShape, q0: usize, n: usize, dxi: &mut [f32]) {
+    let (wo, kd, cin) = (s.wo(), s.kdim(), s.cin);
     let pad = (s.k - 1) / 2;
-    let per_img_out = ho * wo * kd;
-    let per_img_in = s.h * s.w * s.cin;
-    dx[..s.images * per_img_in]
-        .par_chunks_mut(per_img_in.max(1))
-        .enumerate()
-        .for_each(|(b, dxi)| {
-            let cimg = &dcols[b * per_img_out..(b + 1) * per_img_out];
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let row = &cimg[(oy * wo + ox) * kd..][..kd];
-                    for ky in 0..s.k {
-                        let iy = (s.stride * oy + ky) as isize - pad as isize;
-                        if iy < 0 || iy as usize >= s.h {
-                            continue;
-                        }
-                        for kx in 0..s.k {
-                            let ix = (s.stride * ox + kx) as isize - pad as isize;
-                            if ix < 0 || ix as usize >= s.w {
-                                continue;
-                            }
-                            let dst =
-                                &mut dxi[(iy as usize * s.w + ix as usize) * s.cin..][..s.cin];
-                            let kk = ky * s.k + kx;
-                            for (ci, d) in dst.iter_mut().enumerate() {
-                                *d += row[ci * s.k * s.k + kk];
-                            }
-                        }
-                    }
+    for (r, row) in dcols[..n * kd].chunks_exact(kd).enumerate() {
+        let (oy, ox) = ((q0 + r) / wo, (q0 + r) % wo);
+        for ky in 0..s.k {
+            let iy = (s.stride * oy + ky) as isize - pad as isize;
+            if iy < 0 || iy as usize >= s.h {
+                continue;
+            }
+            for kx in 0..s.k {
+                let ix = (s.stride * ox + kx) as isize - pad as isize;
+                if ix < 0 || ix as usize >= s.w {
+                    continue;
+                }
+                let dst = &mut dxi[(iy as usize * s.w + ix as usize) * cin..][..cin];
+                for (d, &v) in dst.iter_mut().zip(&row[(ky * s.k + kx) * cin..][..cin]) {
+                    *d += v;
                 }
             }
-        });
+        }
+    }
 }
 
-/// Forward: `out = conv(x) + b` (`out`: `[rows, cout]`). `cols` is scratch of
-/// at least `rows·kdim` values (unused for pointwise convolutions).
+/// Forward: `out = conv(x) + b` (`out`: `[rows, cout]`). `wp` is scratch
+/// for the permuted weight (unused for pointwise convolutions).
 pub fn conv_forward(
     x: &[f32],
     s: &ConvShape,
     w: &[f32],
     b: &[f32],
     out: &mut [f32],
-    cols: &mut Vec<f32>,
+    wp: &mut Vec<f32>,
 ) {
-    let (rows, kd) = (s.rows(), s.kdim());
-    let a: &[f32] = if s.is_pointwise() {
-        &x[..rows * kd]
+    let (rows, kd, co) = (s.rows(), s.kdim(), s.cout);
+    let pointwise = s.is_pointwise();
+    let wk: &[f32] = if pointwise {
+        w
     } else {
-        if cols.len() < rows * kd {
-            cols.resize(rows * kd, 0.0);
-        }
-        im2col(x, s, cols);
-        &cols[..rows * kd]
+        wp.resize(co * kd, 0.0);
+        permute_weight(w, s, wp);
+        wp
     };
-    let out = &mut out[..rows * s.cout];
-    gemm(
-        MatRef::row_major(a, rows, kd),
-        MatRef::transposed(w, kd, s.cout),
-        out,
-        false,
-        true,
-    );
-    super::layers::bias_add(out, b);
+    let tile = s.tile_rows();
+    out[..rows * co]
+        .par_chunks_mut(tile * co)
+        .enumerate()
+        .for_each(|(i, o)| {
+            let (p0, n) = (i * tile, o.len() / co);
+            let wt = MatRef::transposed(wk, kd, co);
+            if pointwise {
+                let a = MatRef::row_major(&x[p0 * kd..(p0 + n) * kd], n, kd);
+                gemm(a, wt, o, false, false);
+            } else {
+                TILE.with_borrow_mut(|(cols, _)| {
+                    grow(cols, n * kd);
+                    im2col_rows(x, s, p0, n, cols);
+                    gemm(
+                        MatRef::row_major(&cols[..n * kd], n, kd),
+                        wt,
+                        o,
+                        false,
+                        false,
+                    );
+                });
+            }
+            super::layers::bias_add(o, b);
+        });
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
 }
 
 /// Backward: accumulates `dW += doutᵀ·cols`, `db += Σ_p dout[p]` and, when
-/// given, `dx += col2im(dout·W)`. `cols`, `dcols` are scratch.
+/// given, `dx += col2im(dout·W)`. `scratch` holds the permuted weight and
+/// the per-image `dW` partials.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_backward(
     x: &[f32],
@@ -174,53 +227,87 @@ pub fn conv_backward(
     dw: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut [f32]>,
-    cols: &mut Vec<f32>,
-    dcols: &mut Vec<f32>,
+    scratch: &mut Vec<f32>,
 ) {
-    let (rows, kd, co) = (s.rows(), s.kdim(), s.cout);
-    let dout = &dout[..rows * co];
-    let a: &[f32] = if s.is_pointwise() {
-        &x[..rows * kd]
+    let (kd, co) = (s.kdim(), s.cout);
+    let (ppi, per_in) = (s.ho() * s.wo(), s.h * s.w * s.cin);
+    let wl = co * kd;
+    let pointwise = s.is_pointwise();
+    grow(scratch, wl * (s.images + 1));
+    let (wp, parts) = scratch.split_at_mut(wl);
+    let parts = &mut parts[..wl * s.images];
+    let wk: &[f32] = if pointwise {
+        w
     } else {
-        if cols.len() < rows * kd {
-            cols.resize(rows * kd, 0.0);
-        }
-        im2col(x, s, cols);
-        &cols[..rows * kd]
+        permute_weight(w, s, wp);
+        wp
     };
-    gemm(
-        MatRef::transposed(dout, co, rows),
-        MatRef::row_major(a, rows, kd),
-        dw,
-        true,
-        true,
-    );
-    for row in dout.chunks_exact(co) {
-        for (g, &v) in db.iter_mut().zip(row) {
-            *g += v;
+    let tile = s.tile_rows();
+    let per_image = |b: usize, part: &mut [f32], mut dxi: Option<&mut [f32]>| {
+        TILE.with_borrow_mut(|(cols, dcols)| {
+            let mut q0 = 0;
+            while q0 < ppi {
+                let n = tile.min(ppi - q0);
+                let p0 = b * ppi + q0;
+                let d = &dout[p0 * co..(p0 + n) * co];
+                let a: &[f32] = if pointwise {
+                    &x[p0 * kd..(p0 + n) * kd]
+                } else {
+                    grow(cols, n * kd);
+                    im2col_rows(x, s, p0, n, cols);
+                    &cols[..n * kd]
+                };
+                gemm(
+                    MatRef::transposed(d, co, n),
+                    MatRef::row_major(a, n, kd),
+                    part,
+                    q0 > 0,
+                    false,
+                );
+                if let Some(dxi) = dxi.as_deref_mut() {
+                    let dm = MatRef::row_major(d, n, co);
+                    let wm = MatRef::row_major(wk, co, kd);
+                    if pointwise {
+                        gemm(dm, wm, &mut dxi[q0 * kd..(q0 + n) * kd], true, false);
+                    } else {
+                        grow(dcols, n * kd);
+                        gemm(dm, wm, &mut dcols[..n * kd], false, false);
+                        col2im_rows_add(dcols, s, q0, n, dxi);
+                    }
+                }
+                q0 += n;
+            }
+        });
+    };
+    match dx {
+        Some(dx) => parts
+            .par_chunks_mut(wl)
+            .zip(dx[..s.images * per_in].par_chunks_mut(per_in))
+            .enumerate()
+            .for_each(|(b, (part, dxi))| per_image(b, part, Some(dxi))),
+        None => parts
+            .par_chunks_mut(wl)
+            .enumerate()
+            .for_each(|(b, part)| per_image(b, part, None)),
+    }
+    let (acc, rest) = parts.split_at_mut(wl.min(parts.len()));
+    for part in rest.chunks_exact(wl) {
+        for (a, &v) in acc.iter_mut().zip(part) {
+            *a += v;
         }
     }
-    if let Some(dx) = dx {
-        if s.is_pointwise() {
-            gemm(
-                MatRef::row_major(dout, rows, co),
-                MatRef::row_major(w, co, kd),
-                &mut dx[..rows * kd],
-                true,
-                true,
-            );
-        } else {
-            if dcols.len() < rows * kd {
-                dcols.resize(rows * kd, 0.0);
+    if s.images > 0 {
+        if pointwise {
+            for (g, &v) in dw.iter_mut().zip(&*acc) {
+                *g += v;
             }
-            gemm(
-                MatRef::row_major(dout, rows, co),
-                MatRef::row_major(w, co, kd),
-                &mut dcols[..rows * kd],
-                false,
-                true,
-            );
-            col2im_add(&dcols[..rows * kd], s, dx);
+        } else {
+            unpermute_add(acc, s, dw);
+        }
+    }
+    for row in dout[..s.rows() * co].chunks_exact(co) {
+        for (g, &v) in db.iter_mut().zip(row) {
+            *g += v;
         }
     }
 }

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use super::conv::{conv_backward, conv_forward, ConvShape};
 use super::embed::time_embedding;
-use super::layers::sigmoid;
+use super::layers::{silu, silu_backward_add};
 use super::norm::{group_norm_backward, group_norm_forward};
 
 /// One operation; `usize` fields are node ids or parameter offsets.
@@ -72,6 +72,22 @@ pub enum Op {
     Upsample {
         src: usize,
     },
+}
+
+impl Op {
+    /// The nodes this op reads.
+    pub fn inputs(&self) -> [Option<usize>; 2] {
+        match *self {
+            Op::Input | Op::Time => [None, None],
+            Op::Conv { src, .. }
+            | Op::Dense { src, .. }
+            | Op::GroupNorm { src, .. }
+            | Op::Silu { src }
+            | Op::Upsample { src } => [Some(src), None],
+            Op::AddChannel { src, v } => [Some(src), Some(v)],
+            Op::Add { a, b } | Op::Concat { a, b } => [Some(a), Some(b)],
+        }
+    }
 }
 
 /// A node: its op and per-image output shape `h × w × c`.
@@ -261,7 +277,8 @@ impl Graph {
 
     /// Run the graph on `images` images: `x` NHWC (`[images, input size]`),
     /// `t` one time per image (ignored without a `Time` node). Node values
-    /// go into `cache`; the output is `cache.value(last)`.
+    /// go into `cache` (every one is kept for [`Graph::backward`]); the
+    /// output is `cache.value(last)`.
     pub fn forward(
         &self,
         params: &[f32],
@@ -272,103 +289,174 @@ impl Graph {
     ) {
         cache.resize(self, images);
         let GraphCache {
-            vals, stats, cols, ..
+            vals,
+            stats,
+            scratch,
+            ..
         } = cache;
         for (i, node) in self.nodes.iter().enumerate() {
             let (done, rest) = vals.split_at_mut(i);
             let y = &mut rest[0][..images * node.size()];
-            match node.op {
-                Op::Input => y.copy_from_slice(&x[..y.len()]),
-                Op::Time => {
-                    for (row, &tt) in y.chunks_exact_mut(node.c).zip(t) {
-                        time_embedding(tt, row);
-                    }
-                }
-                Op::Conv { .. } | Op::Dense { .. } => {
-                    let (src, s, w, b) = self.linear_op(node, images);
-                    conv_forward(
-                        &done[src],
-                        &s,
-                        &params[w..w + node.c * s.kdim()],
-                        &params[b..b + node.c],
-                        y,
-                        cols,
-                    );
-                }
-                Op::GroupNorm { src, groups, g, b } => {
-                    let st = &mut stats[i];
-                    st.resize(images * groups * 2, 0.0);
-                    group_norm_forward(
-                        &done[src],
-                        images,
-                        node.h * node.w,
-                        node.c,
-                        groups,
-                        &params[g..g + node.c],
-                        &params[b..b + node.c],
-                        y,
-                        st,
-                    );
-                }
-                Op::Silu { src } => {
-                    let n = y.len();
-                    y.par_chunks_mut(4096)
-                        .zip(done[src][..n].par_chunks(4096))
-                        .for_each(|(yc, xc)| {
-                            for (o, &v) in yc.iter_mut().zip(xc) {
-                                *o = v * sigmoid(v);
-                            }
-                        });
-                }
-                Op::AddChannel { src, v } => {
-                    let per = node.size();
-                    let (xs, vs) = (&done[src], &done[v]);
-                    y.par_chunks_mut(per).enumerate().for_each(|(b, yi)| {
-                        let vv = &vs[b * node.c..(b + 1) * node.c];
-                        for (yr, xr) in yi
-                            .chunks_exact_mut(node.c)
-                            .zip(xs[b * per..(b + 1) * per].chunks_exact(node.c))
-                        {
-                            for ((o, &xv), &cv) in yr.iter_mut().zip(xr).zip(vv) {
-                                *o = xv + cv;
-                            }
-                        }
-                    });
-                }
-                Op::Add { a, b } => {
-                    for ((o, &u), &v) in y.iter_mut().zip(&done[a]).zip(&done[b]) {
-                        *o = u + v;
-                    }
-                }
-                Op::Concat { a, b } => {
-                    let (ca, cb) = (self.nodes[a].c, self.nodes[b].c);
-                    for ((yr, ar), br) in y
-                        .chunks_exact_mut(ca + cb)
-                        .zip(done[a].chunks_exact(ca))
-                        .zip(done[b].chunks_exact(cb))
-                    {
-                        yr[..ca].copy_from_slice(ar);
-                        yr[ca..].copy_from_slice(br);
-                    }
-                }
-                Op::Upsample { src } => {
-                    let sn = &self.nodes[src];
-                    let (h, w, c) = (sn.h, sn.w, sn.c);
-                    let xs = &done[src];
-                    y.par_chunks_mut(node.size())
-                        .enumerate()
-                        .for_each(|(b, yi)| {
-                            for oy in 0..2 * h {
-                                for ox in 0..2 * w {
-                                    let s = &xs[((b * h + oy / 2) * w + ox / 2) * c..][..c];
-                                    yi[(oy * 2 * w + ox) * c..][..c].copy_from_slice(s);
-                                }
-                            }
-                        });
+            let val = |j: usize| &done[j][..];
+            self.eval(i, params, images, x, t, val, y, &mut stats[i], scratch);
+        }
+        cache.images = images;
+    }
+
+    /// Inference: like [`Graph::forward`] but a node's buffer is recycled
+    /// once its last reader has run, so only the live values (the skip
+    /// connections and the current block) are held. Returns the output
+    /// (NHWC, `[images, out size]`).
+    pub fn infer<'c>(
+        &self,
+        params: &[f32],
+        images: usize,
+        x: &[f32],
+        t: &[f64],
+        cache: &'c mut InferCache,
+    ) -> &'c [f32] {
+        let n = self.nodes.len();
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for j in node.op.inputs().into_iter().flatten() {
+                last_use[j] = i;
+            }
+        }
+        last_use[n - 1] = n;
+        let InferCache {
+            slots,
+            slot_of,
+            stats,
+            scratch,
+            ..
+        } = cache;
+        slot_of.clear();
+        let mut free: Vec<usize> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let slot = free.pop().unwrap_or_else(|| {
+                slots.push(Vec::new());
+                slots.len() - 1
+            });
+            slot_of.push(slot);
+            let mut buf = std::mem::take(&mut slots[slot]);
+            if buf.len() < images * node.size() {
+                buf.resize(images * node.size(), 0.0);
+            }
+            let y = &mut buf[..images * node.size()];
+            let val = |j: usize| &slots[slot_of[j]][..];
+            self.eval(i, params, images, x, t, val, y, stats, scratch);
+            slots[slot] = buf;
+            for j in node.op.inputs().into_iter().flatten() {
+                if last_use[j] == i && !free.contains(&slot_of[j]) {
+                    free.push(slot_of[j]);
                 }
             }
         }
-        cache.images = images;
+        &slots[slot_of[n - 1]][..images * self.output().size()]
+    }
+
+    /// Evaluate node `i` into `y` given the values of earlier nodes
+    /// (`val(j)`, at least `images` rows each); `stats` receives the
+    /// GroupNorm statistics, `scratch` is convolution scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn eval<'v>(
+        &self,
+        i: usize,
+        params: &[f32],
+        images: usize,
+        x: &[f32],
+        t: &[f64],
+        val: impl Fn(usize) -> &'v [f32],
+        y: &mut [f32],
+        stats: &mut Vec<f64>,
+        scratch: &mut Vec<f32>,
+    ) {
+        let node = &self.nodes[i];
+        match node.op {
+            Op::Input => y.copy_from_slice(&x[..y.len()]),
+            Op::Time => {
+                for (row, &tt) in y.chunks_exact_mut(node.c).zip(t) {
+                    time_embedding(tt, row);
+                }
+            }
+            Op::Conv { .. } | Op::Dense { .. } => {
+                let (src, s, w, b) = self.linear_op(node, images);
+                conv_forward(
+                    val(src),
+                    &s,
+                    &params[w..w + node.c * s.kdim()],
+                    &params[b..b + node.c],
+                    y,
+                    scratch,
+                );
+            }
+            Op::GroupNorm { src, groups, g, b } => {
+                stats.resize(images * groups * 2, 0.0);
+                group_norm_forward(
+                    val(src),
+                    images,
+                    node.h * node.w,
+                    node.c,
+                    groups,
+                    &params[g..g + node.c],
+                    &params[b..b + node.c],
+                    y,
+                    stats,
+                );
+            }
+            Op::Silu { src } => {
+                let n = y.len();
+                y.par_chunks_mut(4096)
+                    .zip(val(src)[..n].par_chunks(4096))
+                    .for_each(|(yc, xc)| silu(xc, yc));
+            }
+            Op::AddChannel { src, v } => {
+                let per = node.size();
+                let (xs, vs) = (val(src), val(v));
+                y.par_chunks_mut(per).enumerate().for_each(|(b, yi)| {
+                    let vv = &vs[b * node.c..(b + 1) * node.c];
+                    for (yr, xr) in yi
+                        .chunks_exact_mut(node.c)
+                        .zip(xs[b * per..(b + 1) * per].chunks_exact(node.c))
+                    {
+                        for ((o, &xv), &cv) in yr.iter_mut().zip(xr).zip(vv) {
+                            *o = xv + cv;
+                        }
+                    }
+                });
+            }
+            Op::Add { a, b } => {
+                for ((o, &u), &v) in y.iter_mut().zip(val(a)).zip(val(b)) {
+                    *o = u + v;
+                }
+            }
+            Op::Concat { a, b } => {
+                let (ca, cb) = (self.nodes[a].c, self.nodes[b].c);
+                for ((yr, ar), br) in y
+                    .chunks_exact_mut(ca + cb)
+                    .zip(val(a).chunks_exact(ca))
+                    .zip(val(b).chunks_exact(cb))
+                {
+                    yr[..ca].copy_from_slice(ar);
+                    yr[ca..].copy_from_slice(br);
+                }
+            }
+            Op::Upsample { src } => {
+                let sn = &self.nodes[src];
+                let (h, w, c) = (sn.h, sn.w, sn.c);
+                let xs = val(src);
+                y.par_chunks_mut(node.size())
+                    .enumerate()
+                    .for_each(|(b, yi)| {
+                        for oy in 0..2 * h {
+                            for ox in 0..2 * w {
+                                let s = &xs[((b * h + oy / 2) * w + ox / 2) * c..][..c];
+                                yi[(oy * 2 * w + ox) * c..][..c].copy_from_slice(s);
+                            }
+                        }
+                    });
+            }
+        }
     }
 
     /// For a `Conv` or `Dense` node: its source node, the convolution shape
@@ -427,13 +515,14 @@ impl Graph {
         let GraphCache {
             vals,
             stats,
-            cols,
-            dcols,
+            scratch,
             grads: gv,
             ..
         } = cache;
+        gv.resize_with(self.nodes.len(), Vec::new);
         for (g, n) in gv.iter_mut().zip(&self.nodes) {
-            g[..images * n.size()].fill(0.0);
+            g.clear();
+            g.resize(images * n.size(), 0.0);
         }
         let last = self.nodes.len() - 1;
         gv[last][..d_out.len()].copy_from_slice(d_out);
@@ -454,8 +543,7 @@ impl Graph {
                         b,
                         gy,
                         needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]),
-                        cols,
-                        dcols,
+                        scratch,
                     );
                 }
                 Op::GroupNorm { src, groups, g, b } => {
@@ -480,14 +568,8 @@ impl Graph {
                     gbefore[src][..gy.len()]
                         .par_chunks_mut(4096)
                         .zip(gy.par_chunks(4096))
-                        .enumerate()
-                        .for_each(|(ci, (dx, dy))| {
-                            let o = ci * 4096;
-                            for (j, (d, &g)) in dx.iter_mut().zip(dy).enumerate() {
-                                let s = sigmoid(xs[o + j]);
-                                *d += g * (s + ys[o + j] * (1.0 - s));
-                            }
-                        });
+                        .zip(xs.par_chunks(4096).zip(ys.par_chunks(4096)))
+                        .for_each(|((dx, dy), (x, y))| silu_backward_add(dx, dy, x, y));
                 }
                 Op::AddChannel { src, v } => {
                     let per = node.size();
@@ -567,8 +649,7 @@ impl Graph {
         b: usize,
         gy: &[f32],
         dx: Option<&mut [f32]>,
-        cols: &mut Vec<f32>,
-        dcols: &mut Vec<f32>,
+        scratch: &mut Vec<f32>,
     ) {
         let wl = s.cout * s.kdim();
         let (gw, gb) = grads[w..].split_at_mut(b - w);
@@ -580,8 +661,7 @@ impl Graph {
             &mut gw[..wl],
             &mut gb[..s.cout],
             dx,
-            cols,
-            dcols,
+            scratch,
         );
     }
 }
@@ -592,28 +672,26 @@ fn needs_grad(nodes: &[Node], i: usize) -> bool {
     !matches!(nodes[i].op, Op::Time)
 }
 
-/// Node values, normalisation statistics, node gradients and im2col
-/// scratch; buffers grow to the largest batch seen and are reused.
+/// Node values, normalisation statistics, node gradients and convolution
+/// scratch (permuted weights, per-image weight-gradient partials); buffers
+/// grow to the largest batch seen and are reused.
 #[derive(Clone, Debug, Default)]
 pub struct GraphCache {
     pub images: usize,
     pub vals: Vec<Vec<f32>>,
     pub grads: Vec<Vec<f32>>,
     pub stats: Vec<Vec<f64>>,
-    pub cols: Vec<f32>,
-    pub dcols: Vec<f32>,
+    pub scratch: Vec<f32>,
 }
 
 impl GraphCache {
     fn resize(&mut self, g: &Graph, images: usize) {
         self.vals.resize_with(g.nodes.len(), Vec::new);
-        self.grads.resize_with(g.nodes.len(), Vec::new);
         self.stats.resize_with(g.nodes.len(), Vec::new);
         for (i, n) in g.nodes.iter().enumerate() {
             let need = images * n.size();
             if self.vals[i].len() < need {
                 self.vals[i].resize(need, 0.0);
-                self.grads[i].resize(need, 0.0);
             }
         }
     }
@@ -627,6 +705,19 @@ impl GraphCache {
     pub fn grad(&self, g: &Graph, i: usize) -> &[f32] {
         &self.grads[i][..self.images * g.nodes[i].size()]
     }
+}
+
+/// Inference buffers of [`Graph::infer`]: a pool of node-value buffers
+/// (`slot_of[i]` is node `i`'s), GroupNorm statistics and convolution
+/// scratch, plus NHWC/NCHW staging for callers; all grow and are reused.
+#[derive(Clone, Debug, Default)]
+pub struct InferCache {
+    pub slots: Vec<Vec<f32>>,
+    pub slot_of: Vec<usize>,
+    pub stats: Vec<f64>,
+    pub scratch: Vec<f32>,
+    pub stage_in: Vec<f32>,
+    pub stage_out: Vec<f32>,
 }
 
 /// Fill `params` as the `inits` list says, drawing uniforms in tensor order

@@ -143,6 +143,32 @@ fn silu_backward_generic(d: &mut [f32], s: &[f32], y: &[f32]) {
     }
 }
 
+/// SiLU: `y = x·σ(x)`.
+pub fn silu(x: &[f32], y: &mut [f32]) {
+    dispatch_simd!(silu_generic(x, y))
+}
+
+#[inline(always)]
+fn silu_generic(x: &[f32], y: &mut [f32]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = v * sigmoid(v);
+    }
+}
+
+/// SiLU backward, accumulating: `dx += dy ⊙ (s + y ⊙ (1 − s))` with
+/// `s = σ(x)` recomputed from the input `x` and `y = x·s` the output.
+pub fn silu_backward_add(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
+    dispatch_simd!(silu_backward_add_generic(dx, dy, x, y))
+}
+
+#[inline(always)]
+fn silu_backward_add_generic(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
+    for (((d, &g), &xv), &yv) in dx.iter_mut().zip(dy).zip(x).zip(y) {
+        let s = sigmoid(xv);
+        *d += g * (s + yv * (1.0 - s));
+    }
+}
+
 /// Linear backward given `dz = dL/dz: [rows, fan_out]` and the layer input
 /// `a: [rows, fan_in]`:
 ///

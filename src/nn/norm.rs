@@ -11,13 +11,60 @@
 //!   dx = r_g·(ĝ − mean_g(ĝ) − x̂·mean_g(ĝ·x̂)),   dγ_c = Σ dy·x̂,   dβ_c = Σ dy
 //! ```
 //!
-//! Statistics accumulate in f64. Every image is normalised on its own, so an
-//! image's output never depends on the rest of the batch.
+//! The sums run per channel over the pixels (contiguous rows of `c`
+//! values, f64 accumulators) and are then folded into groups:
+//! `Σ_g ĝ = Σ_{c∈g} γ_c·Σ_p dy`, `Σ_g ĝ·x̂ = Σ_{c∈g} γ_c·Σ_p dy·x̂`. The
+//! elementwise passes (`y`, `dx`) run in f32. Every image is normalised on
+//! its own, so an image's output never depends on the rest of the batch.
 
 use rayon::prelude::*;
 
+use super::layers::dispatch_simd;
+
 /// eps of PyTorch's `nn.GroupNorm`.
 pub const GN_EPS: f64 = 1e-5;
+
+/// `acc[c] += Σ_p x[p, c]`, or with `mu` given `acc[c] += Σ_p (x[p, c] − mu[c])²` (f64).
+fn channel_sums(x: &[f32], mu: Option<&[f64]>, acc: &mut [f64]) {
+    dispatch_simd!(channel_sums_generic(x, mu, acc))
+}
+
+#[inline(always)]
+fn channel_sums_generic(x: &[f32], mu: Option<&[f64]>, acc: &mut [f64]) {
+    let c = acc.len();
+    match mu {
+        None => {
+            for row in x.chunks_exact(c) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v as f64;
+                }
+            }
+        }
+        Some(mu) => {
+            for row in x.chunks_exact(c) {
+                for ((a, &v), &m) in acc.iter_mut().zip(row).zip(mu) {
+                    let d = v as f64 - m;
+                    *a += d * d;
+                }
+            }
+        }
+    }
+}
+
+/// Per-channel `(μ, r)` of one image from its per-channel statistics: the
+/// group values broadcast to every channel of the group.
+fn group_stats(s1: &[f64], s2: &[f64], groups: usize, n: f64, mu: &mut [f64], r: &mut [f64]) {
+    let cg = s1.len() / groups;
+    for g in 0..groups {
+        let ch = g * cg..(g + 1) * cg;
+        let m = s1[ch.clone()].iter().sum::<f64>() / n;
+        mu[ch].fill(m);
+        if !s2.is_empty() {
+            let v = s2[g * cg..(g + 1) * cg].iter().sum::<f64>() / n;
+            r[g * cg..(g + 1) * cg].fill(1.0 / (v + GN_EPS).sqrt());
+        }
+    }
+}
 
 /// Forward over `images` images of `pixels × c`. `stats` receives
 /// (μ, r) per image and group: `[images · groups · 2]`.
@@ -34,41 +81,95 @@ pub fn group_norm_forward(
     stats: &mut [f64],
 ) {
     let per = pixels * c;
-    let cg = c / groups;
+    let (cg, n) = (c / groups, (pixels * (c / groups)) as f64);
     y[..images * per]
         .par_chunks_mut(per.max(1))
         .zip(stats[..images * groups * 2].par_chunks_mut(groups * 2))
         .enumerate()
         .for_each(|(b, (yi, st))| {
             let xi = &x[b * per..(b + 1) * per];
+            let mut v = vec![0.0f64; 4 * c];
+            let (s1, rest) = v.split_at_mut(c);
+            let (s2, rest) = rest.split_at_mut(c);
+            let (mu, r) = rest.split_at_mut(c);
+            channel_sums(xi, None, s1);
+            group_stats(s1, &[], groups, n, mu, r);
+            channel_sums(xi, Some(mu), s2);
+            group_stats(s1, s2, groups, n, mu, r);
             for g in 0..groups {
-                let (mut s1, mut n) = (0.0f64, 0usize);
-                for p in 0..pixels {
-                    for &v in &xi[p * c + g * cg..][..cg] {
-                        s1 += v as f64;
-                    }
-                    n += cg;
-                }
-                let mu = s1 / n as f64;
-                let mut s2 = 0.0f64;
-                for p in 0..pixels {
-                    for &v in &xi[p * c + g * cg..][..cg] {
-                        let d = v as f64 - mu;
-                        s2 += d * d;
-                    }
-                }
-                let r = 1.0 / (s2 / n as f64 + GN_EPS).sqrt();
-                st[2 * g] = mu;
-                st[2 * g + 1] = r;
-                for p in 0..pixels {
-                    let o = p * c + g * cg;
-                    for j in 0..cg {
-                        let xh = ((xi[o + j] as f64 - mu) * r) as f32;
-                        yi[o + j] = gamma[g * cg + j] * xh + beta[g * cg + j];
-                    }
-                }
+                st[2 * g] = mu[g * cg];
+                st[2 * g + 1] = r[g * cg];
             }
+            let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
+            let r32: Vec<f32> = r.iter().map(|&m| m as f32).collect();
+            norm_apply(xi, &mu32, &r32, gamma, beta, yi);
         });
+}
+
+/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32).
+fn norm_apply(x: &[f32], mu: &[f32], r: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
+    dispatch_simd!(norm_apply_generic(x, mu, r, gamma, beta, y))
+}
+
+#[inline(always)]
+fn norm_apply_generic(
+    x: &[f32],
+    mu: &[f32],
+    r: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+) {
+    let c = mu.len();
+    for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for j in 0..c {
+            yr[j] = gamma[j] * ((xr[j] - mu[j]) * r[j]) + beta[j];
+        }
+    }
+}
+
+/// `sdy[c] += Σ_p dy[p, c]`, `sdx[c] += Σ_p dy[p, c]·(x[p, c] − μ_c)·r_c` (f64).
+fn grad_sums(x: &[f32], dy: &[f32], mu: &[f64], r: &[f64], sdy: &mut [f64], sdx: &mut [f64]) {
+    dispatch_simd!(grad_sums_generic(x, dy, mu, r, sdy, sdx))
+}
+
+#[inline(always)]
+fn grad_sums_generic(
+    x: &[f32],
+    dy: &[f32],
+    mu: &[f64],
+    r: &[f64],
+    sdy: &mut [f64],
+    sdx: &mut [f64],
+) {
+    let c = mu.len();
+    for (xr, dr) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
+        for j in 0..c {
+            let d = dr[j] as f64;
+            sdy[j] += d;
+            sdx[j] += d * ((xr[j] as f64 - mu[j]) * r[j]);
+        }
+    }
+}
+
+/// `dx[p, c] += r_c·(γ_c·dy[p, c] − m1_c − (x[p, c] − μ_c)·r_c·m2_c)` (f32).
+fn grad_apply(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+    dispatch_simd!(grad_apply_generic(x, dy, coef, dx))
+}
+
+#[inline(always)]
+fn grad_apply_generic(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+    let c = coef.len();
+    for ((dxr, xr), dr) in dx
+        .chunks_exact_mut(c)
+        .zip(x.chunks_exact(c))
+        .zip(dy.chunks_exact(c))
+    {
+        for (j, &[mu, r, gamma, m1, m2]) in coef.iter().enumerate() {
+            let xh = (xr[j] - mu) * r;
+            dxr[j] += r * (gamma * dr[j] - m1 - xh * m2);
+        }
+    }
 }
 
 /// Backward: `dx += …`, `dgamma += …`, `dbeta += …` (see module docs). The
@@ -88,7 +189,7 @@ pub fn group_norm_backward(
     dbeta: &mut [f32],
 ) {
     let per = pixels * c;
-    let cg = c / groups;
+    let (cg, n) = (c / groups, (pixels * (c / groups)) as f64);
     let mut partial = vec![0.0f64; images * 2 * c];
     dx[..images * per]
         .par_chunks_mut(per.max(1))
@@ -97,33 +198,25 @@ pub fn group_norm_backward(
         .for_each(|(b, (dxi, part))| {
             let xi = &x[b * per..(b + 1) * per];
             let dyi = &dy[b * per..(b + 1) * per];
+            let st = &stats[b * groups * 2..(b + 1) * groups * 2];
+            let mu: Vec<f64> = (0..c).map(|j| st[2 * (j / cg)]).collect();
+            let r: Vec<f64> = (0..c).map(|j| st[2 * (j / cg) + 1]).collect();
+            let (sdx, sdy) = part.split_at_mut(c);
+            grad_sums(xi, dyi, &mu, &r, sdy, sdx);
+            let mut coef = vec![[0.0f32; 5]; c];
             for g in 0..groups {
-                let (mu, r) = (stats[(b * groups + g) * 2], stats[(b * groups + g) * 2 + 1]);
-                let n = (pixels * cg) as f64;
+                let ch = g * cg..(g + 1) * cg;
                 let (mut m1, mut m2) = (0.0f64, 0.0f64);
-                for p in 0..pixels {
-                    let o = p * c + g * cg;
-                    for j in 0..cg {
-                        let xh = (xi[o + j] as f64 - mu) * r;
-                        let d = dyi[o + j] as f64;
-                        let gh = d * gamma[g * cg + j] as f64;
-                        m1 += gh;
-                        m2 += gh * xh;
-                        part[g * cg + j] += d * xh;
-                        part[c + g * cg + j] += d;
-                    }
+                for j in ch.clone() {
+                    m1 += gamma[j] as f64 * sdy[j];
+                    m2 += gamma[j] as f64 * sdx[j];
                 }
-                m1 /= n;
-                m2 /= n;
-                for p in 0..pixels {
-                    let o = p * c + g * cg;
-                    for j in 0..cg {
-                        let xh = (xi[o + j] as f64 - mu) * r;
-                        let gh = dyi[o + j] as f64 * gamma[g * cg + j] as f64;
-                        dxi[o + j] += (r * (gh - m1 - xh * m2)) as f32;
-                    }
+                let (m1, m2) = ((m1 / n) as f32, (m2 / n) as f32);
+                for j in ch {
+                    coef[j] = [mu[j] as f32, r[j] as f32, gamma[j], m1, m2];
                 }
             }
+            grad_apply(xi, dyi, &coef, dxi);
         });
     let mut acc = vec![0.0f64; 2 * c];
     for part in partial.chunks_exact(2 * c) {

@@ -17,7 +17,9 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
-use super::graph::{init_params, nchw_to_nhwc, nhwc_to_nchw, Graph, GraphCache, InitList};
+use super::graph::{
+    init_params, nchw_to_nhwc, nhwc_to_nchw, Graph, GraphCache, InferCache, InitList,
+};
 use crate::error::{Error, Result};
 
 fn default_widths() -> Vec<usize> {
@@ -196,8 +198,9 @@ impl UNetConfig {
     }
 }
 
-/// Images per block in inference (blocks run one after another; each uses
-/// the parallel GEMM). Results do not depend on it.
+/// Images per block in inference (blocks run one after another; each
+/// convolution splits its block into row tiles across threads). Results do
+/// not depend on it.
 const INFER_BLOCK: usize = 64;
 
 /// The U-Net ε-network: graph + flat parameters.
@@ -315,20 +318,23 @@ impl UNet {
         x: ArrayView2<f32>,
         t: &[f64],
         mut out: ArrayViewMut2<f32>,
-        cache: &mut GraphCache,
+        cache: &mut InferCache,
     ) {
         let (n, d) = (x.nrows(), self.cfg.data_dim());
         let (c, hw) = (self.cfg.channels, self.cfg.height * self.cfg.width);
-        let xs: Vec<f32> = x.iter().copied().collect();
-        let mut nhwc = vec![0.0; n * d];
-        nchw_to_nhwc(&xs, n, c, hw, &mut nhwc);
-        self.graph.forward(&self.params, n, &nhwc, t, cache);
-        let last = self.graph.nodes.len() - 1;
-        let mut o = vec![0.0; n * d];
-        nhwc_to_nchw(cache.value(&self.graph, last), n, c, hw, &mut o);
-        for (dst, &s) in out.iter_mut().zip(&o) {
+        let mut xs = std::mem::take(&mut cache.stage_in);
+        let mut o = std::mem::take(&mut cache.stage_out);
+        xs.clear();
+        xs.extend(x.iter().copied());
+        o.resize(n * d, 0.0);
+        nchw_to_nhwc(&xs, n, c, hw, &mut o);
+        let y = self.graph.infer(&self.params, n, &o, t, cache);
+        nhwc_to_nchw(y, n, c, hw, &mut xs);
+        for (dst, &s) in out.iter_mut().zip(&xs) {
             *dst = s;
         }
+        cache.stage_in = xs;
+        cache.stage_out = o;
     }
 
     /// ε̂ for every row (an image in `[c, h, w]` order) at per-row times `t`.
@@ -356,7 +362,7 @@ impl UNet {
             "x must have data_dim columns"
         );
         assert_eq!(out.dim(), x.dim(), "out must have the shape of x");
-        let mut cache = GraphCache::default();
+        let mut cache = InferCache::default();
         let n = x.nrows();
         let mut start = 0;
         while start < n {
