@@ -57,22 +57,22 @@ pub fn preset(name: &str, c: usize, h: usize, w: usize) -> ImagePreset {
         })
     };
     match name {
-        // 88 ms/step at batch 64 (2 cores, load 6): 3,000 steps ≈ 4.5 min.
+        // ~30 ms/step at batch 64: 6,000 steps ≈ 3 min.
         "digits" => ImagePreset {
             net: unet(vec![16, 32]),
             batch: 64,
-            steps: 3_000,
+            steps: 6_000,
             lr: 2e-3,
             sample_every: 500,
         },
-        // 28×28: 740 ms/step at batch 32; 2,000 steps ≈ 25 min (mnist16 is
-        // the better choice for a 30-minute run).
+        // 28×28: ~160 ms/step at batch 32 on one core (2 cores shared by
+        // two trainings); 10,000 steps ≈ 30 min.
         "mnist" => ImagePreset {
             net: unet(vec![16, 32, 32]),
             batch: 32,
-            steps: 2_000,
+            steps: 10_000,
             lr: 2e-3,
-            sample_every: 250,
+            sample_every: 1_000,
         },
         _ if h <= 8 && w <= 8 => ImagePreset {
             net: NetConfig::Mlp(MlpConfig::new(c * h * w)),
@@ -81,7 +81,8 @@ pub fn preset(name: &str, c: usize, h: usize, w: usize) -> ImagePreset {
             lr: 1e-3,
             sample_every: 2_000,
         },
-        // mnist16 420 ms/step, emoji 490 ms/step at batch 64: 4,000 steps ≈ 30 min.
+        // emoji (3×16×16) ~110 ms/step at batch 64 on one core: 12,000
+        // steps ≈ 25 min; mnist16 a little less.
         _ => ImagePreset {
             net: unet(if h % 4 == 0 && w % 4 == 0 {
                 vec![16, 32, 32]
@@ -89,9 +90,9 @@ pub fn preset(name: &str, c: usize, h: usize, w: usize) -> ImagePreset {
                 vec![16, 32]
             }),
             batch: 64,
-            steps: 4_000,
+            steps: 12_000,
             lr: 2e-3,
-            sample_every: 500,
+            sample_every: 1_000,
         },
     }
 }
