@@ -31,9 +31,13 @@
 //! allocates (and frees) its packing buffer inside every call; there is no
 //! API to hand it one.
 
+use std::cell::RefCell;
+
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
+
+use super::kernel::{self, KernelB};
 
 /// A read-only strided matrix view over a slice: element `(i, j)` is
 /// `data[i * rs + j * cs]`.
@@ -94,9 +98,68 @@ impl<'a> MatRef<'a> {
 /// Minimum multiply-adds per rayon task before `gemm` splits the rows of `C`.
 const PAR_MIN_WORK: usize = 1 << 20;
 
+/// A `[k, n]` right-hand factor `B` prepared once for many products
+/// [`gemm_packed`]: in the AVX-512 kernel's panel layout
+/// ([`super::kernel::pack_b`]) when the CPU has AVX-512F, else as a plain
+/// row-major copy for the `matrixmultiply` fallback. The buffer is reused
+/// by later [`PackedB::pack`] calls (no allocation once it has grown).
+#[derive(Clone, Debug, Default)]
+pub struct PackedB {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+    /// `true`: kernel panel layout; `false`: row-major `[k, n]` copy.
+    panels: bool,
+}
+
+impl PackedB {
+    /// An empty packed factor (`0 × 0`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Overwrite with a packed copy of `b` (`[k, n]`, any strides).
+    pub fn pack(&mut self, b: MatRef) {
+        let (k, n) = (b.rows, b.cols);
+        self.k = k;
+        self.n = n;
+        self.panels = kernel::available();
+        if self.panels {
+            self.data.resize(kernel::packed_len(k, n), 0.0);
+            kernel::pack_b(b, &mut self.data);
+        } else {
+            self.data.resize(k * n, 0.0);
+            for (p, row) in self.data.chunks_exact_mut(n.max(1)).enumerate().take(k) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = b.data[p * b.rs + j * b.cs];
+                }
+            }
+        }
+    }
+
+    /// `k`, the rows of `B`.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// `n`, the columns of `B`.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+}
+
+thread_local! {
+    /// Packing buffer of [`gemm`] on this thread.
+    static PACK: RefCell<PackedB> = RefCell::new(PackedB::new());
+}
+
 /// `C = A·B` (`accumulate == false`) or `C = C + A·B` (`accumulate == true`),
 /// with `A: [m, k]`, `B: [k, n]` strided views and `C` a contiguous row-major
 /// `[m, n]` slice.
+///
+/// With AVX-512F, `B` is read in place when its columns are contiguous
+/// (`cs == 1`), else packed into this thread's reusable buffer first (as
+/// [`gemm_packed`]); without AVX-512F the product goes to `matrixmultiply`.
 ///
 /// When `parallel` is set and the product is large enough, the rows of `C`
 /// are split into one contiguous block per rayon thread; since each row is
@@ -109,6 +172,63 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
     if m == 0 || n == 0 {
         return;
     }
+    if kernel::available() && b.cs == 1 {
+        split_rows(a, n, c, parallel, |a, c| {
+            kernel::gemm_serial(a, KernelB::Rows(b), c, accumulate)
+        });
+        return;
+    }
+    if kernel::available() {
+        PACK.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut packed) => {
+                packed.pack(b);
+                gemm_packed(a, &packed, c, accumulate, parallel);
+            }
+            // Re-entered from a task stolen while this thread's buffer is
+            // in use: stay correct with a temporary one.
+            Err(_) => {
+                let mut packed = PackedB::new();
+                packed.pack(b);
+                gemm_packed(a, &packed, c, accumulate, parallel);
+            }
+        });
+        return;
+    }
+    split_rows(a, n, c, parallel, |a, c| gemm_serial(a, b, c, accumulate));
+}
+
+/// [`gemm`] with `B` already packed: `C = A·B` or `C = C + A·B`, `A: [m, k]`
+/// strided, `C: [m, n]` row-major. Row `i` of `C` is bit-identical to the
+/// same row computed by [`gemm`] in any batch and with any thread count.
+pub fn gemm_packed(a: MatRef, b: &PackedB, c: &mut [f32], accumulate: bool, parallel: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.n);
+    assert_eq!(b.k, k, "gemm_packed: inner dimensions differ");
+    assert_eq!(c.len(), m * n, "gemm_packed: C has the wrong length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    split_rows(a, n, c, parallel, |a, c| {
+        if b.panels {
+            let kb = KernelB::Packed {
+                data: &b.data,
+                k,
+                n,
+            };
+            kernel::gemm_serial(a, kb, c, accumulate);
+        } else {
+            gemm_serial(a, MatRef::row_major(&b.data, k, n), c, accumulate);
+        }
+    });
+}
+
+/// Run `f(A_rows, C_rows)` on contiguous row blocks of `A` and `C` (`[m, n]`):
+/// one block per rayon thread when `parallel` is set and the product is
+/// large enough, else one call on the whole matrix.
+fn split_rows<F>(a: MatRef, n: usize, c: &mut [f32], parallel: bool, f: F)
+where
+    F: Fn(MatRef, &mut [f32]) + Sync,
+{
+    let (m, k) = (a.rows, a.cols);
     let threads = if parallel {
         rayon::current_num_threads()
     } else {
@@ -117,7 +237,7 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
     let work = m * n * k.max(1);
     let tasks = threads.min(work / PAR_MIN_WORK).min(m / 8).max(1);
     if tasks <= 1 {
-        gemm_serial(a, b, c, accumulate);
+        f(a, c);
         return;
     }
     let rows_per = m.div_ceil(tasks);
@@ -126,7 +246,7 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
         .for_each(|(i, cc)| {
             let start = i * rows_per;
             let len = cc.len() / n;
-            gemm_serial(a.row_range(start, len), b, cc, accumulate);
+            f(a.row_range(start, len), cc);
         });
 }
 
