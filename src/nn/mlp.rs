@@ -81,7 +81,7 @@ impl MlpConfig {
         if self.hidden == 0 {
             return Err(Error::invalid("hidden", self.hidden, "at least 1"));
         }
-        if self.emb_dim == 0 || self.emb_dim % 2 != 0 {
+        if self.emb_dim == 0 || !self.emb_dim.is_multiple_of(2) {
             return Err(Error::invalid(
                 "emb_dim",
                 self.emb_dim,
@@ -469,7 +469,7 @@ impl Mlp {
         }
         let cur: &[f32] = if last == 0 {
             input
-        } else if (last - 1) % 2 == 0 {
+        } else if (last - 1).is_multiple_of(2) {
             buf_a
         } else {
             buf_b
