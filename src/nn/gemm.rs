@@ -1,35 +1,52 @@
 //! The one matrix multiply behind the network: `C = A·B` or `C += A·B`.
 //!
-//! Backend: ndarray's `general_mat_mul` (the `matrixmultiply` crate, no
-//! threading feature). Every element `C[i,j]` is accumulated over `k` in the
-//! same order whatever the number of rows `m` (no gemv path for small `m`,
-//! no `m`-dependent split of `k`), so row `i` of a product is bit-identical
-//! whether it is computed in a batch of 1, 7 or 512 rows.
+//! Backend, chosen at run time:
+//! - AVX-512F CPUs: our kernel ([`super::kernel`]): an 8×32 register tile
+//!   that broadcasts `A` straight from its strided location (no packing of
+//!   `A`), reads `B` in place when it is row-major and otherwise from a
+//!   packed panel copy; [`PackedB`] + [`gemm_packed`] let a caller pack a
+//!   fixed `B` once (the MLP keeps every layer's `Wᵀ` packed until its
+//!   parameters change). Every `C[i,j]` is one FMA chain over `p = 0..k` in
+//!   order (started from 0, or from `C[i,j]` when accumulating).
+//! - Other CPUs: ndarray's `general_mat_mul` (the `matrixmultiply` crate,
+//!   no threading feature), which packs both factors on every call.
 //!
-//! Measured against the `gemm` crate 0.19 (`Parallelism::None` / `Rayon(2)`)
-//! on this machine (AVX-512 EPYC, 2 cores, other jobs running), GFLOP/s:
+//! Either way, every element `C[i,j]` is accumulated over `k` in the same
+//! order whatever the number of rows `m` (no gemv path for small `m`, no
+//! `m`-dependent split of `k`), so row `i` of a product is bit-identical
+//! whether it is computed in a batch of 1, 7 or 512 rows. (The two backends
+//! round differently from each other; results are reproducible per CPU
+//! family.)
 //!
-//! | shape (m×k×n)                   | matrixmultiply | gemm 1 thr | gemm 2 thr |
-//! |---------------------------------|---------------:|-----------:|-----------:|
-//! | fwd  512×34×256                 |  76 |  98 |  84 |
-//! | fwd  512×256×256                |  93 | 108 | 103 |
-//! | fwd  512×256×2                  |  10 |  14 |  13 |
-//! | dW   256×512×34 (Aᵀ)            |  72 |  66 |  29 |
-//! | dW   256×512×256 (Aᵀ)           |  72 |  69 |  95 |
-//! | dW   2×512×256 (Aᵀ)             |  12 |  44 |  44 |
-//! | dX   512×256×256                |  87 |  83 |  99 |
-//! | dX   512×2×256                  |  21 |  38 |  37 |
+//! Measured on this machine (AVX-512 EPYC, Zen 4, 2 cores, other jobs
+//! running; `cargo run --release --example gemm_shapes`, best of 3×5 in one
+//! process), GFLOP/s, one thread:
 //!
-//! `gemm` is ~15% faster on the forward shapes but its row `i` changes with
-//! `m` (checked for m = 1, 7, 33 against m = 512), which breaks the
-//! batch-size determinism rule, so it is not used.
+//! | shape (m×k×n)                   | matrixmultiply | kernel, B packed per call / in place | kernel, B prepacked |
+//! |---------------------------------|---------------:|-----:|-----:|
+//! | fwd  512×34×256 (Bᵀ)            |  94 | 104 | 110 |
+//! | fwd  512×256×256 (Bᵀ)           |  94 | 104 | 110 |
+//! | fwd  512×256×2 (Bᵀ)             |   4 |  10 |  14 |
+//! | dW   256×512×34 (Aᵀ)            |  73 |  81 |  81 |
+//! | dW   256×512×256 (Aᵀ)           | 109 | 113 | 113 |
+//! | dW   2×512×256 (Aᵀ)             |   8 |  98 |  90 |
+//! | dX   512×256×256                |  98 | 114 | 112 |
+//! | dX   512×2×256                  |  26 |  65 |  67 |
+//!
+//! In the toy2d bench (`--threads 1`, runs alternated with the previous
+//! build): training 165 → 189 steps/s (median of 3; 68% → 79% of the
+//! `matrixmultiply` peak), sampling ≈ 1.35–1.45× the evaluations/s.
+//!
+//! Earlier, the `gemm` crate 0.19 was ~15% faster than `matrixmultiply` on
+//! the forward shapes, but its row `i` changes with `m` (checked for m = 1,
+//! 7, 33 against m = 512), which breaks the batch-size determinism rule.
 //!
 //! Because rows are independent, splitting `C` by rows across rayon threads
 //! gives bit-identical results for any thread count.
 //!
-//! Allocation: our callers pass preallocated buffers, but `matrixmultiply`
-//! allocates (and frees) its packing buffer inside every call; there is no
-//! API to hand it one.
+//! Allocation: with the kernel, none once this thread's packing buffer has
+//! grown; `matrixmultiply` allocates (and frees) its packing buffer inside
+//! every call, with no API to hand it one.
 
 use std::cell::RefCell;
 
