@@ -33,9 +33,11 @@
 //! | dX   512×256×256                |  98 | 114 | 112 |
 //! | dX   512×2×256                  |  26 |  65 |  67 |
 //!
-//! In the toy2d bench (`--threads 1`, runs alternated with the previous
-//! build): training 165 → 189 steps/s (median of 3; 68% → 79% of the
-//! `matrixmultiply` peak), sampling ≈ 1.35–1.45× the evaluations/s.
+//! In the toy2d bench (`--threads 1`, 3 runs alternated with the
+//! `matrixmultiply` build, medians): training 175 → 190 steps/s (1.09×;
+//! 73% → 78% of the `matrixmultiply` GEMM peak), DDPM 2.66e5 → 3.33e5
+//! evals/s (1.25×), Euler-Maruyama 2.75e5 → 3.36e5 (1.22×); an earlier,
+//! more loaded session gave 1.14× (training) and 1.35–1.45× (sampling).
 //!
 //! Earlier, the `gemm` crate 0.19 was ~15% faster than `matrixmultiply` on
 //! the forward shapes, but its row `i` changes with `m` (checked for m = 1,
