@@ -275,7 +275,7 @@ pub fn encode_safetensors(
         offset = end;
     }
     let mut json = serde_json::Value::Object(header).to_string().into_bytes();
-    while (8 + json.len()) % 8 != 0 {
+    while !(8 + json.len()).is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + offset);

@@ -84,7 +84,7 @@ pub fn preset(name: &str, c: usize, h: usize, w: usize) -> ImagePreset {
         // emoji (3×16×16) ~110 ms/step at batch 64 on one core: 12,000
         // steps ≈ 25 min; mnist16 a little less.
         _ => ImagePreset {
-            net: unet(if h % 4 == 0 && w % 4 == 0 {
+            net: unet(if h.is_multiple_of(4) && w.is_multiple_of(4) {
                 vec![16, 32, 32]
             } else {
                 vec![16, 32]

@@ -521,10 +521,12 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
             }
             Err(e) => return Err(e),
         }
-        if (trainer.step % block == 0 || trainer.step == opts.steps) && block_n > 0 {
+        if (trainer.step.is_multiple_of(block) || trainer.step == opts.steps) && block_n > 0 {
             curve.push((trainer.step, block_sum / block_n as f64));
             pb.set_message(format!("loss {:.4}", block_sum / block_n as f64));
-            if log_every.is_some_and(|k| trainer.step % k == 0 || trainer.step == opts.steps) {
+            if log_every
+                .is_some_and(|k| trainer.step.is_multiple_of(k) || trainer.step == opts.steps)
+            {
                 let secs = start.elapsed().as_secs_f64();
                 eprintln!(
                     "step {}/{} loss {:.4} {:.2} it/s {:.0} s",
@@ -539,12 +541,12 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
         }
         pb.inc(1);
         if let Some(dir) = &opts.out_dir {
-            if trainer.step % opts.checkpoint_every == 0 || trainer.step == opts.steps {
+            if trainer.step.is_multiple_of(opts.checkpoint_every) || trainer.step == opts.steps {
                 trainer.save_checkpoint(dir)?;
                 last_saved = Some(trainer.step);
             }
             let due = opts.sample_every > 0
-                && (trainer.step % opts.sample_every == 0 || trainer.step == opts.steps);
+                && (trainer.step.is_multiple_of(opts.sample_every) || trainer.step == opts.steps);
             if due && opts.data.image_shape().is_some() {
                 trainer.write_preview(dir)?;
             }

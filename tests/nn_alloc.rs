@@ -1,7 +1,8 @@
 //! Steady-state allocation count of inference and training.
 //!
-//! Our code allocates nothing once its buffers have grown; the GEMM backend
-//! (`matrixmultiply`) allocates one packing buffer per product, which it
+//! Our code allocates nothing once its buffers have grown (the AVX-512 GEMM
+//! kernel included); the fallback GEMM backend (`matrixmultiply`, on CPUs
+//! without AVX-512F) allocates one packing buffer per product, which it
 //! gives no way to supply. So the bound checked here is: at most one
 //! allocation per GEMM call (4 per inference block, 4 + 7 per training
 //! step of the SPEC network), and none anywhere else.

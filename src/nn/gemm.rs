@@ -1,39 +1,62 @@
 //! The one matrix multiply behind the network: `C = A·B` or `C += A·B`.
 //!
-//! Backend: ndarray's `general_mat_mul` (the `matrixmultiply` crate, no
-//! threading feature). Every element `C[i,j]` is accumulated over `k` in the
-//! same order whatever the number of rows `m` (no gemv path for small `m`,
-//! no `m`-dependent split of `k`), so row `i` of a product is bit-identical
-//! whether it is computed in a batch of 1, 7 or 512 rows.
+//! Backend, chosen at run time:
+//! - AVX-512F CPUs: our kernel ([`super::kernel`]): an 8×32 register tile
+//!   that broadcasts `A` straight from its strided location (no packing of
+//!   `A`), reads `B` in place when it is row-major and otherwise from a
+//!   packed panel copy; [`PackedB`] + [`gemm_packed`] let a caller pack a
+//!   fixed `B` once (the MLP keeps every layer's `Wᵀ` packed until its
+//!   parameters change). Every `C[i,j]` is one FMA chain over `p = 0..k` in
+//!   order (started from 0, or from `C[i,j]` when accumulating).
+//! - Other CPUs: ndarray's `general_mat_mul` (the `matrixmultiply` crate,
+//!   no threading feature), which packs both factors on every call.
 //!
-//! Measured against the `gemm` crate 0.19 (`Parallelism::None` / `Rayon(2)`)
-//! on this machine (AVX-512 EPYC, 2 cores, other jobs running), GFLOP/s:
+//! Either way, every element `C[i,j]` is accumulated over `k` in the same
+//! order whatever the number of rows `m` (no gemv path for small `m`, no
+//! `m`-dependent split of `k`), so row `i` of a product is bit-identical
+//! whether it is computed in a batch of 1, 7 or 512 rows. (The two backends
+//! round differently from each other; results are reproducible per CPU
+//! family.)
 //!
-//! | shape (m×k×n)                   | matrixmultiply | gemm 1 thr | gemm 2 thr |
-//! |---------------------------------|---------------:|-----------:|-----------:|
-//! | fwd  512×34×256                 |  76 |  98 |  84 |
-//! | fwd  512×256×256                |  93 | 108 | 103 |
-//! | fwd  512×256×2                  |  10 |  14 |  13 |
-//! | dW   256×512×34 (Aᵀ)            |  72 |  66 |  29 |
-//! | dW   256×512×256 (Aᵀ)           |  72 |  69 |  95 |
-//! | dW   2×512×256 (Aᵀ)             |  12 |  44 |  44 |
-//! | dX   512×256×256                |  87 |  83 |  99 |
-//! | dX   512×2×256                  |  21 |  38 |  37 |
+//! Measured on this machine (AVX-512 EPYC, Zen 4, 2 cores, other jobs
+//! running; `cargo run --release --example gemm_shapes`, best of 3×5 in one
+//! process), GFLOP/s, one thread:
 //!
-//! `gemm` is ~15% faster on the forward shapes but its row `i` changes with
-//! `m` (checked for m = 1, 7, 33 against m = 512), which breaks the
-//! batch-size determinism rule, so it is not used.
+//! | shape (m×k×n)                   | matrixmultiply | kernel, B packed per call / in place | kernel, B prepacked |
+//! |---------------------------------|---------------:|-----:|-----:|
+//! | fwd  512×34×256 (Bᵀ)            |  94 | 104 | 110 |
+//! | fwd  512×256×256 (Bᵀ)           |  94 | 104 | 110 |
+//! | fwd  512×256×2 (Bᵀ)             |   4 |  10 |  14 |
+//! | dW   256×512×34 (Aᵀ)            |  73 |  81 |  81 |
+//! | dW   256×512×256 (Aᵀ)           | 109 | 113 | 113 |
+//! | dW   2×512×256 (Aᵀ)             |   8 |  98 |  90 |
+//! | dX   512×256×256                |  98 | 114 | 112 |
+//! | dX   512×2×256                  |  26 |  65 |  67 |
+//!
+//! In the toy2d bench (`--threads 1`, 3 runs alternated with the
+//! `matrixmultiply` build, medians): training 175 → 190 steps/s (1.09×;
+//! 73% → 78% of the `matrixmultiply` GEMM peak), DDPM 2.66e5 → 3.33e5
+//! evals/s (1.25×), Euler-Maruyama 2.75e5 → 3.36e5 (1.22×); an earlier,
+//! more loaded session gave 1.14× (training) and 1.35–1.45× (sampling).
+//!
+//! Earlier, the `gemm` crate 0.19 was ~15% faster than `matrixmultiply` on
+//! the forward shapes, but its row `i` changes with `m` (checked for m = 1,
+//! 7, 33 against m = 512), which breaks the batch-size determinism rule.
 //!
 //! Because rows are independent, splitting `C` by rows across rayon threads
 //! gives bit-identical results for any thread count.
 //!
-//! Allocation: our callers pass preallocated buffers, but `matrixmultiply`
-//! allocates (and frees) its packing buffer inside every call; there is no
-//! API to hand it one.
+//! Allocation: with the kernel, none once this thread's packing buffer has
+//! grown; `matrixmultiply` allocates (and frees) its packing buffer inside
+//! every call, with no API to hand it one.
+
+use std::cell::RefCell;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
+
+use super::kernel::{self, KernelB};
 
 /// A read-only strided matrix view over a slice: element `(i, j)` is
 /// `data[i * rs + j * cs]`.
@@ -94,9 +117,68 @@ impl<'a> MatRef<'a> {
 /// Minimum multiply-adds per rayon task before `gemm` splits the rows of `C`.
 const PAR_MIN_WORK: usize = 1 << 20;
 
+/// A `[k, n]` right-hand factor `B` prepared once for many products
+/// [`gemm_packed`]: in the AVX-512 kernel's panel layout
+/// ([`super::kernel::pack_b`]) when the CPU has AVX-512F, else as a plain
+/// row-major copy for the `matrixmultiply` fallback. The buffer is reused
+/// by later [`PackedB::pack`] calls (no allocation once it has grown).
+#[derive(Clone, Debug, Default)]
+pub struct PackedB {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+    /// `true`: kernel panel layout; `false`: row-major `[k, n]` copy.
+    panels: bool,
+}
+
+impl PackedB {
+    /// An empty packed factor (`0 × 0`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Overwrite with a packed copy of `b` (`[k, n]`, any strides).
+    pub fn pack(&mut self, b: MatRef) {
+        let (k, n) = (b.rows, b.cols);
+        self.k = k;
+        self.n = n;
+        self.panels = kernel::available();
+        if self.panels {
+            self.data.resize(kernel::packed_len(k, n), 0.0);
+            kernel::pack_b(b, &mut self.data);
+        } else {
+            self.data.resize(k * n, 0.0);
+            for (p, row) in self.data.chunks_exact_mut(n.max(1)).enumerate().take(k) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = b.data[p * b.rs + j * b.cs];
+                }
+            }
+        }
+    }
+
+    /// `k`, the rows of `B`.
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// `n`, the columns of `B`.
+    pub fn cols(&self) -> usize {
+        self.n
+    }
+}
+
+thread_local! {
+    /// Packing buffer of [`gemm`] on this thread.
+    static PACK: RefCell<PackedB> = RefCell::new(PackedB::new());
+}
+
 /// `C = A·B` (`accumulate == false`) or `C = C + A·B` (`accumulate == true`),
 /// with `A: [m, k]`, `B: [k, n]` strided views and `C` a contiguous row-major
 /// `[m, n]` slice.
+///
+/// With AVX-512F, `B` is read in place when its columns are contiguous
+/// (`cs == 1`), else packed into this thread's reusable buffer first (as
+/// [`gemm_packed`]); without AVX-512F the product goes to `matrixmultiply`.
 ///
 /// When `parallel` is set and the product is large enough, the rows of `C`
 /// are split into one contiguous block per rayon thread; since each row is
@@ -109,6 +191,63 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
     if m == 0 || n == 0 {
         return;
     }
+    if kernel::available() && b.cs == 1 {
+        split_rows(a, n, c, parallel, |a, c| {
+            kernel::gemm_serial(a, KernelB::Rows(b), c, accumulate)
+        });
+        return;
+    }
+    if kernel::available() {
+        PACK.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut packed) => {
+                packed.pack(b);
+                gemm_packed(a, &packed, c, accumulate, parallel);
+            }
+            // Re-entered from a task stolen while this thread's buffer is
+            // in use: stay correct with a temporary one.
+            Err(_) => {
+                let mut packed = PackedB::new();
+                packed.pack(b);
+                gemm_packed(a, &packed, c, accumulate, parallel);
+            }
+        });
+        return;
+    }
+    split_rows(a, n, c, parallel, |a, c| gemm_serial(a, b, c, accumulate));
+}
+
+/// [`gemm`] with `B` already packed: `C = A·B` or `C = C + A·B`, `A: [m, k]`
+/// strided, `C: [m, n]` row-major. Row `i` of `C` is bit-identical to the
+/// same row computed by [`gemm`] in any batch and with any thread count.
+pub fn gemm_packed(a: MatRef, b: &PackedB, c: &mut [f32], accumulate: bool, parallel: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.n);
+    assert_eq!(b.k, k, "gemm_packed: inner dimensions differ");
+    assert_eq!(c.len(), m * n, "gemm_packed: C has the wrong length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    split_rows(a, n, c, parallel, |a, c| {
+        if b.panels {
+            let kb = KernelB::Packed {
+                data: &b.data,
+                k,
+                n,
+            };
+            kernel::gemm_serial(a, kb, c, accumulate);
+        } else {
+            gemm_serial(a, MatRef::row_major(&b.data, k, n), c, accumulate);
+        }
+    });
+}
+
+/// Run `f(A_rows, C_rows)` on contiguous row blocks of `A` and `C` (`[m, n]`):
+/// one block per rayon thread when `parallel` is set and the product is
+/// large enough, else one call on the whole matrix.
+fn split_rows<F>(a: MatRef, n: usize, c: &mut [f32], parallel: bool, f: F)
+where
+    F: Fn(MatRef, &mut [f32]) + Sync,
+{
+    let (m, k) = (a.rows, a.cols);
     let threads = if parallel {
         rayon::current_num_threads()
     } else {
@@ -117,7 +256,7 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
     let work = m * n * k.max(1);
     let tasks = threads.min(work / PAR_MIN_WORK).min(m / 8).max(1);
     if tasks <= 1 {
-        gemm_serial(a, b, c, accumulate);
+        f(a, c);
         return;
     }
     let rows_per = m.div_ceil(tasks);
@@ -126,7 +265,7 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
         .for_each(|(i, cc)| {
             let start = i * rows_per;
             let len = cc.len() / n;
-            gemm_serial(a.row_range(start, len), b, cc, accumulate);
+            f(a.row_range(start, len), cc);
         });
 }
 

@@ -232,7 +232,7 @@ impl Graph {
     ) -> usize {
         let n = self.nodes[src].clone();
         assert!(
-            groups >= 1 && n.c % groups == 0,
+            groups >= 1 && n.c.is_multiple_of(groups),
             "groups must divide channels"
         );
         let g = self.param(format!("{name}.weight"), vec![n.c], inits, Init::Const(1.0));

@@ -20,7 +20,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::embed::time_embedding;
-use super::layers::{bias_add, bias_silu, linear_backward, linear_nobias, silu_backward};
+use super::gemm::{gemm_packed, MatRef, PackedB};
+use super::layers::{bias_add, bias_silu, linear_backward, silu_backward};
+use super::packcache::{PackCache, Packs};
 use crate::error::{Error, Result};
 
 fn default_hidden() -> usize {
@@ -79,7 +81,7 @@ impl MlpConfig {
         if self.hidden == 0 {
             return Err(Error::invalid("hidden", self.hidden, "at least 1"));
         }
-        if self.emb_dim == 0 || self.emb_dim % 2 != 0 {
+        if self.emb_dim == 0 || !self.emb_dim.is_multiple_of(2) {
             return Err(Error::invalid(
                 "emb_dim",
                 self.emb_dim,
@@ -182,6 +184,9 @@ pub struct Mlp {
     cfg: MlpConfig,
     layers: Vec<LayerShape>,
     params: Vec<f32>,
+    /// `W_lᵀ` of every layer packed for [`gemm_packed`] (inference and the
+    /// training forward), rebuilt on first use after the parameters change.
+    packed: PackCache,
 }
 
 impl Mlp {
@@ -213,6 +218,7 @@ impl Mlp {
             cfg,
             layers,
             params: vec![0.0; total],
+            packed: PackCache::default(),
         })
     }
 
@@ -248,6 +254,7 @@ impl Mlp {
 
     /// All parameters in the flat layout, for an optimiser update.
     pub fn params_mut(&mut self) -> &mut [f32] {
+        self.packed.invalidate();
         &mut self.params
     }
 
@@ -302,6 +309,7 @@ impl Mlp {
         let mut flat = self.params.clone();
         write_named_into(self, &mut flat, tensors).map_err(Error::Mismatch)?;
         self.params = flat;
+        self.packed.invalidate();
         Ok(())
     }
 
@@ -357,9 +365,32 @@ impl Mlp {
     /// `BLOCK_ROWS`, so the split is independent of thread count) and run the
     /// halves with `rayon::join`.
     fn forward_split(&self, x: ArrayView2<f32>, t: Times, out: ArrayViewMut2<f32>) {
+        let packs = self.packed_weights();
+        self.forward_split_in(&packs, x, t, out);
+    }
+
+    /// Each layer's `W_lᵀ` (`[fan_in, fan_out]`) packed for [`gemm_packed`],
+    /// rebuilt here if the parameters changed since the last call.
+    fn packed_weights(&self) -> Packs<'_> {
+        self.packed.get(|packs| {
+            packs.resize_with(self.layers.len(), PackedB::new);
+            for (pack, layer) in packs.iter_mut().zip(&self.layers) {
+                let w = &self.params[layer.w_range()];
+                pack.pack(MatRef::transposed(w, layer.fan_in, layer.fan_out));
+            }
+        })
+    }
+
+    fn forward_split_in(
+        &self,
+        packs: &[PackedB],
+        x: ArrayView2<f32>,
+        t: Times,
+        out: ArrayViewMut2<f32>,
+    ) {
         let n = x.nrows();
         if n <= BLOCK_ROWS {
-            self.forward_block(x, t, out);
+            self.forward_block(packs, x, t, out);
             return;
         }
         let blocks = n.div_ceil(BLOCK_ROWS);
@@ -368,8 +399,8 @@ impl Mlp {
         let (t0, t1) = t.split_at(mid);
         let (o0, o1) = out.split_at(Axis(0), mid);
         rayon::join(
-            || self.forward_split(x0, t0, o0),
-            || self.forward_split(x1, t1, o1),
+            || self.forward_split_in(packs, x0, t0, o0),
+            || self.forward_split_in(packs, x1, t1, o1),
         );
     }
 
@@ -379,26 +410,33 @@ impl Mlp {
     }
 
     /// One serial pass over ≤ BLOCK_ROWS rows using this thread's workspace.
-    fn forward_block(&self, x: ArrayView2<f32>, t: Times, out: ArrayViewMut2<f32>) {
+    fn forward_block(
+        &self,
+        packs: &[PackedB],
+        x: ArrayView2<f32>,
+        t: Times,
+        out: ArrayViewMut2<f32>,
+    ) {
         let need = self.block_workspace_len(x.nrows());
         WORKSPACE.with(|cell| match cell.try_borrow_mut() {
             Ok(mut ws) => {
                 if ws.len() < need {
                     ws.resize(need, 0.0);
                 }
-                self.forward_block_in(x, t, out, &mut ws[..need]);
+                self.forward_block_in(packs, x, t, out, &mut ws[..need]);
             }
             // Only reachable if a caller re-enters from inside a block; stay
             // correct with a temporary buffer rather than panic.
             Err(_) => {
                 let mut ws = vec![0.0; need];
-                self.forward_block_in(x, t, out, &mut ws);
+                self.forward_block_in(packs, x, t, out, &mut ws);
             }
         });
     }
 
     fn forward_block_in(
         &self,
+        packs: &[PackedB],
         x: ArrayView2<f32>,
         t: Times,
         mut out: ArrayViewMut2<f32>,
@@ -425,34 +463,27 @@ impl Mlp {
                 (&*buf_b, &mut *buf_a)
             };
             let z = &mut dst[..rows * layer.fan_out];
-            linear_nobias(
-                &src[..rows * layer.fan_in],
-                rows,
-                &self.params[layer.w_range()],
-                layer.fan_out,
-                z,
-                false,
-            );
+            let a = MatRef::row_major(&src[..rows * layer.fan_in], rows, layer.fan_in);
+            gemm_packed(a, &packs[l], z, false, false);
             bias_silu(z, &self.params[layer.b_range()], None);
         }
         let cur: &[f32] = if last == 0 {
             input
-        } else if (last - 1) % 2 == 0 {
+        } else if (last - 1).is_multiple_of(2) {
             buf_a
         } else {
             buf_b
         };
         let layer = &self.layers[last];
-        let w = &self.params[layer.w_range()];
         let b = &self.params[layer.b_range()];
-        let cur_len = rows * layer.fan_in;
+        let a = MatRef::row_major(&cur[..rows * layer.fan_in], rows, layer.fan_in);
         match out.as_slice_mut() {
             Some(o) => {
-                linear_nobias(&cur[..cur_len], rows, w, d, o, false);
+                gemm_packed(a, &packs[last], o, false, false);
                 bias_add(o, b);
             }
             None => {
-                linear_nobias(&cur[..cur_len], rows, w, d, out_tmp, false);
+                gemm_packed(a, &packs[last], out_tmp, false, false);
                 bias_add(out_tmp, b);
                 for (mut orow, src) in out.rows_mut().into_iter().zip(out_tmp.chunks_exact(d)) {
                     for (o, &s) in orow.iter_mut().zip(src) {
@@ -476,19 +507,14 @@ impl Mlp {
         let d = self.cfg.data_dim;
         let in0 = self.cfg.input_dim();
         par_fill_input(x, t, &mut cache.input, in0, d);
+        let packs = self.packed_weights();
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let (done, todo) = cache.act.split_at_mut(l);
             let a_in: &[f32] = if l == 0 { &cache.input } else { &done[l - 1] };
             let z = &mut todo[0];
-            linear_nobias(
-                a_in,
-                rows,
-                &self.params[layer.w_range()],
-                layer.fan_out,
-                z,
-                true,
-            );
+            let a = MatRef::row_major(a_in, rows, layer.fan_in);
+            gemm_packed(a, &packs[l], z, false, true);
             par_bias_silu(z, &self.params[layer.b_range()], &mut cache.sig[l]);
         }
         let layer = &self.layers[last];
@@ -497,14 +523,8 @@ impl Mlp {
         } else {
             &cache.act[last - 1]
         };
-        linear_nobias(
-            a_in,
-            rows,
-            &self.params[layer.w_range()],
-            d,
-            &mut cache.out,
-            true,
-        );
+        let a = MatRef::row_major(a_in, rows, layer.fan_in);
+        gemm_packed(a, &packs[last], &mut cache.out, false, true);
         bias_add(&mut cache.out, &self.params[layer.b_range()]);
     }
 

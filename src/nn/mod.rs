@@ -5,15 +5,19 @@
 //!   flat parameter vector, inference and training (forward + backward).
 //! - [`layers`]: Linear / SiLU kernels and their derivatives.
 //! - [`gemm`]: the single matrix-multiply entry point.
+//! - [`kernel`]: its AVX-512F micro-kernel (A read in place, B packed).
+//! - [`packcache`]: per-layer packed weights, rebuilt after a change.
 //! - [`optim`]: Adam and the parameter EMA.
 //! - [`io`]: atomic `.safetensors` save / checked load.
 
 pub mod embed;
 pub mod gemm;
 pub mod io;
+pub mod kernel;
 pub mod layers;
 pub mod mlp;
 pub mod optim;
+pub mod packcache;
 
 pub use embed::time_embedding;
 pub use io::{check_tensors, load_mlp, load_tensors, save_mlp, save_tensors, TensorFile};

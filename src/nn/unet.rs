@@ -115,7 +115,7 @@ impl UNetConfig {
         if !(1..=8).contains(&self.res_blocks) {
             return Err(Error::invalid("res_blocks", self.res_blocks, "1..=8"));
         }
-        if self.emb_dim == 0 || self.emb_dim % 2 != 0 || self.emb_dim > 4096 {
+        if self.emb_dim == 0 || !self.emb_dim.is_multiple_of(2) || self.emb_dim > 4096 {
             return Err(Error::invalid(
                 "emb_dim",
                 self.emb_dim,
@@ -134,7 +134,7 @@ impl UNetConfig {
     fn groups_for(&self, c: usize) -> usize {
         (1..=self.groups.min(c))
             .rev()
-            .find(|g| c % g == 0)
+            .find(|g| c.is_multiple_of(*g))
             .unwrap_or(1)
     }
 

@@ -130,7 +130,7 @@ struct Recorder {
 impl Recorder {
     fn offer(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {
         let Some(every) = self.every else { return };
-        if self.rows == 0 || !(step % every == 0 || step == n_steps) {
+        if self.rows == 0 || !(step.is_multiple_of(every) || step == n_steps) {
             return;
         }
         self.times.push(t);

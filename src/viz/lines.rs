@@ -227,7 +227,7 @@ fn log_ticks((lo, hi): (f64, f64)) -> (Vec<f64>, Vec<f64>) {
     let step = decades.len().div_ceil(8).max(1);
     let mut bold: Vec<f64> = decades
         .iter()
-        .filter(|&&d| (d - d0) as usize % step == 0)
+        .filter(|&&d| ((d - d0) as usize).is_multiple_of(step))
         .map(|&d| 10f64.powi(d))
         .collect();
     let multiples = |ms: &[f64]| -> Vec<f64> {

@@ -1,0 +1,410 @@
+//! AVX-512F GEMM kernel: `C = A·B` or `C += A·B` with `A` read in place
+//! (any strides, no packing) and `B` pre-packed into column panels.
+//!
+//! Register tile: `MR = 8` rows × `NR = 32` columns = 16 zmm accumulators.
+//! For each `p = 0, 1, …, k−1` in turn the kernel loads the panel row
+//! `B[p, j0..j0+32]` (two zmm), broadcasts `A[i, p]` for each of the tile's
+//! rows straight from `A`'s memory, and does one FMA per accumulator:
+//!
+//! ```text
+//!   c_ij ← 0 (or C[i,j] when accumulating);  for p = 0..k: c_ij ← fma(A[i,p], B[p,j], c_ij);  C[i,j] ← c_ij
+//! ```
+//!
+//! `k` is never split, and every element goes through exactly this chain
+//! whatever tile, edge tile (fewer rows, masked columns), row block or
+//! thread it lands in, so row `i` of `C` is bit-identical for any `m` and
+//! any split of the rows.
+//!
+//! Packed layout of `B: [k, n]` (see [`pack_b`]): columns in panels of
+//! `NR = 32` starting at `j0 = 0, 32, …`; the last panel is `16` or `32`
+//! wide (the remaining columns rounded up to a multiple of 16, zero
+//! padded). The panel at `j0` with width `w` starts at offset `j0·k` and
+//! holds `B[p, j0 + jj]` at `j0·k + p·w + jj`; the whole buffer is
+//! [`packed_len`]`(k, n) = k·⌈n/16⌉·16` floats.
+
+use super::gemm::MatRef;
+
+/// Rows of the register tile.
+pub const MR: usize = 8;
+/// Columns of a packed panel (two 16-lane vectors).
+pub const NR: usize = 32;
+const LANES: usize = 16;
+
+/// Whether this CPU can run the kernel (x86-64 with AVX-512F, detected at
+/// run time; the answer is cached by `std`).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Floats in the packed form of a `[k, n]` matrix: `k·⌈n/16⌉·16`.
+pub fn packed_len(k: usize, n: usize) -> usize {
+    k * n.div_ceil(LANES) * LANES
+}
+
+/// Width of the panel starting at column `j0`: `min(32, ⌈(n − j0)/16⌉·16)`.
+fn panel_width(n: usize, j0: usize) -> usize {
+    NR.min((n - j0).div_ceil(LANES) * LANES)
+}
+
+/// Pack `B: [k, n]` (any strides) into `out[..packed_len(k, n)]` in the
+/// panel layout of the module docs (padding columns set to 0).
+pub fn pack_b(b: MatRef, out: &mut [f32]) {
+    let (k, n) = (b.rows, b.cols);
+    let out = &mut out[..packed_len(k, n)];
+    for j0 in (0..n).step_by(NR) {
+        let w = panel_width(n, j0);
+        let cols = w.min(n - j0);
+        let panel = &mut out[j0 * k..j0 * k + k * w];
+        if b.cs == 1 {
+            for (p, dst) in panel.chunks_exact_mut(w).enumerate() {
+                let src = &b.data[p * b.rs + j0..p * b.rs + j0 + cols];
+                dst[..cols].copy_from_slice(src);
+                dst[cols..].fill(0.0);
+            }
+        } else {
+            // Walk each column of B contiguously when B is a transpose.
+            for jj in 0..w {
+                if jj < cols {
+                    let base = (j0 + jj) * b.cs;
+                    for p in 0..k {
+                        panel[p * w + jj] = b.data[base + p * b.rs];
+                    }
+                } else {
+                    for p in 0..k {
+                        panel[p * w + jj] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The right-hand factor `B: [k, n]` as the kernel reads it.
+#[derive(Clone, Copy, Debug)]
+pub enum KernelB<'a> {
+    /// Packed by [`pack_b`] from a `[k, n]` matrix (`data` holds at least
+    /// [`packed_len`]`(k, n)` floats).
+    Packed { data: &'a [f32], k: usize, n: usize },
+    /// Read in place from a view with unit column stride (`cs == 1`): row
+    /// `p` of a panel is `B[p, j0..j0+32]`, loaded with its tail masked.
+    Rows(MatRef<'a>),
+}
+
+impl KernelB<'_> {
+    /// `(k, n)`.
+    pub fn shape(&self) -> (usize, usize) {
+        match *self {
+            KernelB::Packed { k, n, .. } => (k, n),
+            KernelB::Rows(b) => (b.rows, b.cols),
+        }
+    }
+}
+
+/// Largest element offset of a strided `[rows, cols]` view, `None` when
+/// empty or when it overflows.
+fn last_offset(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return None;
+    }
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)
+}
+
+/// `C = A·B` (or `C += A·B`, the FMA chain of every element starting from
+/// its old value) on the current thread, `A: [m, k]` strided, `B: [k, n]`
+/// packed or row-major in place, `C: [m, n]` contiguous row-major.
+///
+/// Panics if the CPU lacks AVX-512F, or if a view does not fit its slice.
+pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], accumulate: bool) {
+    let (m, k) = (a.rows, a.cols);
+    let (kb, n) = b.shape();
+    assert!(available(), "kernel::gemm_serial needs AVX-512F");
+    assert_eq!(kb, k, "kernel: inner dimensions differ");
+    assert_eq!(c.len(), m * n, "kernel: C has the wrong length");
+    if m > 0 && k > 0 {
+        let last = last_offset(m, k, a.rs, a.cs);
+        assert!(
+            last.is_some_and(|l| l < a.data.len()),
+            "kernel: A does not fit its slice"
+        );
+    }
+    match b {
+        KernelB::Packed { data, .. } => {
+            assert!(data.len() >= packed_len(k, n), "kernel: packed B too short")
+        }
+        KernelB::Rows(v) => {
+            assert_eq!(v.cs, 1, "kernel: in-place B needs unit column stride");
+            if k > 0 && n > 0 {
+                let last = last_offset(k, n, v.rs, 1);
+                assert!(
+                    last.is_some_and(|l| l < v.data.len()),
+                    "kernel: B does not fit its slice"
+                );
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    for i0 in (0..m).step_by(MR) {
+        let rows = MR.min(m - i0);
+        for j0 in (0..n).step_by(NR) {
+            let w = panel_width(n, j0);
+            // Columns in the panel's last 16-lane vector (1..=16).
+            let tail = (n - j0 - (w - LANES)).min(LANES);
+            let mask = if tail >= LANES {
+                u16::MAX
+            } else {
+                (1u16 << tail) - 1
+            };
+            let (bptr, ldb) = match b {
+                KernelB::Packed { data, .. } => (data.as_ptr().wrapping_add(j0 * k), w),
+                KernelB::Rows(v) => (v.data.as_ptr().wrapping_add(j0), v.rs),
+            };
+            // SAFETY: AVX-512F is present (asserted above). For r < rows
+            // and p < k, A[i0 + r, p] lies inside A's slice (checked above).
+            // Panel row p at bptr + p·ldb: packed, it is one of the k rows
+            // of w floats of the panel at j0·k, inside packed_len(k, n);
+            // in place, lanes j0 + jj < n of row p lie inside B's slice
+            // (checked above) and the last vector is loaded under `mask`.
+            // C rows i0..i0+rows, columns j0 + jj < n (the last vector
+            // masked) lie inside `c` (len m·n).
+            unsafe {
+                avx512::tile_dispatch(
+                    rows,
+                    w / LANES,
+                    k,
+                    a.data.as_ptr().wrapping_add(i0 * a.rs),
+                    a.rs,
+                    a.cs,
+                    bptr,
+                    ldb,
+                    c.as_mut_ptr().add(i0 * n + j0),
+                    n,
+                    mask,
+                    accumulate,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Call [`tile`] with `R = rows` (1..=8) and `V = vecs` (1 or 2).
+    ///
+    /// # Safety
+    /// As for [`tile`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) unsafe fn tile_dispatch(
+        rows: usize,
+        vecs: usize,
+        k: usize,
+        a: *const f32,
+        rs: usize,
+        cs: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        mask: u16,
+        acc: bool,
+    ) {
+        macro_rules! go {
+            ($r:literal) => {
+                if vecs == 2 {
+                    tile::<$r, 2>(k, a, rs, cs, b, ldb, c, ldc, mask, acc)
+                } else {
+                    tile::<$r, 1>(k, a, rs, cs, b, ldb, c, ldc, mask, acc)
+                }
+            };
+        }
+        match rows {
+            8 => go!(8),
+            7 => go!(7),
+            6 => go!(6),
+            5 => go!(5),
+            4 => go!(4),
+            3 => go!(3),
+            2 => go!(2),
+            _ => go!(1),
+        }
+    }
+
+    /// One `R × 16V` tile: `c_rj = fma(A[r,p], B[p,j], c_rj)` for p = 0..k
+    /// in order, from 0 (or from C when `acc`), then stored to C; the last
+    /// of the `V` vectors is loaded/stored under `mask`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `a + r·rs + p·cs` must be readable for
+    /// r < R, p < k; `b + p·ldb + j` readable and `c + r·ldc + j` writable
+    /// for r < R, p < k and j < 16(V−1) plus the lanes set in `mask` of the
+    /// last vector.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile<const R: usize, const V: usize>(
+        k: usize,
+        a: *const f32,
+        rs: usize,
+        cs: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        mask: u16,
+        acc: bool,
+    ) {
+        let lane_mask = |v: usize| if v + 1 == V { mask } else { u16::MAX };
+        let mut t = [[_mm512_setzero_ps(); V]; R];
+        if acc {
+            for (r, row) in t.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm512_maskz_loadu_ps(lane_mask(v), c.add(r * ldc + 16 * v));
+                }
+            }
+        }
+        let mut ap = a;
+        let mut bp = b;
+        for _ in 0..k {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_ps(lane_mask(v), bp.add(16 * v));
+            }
+            for (r, row) in t.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r * rs));
+                for (x, &bb) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(av, bb, *x);
+                }
+            }
+            ap = ap.wrapping_add(cs);
+            bp = bp.wrapping_add(ldb);
+        }
+        for (r, row) in t.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                _mm512_mask_storeu_ps(c.add(r * ldc + 16 * v), lane_mask(v), x);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: MatRef, b: MatRef) -> Vec<f64> {
+        let mut c = vec![0.0; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                for p in 0..a.cols {
+                    c[i * b.cols + j] +=
+                        a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+            }
+        }
+        c
+    }
+
+    fn view(data: &[f32], rows: usize, cols: usize, trans: bool) -> MatRef<'_> {
+        if trans {
+            MatRef::transposed(data, rows, cols)
+        } else {
+            MatRef::row_major(data, rows, cols)
+        }
+    }
+
+    /// Small integers: every product and partial sum is exact in f32, so
+    /// the kernel must match the f64 product exactly.
+    fn check(m: usize, k: usize, n: usize) {
+        let av: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 17) as f32) - 8.0).collect();
+        let bv: Vec<f32> = (0..k * n).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+        let mut bp = vec![f32::NAN; packed_len(k, n)];
+        for at in [false, true] {
+            for bt in [false, true] {
+                let (a, b) = (view(&av, m, k, at), view(&bv, k, n, bt));
+                let want = naive(a, b);
+                pack_b(b, &mut bp);
+                let packed = KernelB::Packed { data: &bp, k, n };
+                let forms = if bt {
+                    vec![packed]
+                } else {
+                    vec![packed, KernelB::Rows(b)]
+                };
+                for kb in forms {
+                    let mut c = vec![f32::NAN; m * n];
+                    gemm_serial(a, kb, &mut c, false);
+                    for (x, y) in c.iter().zip(&want) {
+                        assert_eq!(*x as f64, *y, "m={m} k={k} n={n} at={at} bt={bt} {kb:?}");
+                    }
+                    gemm_serial(a, kb, &mut c, true);
+                    for (x, y) in c.iter().zip(&want) {
+                        assert_eq!(*x as f64, 2.0 * *y, "accumulate m={m} k={k} n={n}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_matches_naive_on_odd_and_real_shapes() {
+        if !available() {
+            return;
+        }
+        for m in (1..40).step_by(3) {
+            for k in (1..40).step_by(4) {
+                for n in 1..40 {
+                    check(m, k, n);
+                }
+            }
+        }
+        for k in [0, 1, 2, 33, 34] {
+            check(9, k, 17);
+        }
+        for (m, k, n) in [
+            (37, 34, 256),
+            (37, 256, 256),
+            (37, 256, 2),
+            (256, 40, 34),
+            (2, 40, 256),
+            (37, 2, 256),
+        ] {
+            check(m, k, n);
+        }
+    }
+
+    /// Row i of a product is the same bits whatever rows surround it.
+    #[test]
+    fn rows_do_not_depend_on_m() {
+        if !available() {
+            return;
+        }
+        let (m, k, n) = (53, 256, 70);
+        let av: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.377).sin()).collect();
+        let bv: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.191).cos()).collect();
+        let mut bp = vec![0.0; packed_len(k, n)];
+        pack_b(MatRef::transposed(&bv, k, n), &mut bp);
+        let packed = KernelB::Packed { data: &bp, k, n };
+        let mut full = vec![0.0; m * n];
+        gemm_serial(MatRef::row_major(&av, m, k), packed, &mut full, false);
+        // In place from a row-major copy of B: the same bits.
+        let rows: Vec<f32> = (0..k * n).map(|i| bv[(i % n) * k + i / n]).collect();
+        let mut inplace = vec![0.0; m * n];
+        let b_rows = KernelB::Rows(MatRef::row_major(&rows, k, n));
+        gemm_serial(MatRef::row_major(&av, m, k), b_rows, &mut inplace, false);
+        assert_eq!(inplace, full);
+        for (start, len) in [(0, 1), (5, 7), (9, 1), (46, 7), (1, 52)] {
+            let a = MatRef::row_major(&av[start * k..], len, k);
+            let mut part = vec![0.0; len * n];
+            gemm_serial(a, packed, &mut part, false);
+            assert_eq!(part, full[start * n..(start + len) * n]);
+        }
+    }
+}
