@@ -1,9 +1,10 @@
 //! SPEC.md toy2d throughput benchmark (`cargo bench --bench toy2d`).
 //!
 //! Prints, per rayon thread count (pools built in-process):
-//! - GEMM peak: `matrixmultiply::sgemm` on 512x256x256 and 1024^3; at 2
-//!   threads the rows of C are split in halves with `rayon::join`, as the
-//!   network's own GEMM does;
+//! - GEMM peak: the best of `matrixmultiply::sgemm` and the network's own
+//!   GEMM (`scoresde::nn::gemm`, AVX-512 kernel where available) on
+//!   512x256x256 and 1024^3; at 2 threads the rows of C are split in halves
+//!   (`rayon::join` for matrixmultiply, the GEMM's own row split for ours);
 //! - training steps/s (Trainer::train_step: data draw, forward, backward,
 //!   Adam, EMA; batch 512; 2,000 timed steps after 100 warm-up), with the
 //!   achieved GEMM GFLOP/s (network FLOPs only) and its fraction of the peak;
@@ -133,21 +134,43 @@ fn sgemm_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize,
     );
 }
 
-/// GFLOP/s of sgemm m×k×n split over `threads`, best of 5 timed repeats.
-fn gemm_gflops(m: usize, k: usize, n: usize, threads: usize) -> f64 {
+/// The GEMM whose speed is measured as the machine's peak.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// `matrixmultiply::sgemm`, rows split over `threads` with `rayon::join`.
+    MatrixMultiply,
+    /// The network's own `scoresde::nn::gemm::gemm` (row-major B read in
+    /// place; rows split over the current rayon pool).
+    Own,
+}
+
+/// GFLOP/s of C = A·B (m×k×n, row-major) with `backend` over `threads`,
+/// best of 5 timed repeats.
+fn gemm_gflops(backend: Backend, m: usize, k: usize, n: usize, threads: usize) -> f64 {
+    use scoresde::nn::gemm::{gemm, MatRef};
     let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
     let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
     let mut c = vec![0.0f32; m * n];
+    let run = |c: &mut [f32]| match backend {
+        Backend::MatrixMultiply => sgemm_rows(&a, &b, c, m, k, n, threads),
+        Backend::Own => gemm(
+            MatRef::row_major(&a, m, k),
+            MatRef::row_major(&b, k, n),
+            c,
+            false,
+            true,
+        ),
+    };
     let flop = 2.0 * (m * k * n) as f64;
     let reps = ((2e9 / flop) as usize).clamp(3, 400);
     for _ in 0..reps / 4 + 1 {
-        sgemm_rows(&a, &b, &mut c, m, k, n, threads);
+        run(&mut c);
     }
     let mut best = 0.0f64;
     for _ in 0..5 {
         let t0 = Instant::now();
         for _ in 0..reps / 5 + 1 {
-            sgemm_rows(&a, &b, &mut c, m, k, n, threads);
+            run(&mut c);
         }
         let dt = t0.elapsed().as_secs_f64();
         best = best.max(flop * (reps / 5 + 1) as f64 / dt / 1e9);
@@ -239,11 +262,17 @@ fn main() {
     for &threads in &args.threads {
         let p = pool(threads);
         p.install(|| {
-            let g512 = gemm_gflops(512, 256, 256, threads);
-            let g1024 = gemm_gflops(1024, 1024, 1024, threads);
-            let peak = g512.max(g1024);
+            // The peak is the fastest of both GEMMs on both shapes.
+            let g512 = gemm_gflops(Backend::MatrixMultiply, 512, 256, 256, threads);
+            let g1024 = gemm_gflops(Backend::MatrixMultiply, 1024, 1024, 1024, threads);
+            let own512 = gemm_gflops(Backend::Own, 512, 256, 256, threads);
+            let own1024 = gemm_gflops(Backend::Own, 1024, 1024, 1024, threads);
+            let peak = g512.max(g1024).max(own512).max(own1024);
             result("gemm_512x256x256_gflops", threads, g512);
             result("gemm_1024cubed_gflops", threads, g1024);
+            result("gemm_own_512x256x256_gflops", threads, own512);
+            result("gemm_own_1024cubed_gflops", threads, own1024);
+            result("gemm_peak_gflops", threads, peak);
 
             let mut tr = spec_trainer();
             for _ in 0..args.warmup {
@@ -277,7 +306,8 @@ fn main() {
             let best = evals.iter().map(|e| e.1).fold(0.0, f64::max);
             let sgf = best * flop_eval / 1e9;
             println!(
-                "threads {threads}: GEMM peak {peak:.1} GFLOP/s (512x256x256 {g512:.1}, 1024^3 {g1024:.1}); \
+                "threads {threads}: GEMM peak {peak:.1} GFLOP/s (matrixmultiply 512x256x256 {g512:.1}, 1024^3 {g1024:.1}; \
+                 own {own512:.1}, {own1024:.1}); \
                  train {sps:.1} steps/s = {gf:.1} GFLOP/s = {:.0}% of peak; \
                  sampling {:.3e} (ddpm) / {:.3e} (em) evals/s = {sgf:.1} GFLOP/s = {:.0}% of peak",
                 100.0 * gf / peak,
