@@ -213,9 +213,33 @@ struct SampleArgs {
     /// Also write an animated GIF of the reverse process.
     #[arg(long)]
     gif: bool,
+    /// Clip the denoised estimate x̂0 to [-C, C] inside every model call
+    /// ("thresholding"; images live in [-1, 1]). Bounds the error that
+    /// deterministic samplers (ddim, ode-*, dpm-solver++, edm) carry from
+    /// high noise levels. `off` disables it [default: 1 for image models,
+    /// off for 2-D data].
+    #[arg(long, value_name = "C|off", allow_hyphen_values = true)]
+    clip_x0: Option<String>,
     /// Overwrite existing outputs.
     #[arg(long)]
     force: bool,
+}
+
+/// `--clip-x0` value: off, or a positive bound.
+#[derive(Clone, Copy, Debug)]
+enum Clip {
+    Off,
+    At(f64),
+}
+
+fn parse_clip(s: &str) -> Result<Clip> {
+    if s == "off" {
+        return Ok(Clip::Off);
+    }
+    match s.parse::<f64>() {
+        Ok(c) if c.is_finite() && c > 0.0 => Ok(Clip::At(c)),
+        _ => bail!("invalid clip-x0 = {s}: expected a finite number > 0 or `off`"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -469,6 +493,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     if a.grid == 0 {
         bail!("invalid grid = 0: expected an integer >= 1");
     }
+    let clip_x0 = a.clip_x0.as_deref().map(parse_clip).transpose()?;
     let npy_path = a.out.join("samples.npy");
     let png_path = a.out.join("samples.png");
     let gif_path = a.out.join("reverse.gif");
@@ -495,7 +520,22 @@ fn run_sample(a: SampleArgs) -> Result<()> {
         };
     }
     let start = std::time::Instant::now();
-    let out = samplers::sample(sampler.as_ref(), model.sde(), &model, &opts)?;
+    let image_model = imaging::image_shape_of(&model.config).is_some();
+    let clip = match clip_x0 {
+        Some(Clip::Off) => None,
+        Some(Clip::At(c)) => Some(c),
+        None => image_model.then_some(1.0),
+    };
+    let clipped = clip.map(|clip| scoresde::score::ClipX0 {
+        inner: &model,
+        sde: model.sde(),
+        clip,
+    });
+    let score: &dyn scoresde::score::Score = match &clipped {
+        Some(c) => c,
+        None => &model,
+    };
+    let out = samplers::sample(sampler.as_ref(), model.sde(), score, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
     if let Some(shape) = imaging::image_shape_of(&model.config) {
         let paths = imaging::write_image_samples(

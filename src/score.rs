@@ -61,6 +61,53 @@ pub fn x0_hat(
         .for_each(|o, &xv| *o = (xv + s2 * *o) * inv_alpha);
 }
 
+/// Score adapter that clips the denoised estimate to the data range
+/// `[-clip, clip]` ("thresholding", as DDPM/DDIM image samplers do):
+///
+/// ```text
+///   x̂0 = (x + sigma² s) / alpha,   x̂0ᶜ = clamp(x̂0, -clip, clip),   s̃ = (alpha x̂0ᶜ - x) / sigma²
+/// ```
+///
+/// Elements whose x̂0 already lies in the range keep the inner score bit for
+/// bit. Why it matters: x̂0 divides by alpha, which is 0.0067 at t = T on
+/// the VP SDE, so at high noise a trained network's x̂0 is mostly error (the
+/// MNIST U-Net of the README: RMS error 3.6 at t = 1, against pixel values
+/// in [-1, 1]). Deterministic samplers (DDIM, the ODE solvers, DPM-Solver++)
+/// follow it to the end and give saturated noise; DDPM and Euler–Maruyama
+/// re-inject noise and mostly recover. Clipping bounds x̂0 by the data range.
+/// Computed in f64 per element (sigma² is ~4e-4 at t = ε).
+pub struct ClipX0<'a> {
+    pub inner: &'a dyn Score,
+    pub sde: &'a dyn Sde,
+    pub clip: f64,
+}
+
+impl Score for ClipX0<'_> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
+        self.inner.score(x, t, out.view_mut());
+        let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
+        let s2 = sigma * sigma;
+        Zip::from(&mut out).and(&x).for_each(|o, &xv| {
+            let x0 = (xv as f64 + s2 * *o as f64) / alpha;
+            if x0.abs() > self.clip {
+                *o = ((alpha * x0.clamp(-self.clip, self.clip) - xv as f64) / s2) as f32;
+            }
+        });
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} with x̂0 clipped to ±{}",
+            self.inner.describe(),
+            self.clip
+        )
+    }
+}
+
 /// Exact score of isotropic Gaussian data N(mu, s² I) pushed through an SDE:
 /// p_t = N(alpha(t) mu, (alpha(t)² s² + sigma(t)²) I), so
 /// s(x,t) = -(x - alpha(t) mu) / (alpha(t)² s² + sigma(t)²).

@@ -116,6 +116,8 @@ fn every_bad_argument_is_one_clear_line() {
     assert_fails(&s(&["--steps", "0"]), &["steps = 0"]);
     assert_fails(&s(&["-n", "0"]), &["n = 0", ">= 1"]);
     assert_fails(&s(&["--batch", "0"]), &["batch = 0", ">= 1"]);
+    assert_fails(&s(&["--clip-x0", "-1"]), &["clip-x0 = -1", "> 0 or `off`"]);
+    assert_fails(&s(&["--clip-x0", "nan"]), &["clip-x0 = nan"]);
     assert_fails(
         &["sample", "--model", m, "--out", under_file],
         &[under_file, "writable directory"],
