@@ -2,13 +2,14 @@
 //! ([`ImagePreset`]), writing image samples (PNG grid, `.npy`, GIF of the
 //! trajectory) and scoring them ([`evaluate`]).
 //!
-//! Scores ([`EvalReport`]), all at an equal count n of generated and
-//! reference images:
+//! Scores ([`EvalReport`]) of n generated images:
 //!
-//! - Fréchet distance FD(generated, reference[..n]) of features: the MNIST
-//!   classifier's penultimate layer for `mnist`/`mnist16` (16×16 rows are
-//!   brought back to 28×28 by [`resample::mnist16_to_28`]), raw pixels for
-//!   other sets. Its floor is FD(train[..n], reference[..n]) with the
+//! - Fréchet distance FD(generated, reference) of features, against the
+//!   whole reference set: the MNIST classifier's penultimate layer for
+//!   `mnist`/`mnist16` (16×16 rows are brought back to 28×28 by
+//!   [`resample::mnist16_to_28`]), raw pixels for other sets. Its floor is
+//!   FD(train[..n], reference): real images at the same count n, so both
+//!   carry the same finite-sample bias (which grows as n shrinks), with the
 //!   training images passed through the same resolution change.
 //! - MNIST only: the classifier's mean max-probability, the entropy of the
 //!   predicted-label histogram (ln 10 ≈ 2.303 when balanced) and the number
@@ -19,7 +20,7 @@
 //!
 //! Reference and training sets: MNIST test and train(10k); for `digits`
 //! and `emoji`, which have no test split, the odd and even rows of the set
-//! (so n ≤ half the set). A model trained on the whole set has seen the
+//! (so n ≤ the even half). A model trained on the whole set has seen the
 //! reference half too, so for these the floor is a yardstick, not a bound.
 
 use std::path::{Path, PathBuf};
@@ -278,17 +279,17 @@ fn nn_stats(x: ArrayView2<f32>, train: ArrayView2<f32>) -> (f64, f64) {
 
 /// Score `samples` (rows in the data set's shape, values in [−1, 1]) against
 /// data set `data` (see the module docs). `n = samples.nrows()` must be at
-/// least 2 and at most the reference set's size.
+/// least 2 and at most the training set's size (the floor uses n of them).
 pub fn evaluate(samples: ArrayView2<f32>, data: &str) -> Result<EvalReport> {
     let (train, reference) = eval_sets(data)?;
     let n = samples.nrows();
-    let max = reference.len().min(train.len());
+    let max = train.len();
     if n < 2 || n > max {
         return Err(Error::invalid(
             "sample count",
             n,
             format!(
-                "2..={max} (the reference set of {data} has {max} images; FD needs equal counts)"
+                "2..={max} (the floor compares as many training images of {data} as samples, and there are {max})"
             ),
         ));
     }
@@ -307,7 +308,9 @@ pub fn evaluate(samples: ArrayView2<f32>, data: &str) -> Result<EvalReport> {
     let nn = [
         nn_stats(samples.slice(s![..nn_count, ..]), train.pixels.view()),
         nn_stats(
-            reference.pixels.slice(s![..nn_count, ..]),
+            reference
+                .pixels
+                .slice(s![..nn_count.min(reference.len()), ..]),
             train.pixels.view(),
         ),
     ];
@@ -322,10 +325,9 @@ pub fn evaluate(samples: ArrayView2<f32>, data: &str) -> Result<EvalReport> {
         };
         let (gen28, train28) = (to28(samples), to28(train_n));
         let test28 = images::load_mnist_dir(&data_dir().join("mnist"), Split::Test)?;
-        let test_n = test28.pixels.slice(s![..n, ..]);
         let (_, f_gen) = clf.predict(gen28.view());
         let (_, f_train) = clf.predict(train28.view());
-        let (_, f_test) = clf.predict(test_n);
+        let (_, f_test) = clf.predict(test28.pixels.view());
         Ok(EvalReport {
             n,
             features: "classifier",
@@ -339,12 +341,12 @@ pub fn evaluate(samples: ArrayView2<f32>, data: &str) -> Result<EvalReport> {
             nn_count,
         })
     } else {
-        let ref_n = reference.pixels.slice(s![..n, ..]);
+        let reference = reference.pixels.view();
         Ok(EvalReport {
             n,
             features: "pixels",
-            fd: frechet_distance_features(samples, ref_n),
-            fd_floor: frechet_distance_features(train_n, ref_n),
+            fd: frechet_distance_features(samples, reference),
+            fd_floor: frechet_distance_features(train_n, reference),
             labels: None,
             nn,
             nn_count,
@@ -356,8 +358,8 @@ impl EvalReport {
     /// A Markdown table of the scores with their floors.
     pub fn to_markdown(&self, data: &str) -> String {
         let mut s = format!(
-            "| metric ({} images, {data}) | generated | floor (train vs reference) |\n|---|---|---|\n",
-            self.n
+            "| metric ({n} images, {data}) | generated | floor ({n} training images) |\n|---|---|---|\n",
+            n = self.n
         );
         s += &format!(
             "| Fréchet distance ({} features) | {:.4} | {:.4} |\n",
