@@ -17,15 +17,20 @@ mkdir -p "$OUT"
 echo "logs in $OUT; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench --bench toy2d --no-run >/dev/null 2>&1 || cargo bench --bench toy2d --no-run
 COMMON=(--train-steps "$TRAIN_STEPS" --warmup "$WARMUP" --sample-steps "$SAMPLE_STEPS")
+# k threads run on k pinned cores (taskset -c 0..k-1): a library asked for
+# one thread may still spawn more (measured: JAX with intra_op 1 and eigen
+# threading off used 173% CPU), and pinning holds every implementation to
+# the same cores.
+pin() { if command -v taskset >/dev/null; then taskset -c "0-$(($1 - 1))" "${@:2}"; else "${@:2}"; fi; }
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r: load $(cut -d' ' -f1-3 /proc/loadavg)"
-  cargo bench --bench toy2d -q -- --threads "$THREADS" "${COMMON[@]}" 2>/dev/null \
-    | tee "$OUT/rust-$r.txt" | grep -v '^RESULT' || true
-  python3 benches/reference/toy2d_torch.py --threads "$THREADS" "${COMMON[@]}" \
-    > "$OUT/torch-$r.txt" 2>&1 || echo "torch failed (see $OUT/torch-$r.txt)"
-  : > "$OUT/jax-$r.txt"
+  : > "$OUT/rust-$r.txt"; : > "$OUT/torch-$r.txt"; : > "$OUT/jax-$r.txt"
   for k in ${THREADS//,/ }; do
-    python3 benches/reference/toy2d_jax.py throughput --threads "$k" "${COMMON[@]}" \
+    pin "$k" cargo bench --bench toy2d -q -- --threads "$k" "${COMMON[@]}" 2>/dev/null \
+      | tee -a "$OUT/rust-$r.txt" | grep -v '^RESULT' || true
+    pin "$k" python3 benches/reference/toy2d_torch.py --threads "$k" "${COMMON[@]}" \
+      >> "$OUT/torch-$r.txt" 2>&1 || echo "torch ($k threads) failed (see $OUT/torch-$r.txt)"
+    pin "$k" python3 benches/reference/toy2d_jax.py throughput --threads "$k" "${COMMON[@]}" \
       >> "$OUT/jax-$r.txt" 2>&1 || echo "jax ($k threads) failed (see $OUT/jax-$r.txt)"
   done
 done
