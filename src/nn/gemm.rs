@@ -284,10 +284,11 @@ fn gemm_serial(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn naive(a: MatRef, b: MatRef) -> Vec<f64> {
+    /// C = A·B accumulated in f64, the reference for the kernels' tests.
+    pub(in crate::nn) fn naive(a: MatRef, b: MatRef) -> Vec<f64> {
         let mut c = vec![0.0; a.rows * b.cols];
         for i in 0..a.rows {
             for j in 0..b.cols {

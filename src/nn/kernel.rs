@@ -298,20 +298,8 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::gemm::tests::naive;
     use super::*;
-
-    fn naive(a: MatRef, b: MatRef) -> Vec<f64> {
-        let mut c = vec![0.0; a.rows * b.cols];
-        for i in 0..a.rows {
-            for j in 0..b.cols {
-                for p in 0..a.cols {
-                    c[i * b.cols + j] +=
-                        a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
-                }
-            }
-        }
-        c
-    }
 
     fn view(data: &[f32], rows: usize, cols: usize, trans: bool) -> MatRef<'_> {
         if trans {
