@@ -139,15 +139,7 @@ impl Toy {
     /// in unscaled units x2 ∈ [k, k+1) ∪ [k−2, k−1) with k = ⌊x1⌋ mod 2).
     /// `None` for other sets or if `x` does not have 2 columns; NaN for n = 0.
     pub fn in_support_fraction(&self, x: ArrayView2<f32>) -> Option<f64> {
-        if *self != Toy::Checkerboard || x.ncols() != 2 {
-            return None;
-        }
-        let inside = x
-            .rows()
-            .into_iter()
-            .filter(|p| in_checkerboard(p[0], p[1]))
-            .count();
-        Some(inside as f64 / x.nrows() as f64)
+        self.checkerboard_fraction(x, in_checkerboard)
     }
 
     /// Fraction of rows of `x` inside the checkerboard's bounding box
@@ -157,15 +149,21 @@ impl Toy {
     /// into the empty squares. `None` for other sets or if `x` does not have
     /// 2 columns; NaN for n = 0.
     pub fn in_box_fraction(&self, x: ArrayView2<f32>) -> Option<f64> {
+        self.checkerboard_fraction(x, in_board_box)
+    }
+
+    /// Fraction of rows (X, Y) of `x` with `inside(X, Y)`, for the
+    /// checkerboard only.
+    fn checkerboard_fraction(
+        &self,
+        x: ArrayView2<f32>,
+        inside: fn(f32, f32) -> bool,
+    ) -> Option<f64> {
         if *self != Toy::Checkerboard || x.ncols() != 2 {
             return None;
         }
-        let inside = x
-            .rows()
-            .into_iter()
-            .filter(|p| in_board_box(p[0], p[1]))
-            .count();
-        Some(inside as f64 / x.nrows() as f64)
+        let count = x.rows().into_iter().filter(|p| inside(p[0], p[1])).count();
+        Some(count as f64 / x.nrows() as f64)
     }
 
     fn point(&self, r: &mut StreamRng) -> (f32, f32) {
