@@ -509,22 +509,22 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     }
     scoresde::fsutil::ensure_writable_dir("out", &a.out)?;
     let model = ScoreModel::load(&a.model)?;
+    let image_shape = imaging::image_shape_of(&model.config);
     let mut opts = SampleOptions::new(a.n, a.seed);
     opts.batch = a.batch;
     if a.gif {
         opts.record_every = Some((a.steps / 40).max(1));
-        opts.record_rows = if imaging::image_shape_of(&model.config).is_some() {
+        opts.record_rows = if image_shape.is_some() {
             a.n.min(a.grid.max(1))
         } else {
             a.n.min(4000)
         };
     }
     let start = std::time::Instant::now();
-    let image_model = imaging::image_shape_of(&model.config).is_some();
     let clip = match clip_x0 {
         Some(Clip::Off) => None,
         Some(Clip::At(c)) => Some(c),
-        None => image_model.then_some(1.0),
+        None => image_shape.is_some().then_some(1.0),
     };
     let clipped = clip.map(|clip| scoresde::score::ClipX0 {
         inner: &model,
@@ -537,7 +537,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     };
     let out = samplers::sample(sampler.as_ref(), model.sde(), score, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
-    if let Some(shape) = imaging::image_shape_of(&model.config) {
+    if let Some(shape) = image_shape {
         let paths = imaging::write_image_samples(
             &a.out,
             out.samples.view(),
