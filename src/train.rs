@@ -29,6 +29,7 @@ use crate::checkpoint::{self, Checkpoint, TrainConfig, TrainState};
 use crate::data::{Toy, TrainData};
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
+use crate::nn::optim::first_non_finite;
 use crate::nn::{Adam, Ema, MlpConfig, NetCache, NetConfig, ScoreNet};
 use crate::rng::{self, StreamRng};
 use crate::sde::{Sde, SdeConfig};
@@ -363,19 +364,15 @@ impl Trainer {
         }
         self.net
             .backward(&mut self.cache, self.d_out.view(), &mut self.grads);
-        if let Some(i) = self.grads.iter().position(|g| !g.is_finite()) {
+        if let Some(i) = first_non_finite(&self.grads) {
             return Err(self.non_finite(format!("gradient ({} at parameter {i})", self.grads[i])));
         }
         self.adam.update(self.net.params_mut(), &self.grads);
         self.ema.update(self.net.params());
         // Finite gradients with a huge learning rate can still overflow the
         // weights; such a state must never reach a checkpoint.
-        if self
-            .net
-            .params()
-            .iter()
-            .chain(&self.ema.shadow)
-            .any(|p| !p.is_finite())
+        if first_non_finite(self.net.params()).is_some()
+            || first_non_finite(&self.ema.shadow).is_some()
         {
             return Err(Error::NonFinite {
                 step: self.step + 1,

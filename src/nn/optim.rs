@@ -112,6 +112,24 @@ impl Adam {
     }
 }
 
+/// Index of the first NaN or ±∞ in `x`, `None` when every value is finite.
+///
+/// Scans 256-value chunks with a branch-free maximum of `|bits|` (finite
+/// exactly when `bits & 0x7fff_ffff < 0x7f80_0000`), which vectorises; only
+/// a failing chunk is searched element by element.
+pub fn first_non_finite(x: &[f32]) -> Option<usize> {
+    const CHUNK: usize = 256;
+    x.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
+        let worst = chunk
+            .iter()
+            .fold(0u32, |acc, v| acc.max(v.to_bits() & 0x7fff_ffff));
+        if worst < 0x7f80_0000 {
+            return None;
+        }
+        chunk.iter().position(|v| !v.is_finite()).map(|i| c * CHUNK + i)
+    })
+}
+
 /// Elements per rayon task in the optimiser and EMA updates.
 const PAR_ELEMS: usize = 1 << 14;
 
@@ -192,5 +210,30 @@ impl Ema {
             .par_chunks_mut(PAR_ELEMS)
             .zip(params.par_chunks(PAR_ELEMS))
             .for_each(|(s, p)| kernel(s, p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_non_finite;
+
+    #[test]
+    fn first_non_finite_finds_the_first_bad_value_anywhere() {
+        let edge = [f32::MAX, -f32::MAX, f32::MIN_POSITIVE, 1e-45, -0.0, 0.0];
+        let mut x: Vec<f32> = (0..1000).map(|i| edge[i % edge.len()]).collect();
+        assert_eq!(first_non_finite(&x), None);
+        assert_eq!(first_non_finite(&[]), None);
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN] {
+            for at in [0, 255, 256, 511, 999] {
+                let keep = x[at];
+                x[at] = bad;
+                assert_eq!(first_non_finite(&x), Some(at), "{bad} at {at}");
+                // A later bad value does not hide the first one.
+                x[999] = f32::NAN;
+                assert_eq!(first_non_finite(&x), Some(at), "{bad} at {at}");
+                x[999] = edge[999 % edge.len()];
+                x[at] = keep;
+            }
+        }
     }
 }
