@@ -43,6 +43,12 @@
 //! the forward shapes, but its row `i` changes with `m` (checked for m = 1,
 //! 7, 33 against m = 512), which breaks the batch-size determinism rule.
 //!
+//! [`gemm_mul`] writes `C = (A·B) ⊙ D` for an elementwise factor `D` (the
+//! next-lower SiLU's derivative in backprop), multiplying each tile in
+//! registers before its store instead of in a separate pass over `C`. The
+//! product is rounded to f32 first, so the bits equal those of `gemm`
+//! followed by the multiply.
+//!
 //! Because rows are independent, splitting `C` by rows across rayon threads
 //! gives bit-identical results for any thread count.
 //!
@@ -57,6 +63,35 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
 use super::kernel::{self, KernelB};
+
+/// How a product reaches `C` (`[m, n]` row-major).
+#[derive(Clone, Copy, Debug)]
+pub enum Epilogue<'a> {
+    /// `C = A·B`.
+    Set,
+    /// `C = C + A·B`: each element's FMA chain starts from its old value.
+    Add,
+    /// `C = (A·B) ⊙ D` with `D` a `[m, n]` row-major slice.
+    Mul(&'a [f32]),
+}
+
+impl<'a> Epilogue<'a> {
+    fn from_accumulate(accumulate: bool) -> Self {
+        if accumulate {
+            Epilogue::Add
+        } else {
+            Epilogue::Set
+        }
+    }
+
+    /// This epilogue for rows `start..start + rows` of a product `n` wide.
+    fn rows(self, start: usize, rows: usize, n: usize) -> Self {
+        match self {
+            Epilogue::Mul(d) => Epilogue::Mul(&d[start * n..(start + rows) * n]),
+            other => other,
+        }
+    }
+}
 
 /// A read-only strided matrix view over a slice: element `(i, j)` is
 /// `data[i * rs + j * cs]`.
@@ -185,6 +220,19 @@ thread_local! {
 /// computed exactly as in a 1-row product, the result does not depend on the
 /// thread count.
 pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: bool) {
+    gemm_with(a, b, c, Epilogue::from_accumulate(accumulate), parallel);
+}
+
+/// `C = (A·B) ⊙ D`: [`gemm`] with an elementwise factor `D` (`[m, n]`
+/// row-major, as `C`) applied to each product element before it is stored.
+/// Bit-identical to `gemm` followed by `C ⊙= D`, with the same row
+/// independence and thread-count independence.
+pub fn gemm_mul(a: MatRef, b: MatRef, d: &[f32], c: &mut [f32], parallel: bool) {
+    assert_eq!(d.len(), c.len(), "gemm_mul: D and C differ in length");
+    gemm_with(a, b, c, Epilogue::Mul(d), parallel);
+}
+
+fn gemm_with(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: inner dimensions differ");
     assert_eq!(c.len(), m * n, "gemm: C has the wrong length");
@@ -192,8 +240,9 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
         return;
     }
     if kernel::available() && b.cs == 1 {
-        split_rows(a, n, c, parallel, |a, c| {
-            kernel::gemm_serial(a, KernelB::Rows(b), c, accumulate)
+        split_rows(a, n, c, parallel, |a, c, start| {
+            let epi = epi.rows(start, a.rows, n);
+            kernel::gemm_serial(a, KernelB::Rows(b), c, epi)
         });
         return;
     }
@@ -201,51 +250,58 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
         PACK.with(|cell| match cell.try_borrow_mut() {
             Ok(mut packed) => {
                 packed.pack(b);
-                gemm_packed(a, &packed, c, accumulate, parallel);
+                gemm_packed_with(a, &packed, c, epi, parallel);
             }
             // Re-entered from a task stolen while this thread's buffer is
             // in use: stay correct with a temporary one.
             Err(_) => {
                 let mut packed = PackedB::new();
                 packed.pack(b);
-                gemm_packed(a, &packed, c, accumulate, parallel);
+                gemm_packed_with(a, &packed, c, epi, parallel);
             }
         });
         return;
     }
-    split_rows(a, n, c, parallel, |a, c| gemm_serial(a, b, c, accumulate));
+    split_rows(a, n, c, parallel, |a, c, start| {
+        gemm_serial(a, b, c, epi.rows(start, a.rows, n))
+    });
 }
 
 /// [`gemm`] with `B` already packed: `C = A·B` or `C = C + A·B`, `A: [m, k]`
 /// strided, `C: [m, n]` row-major. Row `i` of `C` is bit-identical to the
 /// same row computed by [`gemm`] in any batch and with any thread count.
 pub fn gemm_packed(a: MatRef, b: &PackedB, c: &mut [f32], accumulate: bool, parallel: bool) {
+    gemm_packed_with(a, b, c, Epilogue::from_accumulate(accumulate), parallel);
+}
+
+fn gemm_packed_with(a: MatRef, b: &PackedB, c: &mut [f32], epi: Epilogue, parallel: bool) {
     let (m, k, n) = (a.rows, a.cols, b.n);
     assert_eq!(b.k, k, "gemm_packed: inner dimensions differ");
     assert_eq!(c.len(), m * n, "gemm_packed: C has the wrong length");
     if m == 0 || n == 0 {
         return;
     }
-    split_rows(a, n, c, parallel, |a, c| {
+    split_rows(a, n, c, parallel, |a, c, start| {
+        let epi = epi.rows(start, a.rows, n);
         if b.panels {
             let kb = KernelB::Packed {
                 data: &b.data,
                 k,
                 n,
             };
-            kernel::gemm_serial(a, kb, c, accumulate);
+            kernel::gemm_serial(a, kb, c, epi);
         } else {
-            gemm_serial(a, MatRef::row_major(&b.data, k, n), c, accumulate);
+            gemm_serial(a, MatRef::row_major(&b.data, k, n), c, epi);
         }
     });
 }
 
-/// Run `f(A_rows, C_rows)` on contiguous row blocks of `A` and `C` (`[m, n]`):
-/// one block per rayon thread when `parallel` is set and the product is
-/// large enough, else one call on the whole matrix.
+/// Run `f(A_rows, C_rows, first_row)` on contiguous row blocks of `A` and
+/// `C` (`[m, n]`): one block per rayon thread when `parallel` is set and the
+/// product is large enough, else one call on the whole matrix.
 fn split_rows<F>(a: MatRef, n: usize, c: &mut [f32], parallel: bool, f: F)
 where
-    F: Fn(MatRef, &mut [f32]) + Sync,
+    F: Fn(MatRef, &mut [f32], usize) + Sync,
 {
     let (m, k) = (a.rows, a.cols);
     let threads = if parallel {
@@ -256,7 +312,7 @@ where
     let work = m * n * k.max(1);
     let tasks = threads.min(work / PAR_MIN_WORK).min(m / 8).max(1);
     if tasks <= 1 {
-        f(a, c);
+        f(a, c, 0);
         return;
     }
     let rows_per = m.div_ceil(tasks);
@@ -265,22 +321,29 @@ where
         .for_each(|(i, cc)| {
             let start = i * rows_per;
             let len = cc.len() / n;
-            f(a.row_range(start, len), cc);
+            f(a.row_range(start, len), cc, start);
         });
 }
 
-fn gemm_serial(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool) {
+/// The `matrixmultiply` fallback for one row block.
+fn gemm_serial(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue) {
     let (m, n) = (a.rows, b.cols);
-    let beta = if accumulate { 1.0 } else { 0.0 };
+    let accumulate = matches!(epi, Epilogue::Add);
     if a.cols == 0 {
         if !accumulate {
             c.fill(0.0);
         }
-        return;
+    } else {
+        let beta = if accumulate { 1.0 } else { 0.0 };
+        let mut cv = ArrayViewMut2::from_shape((m, n), &mut *c)
+            .expect("gemm: C does not match [m, n] (internal shape bug)");
+        general_mat_mul(1.0, &a.view(), &b.view(), beta, &mut cv);
     }
-    let mut cv = ArrayViewMut2::from_shape((m, n), c)
-        .expect("gemm: C does not match [m, n] (internal shape bug)");
-    general_mat_mul(1.0, &a.view(), &b.view(), beta, &mut cv);
+    if let Epilogue::Mul(d) = epi {
+        for (x, &f) in c.iter_mut().zip(d) {
+            *x *= f;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -328,7 +391,35 @@ pub(super) mod tests {
                 for (x, y) in c.iter().zip(&want) {
                     assert_eq!(*x as f64, 2.0 * *y);
                 }
+                let d: Vec<f32> = (0..m * n).map(|i| ((i * 5 % 7) as f32) - 3.0).collect();
+                for parallel in [false, true] {
+                    gemm_mul(a, b, &d, &mut c, parallel);
+                    for ((x, y), f) in c.iter().zip(&want).zip(&d) {
+                        assert_eq!(*x as f64, *y * *f as f64);
+                    }
+                }
             }
         }
+    }
+
+    /// The row split across threads hands each block its own rows of `D`.
+    #[test]
+    fn gemm_mul_splits_d_with_the_rows() {
+        let (m, k, n) = (515, 64, 80);
+        assert!(m * k * n >= 2 * PAR_MIN_WORK, "large enough to split");
+        let av: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.377).sin()).collect();
+        let bv: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.191).cos()).collect();
+        let d: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.713).cos()).collect();
+        let (a, b) = (MatRef::row_major(&av, m, k), MatRef::row_major(&bv, k, n));
+        let mut plain = vec![0.0; m * n];
+        gemm(a, b, &mut plain, false, false);
+        let want: Vec<f32> = plain.iter().zip(&d).map(|(x, f)| x * f).collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let mut got = vec![0.0; m * n];
+        pool.install(|| gemm_mul(a, b, &d, &mut got, true));
+        assert_eq!(got, want);
     }
 }

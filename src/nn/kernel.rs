@@ -10,6 +10,9 @@
 //!   c_ij ← 0 (or C[i,j] when accumulating);  for p = 0..k: c_ij ← fma(A[i,p], B[p,j], c_ij);  C[i,j] ← c_ij
 //! ```
 //!
+//! With [`Epilogue::Mul`]`(D)` the store is `C[i,j] ← c_ij · D[i,j]` (one
+//! f32 multiply of the finished chain, as a separate pass would do).
+//!
 //! `k` is never split, and every element goes through exactly this chain
 //! whatever tile, edge tile (fewer rows, masked columns), row block or
 //! thread it lands in, so row `i` of `C` is bit-identical for any `m` and
@@ -22,7 +25,7 @@
 //! holds `B[p, j0 + jj]` at `j0·k + p·w + jj`; the whole buffer is
 //! [`packed_len`]`(k, n) = k·⌈n/16⌉·16` floats.
 
-use super::gemm::MatRef;
+use super::gemm::{Epilogue, MatRef};
 
 /// Rows of the register tile.
 pub const MR: usize = 8;
@@ -118,17 +121,26 @@ fn last_offset(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> 
         .checked_add((cols - 1).checked_mul(cs)?)
 }
 
-/// `C = A·B` (or `C += A·B`, the FMA chain of every element starting from
-/// its old value) on the current thread, `A: [m, k]` strided, `B: [k, n]`
-/// packed or row-major in place, `C: [m, n]` contiguous row-major.
+/// `C = A·B`, `C += A·B` (the FMA chain of every element starting from its
+/// old value) or `C = (A·B) ⊙ D`, as `epi` says, on the current thread;
+/// `A: [m, k]` strided, `B: [k, n]` packed or row-major in place, `C` and
+/// `D`: `[m, n]` contiguous row-major.
 ///
 /// Panics if the CPU lacks AVX-512F, or if a view does not fit its slice.
-pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], accumulate: bool) {
+pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
     let (m, k) = (a.rows, a.cols);
     let (kb, n) = b.shape();
     assert!(available(), "kernel::gemm_serial needs AVX-512F");
     assert_eq!(kb, k, "kernel: inner dimensions differ");
     assert_eq!(c.len(), m * n, "kernel: C has the wrong length");
+    let (accumulate, mul) = match epi {
+        Epilogue::Set => (false, None),
+        Epilogue::Add => (true, None),
+        Epilogue::Mul(d) => {
+            assert_eq!(d.len(), m * n, "kernel: D has the wrong length");
+            (false, Some(d))
+        }
+    };
     if m > 0 && k > 0 {
         let last = last_offset(m, k, a.rs, a.cs);
         assert!(
@@ -174,7 +186,9 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], accumulate: bool) {
             // in place, lanes j0 + jj < n of row p lie inside B's slice
             // (checked above) and the last vector is loaded under `mask`.
             // C rows i0..i0+rows, columns j0 + jj < n (the last vector
-            // masked) lie inside `c` (len m·n).
+            // masked) lie inside `c` (len m·n), and likewise inside `D`
+            // (len m·n, asserted above).
+            let d_tile = mul.map(|d| d.as_ptr().wrapping_add(i0 * n + j0));
             unsafe {
                 avx512::tile_dispatch(
                     rows,
@@ -189,6 +203,7 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], accumulate: bool) {
                     n,
                     mask,
                     accumulate,
+                    d_tile,
                 );
             }
         }
@@ -218,13 +233,14 @@ mod avx512 {
         ldc: usize,
         mask: u16,
         acc: bool,
+        mul: Option<*const f32>,
     ) {
         macro_rules! go {
             ($r:literal) => {
                 if vecs == 2 {
-                    tile::<$r, 2>(k, a, rs, cs, b, ldb, c, ldc, mask, acc)
+                    tile::<$r, 2>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, mul)
                 } else {
-                    tile::<$r, 1>(k, a, rs, cs, b, ldb, c, ldc, mask, acc)
+                    tile::<$r, 1>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, mul)
                 }
             };
         }
@@ -241,14 +257,15 @@ mod avx512 {
     }
 
     /// One `R × 16V` tile: `c_rj = fma(A[r,p], B[p,j], c_rj)` for p = 0..k
-    /// in order, from 0 (or from C when `acc`), then stored to C; the last
-    /// of the `V` vectors is loaded/stored under `mask`.
+    /// in order, from 0 (or from C when `acc`), then stored to C, times
+    /// `mul[r·ldc + j]` first when `mul` is given; the last of the `V`
+    /// vectors is loaded/stored under `mask`.
     ///
     /// # Safety
     /// AVX-512F must be available; `a + r·rs + p·cs` must be readable for
-    /// r < R, p < k; `b + p·ldb + j` readable and `c + r·ldc + j` writable
-    /// for r < R, p < k and j < 16(V−1) plus the lanes set in `mask` of the
-    /// last vector.
+    /// r < R, p < k; `b + p·ldb + j` readable, `c + r·ldc + j` writable and
+    /// `mul + r·ldc + j` readable for r < R, p < k and j < 16(V−1) plus the
+    /// lanes set in `mask` of the last vector.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn tile<const R: usize, const V: usize>(
@@ -262,6 +279,7 @@ mod avx512 {
         ldc: usize,
         mask: u16,
         acc: bool,
+        mul: Option<*const f32>,
     ) {
         let lane_mask = |v: usize| if v + 1 == V { mask } else { u16::MAX };
         let mut t = [[_mm512_setzero_ps(); V]; R];
@@ -287,6 +305,14 @@ mod avx512 {
             }
             ap = ap.wrapping_add(cs);
             bp = bp.wrapping_add(ldb);
+        }
+        if let Some(d) = mul {
+            for (r, row) in t.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    let dv = _mm512_maskz_loadu_ps(lane_mask(v), d.add(r * ldc + 16 * v));
+                    *x = _mm512_mul_ps(*x, dv);
+                }
+            }
         }
         for (r, row) in t.iter().enumerate() {
             for (v, &x) in row.iter().enumerate() {
@@ -314,6 +340,7 @@ mod tests {
     fn check(m: usize, k: usize, n: usize) {
         let av: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 17) as f32) - 8.0).collect();
         let bv: Vec<f32> = (0..k * n).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+        let dv: Vec<f32> = (0..m * n).map(|i| ((i * 5 % 7) as f32) - 3.0).collect();
         let mut bp = vec![f32::NAN; packed_len(k, n)];
         for at in [false, true] {
             for bt in [false, true] {
@@ -328,13 +355,17 @@ mod tests {
                 };
                 for kb in forms {
                     let mut c = vec![f32::NAN; m * n];
-                    gemm_serial(a, kb, &mut c, false);
+                    gemm_serial(a, kb, &mut c, Epilogue::Set);
                     for (x, y) in c.iter().zip(&want) {
                         assert_eq!(*x as f64, *y, "m={m} k={k} n={n} at={at} bt={bt} {kb:?}");
                     }
-                    gemm_serial(a, kb, &mut c, true);
+                    gemm_serial(a, kb, &mut c, Epilogue::Add);
                     for (x, y) in c.iter().zip(&want) {
                         assert_eq!(*x as f64, 2.0 * *y, "accumulate m={m} k={k} n={n}");
+                    }
+                    gemm_serial(a, kb, &mut c, Epilogue::Mul(&dv));
+                    for ((x, y), f) in c.iter().zip(&want).zip(&dv) {
+                        assert_eq!(*x as f64, *y * *f as f64, "mul m={m} k={k} n={n}");
                     }
                 }
             }
@@ -381,18 +412,39 @@ mod tests {
         pack_b(MatRef::transposed(&bv, k, n), &mut bp);
         let packed = KernelB::Packed { data: &bp, k, n };
         let mut full = vec![0.0; m * n];
-        gemm_serial(MatRef::row_major(&av, m, k), packed, &mut full, false);
+        gemm_serial(
+            MatRef::row_major(&av, m, k),
+            packed,
+            &mut full,
+            Epilogue::Set,
+        );
         // In place from a row-major copy of B: the same bits.
         let rows: Vec<f32> = (0..k * n).map(|i| bv[(i % n) * k + i / n]).collect();
         let mut inplace = vec![0.0; m * n];
         let b_rows = KernelB::Rows(MatRef::row_major(&rows, k, n));
-        gemm_serial(MatRef::row_major(&av, m, k), b_rows, &mut inplace, false);
+        gemm_serial(
+            MatRef::row_major(&av, m, k),
+            b_rows,
+            &mut inplace,
+            Epilogue::Set,
+        );
         assert_eq!(inplace, full);
         for (start, len) in [(0, 1), (5, 7), (9, 1), (46, 7), (1, 52)] {
             let a = MatRef::row_major(&av[start * k..], len, k);
             let mut part = vec![0.0; len * n];
-            gemm_serial(a, packed, &mut part, false);
+            gemm_serial(a, packed, &mut part, Epilogue::Set);
             assert_eq!(part, full[start * n..(start + len) * n]);
         }
+        // The fused multiply rounds exactly like a separate pass.
+        let dv: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.713).cos()).collect();
+        let mut fused = vec![0.0; m * n];
+        gemm_serial(
+            MatRef::row_major(&av, m, k),
+            packed,
+            &mut fused,
+            Epilogue::Mul(&dv),
+        );
+        let separate: Vec<f32> = full.iter().zip(&dv).map(|(x, f)| x * f).collect();
+        assert_eq!(fused, separate);
     }
 }

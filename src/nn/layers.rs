@@ -9,10 +9,12 @@
 //!   SiLU':   dy/dz = s + z·s·(1 − s) = s + y·(1 − s)
 //! ```
 //!
-//! Keeping `s` and `y` from the forward pass makes the SiLU backward one
-//! multiply-add per element with no `exp`.
+//! The training forward pass stores SiLU'(z) = s + y·(1 − s) beside y, so
+//! the SiLU backward is one multiply per element with no `exp`, and it can
+//! ride in the store of the GEMM that produces dL/dy
+//! ([`super::gemm::gemm_mul`]).
 
-use super::gemm::{gemm, MatRef};
+use super::gemm::{gemm, gemm_mul, MatRef};
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
@@ -99,23 +101,25 @@ macro_rules! dispatch_simd {
 
 pub(crate) use dispatch_simd;
 
-/// Fused bias + SiLU, in place: `z ← z + b; s = σ(z); z ← z·s`.
-/// `s` (same length as `z`) receives σ(z) when given (training).
-pub fn bias_silu(z: &mut [f32], b: &[f32], s: Option<&mut [f32]>) {
-    dispatch_simd!(bias_silu_generic(z, b, s))
+/// Fused bias + SiLU, in place: `z ← z + b; s = σ(z); y = z·s; z ← y`.
+/// `dsilu` (same length as `z`) receives SiLU'(z) = `s + y·(1 − s)` when
+/// given (training).
+pub fn bias_silu(z: &mut [f32], b: &[f32], dsilu: Option<&mut [f32]>) {
+    dispatch_simd!(bias_silu_generic(z, b, dsilu))
 }
 
 #[inline(always)]
-fn bias_silu_generic(z: &mut [f32], b: &[f32], s: Option<&mut [f32]>) {
+fn bias_silu_generic(z: &mut [f32], b: &[f32], dsilu: Option<&mut [f32]>) {
     let width = b.len();
-    match s {
-        Some(s) => {
-            for (zr, sr) in z.chunks_exact_mut(width).zip(s.chunks_exact_mut(width)) {
-                for ((zv, sv), &bb) in zr.iter_mut().zip(sr.iter_mut()).zip(b) {
+    match dsilu {
+        Some(ds) => {
+            for (zr, dr) in z.chunks_exact_mut(width).zip(ds.chunks_exact_mut(width)) {
+                for ((zv, dv), &bb) in zr.iter_mut().zip(dr.iter_mut()).zip(b) {
                     let pre = *zv + bb;
                     let sg = sigmoid(pre);
-                    *sv = sg;
-                    *zv = pre * sg;
+                    let y = pre * sg;
+                    *dv = sg + y * (1.0 - sg);
+                    *zv = y;
                 }
             }
         }
@@ -130,16 +134,11 @@ fn bias_silu_generic(z: &mut [f32], b: &[f32], s: Option<&mut [f32]>) {
     }
 }
 
-/// SiLU backward, in place: `d ← d ⊙ (s + y ⊙ (1 − s))`, turning dL/dy into
-/// dL/dz given the forward's `s = σ(z)` and `y = z·s`.
-pub fn silu_backward(d: &mut [f32], s: &[f32], y: &[f32]) {
-    dispatch_simd!(silu_backward_generic(d, s, y))
-}
-
-#[inline(always)]
-fn silu_backward_generic(d: &mut [f32], s: &[f32], y: &[f32]) {
-    for ((dv, &sv), &yv) in d.iter_mut().zip(s).zip(y) {
-        *dv *= sv + yv * (1.0 - sv);
+/// SiLU backward, in place: `d ← d ⊙ SiLU'(z)`, turning dL/dy into dL/dz
+/// given the `dsilu` stored by [`bias_silu`].
+pub fn silu_backward(d: &mut [f32], dsilu: &[f32]) {
+    for (dv, &g) in d.iter_mut().zip(dsilu) {
+        *dv *= g;
     }
 }
 
@@ -176,6 +175,9 @@ fn silu_backward_add_generic(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
 ///   dW = dzᵀ·a          [fan_out, fan_in]
 ///   db = Σ_rows dz       [fan_out]   (summed in row order)
 ///   da = dz·W            [rows, fan_in]  (only if `da` is given)
+///   da = (dz·W) ⊙ g      when `da_scale = g` is given as well: the SiLU
+///                        backward of the layer below ([`silu_backward`]),
+///                        fused into the product's store, same bits
 /// ```
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
@@ -188,6 +190,7 @@ pub fn linear_backward(
     dw: &mut [f32],
     db: &mut [f32],
     da: Option<&mut [f32]>,
+    da_scale: Option<&[f32]>,
     par: bool,
 ) {
     gemm(
@@ -204,13 +207,14 @@ pub fn linear_backward(
         }
     }
     if let Some(da) = da {
-        gemm(
+        let (dz, w) = (
             MatRef::row_major(dz, rows, fan_out),
             MatRef::row_major(w, fan_out, fan_in),
-            da,
-            false,
-            par,
         );
+        match da_scale {
+            Some(g) => gemm_mul(dz, w, g, da, par),
+            None => gemm(dz, w, da, false, par),
+        }
     }
 }
 
@@ -252,13 +256,11 @@ mod simd_tests {
         bias_silu_generic(&mut z2, &b, Some(&mut s2));
         assert_eq!(z1, z2);
         assert_eq!(s1, s2);
-        let (mut d1, mut d2) = (z0.to_vec(), z0.to_vec());
-        silu_backward(&mut d1, &s1, &z1);
-        silu_backward_generic(&mut d2, &s1, &z1);
-        assert_eq!(d1, d2);
         for (i, &v) in z0.iter().enumerate() {
             let pre = v + b[i % 67];
-            assert_eq!(z1[i], pre * sigmoid(pre));
+            let sg = sigmoid(pre);
+            assert_eq!(z1[i], pre * sg);
+            assert_eq!(s1[i], sg + z1[i] * (1.0 - sg));
         }
     }
 }

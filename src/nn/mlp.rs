@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::embed::time_embedding;
 use super::gemm::{gemm_packed, MatRef, PackedB};
-use super::layers::{bias_add, bias_silu, linear_backward, silu_backward};
+use super::layers::{bias_add, bias_silu, linear_backward};
 use super::packcache::{PackCache, Packs};
 use crate::error::{Error, Result};
 
@@ -495,7 +495,8 @@ impl Mlp {
     }
 
     /// Training forward pass: like [`Mlp::forward`] but keeps the input, the
-    /// sigmoids σ(z_l) and activations h_l in `cache` for [`Mlp::backward`].
+    /// activations h_l and the SiLU derivatives SiLU'(z_l) in `cache` for
+    /// [`Mlp::backward`].
     /// The output is [`TrainCache::output`]. GEMMs use the rayon pool (rows
     /// of each product split across threads; bit-identical for any thread
     /// count). No allocation once `cache` has seen this batch size.
@@ -515,7 +516,7 @@ impl Mlp {
             let z = &mut todo[0];
             let a = MatRef::row_major(a_in, rows, layer.fan_in);
             gemm_packed(a, &packs[l], z, false, true);
-            par_bias_silu(z, &self.params[layer.b_range()], &mut cache.sig[l]);
+            par_bias_silu(z, &self.params[layer.b_range()], &mut cache.dsilu[l]);
         }
         let layer = &self.layers[last];
         let a_in: &[f32] = if last == 0 {
@@ -538,6 +539,9 @@ impl Mlp {
     ///       g_{l−1} = (g_l·W_l) ⊙ SiLU'(z_{l−1}),   SiLU'(z) = s + h·(1 − s)
     /// ```
     ///
+    /// The ⊙ SiLU' rides in the store of the g_l·W_l product
+    /// ([`super::gemm::gemm_mul`]), so no pass over g is spent on it.
+    ///
     /// Sums over rows run in a fixed order; results are deterministic and do
     /// not depend on the thread count.
     pub fn backward(&self, cache: &mut TrainCache, d_out: ArrayView2<f32>, grads: &mut [f32]) {
@@ -557,7 +561,7 @@ impl Mlp {
         );
         let TrainCache {
             input,
-            sig,
+            dsilu,
             act,
             d_top,
             g_a,
@@ -575,19 +579,21 @@ impl Mlp {
         for l in (0..=last).rev() {
             let layer = &self.layers[l];
             let a_in: &[f32] = if l == 0 { input } else { &act[l - 1] };
+            // g_l, already multiplied by SiLU'(z_l) below the top.
             let dz: &[f32] = if l == last {
                 d_top
             } else {
-                let g = &mut g_cur[..rows * layer.fan_out];
-                par_silu_backward(g, &sig[l], &act[l], layer.fan_out);
-                g
+                &g_cur[..rows * layer.fan_out]
             };
             let (dw, db) = grads[layer.w_offset..layer.b_offset + layer.fan_out]
                 .split_at_mut(layer.b_offset - layer.w_offset);
-            let da = if l > 0 {
-                Some(&mut g_next[..rows * layer.fan_in])
+            let (da, da_scale) = if l > 0 {
+                (
+                    Some(&mut g_next[..rows * layer.fan_in]),
+                    Some(&dsilu[l - 1][..]),
+                )
             } else {
-                None
+                (None, None)
             };
             linear_backward(
                 dz,
@@ -599,6 +605,7 @@ impl Mlp {
                 dw,
                 db,
                 da,
+                da_scale,
                 true,
             );
             if l > 0 {
@@ -613,27 +620,15 @@ const PAR_ROWS: usize = 64;
 
 /// [`bias_silu`] on a `[rows, width]` batch, row blocks split across rayon
 /// threads (elementwise, so bit-identical for any thread count).
-fn par_bias_silu(z: &mut [f32], b: &[f32], s: &mut [f32]) {
+fn par_bias_silu(z: &mut [f32], b: &[f32], dsilu: &mut [f32]) {
     let chunk = PAR_ROWS * b.len().max(1);
     if rayon::current_num_threads() == 1 || z.len() <= chunk {
-        bias_silu(z, b, Some(s));
+        bias_silu(z, b, Some(dsilu));
         return;
     }
     z.par_chunks_mut(chunk)
-        .zip(s.par_chunks_mut(chunk))
-        .for_each(|(zc, sc)| bias_silu(zc, b, Some(sc)));
-}
-
-/// [`silu_backward`] with row blocks split across rayon threads.
-fn par_silu_backward(d: &mut [f32], s: &[f32], y: &[f32], width: usize) {
-    let chunk = PAR_ROWS * width.max(1);
-    if rayon::current_num_threads() == 1 || d.len() <= chunk {
-        silu_backward(d, s, y);
-        return;
-    }
-    d.par_chunks_mut(chunk)
-        .zip(s.par_chunks(chunk).zip(y.par_chunks(chunk)))
-        .for_each(|(dc, (sc, yc))| silu_backward(dc, sc, yc));
+        .zip(dsilu.par_chunks_mut(chunk))
+        .for_each(|(zc, dc)| bias_silu(zc, b, Some(dc)));
 }
 
 /// [`fill_input`] with per-row times, row blocks split across rayon threads
@@ -744,15 +739,15 @@ pub struct TrainCache {
     data_dim: usize,
     /// h₀ = concat(x, emb(t)), `[rows, input_dim]`.
     input: Vec<f32>,
-    /// σ(z_l) per hidden layer, `[rows, hidden]`.
-    sig: Vec<Vec<f32>>,
+    /// SiLU'(z_l) = σ(z_l) + h_l·(1 − σ(z_l)) per hidden layer, `[rows, hidden]`.
+    dsilu: Vec<Vec<f32>>,
     /// h_l = SiLU(z_l) per hidden layer, `[rows, hidden]`.
     act: Vec<Vec<f32>>,
     /// Network output y, `[rows, data_dim]`.
     out: Vec<f32>,
     /// Copy of ∂L/∂y, `[rows, data_dim]`.
     d_top: Vec<f32>,
-    /// Ping-pong buffers for ∂L/∂h, `[rows, widest]`.
+    /// Ping-pong buffers for ∂L/∂z of the hidden layers, `[rows, widest]`.
     g_a: Vec<f32>,
     g_b: Vec<f32>,
 }
@@ -781,10 +776,10 @@ impl TrainCache {
         self.rows = rows;
         self.data_dim = net.cfg.data_dim;
         self.input.resize(rows * net.cfg.input_dim(), 0.0);
-        self.sig.resize_with(hidden, Vec::new);
+        self.dsilu.resize_with(hidden, Vec::new);
         self.act.resize_with(hidden, Vec::new);
         for (l, layer) in net.layers[..hidden].iter().enumerate() {
-            self.sig[l].resize(rows * layer.fan_out, 0.0);
+            self.dsilu[l].resize(rows * layer.fan_out, 0.0);
             self.act[l].resize(rows * layer.fan_out, 0.0);
         }
         self.out.resize(rows * net.cfg.data_dim, 0.0);

@@ -115,19 +115,33 @@ impl Adam {
 /// Index of the first NaN or ±∞ in `x`, `None` when every value is finite.
 ///
 /// Scans 256-value chunks with a branch-free maximum of `|bits|` (finite
-/// exactly when `bits & 0x7fff_ffff < 0x7f80_0000`), which vectorises; only
+/// exactly when `bits & 0x7fff_ffff < 0x7f800000`), which vectorises; only
 /// a failing chunk is searched element by element.
 pub fn first_non_finite(x: &[f32]) -> Option<usize> {
+    let mut found = None;
+    find_dispatch(x, &mut found);
+    found
+}
+
+fn find_dispatch(x: &[f32], found: &mut Option<usize>) {
+    dispatch_simd!(find_generic(x, found))
+}
+
+#[inline(always)]
+fn find_generic(x: &[f32], found: &mut Option<usize>) {
     const CHUNK: usize = 256;
-    x.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
+    *found = x.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
         let worst = chunk
             .iter()
             .fold(0u32, |acc, v| acc.max(v.to_bits() & 0x7fff_ffff));
         if worst < 0x7f80_0000 {
             return None;
         }
-        chunk.iter().position(|v| !v.is_finite()).map(|i| c * CHUNK + i)
-    })
+        chunk
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| c * CHUNK + i)
+    });
 }
 
 /// Elements per rayon task in the optimiser and EMA updates.
