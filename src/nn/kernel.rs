@@ -71,6 +71,15 @@ pub fn pack_b(b: MatRef, out: &mut [f32]) {
                 dst[..cols].copy_from_slice(src);
                 dst[cols..].fill(0.0);
             }
+        } else if b.rs == 1 && available() {
+            // B is the transpose of a row-major matrix (as Wᵀ is).
+            assert!(
+                last_offset(k, n, b.rs, b.cs).is_none_or(|l| l < b.data.len()),
+                "pack_b: B does not fit its slice"
+            );
+            // SAFETY: AVX-512F is present, rs == 1 and the view fits its
+            // slice (asserted above).
+            unsafe { avx512::transpose_panel(b, j0, w, cols, panel) };
         } else {
             // Walk each column of B contiguously when B is a transpose.
             for jj in 0..w {
@@ -213,6 +222,85 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
+
+    /// Fill a packed panel (`w` = 16 or 32 wide, `cols` ≤ `w` real
+    /// columns, the rest zero) from `B: [k, n]` with `rs == 1`, i.e. from
+    /// the row-major `M = Bᵀ` (row stride `cs`): each 16 × 16 block of `M`
+    /// (16 of its rows from `j0 + 16h`, 16 columns from `p0`) is loaded as
+    /// 16 vectors, transposed in registers and stored as 16 panel-row
+    /// pieces; the last `k mod 16` panel rows are copied element by element.
+    ///
+    /// # Safety
+    /// AVX-512F must be available, `b.rs == 1`, and `b` must fit its slice.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose_panel(
+        b: super::MatRef,
+        j0: usize,
+        w: usize,
+        cols: usize,
+        panel: &mut [f32],
+    ) {
+        let (k, cs) = (b.rows, b.cs);
+        let m = b.data.as_ptr();
+        let full = k - k % 16;
+        for p0 in (0..full).step_by(16) {
+            for h in 0..w / 16 {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate() {
+                    let jj = 16 * h + i;
+                    if jj < cols {
+                        *v = _mm512_loadu_ps(m.add((j0 + jj) * cs + p0));
+                    }
+                }
+                transpose16(&mut r);
+                for (q, v) in r.iter().enumerate() {
+                    _mm512_storeu_ps(panel.as_mut_ptr().add((p0 + q) * w + 16 * h), *v);
+                }
+            }
+        }
+        for p in full..k {
+            for jj in 0..w {
+                panel[p * w + jj] = if jj < cols {
+                    b.data[(j0 + jj) * cs + p]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+
+    /// In-register 16 × 16 transpose: afterwards `r[q][i]` is the old
+    /// `r[i][q]`. Pairs of rows are interleaved (unpack), then pairs of
+    /// pairs (`shuffle_ps`), leaving in 128-bit lane L of `u[4g + c]` the
+    /// rows 4g..4g+4 at column 4L + c; two rounds of 128-bit lane
+    /// shuffles then gather lane L of `u[c], u[4 + c], u[8 + c], u[12 + c]`.
+    #[inline(always)]
+    unsafe fn transpose16(r: &mut [__m512; 16]) {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        let mut u = [_mm512_setzero_ps(); 16];
+        for g in 0..4 {
+            let (lo, hi) = (t[4 * g], t[4 * g + 1]);
+            let (lo2, hi2) = (t[4 * g + 2], t[4 * g + 3]);
+            u[4 * g] = _mm512_shuffle_ps::<0x44>(lo, lo2);
+            u[4 * g + 1] = _mm512_shuffle_ps::<0xEE>(lo, lo2);
+            u[4 * g + 2] = _mm512_shuffle_ps::<0x44>(hi, hi2);
+            u[4 * g + 3] = _mm512_shuffle_ps::<0xEE>(hi, hi2);
+        }
+        for c in 0..4 {
+            let v_even = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+            let v_odd = _mm512_shuffle_f32x4::<0xDD>(u[c], u[4 + c]);
+            let w_even = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+            let w_odd = _mm512_shuffle_f32x4::<0xDD>(u[8 + c], u[12 + c]);
+            r[c] = _mm512_shuffle_f32x4::<0x88>(v_even, w_even);
+            r[8 + c] = _mm512_shuffle_f32x4::<0xDD>(v_even, w_even);
+            r[4 + c] = _mm512_shuffle_f32x4::<0x88>(v_odd, w_odd);
+            r[12 + c] = _mm512_shuffle_f32x4::<0xDD>(v_odd, w_odd);
+        }
+    }
 
     /// Call [`tile`] with `R = rows` (1..=8) and `V = vecs` (1 or 2).
     ///
@@ -396,6 +484,34 @@ mod tests {
             (37, 2, 256),
         ] {
             check(m, k, n);
+        }
+    }
+
+    /// Both packing paths (row-major and transposed `B`) give the layout of
+    /// the module docs, padding included.
+    #[test]
+    fn pack_b_matches_the_panel_layout() {
+        for (k, n) in [(1, 1), (16, 16), (17, 33), (34, 256), (256, 2), (40, 47)] {
+            let bv: Vec<f32> = (0..k * n).map(|i| i as f32 + 1.0).collect();
+            for trans in [false, true] {
+                let b = view(&bv, k, n, trans);
+                let mut out = vec![f32::NAN; packed_len(k, n)];
+                pack_b(b, &mut out);
+                for j0 in (0..n).step_by(NR) {
+                    let w = panel_width(n, j0);
+                    for p in 0..k {
+                        for jj in 0..w {
+                            let want = if j0 + jj < n {
+                                b.data[p * b.rs + (j0 + jj) * b.cs]
+                            } else {
+                                0.0
+                            };
+                            let got = out[j0 * k + p * w + jj];
+                            assert_eq!(got, want, "k={k} n={n} trans={trans} p={p} j={}", j0 + jj);
+                        }
+                    }
+                }
+            }
         }
     }
 
