@@ -367,13 +367,12 @@ impl Trainer {
         if let Some(i) = first_non_finite(&self.grads) {
             return Err(self.non_finite(format!("gradient ({} at parameter {i})", self.grads[i])));
         }
-        self.adam.update(self.net.params_mut(), &self.grads);
-        self.ema.update(self.net.params());
+        let finite = self
+            .adam
+            .update_with_ema(self.net.params_mut(), &self.grads, &mut self.ema);
         // Finite gradients with a huge learning rate can still overflow the
         // weights; such a state must never reach a checkpoint.
-        if first_non_finite(self.net.params()).is_some()
-            || first_non_finite(&self.ema.shadow).is_some()
-        {
+        if !finite {
             return Err(Error::NonFinite {
                 step: self.step + 1,
                 what: "weights after the Adam update".into(),

@@ -168,6 +168,22 @@ fn silu_backward_add_generic(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
     }
 }
 
+/// `out[j] = Σ_i x[i, j]` over the rows of `x: [rows, out.len()]`, added in
+/// row order.
+pub fn sum_rows(x: &[f32], out: &mut [f32]) {
+    dispatch_simd!(sum_rows_generic(x, out))
+}
+
+#[inline(always)]
+fn sum_rows_generic(x: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for row in x.chunks_exact(out.len().max(1)) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
 /// Linear backward given `dz = dL/dz: [rows, fan_out]` and the layer input
 /// `a: [rows, fan_in]`:
 ///
@@ -200,12 +216,7 @@ pub fn linear_backward(
         false,
         par,
     );
-    db.fill(0.0);
-    for row in dz.chunks_exact(fan_out) {
-        for (g, &v) in db.iter_mut().zip(row) {
-            *g += v;
-        }
-    }
+    sum_rows(dz, db);
     if let Some(da) = da {
         let (dz, w) = (
             MatRef::row_major(dz, rows, fan_out),

@@ -69,6 +69,31 @@ impl Adam {
     /// One Adam step: `params ← params − step_size · m / denom` (see the type
     /// docs). Panics if the slices do not match the state length.
     pub fn update(&mut self, params: &mut [f32], grads: &[f32]) {
+        self.step_impl(params, grads, None);
+    }
+
+    /// [`Adam::update`] and then [`Ema::update`] with the new parameters, in
+    /// one pass over the five arrays (element by element, so the same bits
+    /// as the two calls in turn). Returns `false` if any new parameter or
+    /// EMA value is NaN or ±∞. Panics on mismatched lengths.
+    pub fn update_with_ema(&mut self, params: &mut [f32], grads: &[f32], ema: &mut Ema) -> bool {
+        assert_eq!(
+            ema.shadow.len(),
+            self.m.len(),
+            "EMA: shadow length differs from Adam state"
+        );
+        let e = EmaConsts::new(ema.decay);
+        self.step_impl(params, grads, Some((&mut ema.shadow, e)))
+    }
+
+    /// The shared update; returns whether every new parameter (and shadow
+    /// value, with `ema`) is finite.
+    fn step_impl(
+        &mut self,
+        params: &mut [f32],
+        grads: &[f32],
+        ema: Option<(&mut [f32], EmaConsts)>,
+    ) -> bool {
         assert_eq!(
             params.len(),
             self.m.len(),
@@ -83,32 +108,41 @@ impl Adam {
         let k = self.step.min(i32::MAX as u64) as i32;
         let bc1 = 1.0 - self.beta1.powi(k);
         let bc2 = 1.0 - self.beta2.powi(k);
-        let step_size = (self.lr / bc1) as f32;
-        let bc2_sqrt = bc2.sqrt() as f32;
-        let w1 = (1.0 - self.beta1) as f32;
-        let b2 = self.beta2 as f32;
-        let w2 = (1.0 - self.beta2) as f32;
-        let eps = self.eps as f32;
         let c = AdamConsts {
-            w1,
-            b2,
-            w2,
-            bc2_sqrt,
-            eps,
-            step_size,
+            w1: (1.0 - self.beta1) as f32,
+            b2: self.beta2 as f32,
+            w2: (1.0 - self.beta2) as f32,
+            bc2_sqrt: bc2.sqrt() as f32,
+            eps: self.eps as f32,
+            step_size: (self.lr / bc1) as f32,
         };
         let (m, v) = (&mut self.m[..], &mut self.v[..]);
-        if rayon::current_num_threads() == 1 || params.len() <= PAR_ELEMS {
-            adam_dispatch(params, grads, m, v, c);
-            return;
+        let (shadow, e) = ema.unzip();
+        let run =
+            |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: Option<&mut [f32]>| {
+                let mut worst = 0u32;
+                adam_dispatch(p, g, m, v, c, s.zip(e), &mut worst);
+                worst < 0x7f80_0000
+            };
+        let serial = rayon::current_num_threads() == 1 || params.len() <= PAR_ELEMS;
+        match shadow {
+            s if serial => run(params, grads, m, v, s),
+            // Elementwise, so splitting into chunks gives the same bits for
+            // any thread count.
+            None => params
+                .par_chunks_mut(PAR_ELEMS)
+                .zip(grads.par_chunks(PAR_ELEMS))
+                .zip(m.par_chunks_mut(PAR_ELEMS).zip(v.par_chunks_mut(PAR_ELEMS)))
+                .map(|((p, g), (m, v))| run(p, g, m, v, None))
+                .reduce(|| true, |a, b| a && b),
+            Some(s) => params
+                .par_chunks_mut(PAR_ELEMS)
+                .zip(grads.par_chunks(PAR_ELEMS))
+                .zip(m.par_chunks_mut(PAR_ELEMS).zip(v.par_chunks_mut(PAR_ELEMS)))
+                .zip(s.par_chunks_mut(PAR_ELEMS))
+                .map(|(((p, g), (m, v)), s)| run(p, g, m, v, Some(s)))
+                .reduce(|| true, |a, b| a && b),
         }
-        // Elementwise, so splitting into chunks gives the same bits for any
-        // thread count.
-        params
-            .par_chunks_mut(PAR_ELEMS)
-            .zip(grads.par_chunks(PAR_ELEMS))
-            .zip(m.par_chunks_mut(PAR_ELEMS).zip(v.par_chunks_mut(PAR_ELEMS)))
-            .for_each(|((p, g), (m, v))| adam_dispatch(p, g, m, v, c));
     }
 }
 
@@ -147,8 +181,16 @@ fn find_generic(x: &[f32], found: &mut Option<usize>) {
 /// Elements per rayon task in the optimiser and EMA updates.
 const PAR_ELEMS: usize = 1 << 14;
 
-fn adam_dispatch(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], c: AdamConsts) {
-    dispatch_simd!(adam_kernel(params, grads, m, v, c))
+fn adam_dispatch(
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    c: AdamConsts,
+    ema: Option<(&mut [f32], EmaConsts)>,
+    worst: &mut u32,
+) {
+    dispatch_simd!(adam_kernel(params, grads, m, v, c, ema, worst))
 }
 
 #[derive(Clone, Copy)]
@@ -161,14 +203,61 @@ struct AdamConsts {
     step_size: f32,
 }
 
+/// `decay` and `1 − decay` in f32, as [`Ema::update`] uses them.
+#[derive(Clone, Copy)]
+struct EmaConsts {
+    d: f32,
+    w: f32,
+}
+
+impl EmaConsts {
+    fn new(decay: f64) -> Self {
+        EmaConsts {
+            d: decay as f32,
+            w: (1.0 - decay) as f32,
+        }
+    }
+}
+
+/// The Adam update of every element (then the EMA of the new value, when
+/// given); `worst` receives the largest `|bits|` of the new values, so
+/// `worst < 0x7f80_0000` exactly when all are finite.
 #[inline(always)]
-fn adam_kernel(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], c: AdamConsts) {
-    for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+fn adam_kernel(
+    params: &mut [f32],
+    grads: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    c: AdamConsts,
+    ema: Option<(&mut [f32], EmaConsts)>,
+    worst: &mut u32,
+) {
+    let adam = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
         *m += c.w1 * (g - *m);
         *v = c.b2 * *v + c.w2 * g * g;
         let denom = v.sqrt() / c.bc2_sqrt + c.eps;
         *p += (-c.step_size * *m) / denom;
+    };
+    let mut acc = 0u32;
+    match ema {
+        None => {
+            for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m).zip(v) {
+                adam(p, g, m, v);
+                acc = acc.max(p.to_bits() & 0x7fff_ffff);
+            }
+        }
+        Some((shadow, e)) => {
+            let it = params.iter_mut().zip(grads).zip(m).zip(v).zip(shadow);
+            for ((((p, &g), m), v), s) in it {
+                adam(p, g, m, v);
+                *s = e.d * *s + e.w * *p;
+                acc = acc
+                    .max(p.to_bits() & 0x7fff_ffff)
+                    .max(s.to_bits() & 0x7fff_ffff);
+            }
+        }
     }
+    *worst = acc;
 }
 
 /// Exponential moving average of parameters:
@@ -209,8 +298,7 @@ impl Ema {
             self.shadow.len(),
             "EMA: params length differs"
         );
-        let d = self.decay as f32;
-        let w = (1.0 - self.decay) as f32;
+        let EmaConsts { d, w } = EmaConsts::new(self.decay);
         let kernel = |shadow: &mut [f32], params: &[f32]| {
             for (s, &p) in shadow.iter_mut().zip(params) {
                 *s = d * *s + w * p;
@@ -229,7 +317,40 @@ impl Ema {
 
 #[cfg(test)]
 mod tests {
-    use super::first_non_finite;
+    use super::{first_non_finite, Adam, Ema};
+
+    /// The fused pass gives the bits of `Adam::update` then `Ema::update`,
+    /// serial and split across threads, and reports overflow.
+    #[test]
+    fn update_with_ema_equals_the_two_updates() {
+        let n = 3 * super::PAR_ELEMS + 17;
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 1e-2).collect();
+        let p0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let (mut a1, mut a2) = (Adam::new(1e-3, n), Adam::new(1e-3, n));
+                let (mut e1, mut e2) = (Ema::new(0.999, &p0), Ema::new(0.999, &p0));
+                let (mut p1, mut p2) = (p0.clone(), p0.clone());
+                for _ in 0..3 {
+                    a1.update(&mut p1, &g);
+                    e1.update(&p1);
+                    assert!(a2.update_with_ema(&mut p2, &g, &mut e2));
+                }
+                assert_eq!(p1, p2);
+                assert_eq!(e1.shadow, e2.shadow);
+                assert_eq!(a1, a2);
+                // A learning rate that overflows weights is reported (the
+                // gradients have both signs, so some steps go up).
+                a2.lr = 1e38;
+                p2.fill(3e38);
+                assert!(!a2.update_with_ema(&mut p2, &g, &mut e2));
+            });
+        }
+    }
 
     #[test]
     fn first_non_finite_finds_the_first_bad_value_anywhere() {
