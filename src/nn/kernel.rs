@@ -33,6 +33,14 @@ pub const MR: usize = 8;
 pub const NR: usize = 32;
 const LANES: usize = 16;
 
+/// Widest `C` (columns) for the row-lane path: with `n ≤ 8` columns (the
+/// MLP's output layer has `data_dim = 2`) a register tile would leave most
+/// of its 16 lanes idle, so instead 16 rows of `A` are transposed in
+/// registers and each lane runs one row's chain:
+/// `c_rj ← fma(A[r,p], B[p,j], c_rj)` for p = 0..k in order, the same
+/// chain (and bits) as the tile.
+const NARROW_N: usize = 8;
+
 /// Whether this CPU can run the kernel (x86-64 with AVX-512F, detected at
 /// run time; the answer is cached by `std`).
 pub fn available() -> bool {
@@ -173,6 +181,31 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
         }
     }
     #[cfg(target_arch = "x86_64")]
+    if n <= NARROW_N && a.cs == 1 && k > 0 {
+        let (bptr, ldb) = match b {
+            // One panel, 16 wide.
+            KernelB::Packed { data, .. } => (data.as_ptr(), LANES),
+            KernelB::Rows(v) => (v.data.as_ptr(), v.rs),
+        };
+        // SAFETY: AVX-512F is present; A (rows < m, p < k), B (p < k,
+        // j < n) and C / D (m·n) lie inside their slices (checked above).
+        unsafe {
+            avx512::narrow_dispatch(
+                m,
+                k,
+                n,
+                a.data.as_ptr(),
+                a.rs,
+                bptr,
+                ldb,
+                c.as_mut_ptr(),
+                accumulate,
+                mul.map(|d| d.as_ptr()),
+            )
+        };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     for i0 in (0..m).step_by(MR) {
         let rows = MR.min(m - i0);
         for j0 in (0..n).step_by(NR) {
@@ -299,6 +332,112 @@ mod avx512 {
             r[8 + c] = _mm512_shuffle_f32x4::<0xDD>(v_even, w_even);
             r[4 + c] = _mm512_shuffle_f32x4::<0x88>(v_odd, w_odd);
             r[12 + c] = _mm512_shuffle_f32x4::<0xDD>(v_odd, w_odd);
+        }
+    }
+
+    /// Call [`narrow`] with `N = n` (1..=8).
+    ///
+    /// # Safety
+    /// As for [`narrow`].
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub(super) unsafe fn narrow_dispatch(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rs: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        acc: bool,
+        mul: Option<*const f32>,
+    ) {
+        macro_rules! go {
+            ($($n:literal)*) => {
+                match n {
+                    $($n => narrow::<$n>(m, k, a, rs, b, ldb, c, acc, mul),)*
+                    _ => unreachable!("narrow path is for 1..=8 columns"),
+                }
+            };
+        }
+        go!(1 2 3 4 5 6 7 8)
+    }
+
+    /// `C: [m, N]` (row-major) `= A·B`, `+= A·B` (`acc`) or `= (A·B) ⊙ D`
+    /// (`mul`), `A: [m, k]` with unit column stride and row stride `rs`,
+    /// `B[p, j]` at `b + p·ldb + j`. Rows of `A` go in blocks of 16, one
+    /// per lane: each 16 × 16 block of `A` is transposed in registers so
+    /// that vector `q` holds column `p0 + q` of the 16 rows, then
+    /// `acc_j ← fma(A[·, p], B[p, j], acc_j)` for each j < N.
+    ///
+    /// # Safety
+    /// AVX-512F must be available; `a + r·rs + p` readable for r < m,
+    /// p < k; `b + p·ldb + j` readable for p < k, j < N; `c + r·N + j`
+    /// writable (and `mul + r·N + j` readable) for r < m, j < N.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn narrow<const N: usize>(
+        m: usize,
+        k: usize,
+        a: *const f32,
+        rs: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        acc: bool,
+        mul: Option<*const f32>,
+    ) {
+        let full = k - k % 16;
+        let mut lanes = [0f32; 16];
+        for i0 in (0..m).step_by(16) {
+            let rows = 16.min(m - i0);
+            let block = a.add(i0 * rs);
+            let mut sums = [_mm512_setzero_ps(); N];
+            if acc {
+                for (j, s) in sums.iter_mut().enumerate() {
+                    for (i, l) in lanes.iter_mut().enumerate().take(rows) {
+                        *l = *c.add((i0 + i) * N + j);
+                    }
+                    *s = _mm512_loadu_ps(lanes.as_ptr());
+                }
+            }
+            for p0 in (0..full).step_by(16) {
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate().take(rows) {
+                    *v = _mm512_loadu_ps(block.add(i * rs + p0));
+                }
+                transpose16(&mut r);
+                for (q, col) in r.iter().enumerate() {
+                    let brow = b.add((p0 + q) * ldb);
+                    for (j, s) in sums.iter_mut().enumerate() {
+                        *s = _mm512_fmadd_ps(*col, _mm512_set1_ps(*brow.add(j)), *s);
+                    }
+                }
+            }
+            for p in full..k {
+                for (i, l) in lanes.iter_mut().enumerate().take(rows) {
+                    *l = *block.add(i * rs + p);
+                }
+                let col = _mm512_loadu_ps(lanes.as_ptr());
+                let brow = b.add(p * ldb);
+                for (j, s) in sums.iter_mut().enumerate() {
+                    *s = _mm512_fmadd_ps(col, _mm512_set1_ps(*brow.add(j)), *s);
+                }
+            }
+            for (j, s) in sums.iter().enumerate() {
+                let mut v = *s;
+                if let Some(d) = mul {
+                    for (i, l) in lanes.iter_mut().enumerate().take(rows) {
+                        *l = *d.add((i0 + i) * N + j);
+                    }
+                    v = _mm512_mul_ps(v, _mm512_loadu_ps(lanes.as_ptr()));
+                }
+                _mm512_storeu_ps(lanes.as_mut_ptr(), v);
+                for (i, l) in lanes.iter().enumerate().take(rows) {
+                    *c.add((i0 + i) * N + j) = *l;
+                }
+            }
         }
     }
 
@@ -521,7 +660,15 @@ mod tests {
         if !available() {
             return;
         }
-        let (m, k, n) = (53, 256, 70);
+        // n = 70: register tiles; n ≤ 8: the row-lane path (k = 37 leaves
+        // a tail of 5 after the 16-wide blocks).
+        for (k, n) in [(256, 70), (37, 2), (256, 3)] {
+            check_rows_do_not_depend_on_m(k, n);
+        }
+    }
+
+    fn check_rows_do_not_depend_on_m(k: usize, n: usize) {
+        let m = 53;
         let av: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.377).sin()).collect();
         let bv: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.191).cos()).collect();
         let mut bp = vec![0.0; packed_len(k, n)];
@@ -545,6 +692,17 @@ mod tests {
             Epilogue::Set,
         );
         assert_eq!(inplace, full);
+        // A stored transposed always takes the register tiles: the same
+        // bits as the row-lane path.
+        let at: Vec<f32> = (0..m * k).map(|i| av[(i % m) * k + i / m]).collect();
+        let mut tiled = vec![0.0; m * n];
+        gemm_serial(
+            MatRef::transposed(&at, m, k),
+            packed,
+            &mut tiled,
+            Epilogue::Set,
+        );
+        assert_eq!(tiled, full);
         for (start, len) in [(0, 1), (5, 7), (9, 1), (46, 7), (1, 52)] {
             let a = MatRef::row_major(&av[start * k..], len, k);
             let mut part = vec![0.0; len * n];
