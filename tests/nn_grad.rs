@@ -68,7 +68,7 @@ fn linear_layer_gradient_matches_finite_differences() {
         &mut dw,
         &mut db,
         Some(&mut da),
-        None,
+        false,
         false,
     );
     let h = 0.1;

@@ -43,11 +43,11 @@
 //! the forward shapes, but its row `i` changes with `m` (checked for m = 1,
 //! 7, 33 against m = 512), which breaks the batch-size determinism rule.
 //!
-//! [`gemm_mul`] writes `C = (A·B) ⊙ D` for an elementwise factor `D` (the
-//! next-lower SiLU's derivative in backprop), multiplying each tile in
-//! registers before its store instead of in a separate pass over `C`. The
-//! product is rounded to f32 first, so the bits equal those of `gemm`
-//! followed by the multiply.
+//! [`gemm_scale`] writes `C ← (A·B) ⊙ C`: `C` holds an elementwise factor
+//! on entry (the next-lower SiLU's derivative in backprop) and each tile is
+//! multiplied by it in registers before the store, so backprop needs no
+//! separate pass and no buffer for dL/dh. The product is rounded to f32
+//! first, so the bits equal those of `gemm` followed by the multiply.
 //!
 //! Because rows are independent, splitting `C` by rows across rayon threads
 //! gives bit-identical results for any thread count.
@@ -65,30 +65,22 @@ use rayon::prelude::*;
 use super::kernel::{self, KernelB};
 
 /// How a product reaches `C` (`[m, n]` row-major).
-#[derive(Clone, Copy, Debug)]
-pub enum Epilogue<'a> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
     /// `C = A·B`.
     Set,
     /// `C = C + A·B`: each element's FMA chain starts from its old value.
     Add,
-    /// `C = (A·B) ⊙ D` with `D` a `[m, n]` row-major slice.
-    Mul(&'a [f32]),
+    /// `C = (A·B) ⊙ C`: the old `C` is an elementwise factor.
+    Scale,
 }
 
-impl<'a> Epilogue<'a> {
+impl Epilogue {
     fn from_accumulate(accumulate: bool) -> Self {
         if accumulate {
             Epilogue::Add
         } else {
             Epilogue::Set
-        }
-    }
-
-    /// This epilogue for rows `start..start + rows` of a product `n` wide.
-    fn rows(self, start: usize, rows: usize, n: usize) -> Self {
-        match self {
-            Epilogue::Mul(d) => Epilogue::Mul(&d[start * n..(start + rows) * n]),
-            other => other,
         }
     }
 }
@@ -223,13 +215,12 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
     gemm_with(a, b, c, Epilogue::from_accumulate(accumulate), parallel);
 }
 
-/// `C = (A·B) ⊙ D`: [`gemm`] with an elementwise factor `D` (`[m, n]`
-/// row-major, as `C`) applied to each product element before it is stored.
-/// Bit-identical to `gemm` followed by `C ⊙= D`, with the same row
-/// independence and thread-count independence.
-pub fn gemm_mul(a: MatRef, b: MatRef, d: &[f32], c: &mut [f32], parallel: bool) {
-    assert_eq!(d.len(), c.len(), "gemm_mul: D and C differ in length");
-    gemm_with(a, b, c, Epilogue::Mul(d), parallel);
+/// `C ← (A·B) ⊙ C`: [`gemm`] with the old `C` (`[m, n]` row-major) as an
+/// elementwise factor applied to each product element before it is stored.
+/// Bit-identical to `gemm` into a scratch buffer followed by `C ⊙= scratch`,
+/// with the same row independence and thread-count independence.
+pub fn gemm_scale(a: MatRef, b: MatRef, c: &mut [f32], parallel: bool) {
+    gemm_with(a, b, c, Epilogue::Scale, parallel);
 }
 
 fn gemm_with(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue, parallel: bool) {
@@ -240,8 +231,7 @@ fn gemm_with(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue, parallel: bool)
         return;
     }
     if kernel::available() && b.cs == 1 {
-        split_rows(a, n, c, parallel, |a, c, start| {
-            let epi = epi.rows(start, a.rows, n);
+        split_rows(a, n, c, parallel, |a, c| {
             kernel::gemm_serial(a, KernelB::Rows(b), c, epi)
         });
         return;
@@ -262,9 +252,7 @@ fn gemm_with(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue, parallel: bool)
         });
         return;
     }
-    split_rows(a, n, c, parallel, |a, c, start| {
-        gemm_serial(a, b, c, epi.rows(start, a.rows, n))
-    });
+    split_rows(a, n, c, parallel, |a, c| gemm_serial(a, b, c, epi));
 }
 
 /// [`gemm`] with `B` already packed: `C = A·B` or `C = C + A·B`, `A: [m, k]`
@@ -281,8 +269,7 @@ fn gemm_packed_with(a: MatRef, b: &PackedB, c: &mut [f32], epi: Epilogue, parall
     if m == 0 || n == 0 {
         return;
     }
-    split_rows(a, n, c, parallel, |a, c, start| {
-        let epi = epi.rows(start, a.rows, n);
+    split_rows(a, n, c, parallel, |a, c| {
         if b.panels {
             let kb = KernelB::Packed {
                 data: &b.data,
@@ -296,12 +283,12 @@ fn gemm_packed_with(a: MatRef, b: &PackedB, c: &mut [f32], epi: Epilogue, parall
     });
 }
 
-/// Run `f(A_rows, C_rows, first_row)` on contiguous row blocks of `A` and
-/// `C` (`[m, n]`): one block per rayon thread when `parallel` is set and the
+/// Run `f(A_rows, C_rows)` on contiguous row blocks of `A` and `C`
+/// (`[m, n]`): one block per rayon thread when `parallel` is set and the
 /// product is large enough, else one call on the whole matrix.
 fn split_rows<F>(a: MatRef, n: usize, c: &mut [f32], parallel: bool, f: F)
 where
-    F: Fn(MatRef, &mut [f32], usize) + Sync,
+    F: Fn(MatRef, &mut [f32]) + Sync,
 {
     let (m, k) = (a.rows, a.cols);
     let threads = if parallel {
@@ -312,7 +299,7 @@ where
     let work = m * n * k.max(1);
     let tasks = threads.min(work / PAR_MIN_WORK).min(m / 8).max(1);
     if tasks <= 1 {
-        f(a, c, 0);
+        f(a, c);
         return;
     }
     let rows_per = m.div_ceil(tasks);
@@ -321,29 +308,43 @@ where
         .for_each(|(i, cc)| {
             let start = i * rows_per;
             let len = cc.len() / n;
-            f(a.row_range(start, len), cc, start);
+            f(a.row_range(start, len), cc);
         });
+}
+
+thread_local! {
+    /// Product buffer of the fallback's [`Epilogue::Scale`] on this thread.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The `matrixmultiply` fallback for one row block.
 fn gemm_serial(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue) {
+    if epi == Epilogue::Scale {
+        let scale = |scratch: &mut Vec<f32>, c: &mut [f32]| {
+            scratch.resize(c.len(), 0.0);
+            gemm_serial(a, b, scratch, Epilogue::Set);
+            for (x, &p) in c.iter_mut().zip(scratch.iter()) {
+                *x = p * *x;
+            }
+        };
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => scale(&mut scratch, c),
+            Err(_) => scale(&mut Vec::new(), c),
+        });
+        return;
+    }
     let (m, n) = (a.rows, b.cols);
-    let accumulate = matches!(epi, Epilogue::Add);
+    let accumulate = epi == Epilogue::Add;
     if a.cols == 0 {
         if !accumulate {
             c.fill(0.0);
         }
-    } else {
-        let beta = if accumulate { 1.0 } else { 0.0 };
-        let mut cv = ArrayViewMut2::from_shape((m, n), &mut *c)
-            .expect("gemm: C does not match [m, n] (internal shape bug)");
-        general_mat_mul(1.0, &a.view(), &b.view(), beta, &mut cv);
+        return;
     }
-    if let Epilogue::Mul(d) = epi {
-        for (x, &f) in c.iter_mut().zip(d) {
-            *x *= f;
-        }
-    }
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    let mut cv = ArrayViewMut2::from_shape((m, n), c)
+        .expect("gemm: C does not match [m, n] (internal shape bug)");
+    general_mat_mul(1.0, &a.view(), &b.view(), beta, &mut cv);
 }
 
 #[cfg(test)]
@@ -393,7 +394,8 @@ pub(super) mod tests {
                 }
                 let d: Vec<f32> = (0..m * n).map(|i| ((i * 5 % 7) as f32) - 3.0).collect();
                 for parallel in [false, true] {
-                    gemm_mul(a, b, &d, &mut c, parallel);
+                    c.copy_from_slice(&d);
+                    gemm_scale(a, b, &mut c, parallel);
                     for ((x, y), f) in c.iter().zip(&want).zip(&d) {
                         assert_eq!(*x as f64, *y * *f as f64);
                     }
@@ -402,9 +404,9 @@ pub(super) mod tests {
         }
     }
 
-    /// The row split across threads hands each block its own rows of `D`.
+    /// Split across threads, each row block scales by its own rows.
     #[test]
-    fn gemm_mul_splits_d_with_the_rows() {
+    fn gemm_scale_splits_with_the_rows() {
         let (m, k, n) = (515, 64, 80);
         assert!(m * k * n >= 2 * PAR_MIN_WORK, "large enough to split");
         let av: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.377).sin()).collect();
@@ -418,8 +420,8 @@ pub(super) mod tests {
             .num_threads(3)
             .build()
             .unwrap();
-        let mut got = vec![0.0; m * n];
-        pool.install(|| gemm_mul(a, b, &d, &mut got, true));
+        let mut got = d.clone();
+        pool.install(|| gemm_scale(a, b, &mut got, true));
         assert_eq!(got, want);
     }
 }

@@ -10,8 +10,9 @@
 //!   c_ij ← 0 (or C[i,j] when accumulating);  for p = 0..k: c_ij ← fma(A[i,p], B[p,j], c_ij);  C[i,j] ← c_ij
 //! ```
 //!
-//! With [`Epilogue::Mul`]`(D)` the store is `C[i,j] ← c_ij · D[i,j]` (one
-//! f32 multiply of the finished chain, as a separate pass would do).
+//! With [`Epilogue::Scale`] the store is `C[i,j] ← c_ij · C[i,j]` (the old
+//! value read just before; one f32 multiply of the finished chain, as a
+//! separate pass would do).
 //!
 //! `k` is never split, and every element goes through exactly this chain
 //! whatever tile, edge tile (fewer rows, masked columns), row block or
@@ -150,14 +151,8 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
     assert!(available(), "kernel::gemm_serial needs AVX-512F");
     assert_eq!(kb, k, "kernel: inner dimensions differ");
     assert_eq!(c.len(), m * n, "kernel: C has the wrong length");
-    let (accumulate, mul) = match epi {
-        Epilogue::Set => (false, None),
-        Epilogue::Add => (true, None),
-        Epilogue::Mul(d) => {
-            assert_eq!(d.len(), m * n, "kernel: D has the wrong length");
-            (false, Some(d))
-        }
-    };
+    let accumulate = epi == Epilogue::Add;
+    let scale = epi == Epilogue::Scale;
     if m > 0 && k > 0 {
         let last = last_offset(m, k, a.rs, a.cs);
         assert!(
@@ -188,7 +183,7 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
             KernelB::Rows(v) => (v.data.as_ptr(), v.rs),
         };
         // SAFETY: AVX-512F is present; A (rows < m, p < k), B (p < k,
-        // j < n) and C / D (m·n) lie inside their slices (checked above).
+        // j < n) and C (m·n) lie inside their slices (checked above).
         unsafe {
             avx512::narrow_dispatch(
                 m,
@@ -200,7 +195,7 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
                 ldb,
                 c.as_mut_ptr(),
                 accumulate,
-                mul.map(|d| d.as_ptr()),
+                scale,
             )
         };
         return;
@@ -228,9 +223,7 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
             // in place, lanes j0 + jj < n of row p lie inside B's slice
             // (checked above) and the last vector is loaded under `mask`.
             // C rows i0..i0+rows, columns j0 + jj < n (the last vector
-            // masked) lie inside `c` (len m·n), and likewise inside `D`
-            // (len m·n, asserted above).
-            let d_tile = mul.map(|d| d.as_ptr().wrapping_add(i0 * n + j0));
+            // masked) lie inside `c` (len m·n).
             unsafe {
                 avx512::tile_dispatch(
                     rows,
@@ -245,7 +238,7 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
                     n,
                     mask,
                     accumulate,
-                    d_tile,
+                    scale,
                 );
             }
         }
@@ -351,12 +344,12 @@ mod avx512 {
         ldb: usize,
         c: *mut f32,
         acc: bool,
-        mul: Option<*const f32>,
+        scale: bool,
     ) {
         macro_rules! go {
             ($($n:literal)*) => {
                 match n {
-                    $($n => narrow::<$n>(m, k, a, rs, b, ldb, c, acc, mul),)*
+                    $($n => narrow::<$n>(m, k, a, rs, b, ldb, c, acc, scale),)*
                     _ => unreachable!("narrow path is for 1..=8 columns"),
                 }
             };
@@ -364,8 +357,8 @@ mod avx512 {
         go!(1 2 3 4 5 6 7 8)
     }
 
-    /// `C: [m, N]` (row-major) `= A·B`, `+= A·B` (`acc`) or `= (A·B) ⊙ D`
-    /// (`mul`), `A: [m, k]` with unit column stride and row stride `rs`,
+    /// `C: [m, N]` (row-major) `= A·B`, `+= A·B` (`acc`) or `= (A·B) ⊙ C`
+    /// (`scale`), `A: [m, k]` with unit column stride and row stride `rs`,
     /// `B[p, j]` at `b + p·ldb + j`. Rows of `A` go in blocks of 16, one
     /// per lane: each 16 × 16 block of `A` is transposed in registers so
     /// that vector `q` holds column `p0 + q` of the 16 rows, then
@@ -374,7 +367,7 @@ mod avx512 {
     /// # Safety
     /// AVX-512F must be available; `a + r·rs + p` readable for r < m,
     /// p < k; `b + p·ldb + j` readable for p < k, j < N; `c + r·N + j`
-    /// writable (and `mul + r·N + j` readable) for r < m, j < N.
+    /// readable and writable for r < m, j < N.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn narrow<const N: usize>(
@@ -386,7 +379,7 @@ mod avx512 {
         ldb: usize,
         c: *mut f32,
         acc: bool,
-        mul: Option<*const f32>,
+        scale: bool,
     ) {
         let full = k - k % 16;
         let mut lanes = [0f32; 16];
@@ -427,9 +420,9 @@ mod avx512 {
             }
             for (j, s) in sums.iter().enumerate() {
                 let mut v = *s;
-                if let Some(d) = mul {
+                if scale {
                     for (i, l) in lanes.iter_mut().enumerate().take(rows) {
-                        *l = *d.add((i0 + i) * N + j);
+                        *l = *c.add((i0 + i) * N + j);
                     }
                     v = _mm512_mul_ps(v, _mm512_loadu_ps(lanes.as_ptr()));
                 }
@@ -460,14 +453,14 @@ mod avx512 {
         ldc: usize,
         mask: u16,
         acc: bool,
-        mul: Option<*const f32>,
+        scale: bool,
     ) {
         macro_rules! go {
             ($r:literal) => {
                 if vecs == 2 {
-                    tile::<$r, 2>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, mul)
+                    tile::<$r, 2>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, scale)
                 } else {
-                    tile::<$r, 1>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, mul)
+                    tile::<$r, 1>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, scale)
                 }
             };
         }
@@ -484,15 +477,15 @@ mod avx512 {
     }
 
     /// One `R × 16V` tile: `c_rj = fma(A[r,p], B[p,j], c_rj)` for p = 0..k
-    /// in order, from 0 (or from C when `acc`), then stored to C, times
-    /// `mul[r·ldc + j]` first when `mul` is given; the last of the `V`
-    /// vectors is loaded/stored under `mask`.
+    /// in order, from 0 (or from C when `acc`), then stored to C, times the
+    /// old C first when `scale`; the last of the `V` vectors is
+    /// loaded/stored under `mask`.
     ///
     /// # Safety
     /// AVX-512F must be available; `a + r·rs + p·cs` must be readable for
-    /// r < R, p < k; `b + p·ldb + j` readable, `c + r·ldc + j` writable and
-    /// `mul + r·ldc + j` readable for r < R, p < k and j < 16(V−1) plus the
-    /// lanes set in `mask` of the last vector.
+    /// r < R, p < k; `b + p·ldb + j` readable and `c + r·ldc + j` readable
+    /// and writable for r < R, p < k and j < 16(V−1) plus the lanes set in
+    /// `mask` of the last vector.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn tile<const R: usize, const V: usize>(
@@ -506,7 +499,7 @@ mod avx512 {
         ldc: usize,
         mask: u16,
         acc: bool,
-        mul: Option<*const f32>,
+        scale: bool,
     ) {
         let lane_mask = |v: usize| if v + 1 == V { mask } else { u16::MAX };
         let mut t = [[_mm512_setzero_ps(); V]; R];
@@ -533,10 +526,10 @@ mod avx512 {
             ap = ap.wrapping_add(cs);
             bp = bp.wrapping_add(ldb);
         }
-        if let Some(d) = mul {
+        if scale {
             for (r, row) in t.iter_mut().enumerate() {
                 for (v, x) in row.iter_mut().enumerate() {
-                    let dv = _mm512_maskz_loadu_ps(lane_mask(v), d.add(r * ldc + 16 * v));
+                    let dv = _mm512_maskz_loadu_ps(lane_mask(v), c.add(r * ldc + 16 * v));
                     *x = _mm512_mul_ps(*x, dv);
                 }
             }
@@ -590,9 +583,10 @@ mod tests {
                     for (x, y) in c.iter().zip(&want) {
                         assert_eq!(*x as f64, 2.0 * *y, "accumulate m={m} k={k} n={n}");
                     }
-                    gemm_serial(a, kb, &mut c, Epilogue::Mul(&dv));
+                    c.copy_from_slice(&dv);
+                    gemm_serial(a, kb, &mut c, Epilogue::Scale);
                     for ((x, y), f) in c.iter().zip(&want).zip(&dv) {
-                        assert_eq!(*x as f64, *y * *f as f64, "mul m={m} k={k} n={n}");
+                        assert_eq!(*x as f64, *y * *f as f64, "scale m={m} k={k} n={n}");
                     }
                 }
             }
@@ -711,12 +705,12 @@ mod tests {
         }
         // The fused multiply rounds exactly like a separate pass.
         let dv: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.713).cos()).collect();
-        let mut fused = vec![0.0; m * n];
+        let mut fused = dv.clone();
         gemm_serial(
             MatRef::row_major(&av, m, k),
             packed,
             &mut fused,
-            Epilogue::Mul(&dv),
+            Epilogue::Scale,
         );
         let separate: Vec<f32> = full.iter().zip(&dv).map(|(x, f)| x * f).collect();
         assert_eq!(fused, separate);

@@ -11,10 +11,10 @@
 //!
 //! The training forward pass stores SiLU'(z) = s + y·(1 − s) beside y, so
 //! the SiLU backward is one multiply per element with no `exp`, and it can
-//! ride in the store of the GEMM that produces dL/dy
-//! ([`super::gemm::gemm_mul`]).
+//! ride in the store of the GEMM that produces dL/dy, overwriting SiLU'
+//! with dL/dz in place ([`super::gemm::gemm_scale`]).
 
-use super::gemm::{gemm, gemm_mul, MatRef};
+use super::gemm::{gemm, gemm_scale, MatRef};
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
@@ -191,9 +191,10 @@ fn sum_rows_generic(x: &[f32], out: &mut [f32]) {
 ///   dW = dzᵀ·a          [fan_out, fan_in]
 ///   db = Σ_rows dz       [fan_out]   (summed in row order)
 ///   da = dz·W            [rows, fan_in]  (only if `da` is given)
-///   da = (dz·W) ⊙ g      when `da_scale = g` is given as well: the SiLU
-///                        backward of the layer below ([`silu_backward`]),
-///                        fused into the product's store, same bits
+///   da = (dz·W) ⊙ da     with `scale_da`: `da` holds the layer below's
+///                        SiLU'(z) on entry and leaves as its dL/dz (the
+///                        SiLU backward, [`silu_backward`], fused into the
+///                        product's store; same bits)
 /// ```
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
@@ -206,7 +207,7 @@ pub fn linear_backward(
     dw: &mut [f32],
     db: &mut [f32],
     da: Option<&mut [f32]>,
-    da_scale: Option<&[f32]>,
+    scale_da: bool,
     par: bool,
 ) {
     gemm(
@@ -222,9 +223,10 @@ pub fn linear_backward(
             MatRef::row_major(dz, rows, fan_out),
             MatRef::row_major(w, fan_out, fan_in),
         );
-        match da_scale {
-            Some(g) => gemm_mul(dz, w, g, da, par),
-            None => gemm(dz, w, da, false, par),
+        if scale_da {
+            gemm_scale(dz, w, da, par);
+        } else {
+            gemm(dz, w, da, false, par);
         }
     }
 }

@@ -539,8 +539,10 @@ impl Mlp {
     ///       g_{l−1} = (g_l·W_l) ⊙ SiLU'(z_{l−1}),   SiLU'(z) = s + h·(1 − s)
     /// ```
     ///
-    /// The ⊙ SiLU' rides in the store of the g_l·W_l product
-    /// ([`super::gemm::gemm_mul`]), so no pass over g is spent on it.
+    /// The ⊙ SiLU' rides in the store of the g_l·W_l product, which
+    /// overwrites the cached SiLU'(z_{l−1}) with g_{l−1}
+    /// ([`super::gemm::gemm_scale`]): no pass over g, no buffer for it.
+    /// The cache therefore serves one backward pass per forward pass.
     ///
     /// Sums over rows run in a fixed order; results are deterministic and do
     /// not depend on the thread count.
@@ -564,8 +566,6 @@ impl Mlp {
             dsilu,
             act,
             d_top,
-            g_a,
-            g_b,
             ..
         } = cache;
         for (dst, src) in d_top.chunks_exact_mut(d).zip(d_out.rows()) {
@@ -574,27 +574,20 @@ impl Mlp {
             }
         }
         let last = self.layers.len() - 1;
-        let mut g_cur: &mut Vec<f32> = g_a;
-        let mut g_next: &mut Vec<f32> = g_b;
         for l in (0..=last).rev() {
             let layer = &self.layers[l];
             let a_in: &[f32] = if l == 0 { input } else { &act[l - 1] };
-            // g_l, already multiplied by SiLU'(z_l) below the top.
+            // g_l: below the top, left in dsilu[l] by layer l + 1.
+            let (below, here) = dsilu.split_at_mut(l);
             let dz: &[f32] = if l == last {
                 d_top
             } else {
-                &g_cur[..rows * layer.fan_out]
+                &here[0][..rows * layer.fan_out]
             };
             let (dw, db) = grads[layer.w_offset..layer.b_offset + layer.fan_out]
                 .split_at_mut(layer.b_offset - layer.w_offset);
-            let (da, da_scale) = if l > 0 {
-                (
-                    Some(&mut g_next[..rows * layer.fan_in]),
-                    Some(&dsilu[l - 1][..]),
-                )
-            } else {
-                (None, None)
-            };
+            let da = below.last_mut().map(|d| &mut d[..rows * layer.fan_in]);
+            let scale_da = da.is_some();
             linear_backward(
                 dz,
                 a_in,
@@ -605,12 +598,9 @@ impl Mlp {
                 dw,
                 db,
                 da,
-                da_scale,
+                scale_da,
                 true,
             );
-            if l > 0 {
-                std::mem::swap(&mut g_cur, &mut g_next);
-            }
         }
     }
 }
@@ -739,7 +729,8 @@ pub struct TrainCache {
     data_dim: usize,
     /// h₀ = concat(x, emb(t)), `[rows, input_dim]`.
     input: Vec<f32>,
-    /// SiLU'(z_l) = σ(z_l) + h_l·(1 − σ(z_l)) per hidden layer, `[rows, hidden]`.
+    /// SiLU'(z_l) = σ(z_l) + h_l·(1 − σ(z_l)) per hidden layer, `[rows, hidden]`,
+    /// from the forward pass; the backward pass overwrites it with ∂L/∂z_l.
     dsilu: Vec<Vec<f32>>,
     /// h_l = SiLU(z_l) per hidden layer, `[rows, hidden]`.
     act: Vec<Vec<f32>>,
@@ -747,9 +738,6 @@ pub struct TrainCache {
     out: Vec<f32>,
     /// Copy of ∂L/∂y, `[rows, data_dim]`.
     d_top: Vec<f32>,
-    /// Ping-pong buffers for ∂L/∂z of the hidden layers, `[rows, widest]`.
-    g_a: Vec<f32>,
-    g_b: Vec<f32>,
 }
 
 impl TrainCache {
@@ -767,12 +755,6 @@ impl TrainCache {
 
     fn resize(&mut self, net: &Mlp, rows: usize) {
         let hidden = net.layers.len() - 1;
-        let widest = net
-            .layers
-            .iter()
-            .map(|l| l.fan_in.max(l.fan_out))
-            .max()
-            .unwrap_or(0);
         self.rows = rows;
         self.data_dim = net.cfg.data_dim;
         self.input.resize(rows * net.cfg.input_dim(), 0.0);
@@ -784,8 +766,6 @@ impl TrainCache {
         }
         self.out.resize(rows * net.cfg.data_dim, 0.0);
         self.d_top.resize(rows * net.cfg.data_dim, 0.0);
-        self.g_a.resize(rows * widest, 0.0);
-        self.g_b.resize(rows * widest, 0.0);
     }
 
     /// Rows of the last batch.
