@@ -324,7 +324,7 @@ fn gemm_serial(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue) {
             scratch.resize(c.len(), 0.0);
             gemm_serial(a, b, scratch, Epilogue::Set);
             for (x, &p) in c.iter_mut().zip(scratch.iter()) {
-                *x = p * *x;
+                *x *= p;
             }
         };
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
