@@ -33,6 +33,7 @@ fn main() {
         ("fwd 512x256x256", 512, 256, 256, false, true),
         ("fwd 512x256x2", 512, 256, 2, false, true),
         ("dW 256x512x34 (At)", 256, 512, 34, true, false),
+        ("dWt 34x512x256 (At)", 34, 512, 256, true, false),
         ("dW 256x512x256 (At)", 256, 512, 256, true, false),
         ("dW 2x512x256 (At)", 2, 512, 256, true, false),
         ("dX 512x256x256", 512, 256, 256, false, false),

@@ -184,6 +184,60 @@ fn sum_rows_generic(x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// Columns a 16-lane kernel computes for `n` real ones (`⌈n/16⌉·16`).
+fn padded(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+thread_local! {
+    /// dWᵀ of [`weight_grad`]'s transposed product on this thread.
+    static DW_T: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `dW = dzᵀ·a` (`[fan_out, fan_in]`). When `fan_in` fills the kernel's
+/// 16-lane column groups worse than `fan_out` does (the first layer:
+/// fan_in = 34 of 48 lanes), the product is computed as
+/// `dWᵀ = aᵀ·dz` and transposed: with the AVX-512 kernel each element is
+/// the same FMA chain over the rows in order (`a·b = b·a` exactly), so the
+/// bits are the same.
+fn weight_grad(
+    dz: &[f32],
+    a: &[f32],
+    rows: usize,
+    fan_in: usize,
+    fan_out: usize,
+    dw: &mut [f32],
+    par: bool,
+) {
+    let (dz_t, a_rows) = (
+        MatRef::transposed(dz, fan_out, rows),
+        MatRef::row_major(a, rows, fan_in),
+    );
+    if padded(fan_in) * fan_out <= padded(fan_out) * fan_in {
+        gemm(dz_t, a_rows, dw, false, par);
+        return;
+    }
+    let transposed = |dw_t: &mut Vec<f32>, dw: &mut [f32]| {
+        dw_t.resize(fan_in * fan_out, 0.0);
+        gemm(
+            MatRef::transposed(a, fan_in, rows),
+            MatRef::row_major(dz, rows, fan_out),
+            dw_t,
+            false,
+            par,
+        );
+        for (i, src) in dw_t.chunks_exact(fan_out).enumerate() {
+            for (j, &v) in src.iter().enumerate() {
+                dw[j * fan_in + i] = v;
+            }
+        }
+    };
+    DW_T.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut dw_t) => transposed(&mut dw_t, dw),
+        Err(_) => transposed(&mut Vec::new(), dw),
+    });
+}
+
 /// Linear backward given `dz = dL/dz: [rows, fan_out]` and the layer input
 /// `a: [rows, fan_in]`:
 ///
@@ -210,13 +264,7 @@ pub fn linear_backward(
     scale_da: bool,
     par: bool,
 ) {
-    gemm(
-        MatRef::transposed(dz, fan_out, rows),
-        MatRef::row_major(a, rows, fan_in),
-        dw,
-        false,
-        par,
-    );
+    weight_grad(dz, a, rows, fan_in, fan_out, dw, par);
     sum_rows(dz, db);
     if let Some(da) = da {
         let (dz, w) = (
