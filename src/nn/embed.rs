@@ -34,27 +34,70 @@ thread_local! {
 /// `out[half + k] = cos(1000 t f_k)`. An odd trailing slot (never produced by
 /// a validated config) is set to 0.
 pub fn time_embedding(t: f64, out: &mut [f32]) {
-    let half = out.len() / 2;
+    let emb_dim = out.len();
+    time_embedding_rows(std::iter::once(t), out, emb_dim, 0, emb_dim);
+}
+
+/// [`time_embedding`] of each `t` into `out[i·stride + offset ..][..emb_dim]`
+/// for row `i` of a row-major `out` (`stride` floats per row): one batch
+/// for the whole forward pass, so the frequency cache and the vector-unit
+/// dispatch are looked up once, not per row.
+///
+/// Panics if `out` has fewer rows than `times` yields or a row is shorter
+/// than `offset + emb_dim`.
+pub fn time_embedding_rows(
+    times: impl Iterator<Item = f64>,
+    out: &mut [f32],
+    stride: usize,
+    offset: usize,
+    emb_dim: usize,
+) {
+    assert!(offset + emb_dim <= stride, "embedding does not fit its row");
+    let half = emb_dim / 2;
+    let run = |freqs: &[f64]| embed_rows_dispatch(times, freqs, out, stride, offset, emb_dim);
     FREQUENCIES.with(|cell| match cell.try_borrow_mut() {
         Ok(mut freqs) => {
             if freqs.len() != half {
                 freqs.clear();
                 freqs.extend((0..half).map(|k| frequency(k, half)));
             }
-            embed_dispatch(t, &freqs, out);
+            run(&freqs);
         }
-        Err(_) => {
-            let freqs: Vec<f64> = (0..half).map(|k| frequency(k, half)).collect();
-            embed_dispatch(t, &freqs, out);
-        }
+        Err(_) => run(&(0..half).map(|k| frequency(k, half)).collect::<Vec<_>>()),
     });
-    if out.len() % 2 == 1 {
-        out[2 * half] = 0.0;
-    }
 }
 
-fn embed_dispatch(t: f64, freqs: &[f64], out: &mut [f32]) {
-    dispatch_simd!(embed_generic(t, freqs, out))
+fn embed_rows_dispatch(
+    times: impl Iterator<Item = f64>,
+    freqs: &[f64],
+    out: &mut [f32],
+    stride: usize,
+    offset: usize,
+    emb_dim: usize,
+) {
+    dispatch_simd!(embed_rows_generic(
+        times, freqs, out, stride, offset, emb_dim
+    ))
+}
+
+#[inline(always)]
+fn embed_rows_generic(
+    times: impl Iterator<Item = f64>,
+    freqs: &[f64],
+    out: &mut [f32],
+    stride: usize,
+    offset: usize,
+    emb_dim: usize,
+) {
+    let mut rows = out.chunks_mut(stride);
+    for t in times {
+        let row = rows.next().expect("fewer rows than times");
+        let emb = &mut row[offset..offset + emb_dim];
+        embed_generic(t, freqs, emb);
+        if emb_dim % 2 == 1 {
+            emb[emb_dim - 1] = 0.0;
+        }
+    }
 }
 
 #[inline(always)]

@@ -264,8 +264,8 @@ pub fn linear_backward(
     scale_da: bool,
     par: bool,
 ) {
-    weight_grad(dz, a, rows, fan_in, fan_out, dw, par);
     sum_rows(dz, db);
+    weight_grad(dz, a, rows, fan_in, fan_out, dw, par);
     if let Some(da) = da {
         let (dz, w) = (
             MatRef::row_major(dz, rows, fan_out),

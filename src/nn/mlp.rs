@@ -19,7 +19,7 @@ use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::embed::time_embedding;
+use super::embed::{time_embedding, time_embedding_rows};
 use super::gemm::{gemm_packed, MatRef, PackedB};
 use super::layers::{bias_add, bias_silu, linear_backward};
 use super::packcache::{PackCache, Packs};
@@ -648,18 +648,17 @@ fn par_fill_input(x: ArrayView2<f32>, t: ArrayView1<f32>, input: &mut [f32], in0
 /// Build `concat(x_i, emb(t_i))` rows into `input` (`[rows, in0]`).
 fn fill_input(x: ArrayView2<f32>, t: Times, input: &mut [f32], in0: usize, d: usize) {
     let rows = x.nrows();
-    for (i, (dst, src)) in input.chunks_exact_mut(in0).zip(x.rows()).enumerate() {
+    for (dst, src) in input.chunks_exact_mut(in0).zip(x.rows()) {
         for (o, &s) in dst[..d].iter_mut().zip(src) {
             *o = s;
         }
-        match t {
-            Times::Rows(tv) => time_embedding(tv[i] as f64, &mut dst[d..]),
-            Times::Scalar(tt) => {
-                if i == 0 {
-                    time_embedding(tt, &mut dst[d..]);
-                }
-            }
+    }
+    match t {
+        Times::Rows(tv) => {
+            time_embedding_rows(tv.iter().map(|&v| v as f64), input, in0, d, in0 - d)
         }
+        Times::Scalar(tt) if rows > 0 => time_embedding(tt, &mut input[d..in0]),
+        Times::Scalar(_) => {}
     }
     if let Times::Scalar(_) = t {
         if rows > 1 {
