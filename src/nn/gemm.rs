@@ -18,22 +18,27 @@
 //! round differently from each other; results are reproducible per CPU
 //! family.)
 //!
-//! Measured on this machine (AVX-512 EPYC, Zen 4, 2 cores, other jobs
-//! running; `cargo run --release --example gemm_shapes`, best of 3×5 in one
+//! Measured on this machine (AVX-512 EPYC, Zen 4, 2 cores;
+//! `cargo run --release --example gemm_shapes`, best of 3×5 in one
 //! process), GFLOP/s, one thread:
 //!
 //! | shape (m×k×n)                   | matrixmultiply | kernel, B packed per call / in place | kernel, B prepacked |
 //! |---------------------------------|---------------:|-----:|-----:|
-//! | fwd  512×34×256 (Bᵀ)            |  94 | 104 | 110 |
-//! | fwd  512×256×256 (Bᵀ)           |  94 | 104 | 110 |
-//! | fwd  512×256×2 (Bᵀ)             |   4 |  10 |  14 |
-//! | dW   256×512×34 (Aᵀ)            |  73 |  81 |  81 |
-//! | dW   256×512×256 (Aᵀ)           | 109 | 113 | 113 |
-//! | dW   2×512×256 (Aᵀ)             |   8 |  98 |  90 |
-//! | dX   512×256×256                |  98 | 114 | 112 |
-//! | dX   512×2×256                  |  26 |  65 |  67 |
+//! | fwd  512×34×256 (Bᵀ)            |  94 | 104 | 104 |
+//! | fwd  512×256×256 (Bᵀ)           | 101 | 112 | 114 |
+//! | fwd  512×256×2 (Bᵀ, row lanes)  |   6 |  27 |  27 |
+//! | dW   256×512×34 (Aᵀ)            |  73 |  80 |  78 |
+//! | dWᵀ  34×512×256 (Aᵀ, used)      |  73 | 112 | 111 |
+//! | dW   256×512×256 (Aᵀ)           | 108 | 107 | 113 |
+//! | dW   2×512×256 (Aᵀ)             |  11 |  97 |  94 |
+//! | dX   512×256×256                | 105 | 114 | 114 |
+//! | dX   512×2×256                  |  42 |  64 |  66 |
 //!
-//! In the toy2d bench (`--threads 1`, 3 runs alternated with the
+//! (The output layer's 512×256×2 product uses the kernel's row-lane path
+//! for n ≤ 8; the first layer's weight gradient is computed transposed,
+//! see [`super::layers`].)
+//!
+//! When the kernel replaced `matrixmultiply` (toy2d bench, `--threads 1`, 3 runs alternated with the
 //! `matrixmultiply` build, medians): training 175 → 190 steps/s (1.09×;
 //! 73% → 78% of the `matrixmultiply` GEMM peak), DDPM 2.66e5 → 3.33e5
 //! evals/s (1.25×), Euler-Maruyama 2.75e5 → 3.36e5 (1.22×); an earlier,
