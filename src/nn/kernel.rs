@@ -14,8 +14,13 @@
 //! value read just before; one f32 multiply of the finished chain, as a
 //! separate pass would do).
 //!
+//! For `n ≤ 8` columns and row-major `A` (the MLP's 256 → 2 output layer)
+//! a tile would leave most lanes idle; there 16 rows of `A` are transposed
+//! in registers so that each lane runs one row's chain instead, in the same
+//! order (see `NARROW_N`).
+//!
 //! `k` is never split, and every element goes through exactly this chain
-//! whatever tile, edge tile (fewer rows, masked columns), row block or
+//! whatever tile, edge tile (fewer rows, masked columns), path, row block or
 //! thread it lands in, so row `i` of `C` is bit-identical for any `m` and
 //! any split of the rows.
 //!
@@ -24,7 +29,8 @@
 //! wide (the remaining columns rounded up to a multiple of 16, zero
 //! padded). The panel at `j0` with width `w` starts at offset `j0·k` and
 //! holds `B[p, j0 + jj]` at `j0·k + p·w + jj`; the whole buffer is
-//! [`packed_len`]`(k, n) = k·⌈n/16⌉·16` floats.
+//! [`packed_len`]`(k, n) = k·⌈n/16⌉·16` floats. A transposed `B` (the MLP's
+//! `Wᵀ`) is packed by 16 × 16 in-register transposes.
 
 use super::gemm::{Epilogue, MatRef};
 
