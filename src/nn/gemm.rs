@@ -68,6 +68,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
 use super::kernel::{self, KernelB};
+use super::with_scratch;
 
 /// How a product reaches `C` (`[m, n]` row-major).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -325,16 +326,12 @@ thread_local! {
 /// The `matrixmultiply` fallback for one row block.
 fn gemm_serial(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue) {
     if epi == Epilogue::Scale {
-        let scale = |scratch: &mut Vec<f32>, c: &mut [f32]| {
+        with_scratch(&SCRATCH, |scratch| {
             scratch.resize(c.len(), 0.0);
             gemm_serial(a, b, scratch, Epilogue::Set);
             for (x, &p) in c.iter_mut().zip(scratch.iter()) {
                 *x *= p;
             }
-        };
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => scale(&mut scratch, c),
-            Err(_) => scale(&mut Vec::new(), c),
         });
         return;
     }

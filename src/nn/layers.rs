@@ -14,7 +14,10 @@
 //! ride in the store of the GEMM that produces dL/dy, overwriting SiLU'
 //! with dL/dz in place ([`super::gemm::gemm_scale`]).
 
+use std::cell::RefCell;
+
 use super::gemm::{gemm, gemm_scale, MatRef};
+use super::with_scratch;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
@@ -191,7 +194,7 @@ fn padded(n: usize) -> usize {
 
 thread_local! {
     /// dWᵀ of [`weight_grad`]'s transposed product on this thread.
-    static DW_T: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static DW_T: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `dW = dzᵀ·a` (`[fan_out, fan_in]`). When `fan_in` fills the kernel's
@@ -209,15 +212,12 @@ fn weight_grad(
     dw: &mut [f32],
     par: bool,
 ) {
-    let (dz_t, a_rows) = (
-        MatRef::transposed(dz, fan_out, rows),
-        MatRef::row_major(a, rows, fan_in),
-    );
     if padded(fan_in) * fan_out <= padded(fan_out) * fan_in {
-        gemm(dz_t, a_rows, dw, false, par);
+        let dz_t = MatRef::transposed(dz, fan_out, rows);
+        gemm(dz_t, MatRef::row_major(a, rows, fan_in), dw, false, par);
         return;
     }
-    let transposed = |dw_t: &mut Vec<f32>, dw: &mut [f32]| {
+    with_scratch(&DW_T, |dw_t| {
         dw_t.resize(fan_in * fan_out, 0.0);
         gemm(
             MatRef::transposed(a, fan_in, rows),
@@ -231,10 +231,6 @@ fn weight_grad(
                 dw[j * fan_in + i] = v;
             }
         }
-    };
-    DW_T.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut dw_t) => transposed(&mut dw_t, dw),
-        Err(_) => transposed(&mut Vec::new(), dw),
     });
 }
 

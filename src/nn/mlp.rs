@@ -23,6 +23,7 @@ use super::embed::{time_embedding, time_embedding_rows};
 use super::gemm::{gemm_packed, MatRef, PackedB};
 use super::layers::{bias_add, bias_silu, linear_backward};
 use super::packcache::{PackCache, Packs};
+use super::with_scratch;
 use crate::error::{Error, Result};
 
 fn default_hidden() -> usize {
@@ -418,19 +419,11 @@ impl Mlp {
         out: ArrayViewMut2<f32>,
     ) {
         let need = self.block_workspace_len(x.nrows());
-        WORKSPACE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut ws) => {
-                if ws.len() < need {
-                    ws.resize(need, 0.0);
-                }
-                self.forward_block_in(packs, x, t, out, &mut ws[..need]);
+        with_scratch(&WORKSPACE, |ws| {
+            if ws.len() < need {
+                ws.resize(need, 0.0);
             }
-            // Only reachable if a caller re-enters from inside a block; stay
-            // correct with a temporary buffer rather than panic.
-            Err(_) => {
-                let mut ws = vec![0.0; need];
-                self.forward_block_in(packs, x, t, out, &mut ws);
-            }
+            self.forward_block_in(packs, x, t, out, &mut ws[..need]);
         });
     }
 

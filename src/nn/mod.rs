@@ -33,3 +33,20 @@ pub mod unet;
 pub use net::{load_net, save_net, NetCache, NetConfig, ScoreNet};
 pub use unet::{UNet, UNetCache, UNetConfig};
 pub mod classifier;
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+/// Run `f` with this thread's scratch buffer `key` (kept between calls, so
+/// no allocation once it has grown). If the buffer is already in use (a
+/// task re-entered from inside one that holds it), `f` gets a fresh empty
+/// buffer instead: correct, only slower.
+pub(crate) fn with_scratch<R>(
+    key: &'static LocalKey<RefCell<Vec<f32>>>,
+    f: impl FnOnce(&mut Vec<f32>) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
