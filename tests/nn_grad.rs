@@ -57,7 +57,9 @@ fn linear_layer_gradient_matches_finite_differences() {
         bias_add(&mut z, b);
         dot(&z, &r)
     };
-    let (mut dw, mut db, mut da) = (vec![0.0; fo * fi], vec![0.0; fo], vec![0.0; rows * fi]);
+    // `da` enters as the SiLU' of a layer below; all ones makes it dL/da.
+    let (mut dw, mut db, mut da) = (vec![0.0; fo * fi], vec![0.0; fo], vec![1.0; rows * fi]);
+    let mut da_sum = vec![f32::NAN; fi];
     linear_backward(
         &r,
         &a,
@@ -66,11 +68,18 @@ fn linear_layer_gradient_matches_finite_differences() {
         fi,
         fo,
         &mut dw,
-        &mut db,
-        Some(&mut da),
-        false,
+        Some(&mut db),
+        Some((&mut da, &mut da_sum)),
         false,
     );
+    // The layer below's bias gradient is the column sum of its dL/dz.
+    for (j, &s) in da_sum.iter().enumerate() {
+        let want: f64 = (0..rows).map(|i| da[i * fi + j] as f64).sum();
+        assert!(
+            (s as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+            "db below [{j}]"
+        );
+    }
     let h = 0.1;
     let tol = |fd: f64, g: f32| (fd - g as f64).abs() <= 1e-3 * (1.0 + (g as f64).abs());
     for i in 0..w.len() {

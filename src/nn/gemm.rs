@@ -225,8 +225,33 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
 /// elementwise factor applied to each product element before it is stored.
 /// Bit-identical to `gemm` into a scratch buffer followed by `C ⊙= scratch`,
 /// with the same row independence and thread-count independence.
-pub fn gemm_scale(a: MatRef, b: MatRef, c: &mut [f32], parallel: bool) {
+///
+/// With `col_sum` (`[n]`), also `col_sum[j] = Σ_i C[i, j]` of the new `C`,
+/// added in row order (the bits of [`super::layers::sum_rows`]). When the
+/// kernel does the product on one thread the sums ride in its stores
+/// ([`kernel::gemm_serial`]); otherwise they are a separate pass.
+pub fn gemm_scale(
+    a: MatRef,
+    b: MatRef,
+    c: &mut [f32],
+    col_sum: Option<&mut [f32]>,
+    parallel: bool,
+) {
+    let (m, n) = (a.rows, b.cols);
+    let Some(sum) = col_sum else {
+        gemm_with(a, b, c, Epilogue::Scale, parallel);
+        return;
+    };
+    assert_eq!(sum.len(), n, "gemm_scale: col_sum must have n values");
+    let one_task = split_tasks(m, a.cols, n, parallel) <= 1;
+    if one_task && m > 0 && n > 0 && kernel::available() && b.cs == 1 {
+        assert_eq!(c.len(), m * n, "gemm: C has the wrong length");
+        assert_eq!(b.rows, a.cols, "gemm: inner dimensions differ");
+        kernel::gemm_serial(a, KernelB::Rows(b), c, Epilogue::Scale, Some(sum));
+        return;
+    }
     gemm_with(a, b, c, Epilogue::Scale, parallel);
+    super::layers::sum_rows(c, sum);
 }
 
 fn gemm_with(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue, parallel: bool) {
@@ -238,7 +263,7 @@ fn gemm_with(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue, parallel: bool)
     }
     if kernel::available() && b.cs == 1 {
         split_rows(a, n, c, parallel, |a, c| {
-            kernel::gemm_serial(a, KernelB::Rows(b), c, epi)
+            kernel::gemm_serial(a, KernelB::Rows(b), c, epi, None)
         });
         return;
     }
@@ -282,7 +307,7 @@ fn gemm_packed_with(a: MatRef, b: &PackedB, c: &mut [f32], epi: Epilogue, parall
                 k,
                 n,
             };
-            kernel::gemm_serial(a, kb, c, epi);
+            kernel::gemm_serial(a, kb, c, epi, None);
         } else {
             gemm_serial(a, MatRef::row_major(&b.data, k, n), c, epi);
         }
@@ -292,18 +317,23 @@ fn gemm_packed_with(a: MatRef, b: &PackedB, c: &mut [f32], epi: Epilogue, parall
 /// Run `f(A_rows, C_rows)` on contiguous row blocks of `A` and `C`
 /// (`[m, n]`): one block per rayon thread when `parallel` is set and the
 /// product is large enough, else one call on the whole matrix.
-fn split_rows<F>(a: MatRef, n: usize, c: &mut [f32], parallel: bool, f: F)
-where
-    F: Fn(MatRef, &mut [f32]) + Sync,
-{
-    let (m, k) = (a.rows, a.cols);
+/// Row blocks [`split_rows`] makes of an `[m, k]·[k, n]` product.
+fn split_tasks(m: usize, k: usize, n: usize, parallel: bool) -> usize {
     let threads = if parallel {
         rayon::current_num_threads()
     } else {
         1
     };
     let work = m * n * k.max(1);
-    let tasks = threads.min(work / PAR_MIN_WORK).min(m / 8).max(1);
+    threads.min(work / PAR_MIN_WORK).min(m / 8).max(1)
+}
+
+fn split_rows<F>(a: MatRef, n: usize, c: &mut [f32], parallel: bool, f: F)
+where
+    F: Fn(MatRef, &mut [f32]) + Sync,
+{
+    let m = a.rows;
+    let tasks = split_tasks(m, a.cols, n, parallel);
     if tasks <= 1 {
         f(a, c);
         return;
@@ -397,9 +427,15 @@ pub(super) mod tests {
                 let d: Vec<f32> = (0..m * n).map(|i| ((i * 5 % 7) as f32) - 3.0).collect();
                 for parallel in [false, true] {
                     c.copy_from_slice(&d);
-                    gemm_scale(a, b, &mut c, parallel);
-                    for ((x, y), f) in c.iter().zip(&want).zip(&d) {
+                    let mut sums = vec![f32::NAN; n];
+                    gemm_scale(a, b, &mut c, Some(&mut sums), parallel);
+                    let mut want_sums = vec![0.0f64; n];
+                    for (i, ((x, y), f)) in c.iter().zip(&want).zip(&d).enumerate() {
                         assert_eq!(*x as f64, *y * *f as f64);
+                        want_sums[i % n] += *x as f64;
+                    }
+                    for (x, y) in sums.iter().zip(&want_sums) {
+                        assert_eq!(*x as f64, *y, "column sums are exact on integers");
                     }
                 }
             }
@@ -423,7 +459,18 @@ pub(super) mod tests {
             .build()
             .unwrap();
         let mut got = d.clone();
-        pool.install(|| gemm_scale(a, b, &mut got, true));
+        let mut sums = vec![f32::NAN; n];
+        pool.install(|| gemm_scale(a, b, &mut got, Some(&mut sums), true));
         assert_eq!(got, want);
+        // Split or not, the column sums have the bits of one pass in row
+        // order.
+        let mut serial = d.clone();
+        let mut serial_sums = vec![f32::NAN; n];
+        gemm_scale(a, b, &mut serial, Some(&mut serial_sums), false);
+        assert_eq!(serial, want);
+        let mut want_sums = vec![0.0; n];
+        super::super::layers::sum_rows(&want, &mut want_sums);
+        assert_eq!(sums, want_sums);
+        assert_eq!(serial_sums, want_sums);
     }
 }

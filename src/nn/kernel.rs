@@ -150,8 +150,20 @@ fn last_offset(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> 
 /// `A: [m, k]` strided, `B: [k, n]` packed or row-major in place, `C` and
 /// `D`: `[m, n]` contiguous row-major.
 ///
-/// Panics if the CPU lacks AVX-512F, or if a view does not fit its slice.
-pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
+/// With `col_sum` (`[n]`), also `col_sum[j] = Σ_i C[i, j]` of the stored
+/// `C`, added in row order starting from 0 (the bits of
+/// [`super::layers::sum_rows`]): row blocks are visited in order, so each
+/// tile adds its rows to the running sums while they are still in
+/// registers.
+///
+/// Panics if the CPU lacks AVX-512F, or if a view or `col_sum` does not fit.
+pub fn gemm_serial(
+    a: MatRef,
+    b: KernelB,
+    c: &mut [f32],
+    epi: Epilogue,
+    mut col_sum: Option<&mut [f32]>,
+) {
     let (m, k) = (a.rows, a.cols);
     let (kb, n) = b.shape();
     assert!(available(), "kernel::gemm_serial needs AVX-512F");
@@ -165,6 +177,10 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
             last.is_some_and(|l| l < a.data.len()),
             "kernel: A does not fit its slice"
         );
+    }
+    if let Some(sum) = col_sum.as_deref_mut() {
+        assert_eq!(sum.len(), n, "kernel: col_sum must have n values");
+        sum.fill(0.0);
     }
     match b {
         KernelB::Packed { data, .. } => {
@@ -204,8 +220,16 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
                 scale,
             )
         };
+        if let Some(sum) = col_sum {
+            for row in c.chunks_exact(n) {
+                for (o, &v) in sum.iter_mut().zip(row) {
+                    *o += v;
+                }
+            }
+        }
         return;
     }
+    let sum_ptr = col_sum.map_or(std::ptr::null_mut(), |s| s.as_mut_ptr());
     #[cfg(target_arch = "x86_64")]
     for i0 in (0..m).step_by(MR) {
         let rows = MR.min(m - i0);
@@ -229,7 +253,8 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
             // in place, lanes j0 + jj < n of row p lie inside B's slice
             // (checked above) and the last vector is loaded under `mask`.
             // C rows i0..i0+rows, columns j0 + jj < n (the last vector
-            // masked) lie inside `c` (len m·n).
+            // masked) lie inside `c` (len m·n), and the same columns of
+            // `col_sum` (len n) when it is given.
             unsafe {
                 avx512::tile_dispatch(
                     rows,
@@ -245,6 +270,11 @@ pub fn gemm_serial(a: MatRef, b: KernelB, c: &mut [f32], epi: Epilogue) {
                     mask,
                     accumulate,
                     scale,
+                    if sum_ptr.is_null() {
+                        sum_ptr
+                    } else {
+                        sum_ptr.add(j0)
+                    },
                 );
             }
         }
@@ -460,13 +490,14 @@ mod avx512 {
         mask: u16,
         acc: bool,
         scale: bool,
+        sum: *mut f32,
     ) {
         macro_rules! go {
             ($r:literal) => {
                 if vecs == 2 {
-                    tile::<$r, 2>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, scale)
+                    tile::<$r, 2>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, scale, sum)
                 } else {
-                    tile::<$r, 1>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, scale)
+                    tile::<$r, 1>(k, a, rs, cs, b, ldb, c, ldc, mask, acc, scale, sum)
                 }
             };
         }
@@ -485,13 +516,14 @@ mod avx512 {
     /// One `R × 16V` tile: `c_rj = fma(A[r,p], B[p,j], c_rj)` for p = 0..k
     /// in order, from 0 (or from C when `acc`), then stored to C, times the
     /// old C first when `scale`; the last of the `V` vectors is
-    /// loaded/stored under `mask`.
+    /// loaded/stored under `mask`. Unless `sum` is null, the stored rows
+    /// are then added to `sum[j]` one after another (r = 0..R).
     ///
     /// # Safety
     /// AVX-512F must be available; `a + r·rs + p·cs` must be readable for
-    /// r < R, p < k; `b + p·ldb + j` readable and `c + r·ldc + j` readable
-    /// and writable for r < R, p < k and j < 16(V−1) plus the lanes set in
-    /// `mask` of the last vector.
+    /// r < R, p < k; `b + p·ldb + j` readable and `c + r·ldc + j` (and
+    /// `sum + j` when not null) readable and writable for r < R, p < k and
+    /// j < 16(V−1) plus the lanes set in `mask` of the last vector.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn tile<const R: usize, const V: usize>(
@@ -506,6 +538,7 @@ mod avx512 {
         mask: u16,
         acc: bool,
         scale: bool,
+        sum: *mut f32,
     ) {
         let lane_mask = |v: usize| if v + 1 == V { mask } else { u16::MAX };
         let mut t = [[_mm512_setzero_ps(); V]; R];
@@ -545,6 +578,16 @@ mod avx512 {
                 _mm512_mask_storeu_ps(c.add(r * ldc + 16 * v), lane_mask(v), x);
             }
         }
+        if !sum.is_null() {
+            for v in 0..V {
+                let ptr = sum.add(16 * v);
+                let mut s = _mm512_maskz_loadu_ps(lane_mask(v), ptr);
+                for row in &t {
+                    s = _mm512_add_ps(s, row[v]);
+                }
+                _mm512_mask_storeu_ps(ptr, lane_mask(v), s);
+            }
+        }
     }
 }
 
@@ -581,18 +624,24 @@ mod tests {
                 };
                 for kb in forms {
                     let mut c = vec![f32::NAN; m * n];
-                    gemm_serial(a, kb, &mut c, Epilogue::Set);
+                    gemm_serial(a, kb, &mut c, Epilogue::Set, None);
                     for (x, y) in c.iter().zip(&want) {
                         assert_eq!(*x as f64, *y, "m={m} k={k} n={n} at={at} bt={bt} {kb:?}");
                     }
-                    gemm_serial(a, kb, &mut c, Epilogue::Add);
+                    gemm_serial(a, kb, &mut c, Epilogue::Add, None);
                     for (x, y) in c.iter().zip(&want) {
                         assert_eq!(*x as f64, 2.0 * *y, "accumulate m={m} k={k} n={n}");
                     }
                     c.copy_from_slice(&dv);
-                    gemm_serial(a, kb, &mut c, Epilogue::Scale);
-                    for ((x, y), f) in c.iter().zip(&want).zip(&dv) {
+                    let mut sums = vec![f32::NAN; n];
+                    gemm_serial(a, kb, &mut c, Epilogue::Scale, Some(&mut sums));
+                    let mut want_sums = vec![0.0f64; n];
+                    for ((i, (x, y)), f) in c.iter().zip(&want).enumerate().zip(&dv) {
                         assert_eq!(*x as f64, *y * *f as f64, "scale m={m} k={k} n={n}");
+                        want_sums[i % n] += *x as f64;
+                    }
+                    for (x, y) in sums.iter().zip(&want_sums) {
+                        assert_eq!(*x as f64, *y, "column sums m={m} k={k} n={n}");
                     }
                 }
             }
@@ -680,6 +729,7 @@ mod tests {
             packed,
             &mut full,
             Epilogue::Set,
+            None,
         );
         // In place from a row-major copy of B: the same bits.
         let rows: Vec<f32> = (0..k * n).map(|i| bv[(i % n) * k + i / n]).collect();
@@ -690,6 +740,7 @@ mod tests {
             b_rows,
             &mut inplace,
             Epilogue::Set,
+            None,
         );
         assert_eq!(inplace, full);
         // A stored transposed always takes the register tiles: the same
@@ -701,24 +752,32 @@ mod tests {
             packed,
             &mut tiled,
             Epilogue::Set,
+            None,
         );
         assert_eq!(tiled, full);
         for (start, len) in [(0, 1), (5, 7), (9, 1), (46, 7), (1, 52)] {
             let a = MatRef::row_major(&av[start * k..], len, k);
             let mut part = vec![0.0; len * n];
-            gemm_serial(a, packed, &mut part, Epilogue::Set);
+            gemm_serial(a, packed, &mut part, Epilogue::Set, None);
             assert_eq!(part, full[start * n..(start + len) * n]);
         }
         // The fused multiply rounds exactly like a separate pass.
         let dv: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.713).cos()).collect();
         let mut fused = dv.clone();
+        let mut sums = vec![f32::NAN; n];
         gemm_serial(
             MatRef::row_major(&av, m, k),
             packed,
             &mut fused,
             Epilogue::Scale,
+            Some(&mut sums),
         );
         let separate: Vec<f32> = full.iter().zip(&dv).map(|(x, f)| x * f).collect();
         assert_eq!(fused, separate);
+        // The column sums ride in the stores with the bits of a separate
+        // pass in row order.
+        let mut want = vec![0.0; n];
+        super::super::layers::sum_rows(&separate, &mut want);
+        assert_eq!(sums, want);
     }
 }

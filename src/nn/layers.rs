@@ -239,12 +239,16 @@ fn weight_grad(
 ///
 /// ```text
 ///   dW = dzᵀ·a          [fan_out, fan_in]
-///   db = Σ_rows dz       [fan_out]   (summed in row order)
-///   da = dz·W            [rows, fan_in]  (only if `da` is given)
-///   da = (dz·W) ⊙ da     with `scale_da`: `da` holds the layer below's
+///   db = Σ_rows dz       [fan_out]   (summed in row order; skipped when
+///                                     `db` is None because the layer
+///                                     above already produced it)
+///   with `below = (d, db_below)`, the SiLU block underneath:
+///   d  = (dz·W) ⊙ d      [rows, fan_in]: `d` holds the layer below's
 ///                        SiLU'(z) on entry and leaves as its dL/dz (the
 ///                        SiLU backward, [`silu_backward`], fused into the
 ///                        product's store; same bits)
+///   db_below = Σ_rows d  that layer's bias gradient, summed in row order
+///                        in the same stores ([`gemm_scale`])
 /// ```
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
@@ -255,23 +259,20 @@ pub fn linear_backward(
     fan_in: usize,
     fan_out: usize,
     dw: &mut [f32],
-    db: &mut [f32],
-    da: Option<&mut [f32]>,
-    scale_da: bool,
+    db: Option<&mut [f32]>,
+    below: Option<(&mut [f32], &mut [f32])>,
     par: bool,
 ) {
-    sum_rows(dz, db);
+    if let Some(db) = db {
+        sum_rows(dz, db);
+    }
     weight_grad(dz, a, rows, fan_in, fan_out, dw, par);
-    if let Some(da) = da {
+    if let Some((d, db_below)) = below {
         let (dz, w) = (
             MatRef::row_major(dz, rows, fan_out),
             MatRef::row_major(w, fan_out, fan_in),
         );
-        if scale_da {
-            gemm_scale(dz, w, da, par);
-        } else {
-            gemm(dz, w, da, false, par);
-        }
+        gemm_scale(dz, w, d, Some(db_below), par);
     }
 }
 

@@ -535,6 +535,7 @@ impl Mlp {
     /// The ⊙ SiLU' rides in the store of the g_l·W_l product, which
     /// overwrites the cached SiLU'(z_{l−1}) with g_{l−1}
     /// ([`super::gemm::gemm_scale`]): no pass over g, no buffer for it.
+    /// The same stores sum g_{l−1} over the rows into ∂b_{l−1}.
     /// The cache therefore serves one backward pass per forward pass.
     ///
     /// Sums over rows run in a fixed order; results are deterministic and do
@@ -577,10 +578,16 @@ impl Mlp {
             } else {
                 &here[0][..rows * layer.fan_out]
             };
-            let (dw, db) = grads[layer.w_offset..layer.b_offset + layer.fan_out]
+            // Layer l's parameters, and below them those of layer l − 1.
+            let (lower, mine) = grads.split_at_mut(layer.w_offset);
+            let (dw, db) = mine[..layer.b_offset - layer.w_offset + layer.fan_out]
                 .split_at_mut(layer.b_offset - layer.w_offset);
-            let da = below.last_mut().map(|d| &mut d[..rows * layer.fan_in]);
-            let scale_da = da.is_some();
+            // ∂b_l of a hidden layer was summed by layer l + 1's product.
+            let db = (l == last).then_some(db);
+            let below = below.last_mut().map(|d| {
+                let prev = &self.layers[l - 1];
+                (&mut d[..rows * layer.fan_in], &mut lower[prev.b_range()])
+            });
             linear_backward(
                 dz,
                 a_in,
@@ -590,8 +597,7 @@ impl Mlp {
                 layer.fan_out,
                 dw,
                 db,
-                da,
-                scale_da,
+                below,
                 true,
             );
         }
