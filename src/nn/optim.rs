@@ -5,22 +5,26 @@ use rayon::prelude::*;
 use super::layers::dispatch_simd;
 use crate::error::{Error, Result};
 
-/// Adam (Kingma & Ba), exactly PyTorch's `torch.optim.Adam` with
+/// Adam (Kingma & Ba), PyTorch's `torch.optim.Adam` with
 /// `weight_decay = 0`, `amsgrad = False`. At step k = 1, 2, …:
 ///
 /// ```text
 ///   m ← m + (1 − β₁)(g − m)                 (= β₁ m + (1 − β₁) g; PyTorch's lerp)
 ///   v ← β₂ v + (1 − β₂) g²
 ///   step_size = lr / (1 − β₁^k)
-///   denom     = √v / √(1 − β₂^k) + eps
+///   denom     = √v · (1 / √(1 − β₂^k)) + eps
 ///   θ ← θ − step_size · m / denom
 /// ```
 ///
 /// The bias corrections are computed in f64 (PyTorch computes them as Python
-/// floats) and rounded to f32 once per step; the per-element operations
-/// follow the order of PyTorch's CPU kernels (`lerp_`, `mul_().addcmul_()`,
-/// `sqrt() / c + eps`, `addcdiv_(m, denom, value = −step_size)` which
-/// computes `θ + (−step_size · m) / denom`).
+/// floats) and rounded to f32 once per step. Per element the operations are
+/// PyTorch's (`lerp_`, `mul_().addcmul_()`, `sqrt() / c + eps`,
+/// `addcdiv_(m, denom, value = −step_size)`) with three multiply-adds fused
+/// (`m`, `v` and `denom` each take one FMA) and the division by
+/// `√(1 − β₂^k)` replaced by a multiplication with its reciprocal: one
+/// division and one square root per element instead of two divisions,
+/// which halves the time of the update (the divider, not memory, bounded
+/// it). The results differ from PyTorch's in the last bits only.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
     pub lr: f64,
@@ -112,7 +116,7 @@ impl Adam {
             w1: (1.0 - self.beta1) as f32,
             b2: self.beta2 as f32,
             w2: (1.0 - self.beta2) as f32,
-            bc2_sqrt: bc2.sqrt() as f32,
+            inv_bc2_sqrt: (1.0 / bc2.sqrt()) as f32,
             eps: self.eps as f32,
             step_size: (self.lr / bc1) as f32,
         };
@@ -198,7 +202,7 @@ struct AdamConsts {
     w1: f32,
     b2: f32,
     w2: f32,
-    bc2_sqrt: f32,
+    inv_bc2_sqrt: f32,
     eps: f32,
     step_size: f32,
 }
@@ -233,9 +237,9 @@ fn adam_kernel(
     worst: &mut u32,
 ) {
     let adam = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
-        *m += c.w1 * (g - *m);
-        *v = c.b2 * *v + c.w2 * g * g;
-        let denom = v.sqrt() / c.bc2_sqrt + c.eps;
+        *m = c.w1.mul_add(g - *m, *m);
+        *v = c.b2.mul_add(*v, c.w2 * g * g);
+        let denom = v.sqrt().mul_add(c.inv_bc2_sqrt, c.eps);
         *p += (-c.step_size * *m) / denom;
     };
     let mut acc = 0u32;
@@ -349,6 +353,44 @@ mod tests {
                 p2.fill(3e38);
                 assert!(!a2.update_with_ema(&mut p2, &g, &mut e2));
             });
+        }
+    }
+
+    /// The update compiled for the widest vector unit (hardware FMA) gives
+    /// the bits of the baseline build (`mul_add` in software).
+    #[test]
+    fn dispatched_update_matches_baseline_bits() {
+        let n = 1000;
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 1e-2).collect();
+        let p0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let c = super::AdamConsts {
+            w1: 0.1,
+            b2: 0.999,
+            w2: 1e-3,
+            inv_bc2_sqrt: 3.7,
+            eps: 1e-8,
+            step_size: 1.3e-3,
+        };
+        let e = super::EmaConsts::new(0.999);
+        let mut state = [
+            p0.clone(),
+            g.iter().map(|x| x * 0.5).collect(),
+            vec![1e-6; n],
+            p0.clone(),
+        ];
+        let mut twin = state.clone();
+        for _ in 0..3 {
+            let [p, m, v, s] = &mut state;
+            let mut w1 = 0;
+            super::adam_dispatch(p, &g, m, v, c, Some((s, e)), &mut w1);
+            let [p, m, v, s] = &mut twin;
+            let mut w2 = 0;
+            super::adam_kernel(p, &g, m, v, c, Some((s, e)), &mut w2);
+            assert_eq!(w1, w2);
+        }
+        assert_ne!(state[0], p0, "the parameters moved");
+        for (a, b) in state.iter().zip(&twin) {
+            assert_eq!(a, b);
         }
     }
 
