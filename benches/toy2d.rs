@@ -8,6 +8,9 @@
 //! - training steps/s (Trainer::train_step: data draw, forward, backward,
 //!   Adam, EMA; batch 512; 2,000 timed steps after 100 warm-up), with the
 //!   achieved GEMM GFLOP/s (network FLOPs only) and its fraction of the peak;
+//! - the same fraction under equal load: 10 alternating windows of 200
+//!   training steps and of as many FLOPs of the own 512x256x256 GEMM, each
+//!   side's total FLOPs over its total time (`paired_*` figures);
 //! - sampler model evaluations/s for DDPM and Euler-Maruyama on 10,000
 //!   samples (`--sample-steps`, default 200; the per-step work is the same
 //!   for any N, so N = 200 is timed instead of 1000).
@@ -179,6 +182,41 @@ fn gemm_gflops(backend: Backend, m: usize, k: usize, n: usize, threads: usize) -
     best
 }
 
+/// Training steps and the own GEMM (512x256x256) in `windows` alternating
+/// windows of `window` steps and of as many GEMM FLOPs, so that the
+/// machine's other tenants load both alike. Returns (training GFLOP/s,
+/// GEMM GFLOP/s), each total FLOPs over total time: the GEMM figure is a
+/// mean under the same load, not a best-of-5 peak.
+fn paired_windows(tr: &mut Trainer, flop_step: f64, windows: usize, window: usize) -> (f64, f64) {
+    use scoresde::nn::gemm::{gemm, MatRef};
+    let (m, k, n) = (512, 256, 256);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
+    let mut c = vec![0.0f32; m * n];
+    let flop_gemm = 2.0 * (m * k * n) as f64;
+    let reps = ((window as f64 * flop_step / flop_gemm).round() as usize).max(1);
+    let (mut t_train, mut t_gemm) = (0.0, 0.0);
+    for _ in 0..windows {
+        let t0 = Instant::now();
+        for _ in 0..window {
+            tr.train_step().expect("finite training");
+        }
+        t_train += t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+            gemm(a, b, &mut c, false, true);
+        }
+        t_gemm += t0.elapsed().as_secs_f64();
+    }
+    std::hint::black_box(&c);
+    let w = windows as f64;
+    (
+        w * window as f64 * flop_step / t_train / 1e9,
+        w * reps as f64 * flop_gemm / t_gemm / 1e9,
+    )
+}
+
 /// The SPEC network (an MLP) of a trainer.
 fn mlp(t: &Trainer) -> &scoresde::nn::Mlp {
     match &t.net {
@@ -288,6 +326,11 @@ fn main() {
             result("train_steps_per_s", threads, sps);
             result("train_gflops", threads, gf);
             result("train_frac_of_peak", threads, gf / peak);
+            // The same comparison with the GEMM timed under the same load.
+            let (pt, pg) = paired_windows(&mut tr, flop_step, 10, 200);
+            result("paired_train_gflops", threads, pt);
+            result("paired_gemm_gflops", threads, pg);
+            result("train_frac_of_paired_gemm", threads, pt / pg);
 
             let n = args.samples;
             let steps = args.sample_steps;
@@ -309,8 +352,10 @@ fn main() {
                 "threads {threads}: GEMM peak {peak:.1} GFLOP/s (matrixmultiply 512x256x256 {g512:.1}, 1024^3 {g1024:.1}; \
                  own {own512:.1}, {own1024:.1}); \
                  train {sps:.1} steps/s = {gf:.1} GFLOP/s = {:.0}% of peak; \
+                 paired windows: train {pt:.1} / GEMM {pg:.1} GFLOP/s = {:.0}%; \
                  sampling {:.3e} (ddpm) / {:.3e} (em) evals/s = {sgf:.1} GFLOP/s = {:.0}% of peak",
                 100.0 * gf / peak,
+                100.0 * pt / pg,
                 evals[0].1,
                 evals[1].1,
                 100.0 * sgf / peak

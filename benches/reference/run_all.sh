@@ -56,11 +56,12 @@ for fig in ["train_steps_per_s", "ddpm_evals_per_s", "em_evals_per_s"]:
         f = lambda v: "-" if v is None else (f"{v:.1f}" if v < 1e4 else f"{v:.3e}")
         r = lambda a, b: "-" if a is None or b is None else f"{a / b:.2f}x"
         print(f"| {fig} | {k} | {f(o)} | {f(t)} | {f(j)} | {r(o, t)} | {r(o, j)} |")
-print("\n| threads | matrixmultiply 512x256x256 / 1024^3 GFLOP/s | own GEMM 512x256x256 / 1024^3 GFLOP/s | peak | train GFLOP/s | train / peak | sampling / peak |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| threads | matrixmultiply 512x256x256 / 1024^3 GFLOP/s | own GEMM 512x256x256 / 1024^3 GFLOP/s | peak | train GFLOP/s | train / peak | sampling / peak | paired windows: train / GEMM GFLOP/s |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|")
 for k in threads:
     g = lambda n: med.get(("rust", n, k), float("nan"))
     print(f"| {k} | {g('gemm_512x256x256_gflops'):.1f} / {g('gemm_1024cubed_gflops'):.1f} | "
           f"{g('gemm_own_512x256x256_gflops'):.1f} / {g('gemm_own_1024cubed_gflops'):.1f} | {g('gemm_peak_gflops'):.1f} | "
-          f"{g('train_gflops'):.1f} | {100 * g('train_frac_of_peak'):.0f}% | {100 * g('sample_frac_of_peak'):.0f}% |")
+          f"{g('train_gflops'):.1f} | {100 * g('train_frac_of_peak'):.0f}% | {100 * g('sample_frac_of_peak'):.0f}% | "
+          f"{g('paired_train_gflops'):.1f} / {g('paired_gemm_gflops'):.1f} = {100 * g('train_frac_of_paired_gemm'):.0f}% |")
 EOF
