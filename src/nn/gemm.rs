@@ -245,8 +245,7 @@ pub fn gemm_scale(
     assert_eq!(sum.len(), n, "gemm_scale: col_sum must have n values");
     let one_task = split_tasks(m, a.cols, n, parallel) <= 1;
     if one_task && m > 0 && n > 0 && kernel::available() && b.cs == 1 {
-        assert_eq!(c.len(), m * n, "gemm: C has the wrong length");
-        assert_eq!(b.rows, a.cols, "gemm: inner dimensions differ");
+        // The kernel checks the shapes.
         kernel::gemm_serial(a, KernelB::Rows(b), c, Epilogue::Scale, Some(sum));
         return;
     }
@@ -314,9 +313,6 @@ fn gemm_packed_with(a: MatRef, b: &PackedB, c: &mut [f32], epi: Epilogue, parall
     });
 }
 
-/// Run `f(A_rows, C_rows)` on contiguous row blocks of `A` and `C`
-/// (`[m, n]`): one block per rayon thread when `parallel` is set and the
-/// product is large enough, else one call on the whole matrix.
 /// Row blocks [`split_rows`] makes of an `[m, k]·[k, n]` product.
 fn split_tasks(m: usize, k: usize, n: usize, parallel: bool) -> usize {
     let threads = if parallel {
@@ -328,6 +324,9 @@ fn split_tasks(m: usize, k: usize, n: usize, parallel: bool) -> usize {
     threads.min(work / PAR_MIN_WORK).min(m / 8).max(1)
 }
 
+/// Run `f(A_rows, C_rows)` on contiguous row blocks of `A` and `C`
+/// (`[m, n]`): one block per rayon thread when `parallel` is set and the
+/// product is large enough, else one call on the whole matrix.
 fn split_rows<F>(a: MatRef, n: usize, c: &mut [f32], parallel: bool, f: F)
 where
     F: Fn(MatRef, &mut [f32]) + Sync,

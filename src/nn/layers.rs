@@ -133,7 +133,7 @@ macro_rules! dispatch_simd {
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
             {
-                // SAFETY: the CPU supports AVX2 (checked above).
+                // SAFETY: the CPU supports AVX2 and FMA (checked above).
                 unsafe { wide256(|| $generic($($arg),*)) };
                 return;
             }
@@ -322,9 +322,9 @@ mod tests {
     use super::*;
 
     /// Both forms of the exp polynomial are within a few f32 ulps of e^x
-    /// over the whole clamped range, and so are both sigmoids of σ in f64;
-    /// NaN propagates and the clamped tails neither overflow nor go
-    /// negative.
+    /// over the whole clamped range, and both sigmoids within the same
+    /// bound of σ computed in f64; NaN propagates and the clamped tails
+    /// neither overflow nor go negative.
     #[test]
     fn exp_and_sigmoid_forms_are_accurate() {
         let (mut worst_exp, mut worst_sig) = ([0f64; 2], [0f64; 2]);
