@@ -22,9 +22,10 @@ use crate::error::{Error, Result};
 /// `addcdiv_(m, denom, value = −step_size)`) with three multiply-adds fused
 /// (`m`, `v` and `denom` each take one FMA) and the division by
 /// `√(1 − β₂^k)` replaced by a multiplication with its reciprocal: one
-/// division and one square root per element instead of two divisions,
-/// which halves the time of the update (the divider, not memory, bounded
-/// it). The results differ from PyTorch's in the last bits only.
+/// division and one square root per element instead of two divisions and
+/// a square root, which halves the time of the update (the divider, not
+/// memory, bounded it). The results differ from PyTorch's in the last bits
+/// only.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam {
     pub lr: f64,
