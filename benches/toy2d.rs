@@ -280,7 +280,7 @@ fn main() {
     if let Some((n, steps)) = args.memory {
         let threads = *args.threads.last().unwrap_or(&2);
         let before = peak_rss_mb().unwrap_or(f64::NAN);
-        let dt = pool(threads).install(|| time_sampler(&EulerMaruyama { steps }, &model, sde, n));
+        let dt = pool(threads).install(|| time_sampler(&EulerMaruyama::new(steps), &model, sde, n));
         let after = peak_rss_mb().unwrap_or(f64::NAN);
         println!(
             "memory: {n} samples x {steps} steps, {threads} threads: {dt:.2} s, peak RSS {after:.1} MB (before sampling {before:.1} MB)"
@@ -335,11 +335,11 @@ fn main() {
             let n = args.samples;
             let steps = args.sample_steps;
             // warm-up (thread workspaces, page faults)
-            time_sampler(&EulerMaruyama { steps: 5 }, &model, sde, n);
+            time_sampler(&EulerMaruyama::new(5), &model, sde, n);
             let mut evals = Vec::new();
             for (name, s) in [
                 ("ddpm", Box::new(Ddpm::linear(steps)) as Box<dyn Sampler>),
-                ("em", Box::new(EulerMaruyama { steps }) as Box<dyn Sampler>),
+                ("em", Box::new(EulerMaruyama::new(steps)) as Box<dyn Sampler>),
             ] {
                 let dt = time_sampler(s.as_ref(), &model, sde, n);
                 let eps = (n * steps) as f64 / dt;
@@ -369,7 +369,7 @@ fn main() {
         println!("scaling (Euler-Maruyama, {threads} threads): seconds, and seconds per (sample x step) in ns");
         pool(threads).install(|| {
             let run = |n: usize, steps: usize| {
-                let dt = time_sampler(&EulerMaruyama { steps }, &model, sde, n);
+                let dt = time_sampler(&EulerMaruyama::new(steps), &model, sde, n);
                 println!(
                     "SCALING n={n} steps={steps} seconds={dt:.3} ns_per_eval={:.1}",
                     dt * 1e9 / (n * steps) as f64

@@ -141,7 +141,7 @@ fn sample_with_bar(
             ProgressStyle::with_template("{prefix:>22} {bar:30} {pos}/{len} [{elapsed_precise}]")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        pb.set_prefix(sampler.name());
+        pb.set_prefix(sampler.label());
         opts.progress = Some(pb);
     }
     let start = Instant::now();
@@ -177,7 +177,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport> {
         let (out, seconds) = sample_with_bar(s.as_ref(), &model, model.sde(), so, opts.progress)?;
         let quality = reference.quality(opts.data, &out.samples);
         rows.push(DemoRow {
-            sampler: s.name(),
+            sampler: s.label(),
             nfe: out.nfe,
             seconds,
             quality,

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod data;
 pub mod demo;
+pub mod dopri5;
 pub mod error;
 pub mod fsutil;
 pub mod imaging;

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! integrated from ε to T with the adaptive Dormand–Prince core
-//! [`crate::samplers::dopri5`] in f64 (state [x, Δ], defaults
+//! [`crate::dopri5::dopri5`] in f64 (state [x, Δ], defaults
 //! rtol = atol = 1e-5 as score_sde). p_T is the SDE's prior
 //! N(0, prior_std² I). The value reported is the model density at the
 //! cut-off ε, as in score_sde. Every point is integrated on its own (own step
@@ -57,9 +57,9 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
+use crate::dopri5::{dopri5, Dopri5Options, Dopri5Status};
 use crate::error::{Error, Result};
 use crate::rng;
-use crate::samplers::{dopri5, Dopri5Options, Dopri5Status};
 use crate::score::Score;
 use crate::sde::Sde;
 

@@ -68,9 +68,11 @@ struct CompareArgs {
     /// Reference data set (default: the model's data set / the oracle's).
     #[arg(long)]
     data: Option<String>,
-    /// Comma-separated sampler specs, e.g. `em,ddpm` (default: every registered sampler that runs on the SDE).
-    #[arg(long, value_delimiter = ',')]
-    samplers: Option<Vec<String>>,
+    /// Comma-separated sampler specs, e.g. `em,ddpm,edm:churn=10,s_noise=1.003`
+    /// (a token that is not a sampler name continues the spec before it;
+    /// default: every registered sampler that runs on the SDE).
+    #[arg(long)]
+    samplers: Option<String>,
     /// Comma-separated NFE budgets.
     #[arg(
         long,
@@ -186,12 +188,9 @@ struct SampleArgs {
     /// Checkpoint directory written by `scoresde train`.
     #[arg(long)]
     model: PathBuf,
-    /// Sampler spec `name[:key=value,...]`: ddpm, ddpm-cosine, em,
-    /// reverse-diffusion, pc / pc-em [snr=0.16, corrector_steps=1], ald (VE)
-    /// [inner=1, lr, denoise=1], ddim [eta=0], edm [rho=7, churn=0, s_min,
-    /// s_max, s_noise=1], ode-euler, ode-heun, ode-rk4, ode-rk45 [rtol=1e-5,
-    /// atol=1e-5, max_steps], dpm-solver++.
-    #[arg(long, default_value = "ddpm")]
+    /// Sampler spec `name[:key=value,...]`, e.g. `ddpm`, `em`,
+    /// `dpm-solver++:schedule=karras` (`--help` lists them all).
+    #[arg(long, default_value = "ddpm", long_help = samplers::help())]
     sampler: String,
     /// Sampler steps.
     #[arg(long, default_value_t = 1000)]
@@ -549,7 +548,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
         println!(
             "{} images with {} (NFE {}) in {seconds:.1} s -> {}",
             a.n,
-            sampler.name(),
+            sampler.label(),
             out.nfe,
             names.join(", ")
         );
@@ -581,7 +580,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
         );
     }
     let panel = viz::Panel {
-        title: sampler.name(),
+        title: sampler.label(),
         caption,
         points: out.samples.view(),
     };
@@ -594,7 +593,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     println!(
         "{} samples with {} (NFE {}) in {seconds:.1} s -> {}",
         a.n,
-        sampler.name(),
+        sampler.label(),
         out.nfe,
         a.out.display()
     );
@@ -613,7 +612,7 @@ fn run_compare(a: CompareArgs) -> Result<()> {
     };
     let mut opts = CompareOptions::new(source);
     opts.data = a.data.as_deref().map(Toy::from_name).transpose()?;
-    opts.samplers = a.samplers;
+    opts.samplers = a.samplers.as_deref().map(samplers::split_specs);
     opts.nfe = a.nfe;
     opts.n = a.n.unwrap_or(match opts.source {
         Source::Model(_) => compare::DEFAULT_N_MODEL,

@@ -350,6 +350,22 @@ impl DiscreteSchedule {
         DiscreteSchedule { betas, alpha_bars }
     }
 
+    /// The discrete process with the given alpha_bar_i (increasing in
+    /// noise, each in (0, 1]): beta_i = 1 − alpha_bar_i / alpha_bar_{i−1}
+    /// (alpha_bar_{−1} = 1), capped at [`MAX_BETA`].
+    pub fn from_alpha_bars(alpha_bars: &[f64]) -> Self {
+        let mut prev = 1.0;
+        let betas = alpha_bars
+            .iter()
+            .map(|&ab| {
+                let b = (1.0 - ab / prev).clamp(0.0, MAX_BETA);
+                prev = ab;
+                b
+            })
+            .collect();
+        Self::from_betas(betas)
+    }
+
     /// The score_sde discretisation of the VP SDE (SPEC.md):
     /// beta_i = beta_min/N + i/(N(N-1)) (beta_max - beta_min), i = 0..N-1,
     /// i.e. `linspace(beta_min/N, beta_max/N, N)`. For N < beta_max the last

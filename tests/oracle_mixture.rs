@@ -171,7 +171,7 @@ fn euler_maruyama_with_exact_score_reproduces_25_gaussians() {
     let oracle = MixtureScore::new(gm.clone(), &SdeConfig::by_name("vp").unwrap()).unwrap();
     let n = 4000;
     let out = sample(
-        &EulerMaruyama { steps: 1000 },
+        &EulerMaruyama::new(1000),
         oracle.sde(),
         &oracle,
         &SampleOptions::new(n, 11),

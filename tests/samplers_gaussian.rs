@@ -60,13 +60,14 @@ fn ddpm_cosine_reproduces_gaussian() {
     let d = Ddpm {
         steps: 1000,
         schedule: DdpmSchedule::Cosine,
+        ..Ddpm::linear(1000)
     };
     check(vp(), &d, 2);
 }
 
 #[test]
 fn euler_maruyama_vp_reproduces_gaussian() {
-    check(vp(), &EulerMaruyama { steps: 1000 }, 3);
+    check(vp(), &EulerMaruyama::new(1000), 3);
 }
 
 #[test]
@@ -78,7 +79,7 @@ fn euler_maruyama_subvp_reproduces_gaussian() {
         },
         eps: 1e-3,
     };
-    check(sde, &EulerMaruyama { steps: 1000 }, 4);
+    check(sde, &EulerMaruyama::new(1000), 4);
 }
 
 #[test]
@@ -88,7 +89,7 @@ fn euler_maruyama_ve_reproduces_gaussian() {
         sigma_max: 50.0,
         eps: 1e-5,
     };
-    check(sde, &EulerMaruyama { steps: 1000 }, 5);
+    check(sde, &EulerMaruyama::new(1000), 5);
 }
 
 /// With too few steps the samplers are biased but must stay finite.
@@ -103,10 +104,10 @@ fn few_steps_stay_finite() {
         let samplers: Vec<Box<dyn Sampler>> = vec![
             Box::new(Ddpm::linear(steps)),
             Box::new(Ddpm {
-                steps,
                 schedule: DdpmSchedule::Cosine,
+                ..Ddpm::linear(steps)
             }),
-            Box::new(EulerMaruyama { steps }),
+            Box::new(EulerMaruyama::new(steps)),
         ];
         for s in samplers {
             let out = sample(s.as_ref(), &vp(), &score, &SampleOptions::new(64, 0)).unwrap();
@@ -124,7 +125,7 @@ fn zero_steps_and_wrong_sde_are_errors() {
         s: S,
     };
     let opts = SampleOptions::new(8, 0);
-    let err = sample(&EulerMaruyama { steps: 0 }, &vp(), &score, &opts).unwrap_err();
+    let err = sample(&EulerMaruyama::new(0), &vp(), &score, &opts).unwrap_err();
     assert!(err.to_string().contains("steps = 0"), "{err}");
     let ve = VeSde {
         sigma_min: 0.01,
@@ -148,7 +149,7 @@ fn trajectory_is_recorded() {
     opts.batch = 7;
     opts.record_every = Some(10);
     opts.record_rows = 20;
-    let out = sample(&EulerMaruyama { steps: 50 }, &vp(), &score, &opts).unwrap();
+    let out = sample(&EulerMaruyama::new(50), &vp(), &score, &opts).unwrap();
     let tr = out.trajectory.unwrap();
     assert_eq!(tr.frames.len(), 6); // t = T, then steps 10, 20, 30, 40, 50
     assert_eq!(tr.times[0], 1.0);
@@ -160,8 +161,10 @@ fn trajectory_is_recorded() {
 #[test]
 fn sampler_specs_parse_and_reject_bad_input() {
     use scoresde::samplers::by_name;
-    assert_eq!(by_name("ddpm", 10).unwrap().name(), "ddpm(10)");
-    assert_eq!(by_name(" em ", 5).unwrap().name(), "euler_maruyama(5)");
+    assert_eq!(by_name("ddpm", 10).unwrap().label(), "ddpm(10)");
+    assert_eq!(by_name(" em ", 5).unwrap().label(), "euler_maruyama(5)");
+    assert_eq!(by_name("ddpm", 10).unwrap().name(), "ddpm:steps=10");
+    assert_eq!(by_name(" em ", 5).unwrap().name(), "em:steps=5");
     let err = by_name("nope", 10)
         .err()
         .expect("must be an error")

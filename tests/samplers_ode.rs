@@ -86,7 +86,7 @@ fn run(
 }
 
 fn pf(steps: usize, method: OdeMethod) -> ProbabilityFlowOde {
-    ProbabilityFlowOde { steps, method }
+    ProbabilityFlowOde::new(steps, method)
 }
 
 /// Least-squares slope of −log(err) against log(steps).
@@ -253,7 +253,7 @@ fn dpm_solver_beats_euler_at_20_steps() {
         let score = gauss(Boxed(sde.clone()));
         let exact = gauss_endpoint(sde.as_ref(), 256, 3);
         let dpm = rms_err(
-            &run(&DpmSolverPP { steps: 20 }, sde.as_ref(), &score, 256, 3).0,
+            &run(&DpmSolverPP::new(20), sde.as_ref(), &score, 256, 3).0,
             &exact,
         );
         let euler = rms_err(
@@ -273,7 +273,7 @@ fn dpm_solver_matches_gaussian_marginal() {
     const N: usize = 4000;
     for (name, sde) in sdes() {
         let score = gauss(Boxed(sde.clone()));
-        let (x, nfe) = run(&DpmSolverPP { steps: 200 }, sde.as_ref(), &score, N, 21);
+        let (x, nfe) = run(&DpmSolverPP::new(200), sde.as_ref(), &score, N, 21);
         assert_eq!(nfe, 200);
         let t = sde.t_eps();
         let a = sde.alpha(t);
@@ -343,7 +343,7 @@ fn bad_parameters_are_errors_naming_the_value() {
     }
     assert!(by_name("ode-rk45", 0).is_err());
     assert_eq!(
-        by_name("ode-rk45:rtol=1e-3,atol=1e-4", 1).unwrap().name(),
+        by_name("ode-rk45:rtol=1e-3,atol=1e-4", 1).unwrap().label(),
         "ode_rk45(rtol=0.001,atol=0.0001)"
     );
 }
@@ -452,12 +452,7 @@ fn dpm_solver_is_second_order() {
     let steps = [20, 40, 80, 160];
     let errs: Vec<f64> = steps
         .iter()
-        .map(|&n| {
-            rms_err(
-                &run(&DpmSolverPP { steps: n }, &sde, &score, 128, 11).0,
-                &exact,
-            )
-        })
+        .map(|&n| rms_err(&run(&DpmSolverPP::new(n), &sde, &score, 128, 11).0, &exact))
         .collect();
     let p = order(&steps, &errs);
     println!("dpm-solver++: steps {steps:?} errors {errs:?} order {p:.3}");

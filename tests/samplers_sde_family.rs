@@ -5,6 +5,7 @@
 //! sigma(ε)²)) for samplers that stop at ε, the data N(mu, s² I) for those
 //! that return x̂0 / sigma = 0 (DDIM, EDM, ALD with its denoising step).
 
+use scoresde::samplers::Schedule;
 use scoresde::samplers::{
     by_name, sample, AnnealedLangevin, CorrectorStep, Ddim, Edm, Predictor, PredictorCorrector,
     ReverseDiffusion, SampleOptions, Sampler,
@@ -148,9 +149,9 @@ fn check<S: Sde + Clone + 'static>(sde: S, sampler: &dyn Sampler, end: End, seed
 
 #[test]
 fn reverse_diffusion_reproduces_gaussian() {
-    check(vp(), &ReverseDiffusion { steps: 1000 }, End::Eps, 11);
-    check(subvp(), &ReverseDiffusion { steps: 1000 }, End::Eps, 12);
-    check(ve(), &ReverseDiffusion { steps: 1000 }, End::Eps, 13);
+    check(vp(), &ReverseDiffusion::new(1000), End::Eps, 11);
+    check(subvp(), &ReverseDiffusion::new(1000), End::Eps, 12);
+    check(ve(), &ReverseDiffusion::new(1000), End::Eps, 13);
 }
 
 #[test]
@@ -171,18 +172,12 @@ fn ald_reproduces_gaussian_on_ve() {
 #[test]
 fn ddim_reproduces_gaussian() {
     // eta = 0 is deterministic given the prior draw: two seeds.
-    let ddim = Ddim {
-        steps: 500,
-        eta: 0.0,
-    };
+    let ddim = Ddim::new(500, 0.0);
     check(vp(), &ddim, End::Flow, 41);
     check(vp(), &ddim, End::Flow, 42);
     check(subvp(), &ddim, End::Flow, 43);
     check(ve(), &ddim, End::Flow, 44);
-    let ancestral = Ddim {
-        steps: 1000,
-        eta: 1.0,
-    };
+    let ancestral = Ddim::new(1000, 1.0);
     check(vp(), &ancestral, End::Data, 45);
 }
 
@@ -210,7 +205,7 @@ fn edm_reproduces_gaussian() {
 #[test]
 fn pc_no_worse_than_its_predictor() {
     for steps in [5, 10] {
-        let rd = ReverseDiffusion { steps };
+        let rd = ReverseDiffusion::new(steps);
         let pc = PredictorCorrector::new(steps, Predictor::ReverseDiffusion);
         let (a, b) = (
             stats(vp(), &rd, End::Eps, N, 7).std_err(),
@@ -247,7 +242,7 @@ fn per_sample_norm_corrector_is_biased_in_low_dimension() {
 /// (sampler, its NFE) for every sampler family at `steps`.
 fn all_samplers(steps: usize, ve_only: bool) -> Vec<(Box<dyn Sampler>, usize)> {
     let mut v: Vec<(Box<dyn Sampler>, usize)> = vec![
-        (Box::new(ReverseDiffusion { steps }), steps),
+        (Box::new(ReverseDiffusion::new(steps)), steps),
         (
             Box::new(PredictorCorrector::new(steps, Predictor::ReverseDiffusion)),
             2 * steps,
@@ -260,8 +255,8 @@ fn all_samplers(steps: usize, ve_only: bool) -> Vec<(Box<dyn Sampler>, usize)> {
             }),
             3 * steps,
         ),
-        (Box::new(Ddim { steps, eta: 0.0 }), steps),
-        (Box::new(Ddim { steps, eta: 1.0 }), steps),
+        (Box::new(Ddim::new(steps, 0.0)), steps),
+        (Box::new(Ddim::new(steps, 1.0)), steps),
         (Box::new(Edm::new(steps)), 2 * steps - 1),
         (
             Box::new(Edm {
@@ -332,7 +327,7 @@ fn edm_schedule_matches_formula_and_extreme_rho_is_finite() {
     };
     for rho in [0.001, 0.05, 1.0, 1e6] {
         let e = Edm {
-            rho,
+            schedule: Schedule::Karras { rho },
             ..Edm::new(12)
         };
         assert!(e.sigmas(&vp()).iter().all(|v| v.is_finite()), "rho {rho}");
@@ -378,7 +373,7 @@ fn invalid_parameters_are_errors_naming_the_value() {
 
 #[test]
 fn specs_build_the_named_samplers() {
-    let name = |spec: &str| by_name(spec, 10).unwrap().name();
+    let name = |spec: &str| by_name(spec, 10).unwrap().label();
     assert_eq!(name("reverse-diffusion"), "reverse_diffusion(10)");
     assert_eq!(name("pc"), "pc(10, snr=0.16, corrector_steps=1)");
     assert_eq!(
@@ -434,12 +429,12 @@ fn pc_output_independent_of_batch_and_threads() {
 #[test]
 fn trajectories_have_one_frame_per_step() {
     let cases: Vec<(Box<dyn Sampler>, usize)> = vec![
-        (Box::new(ReverseDiffusion { steps: 6 }), 6),
+        (Box::new(ReverseDiffusion::new(6)), 6),
         (
             Box::new(PredictorCorrector::new(6, Predictor::EulerMaruyama)),
             6,
         ),
-        (Box::new(Ddim { steps: 6, eta: 0.5 }), 6),
+        (Box::new(Ddim::new(6, 0.5)), 6),
         (Box::new(Edm::new(6)), 6),
         (Box::new(AnnealedLangevin::new(6)), 7),
     ];

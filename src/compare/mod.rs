@@ -8,17 +8,15 @@
 //! seeds, next to the same metric between two independent data draws (the
 //! noise floor).
 //!
-//! **Budget → steps.** The [`Sampler`](crate::samplers::Sampler) trait has no notion of NFE per step,
-//! so it is measured: a dry run on one sample with 4 and with 8 steps gives
-//! `per_step = (NFE(8) − NFE(4)) / 4` and `offset = NFE(4) − 4 per_step`
-//! (EM/DDPM: 1 and 0; Heun-type EDM 2N − 1: 2 and −1; RK4: 4 and 0; PC with
-//! c corrector steps: 1 + c and 0). A budget B then runs
-//! `steps = max(1, ⌊(B − offset) / per_step⌋)`; a cell whose NFE
-//! `offset + per_step · steps` would exceed 2 B is skipped (left empty).
-//! A sampler whose NFE does not grow with the step count (per_step ≤ 0) is
-//! adaptive: it runs once per budget with a tolerance `rtol` appended to its
-//! spec, log-spaced from 1e-1 (smallest budget) to 1e-6 (largest), and its
-//! actual NFE is reported.
+//! **Budget → steps.** Every sampler declares its cost
+//! ([`Sampler::cost`](crate::samplers::Sampler::cost)): NFE is
+//! `per_step · steps + offset` (EM/DDPM: 1 and 0; Heun-type EDM 2N − 1: 2 and
+//! −1; RK4: 4 and 0; PC with c corrector steps: 1 + c and 0), or adaptive. A
+//! budget B then runs `steps = max(1, ⌊(B − offset) / per_step⌋)`; a cell
+//! whose NFE `offset + per_step · steps` would exceed 2 B is skipped (left
+//! empty). An adaptive sampler runs once per budget with a tolerance `rtol`
+//! appended to its spec, log-spaced from 1e-1 (smallest budget) to 1e-6
+//! (largest), and its actual NFE is reported.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -354,7 +352,7 @@ pub fn run_with(
         if plans.iter().any(|(s, _)| s == spec) {
             return Err(Error::invalid("samplers", spec, "each sampler spec once"));
         }
-        match plan_sampler(spec, sde, score) {
+        match plan_sampler(spec, sde) {
             Ok(p) => plans.push((spec.clone(), p)),
             Err(e) if !explicit => skipped_samplers.push((spec.clone(), e.to_string())),
             Err(e) => return Err(e),
@@ -457,7 +455,7 @@ pub fn run_with(
             let (samples, nfe) = first.expect("seeds >= 1");
             cells.push(Cell {
                 spec: spec.clone(),
-                sampler: sampler.name(),
+                sampler: sampler.label(),
                 budget,
                 steps,
                 rtol,
@@ -497,32 +495,36 @@ pub fn run_with(
     })
 }
 
-/// Build the sampler, check it accepts the SDE, and measure its NFE per step
-/// with dry runs of one sample at 4 and 8 steps.
-fn plan_sampler(spec: &str, sde: &dyn Sde, score: &dyn Score) -> Result<Plan> {
-    let probe = |steps: usize| -> Result<usize> {
-        let s = samplers::by_name(spec, steps)?;
-        s.validate(sde)?;
-        Ok(samplers::sample(s.as_ref(), sde, score, &SampleOptions::new(1, 0))?.nfe)
-    };
-    let (n4, n8) = (probe(4)? as f64, probe(8)? as f64);
-    let per_step = (n8 - n4) / 4.0;
-    if per_step > 0.0 {
-        return Ok(Plan::Fixed {
-            per_step,
-            offset: n4 - 4.0 * per_step,
-        });
-    }
-    // Adaptive: it must accept a tolerance.
-    let s = samplers::by_name(&with_rtol(spec, RTOL_RANGE.0), 1).map_err(|e| {
-        Error::invalid(
+/// Build the sampler, check it accepts the SDE, and read its declared cost
+/// ([`samplers::Sampler::cost`]).
+fn plan_sampler(spec: &str, sde: &dyn Sde) -> Result<Plan> {
+    if samplers::Params::parse(spec)?.has("steps") {
+        return Err(Error::invalid(
             "sampler",
             spec,
-            format!("a sampler whose NFE grows with its steps, or an adaptive one that takes rtol=… ({e})"),
-        )
-    })?;
+            "a spec without steps= (compare sets the steps from each NFE budget)",
+        ));
+    }
+    let s = samplers::by_name(spec, 1)?;
     s.validate(sde)?;
-    Ok(Plan::Adaptive)
+    match s.cost() {
+        samplers::Nfe::Fixed { per_step, offset } => Ok(Plan::Fixed {
+            per_step: per_step as f64,
+            offset: offset as f64,
+        }),
+        samplers::Nfe::Adaptive => {
+            // Adaptive: it must accept a tolerance.
+            let s = samplers::by_name(&with_rtol(spec, RTOL_RANGE.0), 1).map_err(|e| {
+                Error::invalid(
+                    "sampler",
+                    spec,
+                    format!("an adaptive sampler that takes rtol=… ({e})"),
+                )
+            })?;
+            s.validate(sde)?;
+            Ok(Plan::Adaptive)
+        }
+    }
 }
 
 /// `spec` with `rtol=<rtol>` added to its parameters.

@@ -2,13 +2,27 @@
 
 use ndarray::{Array2, Zip};
 
-use super::reverse_diffusion::uniform_time;
-use super::{Ctx, Sampler};
+use super::params::SpecWriter;
+use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
-use crate::sde::{check_steps, Sde};
+use crate::sde::Sde;
 
-/// DDIM over N uniform steps t_N = T … t_0 = ε (grid t_k = T − k (T − ε)/N
-/// in sampling order). From t to s < t, with x̂0 = (x + sigma_t² s(x,t))/alpha_t
+pub(super) const REGISTRY: &[Entry] = &[Entry {
+    name: "ddim",
+    aliases: &[],
+    help: "DDIM; deterministic at eta=0 (default), ancestral at eta=1; NFE N; eta, schedule (uniform), noise",
+    build: |p: &mut Params, steps| {
+        Ok(Box::new(Ddim {
+            steps,
+            eta: p.f64("eta", 0.0)?,
+            schedule: p.schedule(Schedule::Uniform)?,
+            noise: p.noise()?,
+        }))
+    },
+}];
+
+/// DDIM over the N steps of a schedule T = t_0 > … > t_N = ε (default
+/// uniform t). From t to s < t, with x̂0 = (x + sigma_t² s(x,t))/alpha_t
 /// and ε̂ = (x − alpha_t x̂0)/sigma_t = −sigma_t s(x,t):
 ///
 /// ```text
@@ -31,39 +45,63 @@ use crate::sde::{check_steps, Sde};
 pub struct Ddim {
     pub steps: usize,
     pub eta: f64,
+    pub schedule: Schedule,
+    pub noise: Noise,
+}
+
+impl Ddim {
+    /// N uniform steps with the given eta, per-step noise streams.
+    pub fn new(steps: usize, eta: f64) -> Self {
+        Ddim {
+            steps,
+            eta,
+            schedule: Schedule::Uniform,
+            noise: Noise::Steps,
+        }
+    }
 }
 
 impl Sampler for Ddim {
     fn name(&self) -> String {
+        SpecWriter::new("ddim", self.steps)
+            .f64("eta", self.eta, 0.0)
+            .schedule(&self.schedule, &Schedule::Uniform)
+            .noise(self.noise)
+            .done()
+    }
+
+    fn label(&self) -> String {
         format!("ddim({}, eta={})", self.steps, self.eta)
     }
 
-    fn validate(&self, _sde: &dyn Sde) -> Result<()> {
-        check_steps(self.steps)?;
+    fn cost(&self) -> Nfe {
+        Nfe::ONE
+    }
+
+    fn noise(&self) -> Noise {
+        self.noise
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
         if !(0.0..=1.0).contains(&self.eta) {
             return Err(Error::invalid("eta", self.eta, "0 <= eta <= 1"));
         }
-        Ok(())
+        self.schedule.grid(sde, self.steps).map(|_| ())
     }
 
-    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) {
+    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()> {
         let sde = ctx.sde;
-        let n = self.steps;
+        let grid = self.schedule.grid(sde, self.steps)?;
+        let (ts, n) = (grid.times(), grid.steps());
         let mut x0 = Array2::<f32>::zeros(x.raw_dim());
         let mut z = Array2::<f32>::zeros(x.raw_dim());
         for k in 0..n {
-            let (t, s) = (uniform_time(sde, n, k), uniform_time(sde, n, k + 1));
-            // One NFE: x̂0 = (x + sigma_t² s)/alpha_t, as crate::score::x0_hat
-            // (which takes the Score itself; Ctx counts the evaluation).
-            ctx.score(x.view(), t, x0.view_mut());
-            let (alpha_t, sigma_t) = (sde.alpha(t), sde.sigma(t));
-            let (s2, inv_alpha) = ((sigma_t * sigma_t) as f32, (1.0 / alpha_t) as f32);
-            Zip::from(&mut x0)
-                .and(&*x)
-                .for_each(|o, &xv| *o = (xv + s2 * *o) * inv_alpha);
+            let (t, s) = (ts[k], ts[k + 1]);
+            ctx.x0(x.view(), t, x0.view_mut());
             if k + 1 == n {
                 x.assign(&x0);
             } else {
+                let (alpha_t, sigma_t) = (sde.alpha(t), sde.sigma(t));
                 let (alpha_s, sigma_s) = (sde.alpha(s), sde.sigma(s));
                 let bracket = -(2.0 * (sde.lambda(t) - sde.lambda(s))).exp_m1();
                 let c = self.eta * sigma_s * bracket.max(0.0).sqrt();
@@ -72,7 +110,7 @@ impl Sampler for Ddim {
                 let c_x = (c_eps / sigma_t) as f32;
                 let c_x0 = (alpha_s - c_eps * alpha_t / sigma_t) as f32;
                 if c > 0.0 {
-                    ctx.normal(&mut z);
+                    ctx.noise(t, s, &mut z);
                     let c_z = c as f32;
                     Zip::from(&mut *x)
                         .and(&x0)
@@ -86,5 +124,6 @@ impl Sampler for Ddim {
             }
             ctx.record(k + 1, n, s, x.view());
         }
+        Ok(())
     }
 }

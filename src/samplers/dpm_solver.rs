@@ -3,13 +3,26 @@
 
 use ndarray::{Array2, Zip};
 
-use super::ode::{record_f64, write_back};
-use super::{Ctx, Sampler};
+use super::ctx::write_back;
+use super::params::SpecWriter;
+use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::Result;
-use crate::sde::{check_steps, Sde};
+use crate::sde::Sde;
 
-/// DPM-Solver++(2M) over N steps uniform in lambda = ln(alpha/sigma), from
-/// t_0 = T to t_N = ε (t_k = `t_of_lambda`(lambda_k)). With the data
+pub(super) const REGISTRY: &[Entry] = &[Entry {
+    name: "dpm-solver++",
+    aliases: &["dpmpp-2m", "dpmpp_2m"],
+    help: "DPM-Solver++(2M), first-order last step; NFE N; schedule (logsnr)",
+    build: |p: &mut Params, steps| {
+        Ok(Box::new(DpmSolverPP {
+            steps,
+            schedule: p.schedule(Schedule::LogSnr)?,
+        }))
+    },
+}];
+
+/// DPM-Solver++(2M) over the N steps of a schedule from t_0 = T to t_N = ε
+/// (default uniform in lambda = ln(alpha/sigma)). With the data
 /// prediction D_k = x̂0(x_k, t_k) = (x_k + sigma_k² s(x_k, t_k)) / alpha_k
 /// (Tweedie, as `score::x0_hat`, here in f64) and h_k = lambda_{k+1} − lambda_k:
 ///
@@ -27,51 +40,54 @@ use crate::sde::{check_steps, Sde};
 #[derive(Clone, Debug)]
 pub struct DpmSolverPP {
     pub steps: usize,
+    pub schedule: Schedule,
+}
+
+impl DpmSolverPP {
+    /// N steps uniform in log-SNR.
+    pub fn new(steps: usize) -> Self {
+        DpmSolverPP {
+            steps,
+            schedule: Schedule::LogSnr,
+        }
+    }
 }
 
 impl Sampler for DpmSolverPP {
     fn name(&self) -> String {
+        SpecWriter::new("dpm-solver++", self.steps)
+            .schedule(&self.schedule, &Schedule::LogSnr)
+            .done()
+    }
+
+    fn label(&self) -> String {
         format!("dpm_solver++_2m({})", self.steps)
     }
 
-    fn validate(&self, _sde: &dyn Sde) -> Result<()> {
-        check_steps(self.steps)
+    fn cost(&self) -> Nfe {
+        Nfe::ONE
     }
 
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) {
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        self.schedule.grid(sde, self.steps).map(|_| ())
+    }
+
+    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
         let sde = ctx.sde;
-        let n = self.steps;
-        let (t_max, t_eps) = (sde.t_max(), sde.t_eps());
-        let (lam_max, lam_min) = (sde.lambda(t_eps), sde.lambda(t_max));
-        let times: Vec<f64> = (0..=n)
-            .map(|k| match k {
-                0 => t_max,
-                k if k == n => t_eps,
-                k => sde.t_of_lambda(lam_min + (lam_max - lam_min) * k as f64 / n as f64),
-            })
-            .collect();
+        let grid = self.schedule.grid(sde, self.steps)?;
+        let (times, n) = (grid.times(), grid.steps());
         // lambda at the grid times actually used, so h matches alpha, sigma.
         let lambdas: Vec<f64> = times.iter().map(|&t| sde.lambda(t)).collect();
 
         let mut x = x32.mapv(f64::from);
-        let mut xin = Array2::<f32>::zeros(x.raw_dim());
-        let mut s = Array2::<f32>::zeros(x.raw_dim());
         let mut d_cur = Array2::<f64>::zeros(x.raw_dim());
         let mut d_prev = Array2::<f64>::zeros(x.raw_dim());
         let mut h_prev = 0.0;
         for k in 0..n {
             let (t, t_next) = (times[k], times[k + 1]);
-            Zip::from(&mut xin).and(&x).for_each(|a, &b| *a = b as f32);
-            ctx.score(xin.view(), t, s.view_mut());
-            let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
-            let sigma2 = sigma * sigma;
-            Zip::from(&mut d_cur)
-                .and(&x)
-                .and(&s)
-                .for_each(|dv, &xv, &sv| *dv = (xv + sigma2 * f64::from(sv)) / alpha);
-
+            ctx.denoise(&x, t, &mut d_cur);
             let h = lambdas[k + 1] - lambdas[k];
-            let c_x = sde.sigma(t_next) / sigma;
+            let c_x = sde.sigma(t_next) / sde.sigma(t);
             // −alpha_{k+1} (e^{−h} − 1) = −alpha_{k+1} expm1(−h) > 0.
             let c_d = -sde.alpha(t_next) * (-h).exp_m1();
             if k == 0 || k + 1 == n {
@@ -88,8 +104,9 @@ impl Sampler for DpmSolverPP {
             }
             std::mem::swap(&mut d_prev, &mut d_cur);
             h_prev = h;
-            record_f64(ctx, k + 1, n, t_next, &x);
+            ctx.record_f64(k + 1, n, t_next, &x);
         }
         write_back(x32, &x);
+        Ok(())
     }
 }

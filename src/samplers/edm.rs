@@ -3,9 +3,30 @@
 
 use ndarray::{Array2, Zip};
 
-use super::{Ctx, Sampler};
+use super::params::SpecWriter;
+use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
 use crate::sde::{check_steps, Sde};
+
+pub(super) const REGISTRY: &[Entry] = &[Entry {
+    name: "edm",
+    aliases: &[],
+    help: "Karras et al. Heun sampler with optional churn; NFE 2N-1; schedule (karras:rho=7; rho=R is short for it), churn (0), s_min (0), s_max (inf), s_noise (1), noise",
+    build: |p: &mut Params, steps| {
+        let d = Edm::new(steps);
+        let rho = p.f64("rho", 7.0)?;
+        let schedule = p.schedule(Schedule::Karras { rho })?;
+        Ok(Box::new(Edm {
+            schedule,
+            churn: p.f64("churn", d.churn)?,
+            s_min: p.f64("s_min", d.s_min)?,
+            s_max: p.f64("s_max", d.s_max)?,
+            s_noise: p.f64("s_noise", d.s_noise)?,
+            noise: p.noise()?,
+            ..d
+        }))
+    },
+}];
 
 /// EDM's second-order sampler on any SDE here, in the scaled variable
 ///
@@ -23,7 +44,8 @@ use crate::sde::{check_steps, Sde};
 ///
 /// so (x̃ − D)/σ̃ = −sigma(t) s(x, t) = ε̂. For VE, alpha = 1 and σ̃ = sigma.
 ///
-/// Schedule (σ̃_min = σ̃(ε), σ̃_max = σ̃(T)), i = 0..N−1, then σ̃_N = 0:
+/// Schedule: the N points of an (N − 1)-step grid, then σ̃_N = 0; by default
+/// Karras ρ = 7 (σ̃_min = σ̃(ε), σ̃_max = σ̃(T)), i = 0..N−1:
 ///
 /// ```text
 ///   σ̃_i = (σ̃_max^{1/rho} + i/(N−1) (σ̃_min^{1/rho} − σ̃_max^{1/rho}))^rho
@@ -44,51 +66,48 @@ use crate::sde::{check_steps, Sde};
 /// t = T (Karras et al. can evaluate their network at any sigma). The
 /// prior draw x_T is mapped to x̃ = x_T / alpha(T); the result, at σ̃ = 0,
 /// is x̃ = x0 (data scaling). NFE = 2N − 1 (Euler on the last step).
-/// Defaults churn = 0, s_min = 0, s_max = ∞, s_noise = 1, rho = 7
-/// (deterministic).
+/// Defaults churn = 0, s_min = 0, s_max = ∞, s_noise = 1, Karras rho = 7
+/// (deterministic). The churn noise is the step's noise (`noise=`).
 #[derive(Clone, Debug)]
 pub struct Edm {
     pub steps: usize,
-    pub rho: f64,
+    pub schedule: Schedule,
     pub churn: f64,
     pub s_min: f64,
     pub s_max: f64,
     pub s_noise: f64,
+    pub noise: Noise,
 }
 
 impl Edm {
-    /// Deterministic EDM with rho = 7.
+    /// Deterministic EDM with Karras rho = 7.
     pub fn new(steps: usize) -> Self {
         Edm {
             steps,
-            rho: 7.0,
+            schedule: Schedule::Karras { rho: 7.0 },
             churn: 0.0,
             s_min: 0.0,
             s_max: f64::INFINITY,
             s_noise: 1.0,
+            noise: Noise::Steps,
         }
     }
 
-    /// σ̃_0 … σ̃_N (the last is 0).
+    /// (t_i, σ̃_i) for i = 0..N−1; σ̃_N = 0 follows.
+    pub fn grid(&self, sde: &dyn Sde) -> Result<(Vec<f64>, Vec<f64>)> {
+        check_steps(self.steps)?;
+        if self.steps == 1 {
+            let t = sde.t_max();
+            self.schedule.validate(sde)?;
+            return Ok((vec![t], vec![sde.sigma(t) / sde.alpha(t)]));
+        }
+        let g = self.schedule.grid(sde, self.steps - 1)?;
+        Ok((g.times().to_vec(), g.sigmas().to_vec()))
+    }
+
+    /// σ̃_0 … σ̃_N (the last is 0); empty if the schedule does not fit `sde`.
     pub fn sigmas(&self, sde: &dyn Sde) -> Vec<f64> {
-        let n = self.steps;
-        let scaled = |t: f64| sde.sigma(t) / sde.alpha(t);
-        let (sigma_max, sigma_min) = (scaled(sde.t_max()), scaled(sde.t_eps()));
-        // (hi + frac (lo − hi))^rho with hi = σ̃_max^{1/rho}, lo = σ̃_min^{1/rho},
-        // written as σ̃_max exp(rho ln(1 + frac (r − 1))), r = (σ̃_min/σ̃_max)^{1/rho},
-        // so no power overflows for any rho > 0; mathematically σ̃_i ∈ [σ̃_min, σ̃_max].
-        let r_minus_1 = ((sigma_min / sigma_max).ln() / self.rho).exp_m1();
-        let mut sig: Vec<f64> = (0..n)
-            .map(|i| {
-                let frac = if n == 1 {
-                    0.0
-                } else {
-                    i as f64 / (n - 1) as f64
-                };
-                // Clamped: rounding at tiny rho (r − 1 = −1) would give 0 at frac = 1.
-                (sigma_max * (self.rho * (frac * r_minus_1).ln_1p()).exp()).max(sigma_min)
-            })
-            .collect();
+        let mut sig = self.grid(sde).map(|g| g.1).unwrap_or_default();
         sig.push(0.0);
         sig
     }
@@ -96,25 +115,43 @@ impl Edm {
 
 impl Sampler for Edm {
     fn name(&self) -> String {
+        SpecWriter::new("edm", self.steps)
+            .schedule(&self.schedule, &Schedule::Karras { rho: 7.0 })
+            .f64("churn", self.churn, 0.0)
+            .f64("s_min", self.s_min, 0.0)
+            .f64("s_max", self.s_max, f64::INFINITY)
+            .f64("s_noise", self.s_noise, 1.0)
+            .noise(self.noise)
+            .done()
+    }
+
+    fn label(&self) -> String {
+        let sched = match self.schedule {
+            Schedule::Karras { rho } => format!("rho={rho}"),
+            ref other => other.spec(),
+        };
         if self.churn == 0.0 {
-            format!("edm({}, rho={})", self.steps, self.rho)
+            format!("edm({}, {sched})", self.steps)
         } else {
             format!(
-                "edm({}, rho={}, churn={}, s_min={}, s_max={}, s_noise={})",
-                self.steps, self.rho, self.churn, self.s_min, self.s_max, self.s_noise
+                "edm({}, {sched}, churn={}, s_min={}, s_max={}, s_noise={})",
+                self.steps, self.churn, self.s_min, self.s_max, self.s_noise
             )
         }
     }
 
-    fn validate(&self, _sde: &dyn Sde) -> Result<()> {
-        check_steps(self.steps)?;
-        if !(self.rho > 0.0 && self.rho.is_finite()) {
-            return Err(Error::invalid(
-                "rho",
-                self.rho,
-                "0 < rho < inf (EDM uses 7)",
-            ));
+    fn cost(&self) -> Nfe {
+        Nfe::Fixed {
+            per_step: 2,
+            offset: -1,
         }
+    }
+
+    fn noise(&self) -> Noise {
+        self.noise
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
         if !(self.churn >= 0.0 && self.churn.is_finite()) {
             return Err(Error::invalid("churn", self.churn, "0 <= churn < inf"));
         }
@@ -132,18 +169,25 @@ impl Sampler for Edm {
                 "0 <= s_noise < inf",
             ));
         }
-        Ok(())
+        self.grid(sde).map(|_| ())
     }
 
-    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) {
+    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()> {
         let sde = ctx.sde;
         let n = self.steps;
-        let sig = self.sigmas(sde);
+        let (times, mut sig) = self.grid(sde)?;
+        sig.push(0.0);
         let sigma_max = sig[0];
         let gamma_max = (self.churn / n as f64).min(std::f64::consts::SQRT_2 - 1.0);
-        let mut den = Denoiser {
-            x_sde: Array2::zeros(x.raw_dim()),
-            score: Array2::zeros(x.raw_dim()),
+        let mut x_sde = Array2::<f32>::zeros(x.raw_dim());
+        // SDE time of a noise level: the grid's own time on the grid.
+        let time_of = |i: usize, sigma_tilde: f64| -> f64 {
+            if i < times.len() && sig[i] == sigma_tilde {
+                times[i]
+            } else {
+                sde.t_of_lambda(-sigma_tilde.ln())
+                    .clamp(sde.t_eps(), sde.t_max())
+            }
         };
         let mut d = Array2::<f32>::zeros(x.raw_dim());
         let mut d2 = Array2::<f32>::zeros(x.raw_dim());
@@ -162,20 +206,22 @@ impl Sampler for Edm {
             let sigma_hat = (sigma_i * (1.0 + gamma)).min(sigma_max);
             x_hat.assign(x);
             if sigma_hat > sigma_i {
-                ctx.normal(&mut z);
+                let (t_i, t_hat) = (time_of(i, sigma_i), time_of(usize::MAX, sigma_hat));
+                ctx.noise(t_hat, t_i, &mut z);
                 let c = ((sigma_hat * sigma_hat - sigma_i * sigma_i).sqrt() * self.s_noise) as f32;
                 Zip::from(&mut x_hat)
                     .and(&z)
                     .for_each(|xv, &zv| *xv += c * zv);
             }
-            den.eps_hat(ctx, &x_hat, sigma_hat, &mut d);
+            ctx.eps_scaled(&x_hat, time_of(i, sigma_hat), sigma_hat, &mut d);
             let h = (sigma_next - sigma_hat) as f32;
             Zip::from(&mut *x)
                 .and(&x_hat)
                 .and(&d)
                 .for_each(|xv, &xh, &dv| *xv = xh + h * dv);
             if sigma_next > 0.0 {
-                den.eps_hat(ctx, x, sigma_next, &mut d2);
+                let t = time_of(i + 1, sigma_next);
+                ctx.eps_scaled(x, t, sigma_next, &mut d2);
                 let h2 = 0.5 * h;
                 Zip::from(&mut *x)
                     .and(&x_hat)
@@ -183,50 +229,15 @@ impl Sampler for Edm {
                     .and(&d2)
                     .for_each(|xv, &xh, &dv, &d2v| *xv = xh + h2 * (dv + d2v));
                 // Record in the SDE's own scaling, x = alpha(t) x̃.
-                let t = den.time(sde, sigma_next);
                 let a = sde.alpha(t) as f32;
-                Zip::from(&mut den.x_sde)
+                Zip::from(&mut x_sde)
                     .and(&*x)
                     .for_each(|o, &xv| *o = a * xv);
-                ctx.record(i + 1, n, t, den.x_sde.view());
+                ctx.record(i + 1, n, t, x_sde.view());
             } else {
                 ctx.record(i + 1, n, sde.t_eps(), x.view());
             }
         }
-    }
-}
-
-/// Scratch for the denoiser D(x̃; σ̃) evaluated through a time-conditioned score.
-struct Denoiser {
-    x_sde: Array2<f32>,
-    score: Array2<f32>,
-}
-
-impl Denoiser {
-    /// SDE time whose σ̃(t) = sigma/alpha equals `sigma_tilde`.
-    fn time(&self, sde: &dyn Sde, sigma_tilde: f64) -> f64 {
-        sde.t_of_lambda(-sigma_tilde.ln())
-            .clamp(sde.t_eps(), sde.t_max())
-    }
-
-    /// d = (x̃ − D(x̃; σ̃))/σ̃ = −(sigma(t)²/(alpha(t) σ̃)) s(alpha(t) x̃, t)
-    /// into `out` (one NFE). With σ̃ = sigma(t)/alpha(t) this is ε̂ = −sigma(t) s.
-    fn eps_hat(
-        &mut self,
-        ctx: &mut Ctx,
-        x_tilde: &Array2<f32>,
-        sigma_tilde: f64,
-        out: &mut Array2<f32>,
-    ) {
-        let sde = ctx.sde;
-        let t = self.time(sde, sigma_tilde);
-        let (alpha, sigma) = (sde.alpha(t), sde.sigma(t));
-        let a = alpha as f32;
-        Zip::from(&mut self.x_sde)
-            .and(x_tilde)
-            .for_each(|o, &xv| *o = a * xv);
-        ctx.score(self.x_sde.view(), t, self.score.view_mut());
-        let c = (-sigma * sigma / (alpha * sigma_tilde)) as f32;
-        Zip::from(out).and(&self.score).for_each(|o, &s| *o = c * s);
+        Ok(())
     }
 }

@@ -1,141 +1,212 @@
 //! Samplers: from prior noise at t = T to data at t = ε.
 //!
-//! Every sampler implements [`Sampler`]: a short function over its schedule
-//! that advances one chunk of samples, asking a [`Ctx`] for scores (which
-//! counts model evaluations), for per-sample Gaussian noise, and to record the
-//! trajectory. The driver [`sample`] splits the requested samples into chunks,
-//! runs chunks in parallel with rayon, and gives sample i its own random
-//! stream `rng::stream(seed, SAMPLER, i)` (its prior draw, then every step's
-//! noise), so the output is the same for any batch size or thread count.
+//! Every sampler implements [`Sampler`]: a short function over the time grid
+//! of its [`Schedule`] that advances one chunk of samples, asking a [`Ctx`]
+//! for scores and denoised estimates (which counts model evaluations), for
+//! per-sample noise, and to record the trajectory. The driver [`sample`]
+//! splits the requested samples into chunks, runs chunks in parallel with
+//! rayon, and gives sample i its own random stream `rng::stream(seed,
+//! SAMPLER, i)` (its prior draw, then every step's noise) or its own Brownian
+//! motion ([`Noise::Brownian`]), so the output is the same for any batch size
+//! or thread count.
+//!
+//! Each algorithm file registers its spec names in a `REGISTRY` table
+//! ([`Entry`]); [`by_name`], [`SAMPLER_NAMES`], [`help`] and `compare`'s
+//! default list are all generated from those tables.
 
+mod brownian;
+mod ctx;
+mod params;
+pub mod schedule;
+mod steps;
+
+mod ald;
 mod ddim;
 mod ddpm;
 mod dpm_solver;
 mod edm;
 mod euler_maruyama;
-mod langevin;
 mod ode;
+mod pc;
 mod reverse_diffusion;
 mod rk45;
 
+pub use ald::AnnealedLangevin;
+pub use ctx::Ctx;
 pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmSchedule};
 pub use dpm_solver::DpmSolverPP;
 pub use edm::Edm;
 pub use euler_maruyama::EulerMaruyama;
-pub use langevin::{AnnealedLangevin, CorrectorStep, Predictor, PredictorCorrector};
 pub use ode::{OdeMethod, ProbabilityFlowOde};
+pub use params::Params;
+pub use pc::{CorrectorStep, Predictor, PredictorCorrector};
 pub use reverse_diffusion::ReverseDiffusion;
-pub use rk45::{dopri5, Dopri5Options, Dopri5Stats, Dopri5Status, Rk45};
+pub use rk45::Rk45;
+pub use schedule::{Grid, Schedule};
+
+use std::sync::LazyLock;
 
 use indicatif::ProgressBar;
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::rng::{self, StreamRng};
 use crate::score::Score;
 use crate::sde::Sde;
+use ctx::Recorder;
 
 /// A sampling algorithm over a fixed schedule.
 pub trait Sampler: Send + Sync {
-    /// Name with its main parameters, e.g. `ddpm(1000)`.
+    /// The spec that [`by_name`] parses back into this sampler, e.g.
+    /// `edm:steps=10,churn=40` (parameters at their default are left out).
     fn name(&self) -> String;
+    /// Short display name for tables and figures, e.g. `ddpm(1000)`.
+    fn label(&self) -> String;
+    /// Model evaluations per sample, as a function of the step count.
+    fn cost(&self) -> Nfe;
+    /// Where the per-step noise comes from (deterministic samplers: unused).
+    fn noise(&self) -> Noise {
+        Noise::Steps
+    }
     /// Reject parameters or SDEs the sampler cannot use, before any work.
     fn validate(&self, sde: &dyn Sde) -> Result<()>;
     /// Advance `x` (prior draws, one row per sample) to samples at t = ε.
     /// Calls `ctx.record` after each step so the trajectory can be kept.
-    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>);
+    /// Called only after [`Sampler::validate`] accepted `ctx.sde`.
+    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()>;
 }
 
-/// What a sampler sees while it runs one chunk of samples.
-pub struct Ctx<'a> {
-    pub sde: &'a dyn Sde,
-    score: &'a dyn Score,
-    rngs: Vec<StreamRng>,
-    nfe: usize,
-    rec: Recorder,
+/// What a sampler costs in model evaluations per sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Nfe {
+    /// `per_step · steps + offset` (e.g. Heun-type EDM: 2N − 1).
+    Fixed { per_step: usize, offset: isize },
+    /// Depends on the tolerance and the score (adaptive step size).
+    Adaptive,
 }
 
-impl<'a> Ctx<'a> {
-    /// s(x, t) into `out`; counts one model evaluation per sample.
-    pub fn score(&mut self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
-        self.nfe += 1;
-        self.score.score(x, t, out);
-    }
+impl Nfe {
+    /// One evaluation per step.
+    pub const ONE: Nfe = Nfe::Fixed {
+        per_step: 1,
+        offset: 0,
+    };
 
-    /// Fill `z` with N(0, 1) noise, row i from sample i's own stream.
-    pub fn normal(&mut self, z: &mut Array2<f32>) {
-        for (mut row, rng) in z.outer_iter_mut().zip(self.rngs.iter_mut()) {
-            if let Some(sl) = row.as_slice_mut() {
-                rng::fill_normal(rng, sl);
-            } else {
-                let mut buf = row.to_vec();
-                rng::fill_normal(rng, &mut buf);
-                row.assign(&ndarray::ArrayView1::from(&buf));
+    /// NFE at `steps` steps (None: adaptive).
+    pub fn at(&self, steps: usize) -> Option<usize> {
+        match *self {
+            Nfe::Fixed { per_step, offset } => {
+                Some((per_step * steps).saturating_add_signed(offset))
             }
-        }
-    }
-
-    /// Record the state after step `step` of `n_steps` (1-based) at time `t`.
-    /// Kept every `record_every` steps and always at the last step.
-    pub fn record(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {
-        self.rec.offer(step, n_steps, t, x);
-    }
-
-    /// Model evaluations per sample used so far.
-    pub fn nfe(&self) -> usize {
-        self.nfe
-    }
-}
-
-/// The update every first-order sampler step shares:
-///
-/// ```text
-///   x ← c_x x + c_s s + c_z z,   z ~ N(0, I) from each sample's stream
-/// ```
-///
-/// With `c_z = None` (the last step) no noise is drawn at all.
-pub(crate) fn affine_update(
-    ctx: &mut Ctx,
-    x: &mut Array2<f32>,
-    score: &Array2<f32>,
-    z: &mut Array2<f32>,
-    c_x: f32,
-    c_s: f32,
-    c_z: Option<f32>,
-) {
-    match c_z {
-        None => ndarray::Zip::from(&mut *x)
-            .and(score)
-            .for_each(|xv, &s| *xv = c_x * *xv + c_s * s),
-        Some(c_z) => {
-            ctx.normal(z);
-            ndarray::Zip::from(&mut *x)
-                .and(score)
-                .and(&*z)
-                .for_each(|xv, &s, &zv| *xv = c_x * *xv + c_s * s + c_z * zv);
+            Nfe::Adaptive => None,
         }
     }
 }
 
-/// Keeps every k-th state of the first `rows` rows of a chunk.
-struct Recorder {
-    every: Option<usize>,
-    rows: usize,
-    times: Vec<f64>,
-    frames: Vec<Array2<f32>>,
+/// Where a stochastic sampler's per-step noise comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Noise {
+    /// The next draws of each sample's stream (`noise=steps`, the default).
+    #[default]
+    Steps,
+    /// Increments of each sample's own Brownian motion (`noise=brownian`):
+    /// the same seed at 50 and at 500 steps follows nearly the same path.
+    Brownian,
 }
 
-impl Recorder {
-    fn offer(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {
-        let Some(every) = self.every else { return };
-        if self.rows == 0 || !(step.is_multiple_of(every) || step == n_steps) {
-            return;
-        }
-        self.times.push(t);
-        self.frames.push(x.slice(s![..self.rows, ..]).to_owned());
+/// One spec name in a sampler file's registry.
+pub struct Entry {
+    /// Canonical spec name.
+    pub name: &'static str,
+    /// Other accepted spellings.
+    pub aliases: &'static [&'static str],
+    /// One line: what it does, its NFE and its parameters with defaults.
+    pub help: &'static str,
+    /// Build from the remaining parameters and the step count.
+    pub build: fn(&mut Params, usize) -> Result<Box<dyn Sampler>>,
+}
+
+/// Every sampler file's registry, in the order of [`SAMPLER_NAMES`].
+const REGISTRIES: &[&[Entry]] = &[
+    ddpm::REGISTRY,
+    euler_maruyama::REGISTRY,
+    reverse_diffusion::REGISTRY,
+    pc::REGISTRY,
+    ald::REGISTRY,
+    ddim::REGISTRY,
+    edm::REGISTRY,
+    ode::REGISTRY,
+    rk45::REGISTRY,
+    dpm_solver::REGISTRY,
+];
+
+/// Every registered entry.
+pub fn entries() -> impl Iterator<Item = &'static Entry> {
+    REGISTRIES.iter().flat_map(|r| r.iter())
+}
+
+/// Names accepted by [`by_name`] (each may take `:key=value,...` parameters).
+pub static SAMPLER_NAMES: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| entries().map(|e| e.name).collect());
+
+/// The `--sampler` help: one line per registered sampler, then the shared
+/// keys and the schedules.
+pub fn help() -> String {
+    let mut s = String::from("Sampler spec NAME[:key=value,...]. Samplers:\n");
+    for e in entries() {
+        s.push_str(&format!("  {:<18} {}\n", e.name, e.help));
     }
+    s.push_str("Every fixed-step sampler takes steps=N and schedule=S; stochastic ones noise=steps|brownian.\nSchedules: ");
+    let names: Vec<String> = schedule::SCHEDULES
+        .iter()
+        .map(|(n, d)| format!("{n} ({d})"))
+        .collect();
+    s.push_str(&names.join(", "));
+    s.push_str(", a comma list of times, or a .json file.");
+    s
+}
+
+/// Split a comma-separated list of sampler specs: a token whose name (the
+/// part before `:`) is a registered sampler starts a new spec, any other
+/// token continues the one before it, so `em,edm:churn=10,s_noise=1.003,ddim`
+/// is three specs.
+pub fn split_specs(list: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for tok in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let name = tok.split(':').next().unwrap_or("").trim();
+        let is_name = entries().any(|e| e.name == name || e.aliases.contains(&name));
+        match out.last_mut() {
+            Some(prev) if !is_name => {
+                prev.push(',');
+                prev.push_str(tok);
+            }
+            _ => out.push(tok.to_string()),
+        }
+    }
+    out
+}
+
+/// Build a sampler from a spec `name` or `name:key=value,key=value` and a
+/// step count (overridden by a `steps=` key), e.g. `ddpm`, `em`,
+/// `dpm-solver++:schedule=karras`. Unknown names list the valid ones;
+/// unknown or malformed parameters are errors.
+pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
+    let mut p = Params::parse(spec)?;
+    let steps = p.usize("steps", steps)?;
+    crate::sde::check_steps(steps)?;
+    let entry = entries()
+        .find(|e| e.name == p.name || e.aliases.contains(&p.name.as_str()))
+        .ok_or_else(|| {
+            Error::invalid(
+                "sampler",
+                &p.name,
+                format!("one of: {}", SAMPLER_NAMES.join(", ")),
+            )
+        })?;
+    let sampler = (entry.build)(&mut p, steps)?;
+    p.finish()?;
+    Ok(sampler)
 }
 
 /// How many samples to draw and how.
@@ -214,43 +285,35 @@ pub fn sample(
     let out = samples
         .as_slice_mut()
         .expect("a fresh Array2 is contiguous");
+    let noise = sampler.noise();
     let results: Vec<(usize, usize, Recorder)> = out
         .par_chunks_mut(opts.batch.saturating_mul(d).max(1))
         .enumerate()
-        .map(|(c, dst)| {
+        .map(|(c, dst)| -> Result<(usize, usize, Recorder)> {
             let start = c * opts.batch;
             let rows = dst.len() / d.max(1);
-            let end = start + rows;
-            let rngs = (start..end)
-                .map(|i| rng::stream(opts.seed, rng::domain::SAMPLER, i as u64))
-                .collect();
             let rec = Recorder {
                 every: opts.record_every,
                 rows: opts.record_rows.saturating_sub(start).min(rows),
                 times: Vec::new(),
                 frames: Vec::new(),
             };
-            let mut ctx = Ctx {
-                sde,
-                score,
-                rngs,
-                nfe: 0,
-                rec,
-            };
+            let mut ctx = Ctx::new(sde, score, opts.seed, start, rows, noise, rec);
             let mut x = Array2::<f32>::zeros((rows, d));
             ctx.normal(&mut x);
             x.mapv_inplace(|v| v * prior_std);
             ctx.record(0, 1, sde.t_max(), x.view());
-            sampler.run(&mut ctx, &mut x);
+            sampler.run(&mut ctx, &mut x)?;
             for (o, &v) in dst.iter_mut().zip(x.iter()) {
                 *o = v;
             }
             if let Some(pb) = &opts.progress {
                 pb.inc(rows as u64);
             }
-            (rows, ctx.nfe, ctx.rec)
+            let nfe = ctx.nfe();
+            Ok((rows, nfe, ctx.rec))
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     debug_assert_eq!(results.len(), n_chunks);
 
     let nfe_total: usize = results.iter().map(|(rows, nfe, _)| nfe * rows).sum();
@@ -283,191 +346,5 @@ fn merge_trajectories(results: &[(usize, usize, Recorder)]) -> Trajectory {
     Trajectory {
         times: first.times[..n_frames].to_vec(),
         frames,
-    }
-}
-
-/// Names accepted by [`by_name`] (each may take `:key=value,...` parameters).
-pub const SAMPLER_NAMES: &[&str] = &[
-    "ddpm",
-    "ddpm-cosine",
-    "em",
-    "reverse-diffusion",
-    "pc",
-    "pc-em",
-    "ald",
-    "ddim",
-    "edm",
-    "ode-euler",
-    "ode-heun",
-    "ode-rk4",
-    "ode-rk45",
-    "dpm-solver++",
-];
-
-/// Build a sampler from a spec `name` or `name:key=value,key=value` and a
-/// step count, e.g. `ddpm`, `em`. Unknown names list the valid ones;
-/// unknown or malformed parameters are errors.
-pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
-    crate::sde::check_steps(steps)?;
-    let mut p = Params::parse(spec)?;
-    let sampler: Box<dyn Sampler> = match p.name.as_str() {
-        "ddpm" => Box::new(Ddpm::linear(steps)),
-        "ddpm-cosine" => Box::new(Ddpm {
-            steps,
-            schedule: DdpmSchedule::Cosine,
-        }),
-        "em" | "euler-maruyama" | "euler_maruyama" => Box::new(EulerMaruyama { steps }),
-        "reverse-diffusion" | "reverse_diffusion" => Box::new(ReverseDiffusion { steps }),
-        name @ ("pc" | "pc-em" | "pc_em") => {
-            let predictor = if name == "pc" {
-                Predictor::ReverseDiffusion
-            } else {
-                Predictor::EulerMaruyama
-            };
-            let d = PredictorCorrector::new(steps, predictor);
-            let per_sample = p.usize("per_sample", 0)?;
-            Box::new(PredictorCorrector {
-                snr: p.f64("snr", d.snr)?,
-                corrector_steps: p.usize("corrector_steps", d.corrector_steps)?,
-                step_rule: match per_sample {
-                    0 => CorrectorStep::NoiseScale,
-                    1 => CorrectorStep::PerSampleNorms,
-                    v => return Err(Error::invalid("per_sample", v, "0 or 1")),
-                },
-                ..d
-            })
-        }
-        "ald" => {
-            let d = AnnealedLangevin::new(steps);
-            let denoise = p.usize("denoise", 1)?;
-            if denoise > 1 {
-                return Err(Error::invalid("denoise", denoise, "0 or 1"));
-            }
-            Box::new(AnnealedLangevin {
-                inner: p.usize("inner", d.inner)?,
-                // Absent: None (sigma(eps)²); parsed values are always finite.
-                lr: Some(p.f64("lr", f64::NAN)?).filter(|v| !v.is_nan()),
-                denoise: denoise == 1,
-                ..d
-            })
-        }
-        "ddim" => Box::new(Ddim {
-            steps,
-            eta: p.f64("eta", 0.0)?,
-        }),
-        "edm" => {
-            let d = Edm::new(steps);
-            Box::new(Edm {
-                rho: p.f64("rho", d.rho)?,
-                churn: p.f64("churn", d.churn)?,
-                s_min: p.f64("s_min", d.s_min)?,
-                s_max: p.f64("s_max", d.s_max)?,
-                s_noise: p.f64("s_noise", d.s_noise)?,
-                ..d
-            })
-        }
-        "ode-euler" => Box::new(ProbabilityFlowOde {
-            steps,
-            method: OdeMethod::Euler,
-        }),
-        "ode-heun" => Box::new(ProbabilityFlowOde {
-            steps,
-            method: OdeMethod::Heun,
-        }),
-        "ode-rk4" => Box::new(ProbabilityFlowOde {
-            steps,
-            method: OdeMethod::Rk4,
-        }),
-        // Adaptive: `steps` is not used (see `Rk45`); max_steps caps attempts per sample.
-        "ode-rk45" => {
-            let d = Dopri5Options::DEFAULT;
-            let rtol = p.f64("rtol", d.rtol)?;
-            let atol = p.f64("atol", d.atol)?;
-            let max_steps = p.usize("max_steps", d.max_steps)?;
-            Box::new(Rk45::new(rtol, atol, max_steps)?)
-        }
-        "dpm-solver++" | "dpmpp-2m" => Box::new(DpmSolverPP { steps }),
-        other => {
-            return Err(Error::invalid(
-                "sampler",
-                other,
-                format!("one of: {}", SAMPLER_NAMES.join(", ")),
-            ))
-        }
-    };
-    p.finish()?;
-    Ok(sampler)
-}
-
-/// The `key=value` parameters of a sampler spec. Each sampler takes the keys
-/// it knows with [`Params::f64`] / [`Params::usize`]; [`Params::finish`]
-/// rejects any key left over.
-#[derive(Debug)]
-pub struct Params {
-    pub name: String,
-    values: Vec<(String, String)>,
-}
-
-impl Params {
-    /// Split `name:key=value,key=value`.
-    pub fn parse(spec: &str) -> Result<Self> {
-        let (name, rest) = match spec.split_once(':') {
-            Some((n, r)) => (n.trim(), r),
-            None => (spec.trim(), ""),
-        };
-        let mut values = Vec::new();
-        for kv in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let Some((k, v)) = kv.split_once('=') else {
-                return Err(Error::invalid(
-                    "sampler parameter",
-                    kv,
-                    format!("key=value in `{spec}`"),
-                ));
-            };
-            values.push((k.trim().to_string(), v.trim().to_string()));
-        }
-        Ok(Params {
-            name: name.to_string(),
-            values,
-        })
-    }
-
-    fn take(&mut self, key: &str) -> Option<String> {
-        let i = self.values.iter().position(|(k, _)| k == key)?;
-        Some(self.values.remove(i).1)
-    }
-
-    /// A finite real parameter, `default` if absent.
-    pub fn f64(&mut self, key: &str, default: f64) -> Result<f64> {
-        match self.take(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| Error::invalid(key, v, "a finite number")),
-        }
-    }
-
-    /// A non-negative integer parameter, `default` if absent.
-    pub fn usize(&mut self, key: &str, default: usize) -> Result<usize> {
-        match self.take(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .map_err(|_| Error::invalid(key, v, "a non-negative integer")),
-        }
-    }
-
-    /// Error if any parameter was not used by the sampler.
-    pub fn finish(self) -> Result<()> {
-        match self.values.first() {
-            None => Ok(()),
-            Some((k, v)) => Err(Error::invalid(
-                format!("parameter of sampler {}", self.name),
-                format!("{k}={v}"),
-                "a parameter this sampler takes (see `scoresde sample --help`)",
-            )),
-        }
     }
 }

@@ -4,16 +4,47 @@
 //!   dx/dt = F(x, t) = f(t) x − ½ g(t)² s(x, t)
 //! ```
 //!
-//! integrated from t = T to t = ε over N uniform steps in t
-//! (dt = −(T − ε)/N, t_k = T + k dt). The state is kept in f64 between steps;
+//! integrated from t = T to t = ε over the N steps of a schedule (default
+//! uniform in t), h_k = t_{k+1} − t_k < 0. The state is kept in f64 between steps;
 //! only the score sees an f32 copy. Deterministic: the only randomness is the
 //! prior draw.
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, Zip};
 
-use super::{Ctx, Sampler};
+use super::ctx::write_back;
+use super::params::SpecWriter;
+use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::Result;
-use crate::sde::{check_steps, Sde};
+use crate::sde::Sde;
+
+fn build(method: OdeMethod, p: &mut Params, steps: usize) -> Result<Box<dyn Sampler>> {
+    Ok(Box::new(ProbabilityFlowOde {
+        steps,
+        method,
+        schedule: p.schedule(Schedule::Uniform)?,
+    }))
+}
+
+pub(super) const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "ode-euler",
+        aliases: &["ode_euler"],
+        help: "probability-flow ODE, Euler; NFE N; schedule (uniform)",
+        build: |p, n| build(OdeMethod::Euler, p, n),
+    },
+    Entry {
+        name: "ode-heun",
+        aliases: &["ode_heun"],
+        help: "probability-flow ODE, Heun (2nd order); NFE 2N; schedule (uniform)",
+        build: |p, n| build(OdeMethod::Heun, p, n),
+    },
+    Entry {
+        name: "ode-rk4",
+        aliases: &["ode_rk4"],
+        help: "probability-flow ODE, classical RK4; NFE 4N; schedule (uniform)",
+        build: |p, n| build(OdeMethod::Rk4, p, n),
+    },
+];
 
 /// Which fixed-step Runge–Kutta method advances the ODE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,34 +59,64 @@ pub enum OdeMethod {
     Rk4,
 }
 
-/// Probability-flow ODE sampler with a fixed-step method over N uniform steps.
+/// Probability-flow ODE sampler with a fixed-step method over a schedule.
 #[derive(Clone, Debug)]
 pub struct ProbabilityFlowOde {
     pub steps: usize,
     pub method: OdeMethod,
+    pub schedule: Schedule,
+}
+
+impl ProbabilityFlowOde {
+    /// N uniform steps of `method`.
+    pub fn new(steps: usize, method: OdeMethod) -> Self {
+        ProbabilityFlowOde {
+            steps,
+            method,
+            schedule: Schedule::Uniform,
+        }
+    }
+
+    fn method_name(&self) -> &'static str {
+        match self.method {
+            OdeMethod::Euler => "euler",
+            OdeMethod::Heun => "heun",
+            OdeMethod::Rk4 => "rk4",
+        }
+    }
 }
 
 impl Sampler for ProbabilityFlowOde {
     fn name(&self) -> String {
-        let m = match self.method {
-            OdeMethod::Euler => "euler",
-            OdeMethod::Heun => "heun",
-            OdeMethod::Rk4 => "rk4",
+        SpecWriter::new(&format!("ode-{}", self.method_name()), self.steps)
+            .schedule(&self.schedule, &Schedule::Uniform)
+            .done()
+    }
+
+    fn label(&self) -> String {
+        format!("ode_{}({})", self.method_name(), self.steps)
+    }
+
+    fn cost(&self) -> Nfe {
+        let per_step = match self.method {
+            OdeMethod::Euler => 1,
+            OdeMethod::Heun => 2,
+            OdeMethod::Rk4 => 4,
         };
-        format!("ode_{m}({})", self.steps)
+        Nfe::Fixed {
+            per_step,
+            offset: 0,
+        }
     }
 
-    fn validate(&self, _sde: &dyn Sde) -> Result<()> {
-        check_steps(self.steps)
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        self.schedule.grid(sde, self.steps).map(|_| ())
     }
 
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) {
-        let sde = ctx.sde;
-        let n = self.steps;
-        let (t_max, t_eps) = (sde.t_max(), sde.t_eps());
-        let dt = -(t_max - t_eps) / n as f64;
+    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let grid = self.schedule.grid(ctx.sde, self.steps)?;
+        let (ts, n) = (grid.times(), grid.steps());
         let mut x = x32.mapv(f64::from);
-        let mut drift = PfDrift::new(x.nrows(), x.ncols());
         let shape = x.raw_dim();
         let mut k1 = Array2::<f64>::zeros(shape);
         let mut k2 = Array2::<f64>::zeros(shape);
@@ -63,16 +124,14 @@ impl Sampler for ProbabilityFlowOde {
         let mut k4 = Array2::<f64>::zeros(shape);
         let mut tmp = Array2::<f64>::zeros(shape);
         for k in 0..n {
-            let t = t_max + k as f64 * dt;
-            // Land exactly on ε at the last step.
-            let t_next = if k + 1 == n { t_eps } else { t + dt };
+            let (t, t_next) = (ts[k], ts[k + 1]);
             let h = t_next - t;
-            drift.eval(ctx, x.view(), t, k1.view_mut());
+            ctx.pf_drift(x.view(), t, k1.view_mut());
             match self.method {
                 OdeMethod::Euler => x.scaled_add(h, &k1),
                 OdeMethod::Heun => {
                     axpy_into(&mut tmp, &x, h, &k1);
-                    drift.eval(ctx, tmp.view(), t_next, k2.view_mut());
+                    ctx.pf_drift(tmp.view(), t_next, k2.view_mut());
                     Zip::from(&mut x)
                         .and(&k1)
                         .and(&k2)
@@ -81,11 +140,11 @@ impl Sampler for ProbabilityFlowOde {
                 OdeMethod::Rk4 => {
                     let t_mid = t + 0.5 * h;
                     axpy_into(&mut tmp, &x, 0.5 * h, &k1);
-                    drift.eval(ctx, tmp.view(), t_mid, k2.view_mut());
+                    ctx.pf_drift(tmp.view(), t_mid, k2.view_mut());
                     axpy_into(&mut tmp, &x, 0.5 * h, &k2);
-                    drift.eval(ctx, tmp.view(), t_mid, k3.view_mut());
+                    ctx.pf_drift(tmp.view(), t_mid, k3.view_mut());
                     axpy_into(&mut tmp, &x, h, &k3);
-                    drift.eval(ctx, tmp.view(), t_next, k4.view_mut());
+                    ctx.pf_drift(tmp.view(), t_next, k4.view_mut());
                     Zip::from(&mut x)
                         .and(&k1)
                         .and(&k2)
@@ -96,9 +155,10 @@ impl Sampler for ProbabilityFlowOde {
                         });
                 }
             }
-            record_f64(ctx, k + 1, n, t_next, &x);
+            ctx.record_f64(k + 1, n, t_next, &x);
         }
         write_back(x32, &x);
+        Ok(())
     }
 }
 
@@ -108,53 +168,4 @@ fn axpy_into(out: &mut Array2<f64>, x: &Array2<f64>, h: f64, k: &Array2<f64>) {
         .and(x)
         .and(k)
         .for_each(|o, &xv, &kv| *o = xv + h * kv);
-}
-
-/// Evaluates the probability-flow drift F(x, t) = f(t) x − ½ g(t)² s(x, t)
-/// for f64 states through the f32 score, reusing its buffers.
-pub(crate) struct PfDrift {
-    x32: Array2<f32>,
-    s32: Array2<f32>,
-}
-
-impl PfDrift {
-    pub(crate) fn new(rows: usize, d: usize) -> Self {
-        PfDrift {
-            x32: Array2::zeros((rows, d)),
-            s32: Array2::zeros((rows, d)),
-        }
-    }
-
-    /// out = f(t) x − ½ g(t)² s(x, t); one model evaluation (counted by `ctx`).
-    pub(crate) fn eval(
-        &mut self,
-        ctx: &mut Ctx,
-        x: ArrayView2<f64>,
-        t: f64,
-        mut out: ArrayViewMut2<f64>,
-    ) {
-        Zip::from(&mut self.x32)
-            .and(&x)
-            .for_each(|a, &b| *a = b as f32);
-        ctx.score(self.x32.view(), t, self.s32.view_mut());
-        let f = ctx.sde.drift_coef(t);
-        let half_g2 = 0.5 * ctx.sde.diffusion(t).powi(2);
-        Zip::from(&mut out)
-            .and(&x)
-            .and(&self.s32)
-            .for_each(|o, &xv, &s| *o = f * xv - half_g2 * f64::from(s));
-    }
-}
-
-/// `ctx.record` for an f64 state; converts only when a trajectory is kept.
-pub(crate) fn record_f64(ctx: &mut Ctx, step: usize, n_steps: usize, t: f64, x: &Array2<f64>) {
-    if ctx.rec.every.is_some() && ctx.rec.rows > 0 {
-        let x32 = x.mapv(|v| v as f32);
-        ctx.record(step, n_steps, t, x32.view());
-    }
-}
-
-/// Round the f64 state into the caller's f32 samples.
-pub(crate) fn write_back(x32: &mut Array2<f32>, x: &Array2<f64>) {
-    Zip::from(x32).and(x).for_each(|a, &b| *a = b as f32);
 }

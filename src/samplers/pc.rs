@@ -1,21 +1,52 @@
-//! Langevin MCMC samplers: the predictor–corrector sampler of score_sde
-//! (Song et al. 2021) and annealed Langevin dynamics of NCSN (Song & Ermon
-//! 2019).
+//! The predictor–corrector sampler of score_sde (Song et al. 2021): a
+//! reverse-SDE predictor step per level with Langevin MCMC corrector steps.
 
 use ndarray::{Array2, Zip};
 
-use super::euler_maruyama::euler_maruyama_update;
-use super::reverse_diffusion::{reverse_diffusion_update, uniform_time, DiscreteStep};
-use super::{Ctx, Sampler};
+use super::params::SpecWriter;
+use super::steps::{euler_maruyama_update, reverse_diffusion_update, DiscreteStep};
+use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
-use crate::sde::{check_steps, Sde, SdeConfig};
+use crate::sde::Sde;
+
+fn build(predictor: Predictor, p: &mut Params, steps: usize) -> Result<Box<dyn Sampler>> {
+    let d = PredictorCorrector::new(steps, predictor);
+    let per_sample = p.usize("per_sample", 0)?;
+    Ok(Box::new(PredictorCorrector {
+        snr: p.f64("snr", d.snr)?,
+        corrector_steps: p.usize("corrector_steps", d.corrector_steps)?,
+        step_rule: match per_sample {
+            0 => CorrectorStep::NoiseScale,
+            1 => CorrectorStep::PerSampleNorms,
+            v => return Err(Error::invalid("per_sample", v, "0 or 1")),
+        },
+        schedule: p.schedule(Schedule::Uniform)?,
+        noise: p.noise()?,
+        ..d
+    }))
+}
+
+pub(super) const REGISTRY: &[Entry] = &[
+    Entry {
+        name: "pc",
+        aliases: &[],
+        help: "reverse-diffusion predictor + Langevin corrector; NFE N(1+c); snr (0.16), corrector_steps c (1), per_sample (0), schedule (uniform), noise",
+        build: |p, n| build(Predictor::ReverseDiffusion, p, n),
+    },
+    Entry {
+        name: "pc-em",
+        aliases: &["pc_em"],
+        help: "Euler–Maruyama predictor + Langevin corrector; NFE N(1+c); as pc",
+        build: |p, n| build(Predictor::EulerMaruyama, p, n),
+    },
+];
 
 /// The predictor of a [`PredictorCorrector`] sampler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Predictor {
-    /// [`super::ReverseDiffusion`]'s update.
+    /// The reverse-diffusion update (as `reverse-diffusion`).
     ReverseDiffusion,
-    /// Euler–Maruyama on the reverse SDE (as [`super::EulerMaruyama`]).
+    /// Euler–Maruyama on the reverse SDE (as `em`).
     EulerMaruyama,
 }
 
@@ -41,7 +72,8 @@ pub enum CorrectorStep {
     NoiseScale,
 }
 
-/// Predictor–corrector sampler over N uniform steps t_k = T − k (T − ε)/N.
+/// Predictor–corrector sampler over the N steps of a schedule (default
+/// uniform t_k = T − k (T − ε)/N).
 /// At each t = t_k, first `corrector_steps` Langevin corrector steps
 ///
 /// ```text
@@ -51,7 +83,9 @@ pub enum CorrectorStep {
 ///
 /// with alpha_i = a² = (alpha(t)/alpha(t_next))² (score_sde's discrete
 /// 1 − beta_i for VP and sub-VP; 1 for VE), then one predictor step to
-/// t_next (no noise on the last one). NFE = N (1 + corrector_steps).
+/// t_next (no noise on the last one). The corrector's z comes from each
+/// sample's stream; the predictor's is the step's noise (`noise=`).
+/// NFE = N (1 + corrector_steps).
 #[derive(Clone, Debug)]
 pub struct PredictorCorrector {
     pub steps: usize,
@@ -60,6 +94,8 @@ pub struct PredictorCorrector {
     pub snr: f64,
     pub corrector_steps: usize,
     pub step_rule: CorrectorStep,
+    pub schedule: Schedule,
+    pub noise: Noise,
 }
 
 impl PredictorCorrector {
@@ -71,6 +107,8 @@ impl PredictorCorrector {
             snr: 0.16,
             corrector_steps: 1,
             step_rule: CorrectorStep::NoiseScale,
+            schedule: Schedule::Uniform,
+            noise: Noise::Steps,
         }
     }
 }
@@ -82,6 +120,24 @@ const SNR_MAX: f64 = 0.5;
 
 impl Sampler for PredictorCorrector {
     fn name(&self) -> String {
+        let name = match self.predictor {
+            Predictor::ReverseDiffusion => "pc",
+            Predictor::EulerMaruyama => "pc-em",
+        };
+        SpecWriter::new(name, self.steps)
+            .f64("snr", self.snr, 0.16)
+            .usize("corrector_steps", self.corrector_steps, 1)
+            .usize(
+                "per_sample",
+                (self.step_rule == CorrectorStep::PerSampleNorms) as usize,
+                0,
+            )
+            .schedule(&self.schedule, &Schedule::Uniform)
+            .noise(self.noise)
+            .done()
+    }
+
+    fn label(&self) -> String {
         let p = match self.predictor {
             Predictor::ReverseDiffusion => "pc",
             Predictor::EulerMaruyama => "pc_em",
@@ -96,8 +152,18 @@ impl Sampler for PredictorCorrector {
         )
     }
 
-    fn validate(&self, _sde: &dyn Sde) -> Result<()> {
-        check_steps(self.steps)?;
+    fn cost(&self) -> Nfe {
+        Nfe::Fixed {
+            per_step: 1 + self.corrector_steps,
+            offset: 0,
+        }
+    }
+
+    fn noise(&self) -> Noise {
+        self.noise
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
         if !(self.snr > 0.0 && self.snr <= SNR_MAX) {
             return Err(Error::invalid(
                 "snr",
@@ -105,16 +171,17 @@ impl Sampler for PredictorCorrector {
                 format!("0 < snr <= {SNR_MAX} (score_sde uses 0.16)"),
             ));
         }
-        Ok(())
+        self.schedule.grid(sde, self.steps).map(|_| ())
     }
 
-    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) {
+    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()> {
         let sde = ctx.sde;
-        let n = self.steps;
+        let grid = self.schedule.grid(sde, self.steps)?;
+        let (ts, n) = (grid.times(), grid.steps());
         let mut score = Array2::<f32>::zeros(x.raw_dim());
         let mut z = Array2::<f32>::zeros(x.raw_dim());
         for k in 0..n {
-            let (t, t_next) = (uniform_time(sde, n, k), uniform_time(sde, n, k + 1));
+            let (t, t_next) = (ts[k], ts[k + 1]);
             let step = DiscreteStep::new(sde, t, t_next);
             for _ in 0..self.corrector_steps {
                 ctx.score(x.view(), t, score.view_mut());
@@ -137,11 +204,12 @@ impl Sampler for PredictorCorrector {
                     reverse_diffusion_update(ctx, x, &score, &mut z, step, last)
                 }
                 Predictor::EulerMaruyama => {
-                    euler_maruyama_update(ctx, x, &score, &mut z, t, t - t_next, last)
+                    euler_maruyama_update(ctx, x, &score, &mut z, (t, t - t_next), last)
                 }
             }
             ctx.record(k + 1, n, t_next, x.view());
         }
+        Ok(())
     }
 }
 
@@ -186,134 +254,5 @@ fn langevin_correct(
             .and(&sr)
             .and(&zr)
             .for_each(|xv, &s, &zv| *xv += c_s * s + c_z * zv);
-    }
-}
-
-/// Annealed Langevin dynamics (NCSN, Song & Ermon 2019), for the VE SDE.
-/// Noise levels sigma_i = sigma(t_i) on the uniform grid
-/// t_i = T − (i − 1)(T − ε)/(L − 1), i = 1..L (L = steps; for VE a geometric
-/// ladder from sigma_1 = sigma(T) to sigma_L = sigma(ε); L = 1 is the single
-/// level sigma(ε)). At each level, `inner` steps of
-///
-/// ```text
-///   alpha_i = lr · sigma_i² / sigma_L²
-///   x ← x + (alpha_i / 2) s(x, t_i) + sqrt(alpha_i) z,   z ~ N(0, I)
-/// ```
-///
-/// then, if `denoise`, one step x ← x + sigma_L² s(x, ε) (Tweedie's
-/// E[x0 | x], one more NFE). NFE = L · inner + denoise.
-///
-/// Since −∇² log p_t ≤ I / sigma_t² for any data, alpha_i/2 times the
-/// curvature is at most h = lr / (2 sigma_L²): the update never amplifies
-/// x − mode when lr < 4 sigma_L² (h < 2), which `validate` requires.
-///
-/// Default lr = sigma_L² (h = ½; 1e-4 for our default VE), not NCSN's 2e-5
-/// (h = 0.1 at sigma_L = 0.01): the step shrinks as sigma_i², so levels with
-/// sigma_i below the data scale barely move x, and the variance carried in
-/// from the last well-mixed level stays. On N(mu, 0.5² I) with 1000 levels the
-/// exact variance recursion Var ← (1 − h_i)² Var + alpha_i gives an output std
-/// of 0.524 with lr = 2e-5 and 0.505 with lr = sigma_L² (1.1 % high).
-#[derive(Clone, Debug)]
-pub struct AnnealedLangevin {
-    pub steps: usize,
-    pub inner: usize,
-    /// Step scale; None: sigma(ε)².
-    pub lr: Option<f64>,
-    pub denoise: bool,
-}
-
-impl AnnealedLangevin {
-    /// Defaults: lr = sigma(ε)², one step per level, final denoising on.
-    pub fn new(steps: usize) -> Self {
-        AnnealedLangevin {
-            steps,
-            inner: 1,
-            lr: None,
-            denoise: true,
-        }
-    }
-
-    fn lr(&self, sde: &dyn Sde) -> f64 {
-        self.lr.unwrap_or_else(|| sde.sigma(sde.t_eps()).powi(2))
-    }
-
-    fn level_time(&self, sde: &dyn Sde, i: usize) -> f64 {
-        let l = self.steps;
-        if l == 1 {
-            return sde.t_eps();
-        }
-        let (t_max, t_eps) = (sde.t_max(), sde.t_eps());
-        if i + 1 == l {
-            t_eps
-        } else {
-            t_max - i as f64 * (t_max - t_eps) / (l - 1) as f64
-        }
-    }
-}
-
-impl Sampler for AnnealedLangevin {
-    fn name(&self) -> String {
-        let lr = self.lr.map_or("sigma_min^2".to_string(), |v| v.to_string());
-        format!(
-            "ald({}, inner={}, lr={lr}, denoise={})",
-            self.steps, self.inner, self.denoise as u8
-        )
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        check_steps(self.steps)?;
-        let cfg = sde.config();
-        if !matches!(cfg, SdeConfig::Ve { .. }) {
-            return Err(Error::invalid(
-                "sde",
-                cfg.name(),
-                "ve (annealed Langevin dynamics walks the VE noise ladder; use pc for vp/subvp)",
-            ));
-        }
-        if self.inner == 0 {
-            return Err(Error::invalid("inner", self.inner, "an integer >= 1"));
-        }
-        let lr_max = 4.0 * sde.sigma(sde.t_eps()).powi(2);
-        let lr = self.lr(sde);
-        if !(lr > 0.0 && lr < lr_max) {
-            return Err(Error::invalid(
-                "lr",
-                lr,
-                format!("0 < lr < 4 sigma(eps)^2 = {lr_max:e}"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) {
-        let sde = ctx.sde;
-        let l = self.steps;
-        let n_records = l + self.denoise as usize;
-        let sigma_l2 = sde.sigma(sde.t_eps()).powi(2);
-        let mut score = Array2::<f32>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
-        for i in 0..l {
-            let t = self.level_time(sde, i);
-            let alpha = self.lr(sde) * sde.sigma(t).powi(2) / sigma_l2;
-            let (c_s, c_z) = ((0.5 * alpha) as f32, alpha.sqrt() as f32);
-            for _ in 0..self.inner {
-                ctx.score(x.view(), t, score.view_mut());
-                ctx.normal(&mut z);
-                Zip::from(&mut *x)
-                    .and(&score)
-                    .and(&z)
-                    .for_each(|xv, &s, &zv| *xv += c_s * s + c_z * zv);
-            }
-            ctx.record(i + 1, n_records, t, x.view());
-        }
-        if self.denoise {
-            let t = sde.t_eps();
-            ctx.score(x.view(), t, score.view_mut());
-            let c_s = sigma_l2 as f32;
-            Zip::from(&mut *x)
-                .and(&score)
-                .for_each(|xv, &s| *xv += c_s * s);
-            ctx.record(n_records, n_records, t, x.view());
-        }
     }
 }
