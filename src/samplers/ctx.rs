@@ -190,6 +190,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Whether the last step of a reverse-SDE solver carries its noise too.
+    /// With per-step streams it does not (score_sde's noise-free last step);
+    /// with Brownian noise it does, so the output is the path at t = ε and
+    /// refining the grid converges pathwise (a noise-free last step would
+    /// leave a difference of order g(ε) sqrt(h) between N and 2N steps).
+    pub fn noisy_last_step(&self) -> bool {
+        self.brownian.is_some()
+    }
+
     /// Record the state after step `step` of `n_steps` (1-based) at time `t`.
     /// Kept every `record_every` steps and always at the last step.
     pub fn record(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {

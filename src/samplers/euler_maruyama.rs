@@ -29,7 +29,8 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 ///   x ← x − [f(t_k) x − g(t_k)² s(x, t_k)] h_k + g(t_k) sqrt(h_k) z,   z ~ N(0, I)
 /// ```
 ///
-/// with no noise on the last step. NFE = N.
+/// with no noise on the last step (with `noise=brownian` the last step keeps
+/// its noise, see [`Ctx::noisy_last_step`]). NFE = N.
 #[derive(Clone, Debug)]
 pub struct EulerMaruyama {
     pub steps: usize,
@@ -81,7 +82,8 @@ impl Sampler for EulerMaruyama {
         for k in 0..n {
             let (t, dt) = (ts[k], ts[k] - ts[k + 1]);
             ctx.score(x.view(), t, score.view_mut());
-            euler_maruyama_update(ctx, x, &score, &mut z, (t, dt), k + 1 == n);
+            let last = k + 1 == n && !ctx.noisy_last_step();
+            euler_maruyama_update(ctx, x, &score, &mut z, (t, dt), last);
             ctx.record(k + 1, n, ts[k + 1], x.view());
         }
         Ok(())

@@ -198,7 +198,7 @@ impl Sampler for PredictorCorrector {
                 );
             }
             ctx.score(x.view(), t, score.view_mut());
-            let last = k + 1 == n;
+            let last = k + 1 == n && !ctx.noisy_last_step();
             match self.predictor {
                 Predictor::ReverseDiffusion => {
                     reverse_diffusion_update(ctx, x, &score, &mut z, step, last)

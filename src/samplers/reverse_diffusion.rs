@@ -88,7 +88,8 @@ impl Sampler for ReverseDiffusion {
             let (t, t_next) = (ts[k], ts[k + 1]);
             ctx.score(x.view(), t, score.view_mut());
             let step = DiscreteStep::new(ctx.sde, t, t_next);
-            reverse_diffusion_update(ctx, x, &score, &mut z, step, k + 1 == n);
+            let last = k + 1 == n && !ctx.noisy_last_step();
+            reverse_diffusion_update(ctx, x, &score, &mut z, step, last);
             ctx.record(k + 1, n, t_next, x.view());
         }
         Ok(())
