@@ -26,6 +26,7 @@ pub mod oracle;
 pub mod report;
 pub mod rng;
 pub mod samplers;
+pub mod schedule_opt;
 pub mod score;
 pub mod sde;
 pub mod train;

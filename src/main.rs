@@ -42,6 +42,38 @@ enum Command {
     Compare(CompareArgs),
     /// Score generated images: Fréchet distance, classifier scores, nearest neighbours, with floors.
     Eval(EvalArgs),
+    /// Optimise a solver's time grid for an NFE budget against an adaptive ODE teacher.
+    Schedule(ScheduleArgs),
+}
+
+#[derive(Args)]
+struct ScheduleArgs {
+    /// Checkpoint directory written by `scoresde train`.
+    #[arg(long, conflicts_with_all = ["oracle", "sde"], required_unless_present = "oracle")]
+    model: Option<PathBuf>,
+    /// Exact-score oracle instead of a model: checkerboard, 8gaussians or 25gaussians.
+    #[arg(long)]
+    oracle: Option<String>,
+    /// Noise process of the oracle: vp, subvp, ve (a model brings its own).
+    #[arg(long)]
+    sde: Option<String>,
+    /// Sampler spec whose grid is optimised (a deterministic one), e.g. `dpm-solver++`.
+    #[arg(long)]
+    sampler: String,
+    /// NFE budget K.
+    #[arg(long)]
+    nfe: usize,
+    /// Prior draws the error is averaged over.
+    #[arg(short, long, default_value_t = 512)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output JSON file, read back by `schedule=FILE`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -73,6 +105,10 @@ struct CompareArgs {
     /// default: every registered sampler that runs on the SDE).
     #[arg(long)]
     samplers: Option<String>,
+    /// Comma-separated schedules to cross every sampler with (`all`: every
+    /// named schedule), e.g. `uniform,logsnr,karras` (default: each sampler's own).
+    #[arg(long, value_delimiter = ',')]
+    schedules: Option<Vec<String>>,
     /// Comma-separated NFE budgets.
     #[arg(
         long,
@@ -268,6 +304,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sample(a) => run_sample(a),
         Command::Compare(a) => run_compare(a),
         Command::Eval(a) => run_eval(a),
+        Command::Schedule(a) => run_schedule(a),
     }
 }
 
@@ -600,6 +637,48 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_schedule(a: ScheduleArgs) -> Result<()> {
+    use scoresde::schedule_opt::{optimize, OptimizeOptions};
+    if a.out.exists() && !a.force {
+        bail!(
+            "--out {} exists (pass --force to overwrite)",
+            a.out.display()
+        );
+    }
+    let mut opts = OptimizeOptions::new(&a.sampler, a.nfe);
+    opts.n = a.n;
+    opts.seed = a.seed;
+    let result = match (a.model, a.oracle) {
+        (Some(dir), _) => {
+            let model = ScoreModel::load(&dir)?;
+            optimize(model.sde(), &model, &opts)?
+        }
+        (None, Some(o)) => {
+            let sde = SdeConfig::by_name(a.sde.as_deref().unwrap_or("vp"))?;
+            let (oracle, oracle_sde) = scoresde::oracle::for_toy(Toy::from_name(&o)?, &sde)?;
+            optimize(oracle_sde.as_ref(), oracle.as_ref(), &opts)?
+        }
+        (None, None) => bail!("pass --model DIR or --oracle checkerboard|8gaussians|25gaussians"),
+    };
+    let json = serde_json::to_string_pretty(&result)?;
+    scoresde::fsutil::write_atomic(&a.out, json.as_bytes())?;
+    println!(
+        "{} at NFE {} ({} steps), endpoint RMS error against the RK45 teacher:",
+        result.sampler, result.nfe, result.steps
+    );
+    for (name, e) in &result.named {
+        println!("  {name:<16} {e:.3e}");
+    }
+    println!(
+        "  {:<16} {:.3e}  ({} runs) -> {}",
+        "optimised",
+        result.error,
+        result.evaluations,
+        a.out.display()
+    );
+    Ok(())
+}
+
 fn run_compare(a: CompareArgs) -> Result<()> {
     use scoresde::compare::{self, CompareOptions, Source};
     let source = match (a.model, a.oracle) {
@@ -613,6 +692,7 @@ fn run_compare(a: CompareArgs) -> Result<()> {
     let mut opts = CompareOptions::new(source);
     opts.data = a.data.as_deref().map(Toy::from_name).transpose()?;
     opts.samplers = a.samplers.as_deref().map(samplers::split_specs);
+    opts.schedules = a.schedules;
     opts.nfe = a.nfe;
     opts.n = a.n.unwrap_or(match opts.source {
         Source::Model(_) => compare::DEFAULT_N_MODEL,

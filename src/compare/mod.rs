@@ -85,6 +85,10 @@ pub struct CompareOptions {
     pub data: Option<Toy>,
     /// Sampler specs (default: [`default_specs`], filtered by SDE).
     pub samplers: Option<Vec<String>>,
+    /// Schedules to cross every sampler with (`schedule=` appended to each
+    /// spec that takes one; samplers without a schedule run once). None: each
+    /// sampler's own default.
+    pub schedules: Option<Vec<String>>,
     /// NFE budgets.
     pub nfe: Vec<usize>,
     /// Samples per run.
@@ -110,6 +114,7 @@ impl CompareOptions {
             source,
             data: None,
             samplers: None,
+            schedules: None,
             nfe: DEFAULT_NFE.to_vec(),
             n: DEFAULT_N,
             seeds: DEFAULT_SEEDS,
@@ -347,7 +352,10 @@ pub fn run_with(
     let mut skipped_samplers = Vec::new();
     let mut plans: Vec<(String, Plan)> = Vec::new();
     let explicit = opts.samplers.is_some();
-    let specs = opts.samplers.clone().unwrap_or_else(default_specs);
+    let specs = cross_schedules(
+        &opts.samplers.clone().unwrap_or_else(default_specs),
+        opts.schedules.as_deref(),
+    )?;
     for spec in &specs {
         if plans.iter().any(|(s, _)| s == spec) {
             return Err(Error::invalid("samplers", spec, "each sampler spec once"));
@@ -525,6 +533,42 @@ fn plan_sampler(spec: &str, sde: &dyn Sde) -> Result<Plan> {
             Ok(Plan::Adaptive)
         }
     }
+}
+
+/// Every spec with every schedule (`all`: every named schedule); a spec
+/// that takes no `schedule=` (adaptive) is kept once, unchanged.
+fn cross_schedules(specs: &[String], schedules: Option<&[String]>) -> Result<Vec<String>> {
+    let Some(schedules) = schedules else {
+        return Ok(specs.to_vec());
+    };
+    let mut names: Vec<String> = Vec::new();
+    for s in schedules {
+        if s == "all" {
+            names.extend(
+                samplers::schedule::SCHEDULES
+                    .iter()
+                    .map(|n| n.0.to_string()),
+            );
+        } else {
+            samplers::Schedule::parse(s)?;
+            names.push(s.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for spec in specs {
+        let sep = if spec.contains(':') { "," } else { ":" };
+        let crossed: Vec<String> = names
+            .iter()
+            .map(|n| format!("{spec}{sep}schedule={n}"))
+            .filter(|c| samplers::by_name(c, 1).is_ok())
+            .collect();
+        if crossed.is_empty() {
+            out.push(spec.clone());
+        } else {
+            out.extend(crossed);
+        }
+    }
+    Ok(out)
 }
 
 /// `spec` with `rtol=<rtol>` added to its parameters.

@@ -104,8 +104,11 @@ impl Sampler for AnnealedLangevin {
     fn label(&self) -> String {
         let lr = self.lr.map_or("sigma_min^2".to_string(), |v| v.to_string());
         format!(
-            "ald({}, inner={}, lr={lr}, denoise={})",
-            self.steps, self.inner, self.denoise as u8
+            "ald({}, inner={}, lr={lr}, denoise={}{})",
+            self.steps,
+            self.inner,
+            self.denoise as u8,
+            self.schedule.label_suffix(&Schedule::Uniform)
         )
     }
 

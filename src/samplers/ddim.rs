@@ -71,7 +71,12 @@ impl Sampler for Ddim {
     }
 
     fn label(&self) -> String {
-        format!("ddim({}, eta={})", self.steps, self.eta)
+        format!(
+            "ddim({}, eta={}{})",
+            self.steps,
+            self.eta,
+            self.schedule.label_suffix(&Schedule::Uniform)
+        )
     }
 
     fn cost(&self) -> Nfe {

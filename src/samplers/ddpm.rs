@@ -136,7 +136,7 @@ impl Sampler for Ddpm {
         match &self.schedule {
             DdpmSchedule::Linear => format!("ddpm({})", self.steps),
             DdpmSchedule::Cosine => format!("ddpm_cosine({})", self.steps),
-            DdpmSchedule::Grid(g) => format!("ddpm({}, {})", self.steps, g.spec()),
+            DdpmSchedule::Grid(g) => format!("ddpm({}, {})", self.steps, g.short()),
         }
     }
 

@@ -61,7 +61,11 @@ impl Sampler for DpmSolverPP {
     }
 
     fn label(&self) -> String {
-        format!("dpm_solver++_2m({})", self.steps)
+        format!(
+            "dpm_solver++_2m({}{})",
+            self.steps,
+            self.schedule.label_suffix(&Schedule::LogSnr)
+        )
     }
 
     fn cost(&self) -> Nfe {

@@ -58,7 +58,11 @@ impl Sampler for EulerMaruyama {
     }
 
     fn label(&self) -> String {
-        format!("euler_maruyama({})", self.steps)
+        format!(
+            "euler_maruyama({}{})",
+            self.steps,
+            self.schedule.label_suffix(&Schedule::Uniform)
+        )
     }
 
     fn cost(&self) -> Nfe {

@@ -94,7 +94,12 @@ impl Sampler for ProbabilityFlowOde {
     }
 
     fn label(&self) -> String {
-        format!("ode_{}({})", self.method_name(), self.steps)
+        format!(
+            "ode_{}({}{})",
+            self.method_name(),
+            self.steps,
+            self.schedule.label_suffix(&Schedule::Uniform)
+        )
     }
 
     fn cost(&self) -> Nfe {

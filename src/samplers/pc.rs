@@ -147,8 +147,11 @@ impl Sampler for PredictorCorrector {
             CorrectorStep::NoiseScale => "",
         };
         format!(
-            "{p}({}, snr={}, corrector_steps={}{rule})",
-            self.steps, self.snr, self.corrector_steps
+            "{p}({}, snr={}, corrector_steps={}{rule}{})",
+            self.steps,
+            self.snr,
+            self.corrector_steps,
+            self.schedule.label_suffix(&Schedule::Uniform)
         )
     }
 

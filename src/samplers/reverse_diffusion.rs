@@ -63,7 +63,11 @@ impl Sampler for ReverseDiffusion {
     }
 
     fn label(&self) -> String {
-        format!("reverse_diffusion({})", self.steps)
+        format!(
+            "reverse_diffusion({}{})",
+            self.steps,
+            self.schedule.label_suffix(&Schedule::Uniform)
+        )
     }
 
     fn cost(&self) -> Nfe {

@@ -228,6 +228,29 @@ impl Schedule {
         }
     }
 
+    /// Short display form: the spec, a file by its name, an inline list by
+    /// its length.
+    pub fn short(&self) -> String {
+        match self {
+            Schedule::List {
+                source: Some(p), ..
+            } => Path::new(p)
+                .file_name()
+                .map_or(p.clone(), |f| f.to_string_lossy().into_owned()),
+            Schedule::List { times, .. } => format!("list of {}", times.len()),
+            other => other.spec(),
+        }
+    }
+
+    /// For display labels: `""` at `default`, else `", "` and [`Schedule::short`].
+    pub fn label_suffix(&self, default: &Schedule) -> String {
+        if self == default {
+            String::new()
+        } else {
+            format!(", {}", self.short())
+        }
+    }
+
     /// Check the schedule against an SDE (a user list must be strictly
     /// decreasing and inside (ε, T]).
     pub fn validate(&self, sde: &dyn Sde) -> Result<()> {
