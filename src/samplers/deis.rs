@@ -1,8 +1,8 @@
 //! DEIS tAB (Zhang & Chen 2022, "Fast Sampling of Diffusion Models with
 //! Exponential Integrator"): the exponential integrator of the
 //! probability-flow ODE with the noise prediction ε̂ extrapolated by a
-//! polynomial in the SDE time t (k-diffusion/ComfyUI's `sample_deis`,
-//! deis_mode='tab').
+//! polynomial in the SDE time t (`sample_deis` with deis_mode='tab' in
+//! ComfyUI's copy of k-diffusion, from zju-pi/diff-sampler).
 
 use ndarray::Array2;
 

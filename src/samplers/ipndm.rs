@@ -1,6 +1,7 @@
-//! iPNDM (k-diffusion/ComfyUI's `sample_ipndm`, Zhang & Chen's improved
-//! PNDM): the Adams–Bashforth method of the probability-flow ODE in σ̃ with
-//! the fixed equal-step coefficients, warmed up by lower orders.
+//! iPNDM (Zhang & Chen's improved PNDM, as `sample_ipndm` in ComfyUI's copy
+//! of k-diffusion, from zju-pi/diff-sampler): the Adams–Bashforth method of
+//! the probability-flow ODE in σ̃ with the fixed equal-step coefficients,
+//! warmed up by lower orders.
 
 use ndarray::Array2;
 
@@ -48,7 +49,7 @@ const AB: [&[f64]; 4] = [
 /// fourth order on a grid uniform in σ̃ (`karras:rho=1`), but on a smoothly
 /// graded grid such as Karras ρ = 7 the step ratios 1 + O(h) leave a local
 /// error O(h³) and the method is second order there (what the tests
-/// measure). k-diffusion/ComfyUI return D on a final step to σ = 0; our last
+/// measure). ComfyUI returns D on a final step to σ = 0; our last
 /// step goes to σ̃(ε) > 0 with the same update as the others. The output is
 /// x = alpha(ε) x̃_N. NFE = N.
 #[derive(Clone, Debug)]
