@@ -29,8 +29,9 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
     },
 }];
 
-/// DEIS tAB over the N steps of a schedule (default Karras ρ = 7, the grid
-/// ComfyUI pairs `deis` with), in noise (ε) prediction as in both references.
+/// DEIS tAB over the N steps of a schedule (default Karras ρ = 7, as for the
+/// other k-diffusion-style samplers: ComfyUI's `deis` walks whatever σ grid it
+/// is given, usually Karras), in noise (ε) prediction as in both references.
 /// In x̃ = x/alpha, σ̃ = sigma/alpha the PF-ODE is dx̃/dσ̃ = ε̂(x̃, t(σ̃)): the
 /// exponential integrator's linear part is exact (the identity) and only ε̂
 /// is approximated. With ε̂_i = (x̃_i − D(x̃_i; σ̃_i))/σ̃_i and

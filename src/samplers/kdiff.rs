@@ -309,6 +309,24 @@ mod tests {
                 );
             }
         }
+        // VP, independently in t: dσ̃/dt = g²/(2 alpha² σ̃), as d(σ̃²)/dt = g²/alpha².
+        let vp = VpSde::default();
+        let st = |t: f64| vp.sigma(t) / vp.alpha(t);
+        let dst = |t: f64| vp.diffusion(t).powi(2) / (2.0 * vp.alpha(t).powi(2) * st(t));
+        let (nodes, a, b) = ([0.3, 0.35, 0.42], 0.3, 0.25);
+        let w = weighted_lagrange_integrals(&vp, &nodes, st(a), st(b), PANEL_WIDTH);
+        let gl = gauss_legendre(8);
+        for (j, wj) in w.iter().enumerate() {
+            let (m, h) = (0.5 * (a + b), 0.5 * (b - a));
+            let want: f64 = gl
+                .iter()
+                .map(|&(x, wx)| wx * h * lagrange(&nodes, j, m + h * x) * dst(m + h * x))
+                .sum();
+            assert!(
+                (wj - want).abs() < 1e-12 * want.abs().max(1e-3),
+                "{j}: {wj} vs {want}"
+            );
+        }
         // VE, one node pair: t(σ̃) = ln(σ̃/σ_min)/ln(σ_max/σ_min), so
         // ℓ_0(t) = (t − t1)/(t0 − t1) integrates in closed form.
         let ve = VeSde {
