@@ -16,6 +16,7 @@
 
 mod brownian;
 mod ctx;
+mod kdiff;
 mod params;
 pub mod schedule;
 mod steps;
@@ -31,6 +32,12 @@ mod pc;
 mod reverse_diffusion;
 mod rk45;
 
+mod deis;
+mod dpm2;
+mod euler_ancestral;
+mod ipndm;
+mod lms;
+
 pub use ald::AnnealedLangevin;
 pub use ctx::Ctx;
 pub use ddim::Ddim;
@@ -44,6 +51,12 @@ pub use pc::{CorrectorStep, Predictor, PredictorCorrector};
 pub use reverse_diffusion::ReverseDiffusion;
 pub use rk45::Rk45;
 pub use schedule::{Grid, Schedule};
+
+pub use deis::Deis;
+pub use dpm2::Dpm2;
+pub use euler_ancestral::EulerAncestral;
+pub use ipndm::Ipndm;
+pub use lms::Lms;
 
 use std::sync::LazyLock;
 
@@ -139,6 +152,11 @@ const REGISTRIES: &[&[Entry]] = &[
     ode::REGISTRY,
     rk45::REGISTRY,
     dpm_solver::REGISTRY,
+    euler_ancestral::REGISTRY,
+    dpm2::REGISTRY,
+    lms::REGISTRY,
+    ipndm::REGISTRY,
+    deis::REGISTRY,
 ];
 
 /// Every registered entry.

@@ -1,0 +1,136 @@
+//! Euler ancestral (k-diffusion's `sample_euler_ancestral`): an Euler step of
+//! the probability-flow ODE in σ̃ down to σ̃_down, then fresh noise of std
+//! σ̃_up, so each step lands at the next grid level σ̃_{i+1}.
+
+use ndarray::Array2;
+
+use super::kdiff::{ancestral_split, record_scaled, scaled_finish, scaled_start, to_d};
+use super::params::SpecWriter;
+use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use crate::error::{Error, Result};
+use crate::sde::Sde;
+
+pub(super) const REGISTRY: &[Entry] = &[Entry {
+    name: "euler-ancestral",
+    aliases: &["euler_ancestral", "euler-a", "euler_a"],
+    help:
+        "Euler ancestral (k-diffusion); NFE N; eta (1), s_noise (1), schedule (karras:rho=7), noise",
+    build: |p: &mut Params, steps| {
+        Ok(Box::new(EulerAncestral {
+            steps,
+            eta: p.f64("eta", 1.0)?,
+            s_noise: p.f64("s_noise", 1.0)?,
+            schedule: p.schedule(Schedule::Karras { rho: 7.0 })?,
+            noise: p.noise()?,
+        }))
+    },
+}];
+
+/// Euler ancestral over the N steps of a schedule (default Karras ρ = 7, the
+/// schedule k-diffusion's samplers are used with), in the data-scaled
+/// variables x̃ = x/alpha, σ̃ = sigma/alpha. Step i, from σ̃_i to σ̃_{i+1}, with
+/// D_i = D(x̃_i; σ̃_i) and the split of [`ancestral_split`]
+/// (σ̃_down² + σ̃_up² = σ̃_{i+1}²):
+///
+/// ```text
+///   σ̃_up   = min(σ̃_{i+1}, eta σ̃_{i+1} sqrt(1 − σ̃_{i+1}²/σ̃_i²)),   σ̃_down = sqrt(σ̃_{i+1}² − σ̃_up²)
+///   x̃_{i+1} = x̃_i + (σ̃_down − σ̃_i) (x̃_i − D_i)/σ̃_i + s_noise σ̃_up z_i
+/// ```
+///
+/// with z_i the noise of the step t_i → t_{i+1}. At eta = 1 the split is the
+/// DDPM posterior's (σ̃_down = σ̃_{i+1}²/σ̃_i), at eta = 0 it is the Euler
+/// method on the PF-ODE. The last step goes to σ̃_N = σ̃(ε) > 0 like the
+/// others, so it adds its (small) noise too: the output is a draw of p_ε,
+/// x = alpha(ε) x̃_N. One step (N = 1) is one Euler ancestral step from σ̃(T).
+/// eta > 1 is allowed (σ̃_down = 0 once eta² (1 − r²) ≥ 1: the step jumps to
+/// D_i and re-noises). NFE = N.
+#[derive(Clone, Debug)]
+pub struct EulerAncestral {
+    pub steps: usize,
+    pub eta: f64,
+    pub s_noise: f64,
+    pub schedule: Schedule,
+    pub noise: Noise,
+}
+
+impl EulerAncestral {
+    /// eta = 1, s_noise = 1, Karras ρ = 7, per-step noise streams.
+    pub fn new(steps: usize) -> Self {
+        EulerAncestral {
+            steps,
+            eta: 1.0,
+            s_noise: 1.0,
+            schedule: Schedule::Karras { rho: 7.0 },
+            noise: Noise::Steps,
+        }
+    }
+}
+
+impl Sampler for EulerAncestral {
+    fn name(&self) -> String {
+        SpecWriter::new("euler-ancestral", self.steps)
+            .f64("eta", self.eta, 1.0)
+            .f64("s_noise", self.s_noise, 1.0)
+            .schedule(&self.schedule, &Schedule::Karras { rho: 7.0 })
+            .noise(self.noise)
+            .done()
+    }
+
+    fn label(&self) -> String {
+        if self.eta == 1.0 && self.s_noise == 1.0 {
+            format!("euler_ancestral({})", self.steps)
+        } else {
+            format!(
+                "euler_ancestral({}, eta={}, s_noise={})",
+                self.steps, self.eta, self.s_noise
+            )
+        }
+    }
+
+    fn cost(&self) -> Nfe {
+        Nfe::ONE
+    }
+
+    fn noise(&self) -> Noise {
+        self.noise
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        if !(self.eta >= 0.0 && self.eta.is_finite()) {
+            return Err(Error::invalid("eta", self.eta, "0 <= eta < inf"));
+        }
+        if !(self.s_noise >= 0.0 && self.s_noise.is_finite()) {
+            return Err(Error::invalid(
+                "s_noise",
+                self.s_noise,
+                "0 <= s_noise < inf",
+            ));
+        }
+        self.schedule.grid(sde, self.steps).map(|_| ())
+    }
+
+    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let sde = ctx.sde;
+        let grid = self.schedule.grid(sde, self.steps)?;
+        let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
+        let mut x = scaled_start(sde, x32);
+        let mut den = Array2::<f64>::zeros(x.raw_dim());
+        let mut d = Array2::<f64>::zeros(x.raw_dim());
+        let mut z = Array2::<f32>::zeros(x.raw_dim());
+        let mut buf = Array2::<f64>::zeros(x.raw_dim());
+        for i in 0..n {
+            ctx.denoise_scaled(&x, times[i], &mut den);
+            to_d(&x, &den, sig[i], &mut d);
+            let (down, up) = ancestral_split(sig[i], sig[i + 1], self.eta);
+            x.scaled_add(down - sig[i], &d);
+            let c = self.s_noise * up;
+            if c > 0.0 {
+                ctx.noise(times[i], times[i + 1], &mut z);
+                x.zip_mut_with(&z, |xv, &zv| *xv += c * f64::from(zv));
+            }
+            record_scaled(ctx, (i + 1, n, times[i + 1]), &x, &mut buf);
+        }
+        scaled_finish(sde, x32, &mut x);
+        Ok(())
+    }
+}
