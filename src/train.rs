@@ -114,6 +114,12 @@ impl TrainOptions {
         if self.batch == 0 {
             return Err(Error::invalid("batch", self.batch, "an integer >= 1"));
         }
+        crate::limits::check_cap(
+            "batch",
+            self.batch,
+            crate::limits::MAX_BATCH,
+            "the largest training batch",
+        )?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(Error::invalid("lr", self.lr, "a finite number > 0"));
         }
@@ -147,7 +153,16 @@ impl TrainOptions {
                 )));
             }
         }
-        self.sde.build().map(|_| ())
+        self.sde.build()?;
+        // Batch buffers and activations, estimated per point (see
+        // `activation_floats`), before any of them is allocated.
+        let per_point = activation_floats(&self.net) as f64;
+        crate::limits::check_memory(
+            "batch",
+            self.batch,
+            4.0 * self.batch as f64 * per_point,
+            "training buffers",
+        )
     }
 
     /// The settings a resumed run must share with the saved one.
@@ -157,6 +172,26 @@ impl TrainOptions {
             lr: self.lr,
             ema_decay: self.ema_decay,
             seed: self.seed,
+            data: self.data.fingerprint().cloned(),
+        }
+    }
+}
+
+/// A generous estimate of the f32 values training keeps per batch point:
+/// inputs, targets and gradients, plus every layer's cached activations.
+fn activation_floats(net: &NetConfig) -> usize {
+    match net {
+        NetConfig::Mlp(m) => {
+            8 * m.data_dim + 4 * m.hidden.saturating_mul(m.depth + 1) + 4 * m.emb_dim
+        }
+        NetConfig::UNet(u) => {
+            let pixels = u.height.saturating_mul(u.width);
+            let widths: usize = u.widths.iter().sum();
+            8 * u.channels * pixels
+                + 12usize
+                    .saturating_mul(pixels)
+                    .saturating_mul(widths)
+                    .saturating_mul(u.res_blocks + 1)
         }
     }
 }
@@ -271,6 +306,26 @@ impl Trainer {
             _ => {}
         }
         let (ours, saved) = (opts.train_config(), &state.train);
+        if let Some(old) = &saved.data {
+            match &ours.data {
+                Some(now) => {
+                    if let Some(what) = old.diff(now) {
+                        return Err(Error::Mismatch(format!(
+                            "the training data changed since the checkpoint {dir} was saved: {what}; \
+                             a resumed run must train on the same data (restore the folder, or start \
+                             a new run with --force or another --out)"
+                        )));
+                    }
+                }
+                None => {
+                    return Err(differs(
+                        "data",
+                        opts.data.name().to_string(),
+                        format!("the folder {}", old.path),
+                    ))
+                }
+            }
+        }
         for (what, a, b) in [
             ("seed", ours.seed.to_string(), saved.seed.to_string()),
             ("batch", ours.batch.to_string(), saved.batch.to_string()),
@@ -376,7 +431,7 @@ impl Trainer {
             return Err(Error::NonFinite {
                 step: self.step + 1,
                 what: "weights after the Adam update".into(),
-                hint: "this cannot be skipped; lower --lr".into(),
+                hint: "this cannot be skipped".into(),
             });
         }
         self.step += 1;
@@ -443,8 +498,14 @@ pub fn resume(opts: &TrainOptions, ckpt: Checkpoint) -> Result<(ScoreModel, Trai
 }
 
 /// Where the last good checkpoint is, for error messages.
-fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>) -> String {
-    let advice = "lower --lr, or pass --on-nonfinite skip to skip such batches";
+/// `--on-nonfinite skip` is suggested only for a skippable failure of a
+/// run that does not already skip.
+fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>, skippable: bool) -> String {
+    let advice = if skippable && opts.on_nonfinite == OnNonFinite::Stop {
+        "lower --lr, or pass --on-nonfinite skip to skip such batches"
+    } else {
+        "lower --lr"
+    };
     match (&opts.out_dir, last_saved) {
         (Some(dir), Some(step)) => format!(
             "the last good checkpoint (step {step}) is in {}; {advice}",
@@ -508,9 +569,9 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
                 } else {
                     pb.abandon();
                     let hint = if skippable {
-                        checkpoint_hint(&opts, last_saved)
+                        checkpoint_hint(&opts, last_saved, true)
                     } else {
-                        format!("{hint}; {}", checkpoint_hint(&opts, last_saved))
+                        format!("{hint}; {}", checkpoint_hint(&opts, last_saved, false))
                     };
                     return Err(Error::NonFinite { step, what, hint });
                 }

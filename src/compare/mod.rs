@@ -261,6 +261,7 @@ fn check_options(opts: &CompareOptions) -> Result<()> {
     if let Some(b) = opts.nfe.iter().find(|&&b| b == 0) {
         return Err(Error::invalid("nfe", b, "budgets >= 1"));
     }
+    crate::limits::check_compare_sizes(opts.n, opts.seeds, &opts.nfe)?;
     let mut sorted = opts.nfe.clone();
     sorted.sort_unstable();
     sorted.dedup();

@@ -55,13 +55,21 @@ pub struct Ctx<'a> {
     rngs: Vec<StreamRng>,
     nfe: usize,
     rec: Recorder,
+    /// First non-finite state offered to `record` (step, steps, t) and
+    /// first non-finite score output (evaluation, t), for the error of
+    /// [`sample`] when the samples end non-finite.
+    bad_state: Option<(usize, usize, f64)>,
+    bad_score: Option<(usize, f64)>,
 }
 
 impl<'a> Ctx<'a> {
     /// s(x, t) into `out`; counts one model evaluation per sample.
-    pub fn score(&mut self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+    pub fn score(&mut self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
         self.nfe += 1;
-        self.score.score(x, t, out);
+        self.score.score(x, t, out.view_mut());
+        if self.bad_score.is_none() && out.iter().any(|v| !v.is_finite()) {
+            self.bad_score = Some((self.nfe, t));
+        }
     }
 
     /// Fill `z` with N(0, 1) noise, row i from sample i's own stream.
@@ -80,6 +88,9 @@ impl<'a> Ctx<'a> {
     /// Record the state after step `step` of `n_steps` (1-based) at time `t`.
     /// Kept every `record_every` steps and always at the last step.
     pub fn record(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {
+        if self.bad_state.is_none() && x.iter().any(|v| !v.is_finite()) {
+            self.bad_state = Some((step, n_steps, t));
+        }
         self.rec.offer(step, n_steps, t, x);
     }
 
@@ -214,7 +225,8 @@ pub fn sample(
     let out = samples
         .as_slice_mut()
         .expect("a fresh Array2 is contiguous");
-    let results: Vec<(usize, usize, Recorder)> = out
+    type Bad = (Option<(usize, usize, f64)>, Option<(usize, f64)>);
+    let results: Vec<(usize, usize, Recorder, Bad)> = out
         .par_chunks_mut(opts.batch.saturating_mul(d).max(1))
         .enumerate()
         .map(|(c, dst)| {
@@ -236,6 +248,8 @@ pub fn sample(
                 rngs,
                 nfe: 0,
                 rec,
+                bad_state: None,
+                bad_score: None,
             };
             let mut x = Array2::<f32>::zeros((rows, d));
             ctx.normal(&mut x);
@@ -248,12 +262,30 @@ pub fn sample(
             if let Some(pb) = &opts.progress {
                 pb.inc(rows as u64);
             }
-            (rows, ctx.nfe, ctx.rec)
+            (rows, ctx.nfe, ctx.rec, (ctx.bad_state, ctx.bad_score))
         })
         .collect();
     debug_assert_eq!(results.len(), n_chunks);
+    if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+        let row = i / d.max(1);
+        let chunk = &results[row / opts.batch].3;
+        let at = match chunk {
+            (Some((step, n, t)), _) => {
+                format!("the state first became non-finite at step {step} of {n} (t = {t:.6})")
+            }
+            (None, Some((k, t))) => format!(
+                "the score first returned a non-finite value at model evaluation {k} (t = {t:.6})"
+            ),
+            (None, None) => "in the last step".to_string(),
+        };
+        return Err(Error::NonFiniteSample(format!(
+            "sample {row} holds {} after {}; {at}",
+            samples.iter().nth(i).copied().unwrap_or(f32::NAN),
+            sampler.name()
+        )));
+    }
 
-    let nfe_total: usize = results.iter().map(|(rows, nfe, _)| nfe * rows).sum();
+    let nfe_total: usize = results.iter().map(|(rows, nfe, _, _)| nfe * rows).sum();
     let trajectory = opts.record_every.map(|_| merge_trajectories(&results));
     Ok(SampleOutput {
         samples,
@@ -264,7 +296,7 @@ pub fn sample(
 
 /// Stack the recorded rows of every chunk, frame by frame. Chunks that
 /// recorded nothing are skipped; frame times come from the first chunk.
-fn merge_trajectories(results: &[(usize, usize, Recorder)]) -> Trajectory {
+fn merge_trajectories<B>(results: &[(usize, usize, Recorder, B)]) -> Trajectory {
     let recs: Vec<&Recorder> = results
         .iter()
         .map(|r| &r.2)
@@ -424,7 +456,15 @@ impl Params {
                     format!("key=value in `{spec}`"),
                 ));
             };
-            values.push((k.trim().to_string(), v.trim().to_string()));
+            let k = k.trim();
+            if values.iter().any(|(seen, _): &(String, String)| seen == k) {
+                return Err(Error::invalid(
+                    "sampler parameter",
+                    kv,
+                    format!("each key once in `{spec}` ({k} is given twice)"),
+                ));
+            }
+            values.push((k.to_string(), v.trim().to_string()));
         }
         Ok(Params {
             name: name.to_string(),

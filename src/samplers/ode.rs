@@ -151,6 +151,8 @@ pub(crate) fn record_f64(ctx: &mut Ctx, step: usize, n_steps: usize, t: f64, x: 
     if ctx.rec.every.is_some() && ctx.rec.rows > 0 {
         let x32 = x.mapv(|v| v as f32);
         ctx.record(step, n_steps, t, x32.view());
+    } else if ctx.bad_state.is_none() && x.iter().any(|v| !(*v as f32).is_finite()) {
+        ctx.bad_state = Some((step, n_steps, t));
     }
 }
 
