@@ -450,8 +450,10 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
             format!("'train' and the {TRAIN_STATE_FILE} entry must come together"),
         ));
     }
-    m.net.validate()?;
-    m.sde.build()?;
+    m.net
+        .validate()
+        .map_err(|e| ckpt_err(path, e.to_string()))?;
+    m.sde.build().map_err(|e| ckpt_err(path, e.to_string()))?;
     check_net_fits_data(path, &m)?;
     Ok(m)
 }

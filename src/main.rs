@@ -566,6 +566,12 @@ fn run_train(a: TrainArgs) -> Result<()> {
             l
         }
     };
+    // Build the run first: a resumed one checks its data, network and
+    // settings against the checkpoint before anything is printed.
+    let trainer = match resume {
+        Some(ckpt) => train::Trainer::resume(opts.clone(), ckpt)?,
+        None => train::Trainer::new(opts.clone())?,
+    };
     if let Some((c, h, w)) = opts.data.image_shape() {
         eprintln!(
             "training a {} ({} parameters) on {} ({c}x{h}x{w} images): {} steps, batch {}, lr {}",
@@ -577,10 +583,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
             opts.lr
         );
     }
-    let (_, summary) = match resume {
-        Some(ckpt) => train::resume(&opts, ckpt)?,
-        None => train::train(&opts)?,
-    };
+    let (_, summary) = train::run_trainer(trainer)?;
     println!(
         "trained steps {}..{} in {:.1} s ({:.1} steps/s), final loss {:.4}{}; checkpoint in {}",
         summary.start_step,

@@ -93,6 +93,15 @@ pub enum SdeConfig {
     },
 }
 
+/// `v` for a message: exponent form when very large or very small.
+fn num(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Smallest accepted eps: sigma(eps) of VP/sub-VP is about sqrt(beta_min·eps),
 /// and the score divides by it.
 pub const MIN_EPS: f64 = 1e-8;
@@ -147,7 +156,7 @@ impl SdeConfig {
             } else {
                 Err(Error::invalid(
                     "eps",
-                    eps,
+                    num(eps),
                     format!("{MIN_EPS:e} <= eps < T = 1 (smaller eps make sigma(eps) and the score overflow)"),
                 ))
             }
@@ -167,7 +176,7 @@ impl SdeConfig {
                 if !(beta_min >= MIN_BETA && beta_max > beta_min && beta_max <= MAX_BETA_MAX) {
                     return Err(Error::invalid(
                         "beta_min/beta_max",
-                        format!("{beta_min}/{beta_max}"),
+                        format!("{}/{}", num(beta_min), num(beta_max)),
                         format!("{MIN_BETA:e} <= beta_min < beta_max <= {MAX_BETA_MAX:e} (where the closed forms stay finite)"),
                     ));
                 }
@@ -187,7 +196,7 @@ impl SdeConfig {
                 if !(sigma_min >= MIN_SIGMA && sigma_max > sigma_min && sigma_max <= MAX_SIGMA) {
                     return Err(Error::invalid(
                         "sigma_min/sigma_max",
-                        format!("{sigma_min}/{sigma_max}"),
+                        format!("{}/{}", num(sigma_min), num(sigma_max)),
                         format!(
                             "{MIN_SIGMA:e} <= sigma_min < sigma_max <= {MAX_SIGMA:e} (where the closed forms stay finite)"
                         ),

@@ -525,6 +525,10 @@ fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>, skippable: bool
 
 /// Drive `trainer` to `opts.steps`, checkpointing every `checkpoint_every`
 /// steps and at the end.
+pub fn run_trainer(trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
+    run(trainer)
+}
+
 fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
     let opts = trainer.opts.clone();
     let start_step = trainer.step;

@@ -86,10 +86,10 @@ pub fn unit_to_u8(x: f32) -> u8 {
     }
 }
 
-/// Largest decompressed file the loaders accept (128 MiB: full MNIST
+/// Largest decompressed file the loaders accept (64 MiB: full MNIST
 /// train is 47 MB). IDX headers promising more are refused before any data
 /// is read; other readers stop at this many bytes + 1.
-pub const MAX_FILE_BYTES: u64 = 128 << 20;
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Largest image, in pixels, that is decoded (16 Mi pixels, e.g.
 /// 4096×4096: 64 MiB as RGBA8). The size comes from the file's header and
