@@ -18,6 +18,8 @@ pub const MAX_BATCH: usize = 1 << 20;
 pub const MAX_SEEDS: usize = 1000;
 /// Samples per compare run (`compare -n`).
 pub const MAX_COMPARE_N: usize = 1_000_000;
+/// Samples per compare cell over all its seeds (`-n` × `--seeds`).
+pub const MAX_COMPARE_N_SEEDS: usize = 100_000_000;
 /// Samples the quadratic-time metrics (MMD) of `sample` use; more samples
 /// are subsampled to the first this many (as `compare` does).
 pub const MAX_QUADRATIC_METRIC_N: usize = 10_000;
@@ -58,16 +60,17 @@ pub fn check_cap(name: &str, value: usize, max: usize, why: &str) -> Result<()> 
 }
 
 /// Refuse `name = value` if the `bytes` it makes the command allocate
-/// (computed in f64 so huge values cannot overflow) exceed the memory
-/// available; `what` says what the bytes are for.
+/// (computed in f64 so huge values cannot overflow) exceed half the memory
+/// available (the machine is shared, and estimates are estimates); `what`
+/// says what the bytes are for.
 pub fn check_memory(name: &str, value: impl ToString, bytes: f64, what: &str) -> Result<()> {
-    let avail = available_memory() as f64;
+    let avail = available_memory() as f64 / 2.0;
     if bytes.is_nan() || bytes > avail {
         return Err(Error::invalid(
             name,
             value,
             format!(
-                "a value whose {what} fit in memory (they need {}, this machine has {} available)",
+                "a value whose {what} fit in memory (they need {}, half of what this machine has available is {})",
                 human_bytes(bytes),
                 human_bytes(avail)
             ),
@@ -83,6 +86,16 @@ pub fn check_memory(name: &str, value: impl ToString, bytes: f64, what: &str) ->
 pub fn check_compare_sizes(n: usize, seeds: usize, nfe: &[usize]) -> Result<()> {
     check_cap("n", n, MAX_COMPARE_N, "samples per compare run")?;
     check_cap("seeds", seeds, MAX_SEEDS, "seeds per compare cell")?;
+    if n.saturating_mul(seeds) > MAX_COMPARE_N_SEEDS {
+        return Err(Error::invalid(
+            "n",
+            n,
+            format!(
+                "n x seeds <= {MAX_COMPARE_N_SEEDS} (with --seeds {seeds}: n <= {})",
+                MAX_COMPARE_N_SEEDS / seeds.max(1)
+            ),
+        ));
+    }
     if let Some(&b) = nfe.iter().find(|&&b| b > MAX_SAMPLER_STEPS) {
         return Err(Error::invalid(
             "nfe",
