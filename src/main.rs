@@ -636,11 +636,19 @@ fn run_sample(a: SampleArgs) -> Result<()> {
             bail!("invalid grid = {g}: expected no --grid: it sets the image grid, and this model makes 2-D points");
         }
     }
+    let dim = scoresde::score::Score::dim(&model);
+    if image_shape.is_none() && dim != 2 {
+        bail!(
+            "{}: the model makes points of {dim} values, neither 2-D nor a known image shape; \
+             its samples cannot be shown or scored",
+            a.model.display()
+        );
+    }
     let grid = a.grid.unwrap_or(64);
     sampler.validate(model.sde())?;
     // The samples, a trajectory of at most 41 frames and, for 2-D data, the
     // reference draws of the metrics.
-    let d = scoresde::score::Score::dim(&model) as f64;
+    let d = dim as f64;
     let metric_n = a.n.min(scoresde::limits::MAX_QUADRATIC_METRIC_N);
     let bytes = 4.0
         * d

@@ -66,6 +66,9 @@ fn small_train(out: &Path, extra: &[&str]) -> Output {
     run(&args)
 }
 
+/// A way to damage a copy of a checkpoint directory.
+type Damage = Box<dyn Fn(&Path)>;
+
 #[test]
 fn a_fresh_train_never_replaces_any_part_of_a_checkpoint() {
     let base = tmpdir("fresh");
@@ -78,7 +81,7 @@ fn a_fresh_train_never_replaces_any_part_of_a_checkpoint() {
 
     // Variants: config.json of another format version, unreadable JSON,
     // removed (only the weights left), and an unrelated prev/ alone.
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "version3",
             Box::new(|d: &Path| {

@@ -493,9 +493,17 @@ impl Params {
     pub fn usize(&mut self, key: &str, default: usize) -> Result<usize> {
         match self.take(key) {
             None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .map_err(|_| Error::invalid(key, v, "a non-negative integer")),
+            Some(v) => {
+                let max = crate::limits::MAX_SAMPLER_STEPS;
+                match v.parse::<usize>() {
+                    Ok(k) if k <= max => Ok(k),
+                    _ => Err(Error::invalid(
+                        key,
+                        v,
+                        format!("a non-negative integer <= {max}"),
+                    )),
+                }
+            }
         }
     }
 
