@@ -121,8 +121,9 @@ pub struct TrainConfig {
     pub ema_decay: f64,
     pub seed: u64,
     /// For a folder of images: its absolute path, the image size and
-    /// channels, and a fingerprint of its files (absent for toy and
-    /// bundled data sets, so their checkpoints are unchanged).
+    /// channels, and a fingerprint of its files; for a bundled set, its
+    /// source files (absent for toy data sets, so their checkpoints are
+    /// unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<crate::data::fingerprint::DataFingerprint>,
 }

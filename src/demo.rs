@@ -65,8 +65,13 @@ impl DemoOptions {
     /// step counts, the memory the samples need, and (without `force`)
     /// that no earlier demo's outputs would be replaced.
     pub fn validate(&self) -> Result<()> {
-        if self.train_steps == 0 {
-            return Err(Error::invalid("train-steps", 0, "an integer >= 1"));
+        let max = crate::limits::MAX_TRAIN_STEPS;
+        if self.train_steps == 0 || self.train_steps > max {
+            return Err(Error::invalid(
+                "train-steps",
+                self.train_steps,
+                format!("an integer >= 1 and <= {max}"),
+            ));
         }
         if self.samples == 0 {
             return Err(Error::invalid("n", 0, "an integer >= 1"));

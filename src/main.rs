@@ -405,6 +405,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
     let data = match (&a.data, &saved) {
         (Some(name), _) => TrainData::by_name(name, a.image_size, a.channels)?,
         (None, Some((cfg, _))) => match &fingerprint {
+            // A bundled set: loaded by name, its files compared on resume.
+            Some(fp) if fp.is_bundled() => TrainData::by_name(&cfg.data, a.image_size, a.channels)?,
             // A folder run: its absolute path, size and channels are stored.
             Some(fp) => {
                 for (flag, v, saved) in [

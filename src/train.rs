@@ -108,8 +108,15 @@ impl TrainOptions {
 
     /// Reject invalid settings before any work starts.
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 {
-            return Err(Error::invalid("steps", self.steps, "an integer >= 1"));
+        if self.steps == 0 || self.steps > crate::limits::MAX_TRAIN_STEPS {
+            return Err(Error::invalid(
+                "steps",
+                self.steps,
+                format!(
+                    "an integer >= 1 and <= {} (the total training steps)",
+                    crate::limits::MAX_TRAIN_STEPS
+                ),
+            ));
         }
         if self.batch == 0 {
             return Err(Error::invalid("batch", self.batch, "an integer >= 1"));
@@ -156,12 +163,15 @@ impl TrainOptions {
         self.sde.build()?;
         // Batch buffers and activations, estimated per point (see
         // `activation_floats`), before any of them is allocated.
+        // Parameters: weights, gradients, Adam's two moments, the EMA and
+        // the copies a checkpoint save makes (8 sets).
         let per_point = activation_floats(&self.net) as f64;
+        let params = self.net.num_params().unwrap_or(usize::MAX) as f64;
         crate::limits::check_memory(
             "batch",
             self.batch,
-            4.0 * self.batch as f64 * per_point,
-            "training buffers",
+            4.0 * (self.batch as f64 * per_point + 8.0 * params),
+            "training buffers and the network's parameters",
         )
     }
 

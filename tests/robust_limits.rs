@@ -278,3 +278,49 @@ fn non_finite_samples_are_an_error_naming_step_and_time() {
     assert!(err.contains("non-finite") && err.contains("t = "), "{err}");
     assert!(!out.join("samples.npy").exists());
 }
+
+#[test]
+fn endless_work_is_refused_too() {
+    let d = tmpdir("endless");
+    let model = d.join("model");
+    tiny_model(&model, 1.0);
+    let m = model.to_str().unwrap();
+    let out = d.join("out");
+    let o = out.to_str().unwrap();
+    for (args, needles) in [
+        (
+            vec!["train", "--steps", "1e18", "--out", o],
+            vec!["steps = 1000000000000000000"],
+        ),
+        (
+            vec!["demo", "--train-steps", "1e12", "--out", o],
+            vec!["train-steps = 1000000000000"],
+        ),
+        (
+            vec![
+                "sample",
+                "--model",
+                m,
+                "--sampler",
+                "pc:corrector_steps=1000000000000",
+                "--out",
+                o,
+            ],
+            vec!["corrector_steps = 1000000000000"],
+        ),
+        (
+            vec![
+                "sample",
+                "--model",
+                m,
+                "--sampler",
+                "ald:inner=99999999",
+                "--out",
+                o,
+            ],
+            vec!["inner = 99999999"],
+        ),
+    ] {
+        refused_fast(&args, &needles, &out);
+    }
+}

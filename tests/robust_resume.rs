@@ -168,3 +168,59 @@ fn a_folder_run_resumes_from_another_directory_without_repeating_flags() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("is gone"), "{err}");
 }
+
+#[test]
+fn a_bundled_run_refuses_a_data_directory_with_other_files() {
+    let base = tmpdir("bundled");
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let data = base.join("data");
+    std::fs::create_dir_all(data.join("digits")).unwrap();
+    std::fs::copy(real.join("README.md"), data.join("README.md")).unwrap();
+    let csv = data.join("digits/digits.csv.gz");
+    std::fs::copy(real.join("digits/digits.csv.gz"), &csv).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(&base)
+            .env("SCORESDE_DATA", &data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let train = [
+        "train", "--data", "digits", "--net", "mlp", "--hidden", "16", "--depth", "1", "--batch",
+        "8", "--steps", "5", "--out", "run",
+    ];
+    let out = run(&train);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same files: the run resumes.
+    let out = run(&["train", "--resume", "run", "--steps", "8"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // digits.csv.gz replaced by one with its first image dropped.
+    let text = {
+        use std::io::Read;
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&csv).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    let fewer: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(fewer.as_bytes()).unwrap();
+    std::fs::write(&csv, z.finish().unwrap()).unwrap();
+    let out = run(&["train", "--resume", "run", "--steps", "12"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "resumed on other digits");
+    assert!(
+        err.contains("training data changed") && err.contains("digits.csv.gz"),
+        "{err}"
+    );
+}

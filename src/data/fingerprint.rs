@@ -5,7 +5,9 @@
 //! from any working directory), the image size and channels it was loaded
 //! with (so they need not be repeated), and for every image file the loader
 //! reads (see [`crate::data::images::folder::list_images`]) its name, size
-//! and 64-bit FNV-1a hash. [`DataFingerprint::diff`] names what changed.
+//! and 64-bit FNV-1a hash. A bundled set (mnist, digits, ...) is
+//! fingerprinted by its source files in the data directory.
+//! [`DataFingerprint::diff`] names what changed.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::fnv1a64;
 use crate::data::images::folder::{list_images, MAX_IMAGE_FILE_BYTES};
 use crate::error::{Error, Result};
+
+/// Prefix of the `path` of a bundled set's fingerprint.
+pub const BUNDLED: &str = "bundled:";
 
 /// One image file of the folder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +61,41 @@ impl DataFingerprint {
             channels,
             files,
         })
+    }
+
+    /// Fingerprint the source files of a bundled set: `path` is
+    /// `bundled:<name>` (the data directory may move; its contents may not
+    /// change) and file names are relative to the data directory.
+    pub fn of_bundled(
+        name: &str,
+        data_dir: &Path,
+        files: &[PathBuf],
+        shape: (usize, usize, usize),
+    ) -> Result<Self> {
+        let mut entries = Vec::new();
+        for f in files {
+            let bytes = crate::fsutil::read_regular(f, 1 << 30, "a data file")?;
+            entries.push(FileEntry {
+                name: f
+                    .strip_prefix(data_dir)
+                    .unwrap_or(f)
+                    .to_string_lossy()
+                    .into_owned(),
+                bytes: bytes.len() as u64,
+                fnv1a64: format!("{:016x}", fnv1a64(&bytes)),
+            });
+        }
+        Ok(DataFingerprint {
+            path: format!("{BUNDLED}{name}"),
+            image_size: shape.1,
+            channels: shape.0,
+            files: entries,
+        })
+    }
+
+    /// True for a bundled set's fingerprint ([`DataFingerprint::of_bundled`]).
+    pub fn is_bundled(&self) -> bool {
+        self.path.starts_with(BUNDLED)
     }
 
     /// The folder as a path.

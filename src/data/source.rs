@@ -39,7 +39,8 @@ pub struct NamedImages {
     /// `mnist`, `mnist16`, `digits`, `emoji`, or the folder's path.
     pub name: String,
     pub set: ImageSet,
-    /// For a folder: what identifies its contents (stored in checkpoints).
+    /// For a folder or bundled set: what identifies its contents (stored
+    /// in checkpoints).
     pub fingerprint: Option<DataFingerprint>,
 }
 
@@ -104,6 +105,19 @@ pub fn load_image_set(name: &str, split: Split) -> Result<ImageSet> {
     }
 }
 
+/// The files a bundled set's training split is read from.
+fn bundled_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    Ok(match name {
+        "mnist" | "mnist16" => {
+            let (i, l) = images::find_idx_pair(&dir.join("mnist"), Split::Train)?;
+            vec![i, l]
+        }
+        "digits" => vec![dir.join("digits/digits.csv.gz")],
+        "emoji" => vec![dir.join("emoji/noto-emoji-16.png")],
+        other => return Err(Error::invalid("data set", other, valid_names())),
+    })
+}
+
 impl TrainData {
     /// A toy name, a bundled image set, or a folder (`image_size` pixels a
     /// side, `channels` 1 or 3, default 16 and 3). Unknown names list the
@@ -130,7 +144,12 @@ impl TrainData {
             return Ok(TrainData::Toy(t));
         }
         let (set, fingerprint) = if IMAGE_SETS.contains(&name) {
-            (load_image_set(name, Split::Train)?, None)
+            let set = load_image_set(name, Split::Train)?;
+            let dir = data_dir();
+            let files = bundled_files(&dir, name)?;
+            let shape = (set.channels, set.height, set.width);
+            let fp = DataFingerprint::of_bundled(name, &dir, &files, shape)?;
+            (set, Some(fp))
         } else if is_folder {
             let size = image_size.unwrap_or(16);
             if !(1..=256).contains(&size) {
@@ -187,7 +206,7 @@ impl TrainData {
         })))
     }
 
-    /// What identifies a folder's contents (`None` for toy and bundled sets).
+    /// What identifies a folder's or bundled set's contents (`None` for toys).
     pub fn fingerprint(&self) -> Option<&DataFingerprint> {
         match self {
             TrainData::Images(i) => i.fingerprint.as_ref(),
