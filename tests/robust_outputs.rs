@@ -279,3 +279,81 @@ fn two_writers_into_one_directory_the_second_is_refused() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!err.contains("in use"), "{err}");
 }
+
+/// True once process `pid` holds an flock (Linux `/proc/locks`).
+fn holds_lock(pid: u32) -> bool {
+    std::fs::read_to_string("/proc/locks")
+        .map(|s| {
+            s.lines().any(|l| {
+                l.contains("FLOCK") && l.split_whitespace().nth(4) == Some(&pid.to_string())
+            })
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn two_samplers_or_compares_into_one_directory_the_second_is_refused() {
+    let d = tmpdir("lock2");
+    let model = d.join("model");
+    assert!(small_train(&model, &[]).status.success());
+    let m = model.to_str().unwrap();
+    let out = d.join("s");
+    let o = out.to_str().unwrap();
+    let cmp = d.join("c");
+    let c = cmp.to_str().unwrap();
+    let long: [&[&str]; 2] = [
+        &[
+            "sample", "--model", m, "-n", "1000000", "--steps", "1000", "--out", o,
+        ],
+        &[
+            "compare",
+            "--oracle",
+            "checkerboard",
+            "-n",
+            "200000",
+            "--seeds",
+            "5",
+            "--out",
+            c,
+            "--name",
+            "x",
+        ],
+    ];
+    let second: [&[&str]; 2] = [
+        &[
+            "sample", "--model", m, "-n", "10", "--steps", "2", "--force", "--out", o,
+        ],
+        &[
+            "compare",
+            "--oracle",
+            "checkerboard",
+            "-n",
+            "10",
+            "--seeds",
+            "1",
+            "--nfe",
+            "5",
+            "--samplers",
+            "em",
+            "--force",
+            "--out",
+            c,
+            "--name",
+            "x",
+        ],
+    ];
+    for (first, second) in long.iter().zip(second) {
+        let mut child = Command::new(BIN)
+            .args(*first)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        wait_for(|| holds_lock(pid));
+        fails_with(second, &["in use by another scoresde process"]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

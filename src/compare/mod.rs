@@ -332,7 +332,11 @@ pub fn run_with(
         "thumbnails.png",
     ];
     if !opts.force {
-        if let Some(f) = files.iter().map(|f| out_dir.join(f)).find(|p| p.exists()) {
+        if let Some(f) = files
+            .iter()
+            .map(|f| out_dir.join(f))
+            .find(|p| p.symlink_metadata().is_ok())
+        {
             return Err(Error::invalid(
                 "name",
                 name,
@@ -372,6 +376,7 @@ pub fn run_with(
         ));
     }
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let _lock = crate::fsutil::lock_dir(&out_dir)?;
 
     // Reference and floor draws, one pair per seed.
     let n = opts.n;
