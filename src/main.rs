@@ -558,6 +558,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         Ok(())
     };
     refuse_existing(&out)?;
+    let created = !out.exists();
     let _lock = match resume_lock {
         Some(l) => l,
         None => {
@@ -585,7 +586,13 @@ fn run_train(a: TrainArgs) -> Result<()> {
             opts.lr
         );
     }
-    let (_, summary) = train::run_trainer(trainer)?;
+    let (_, summary) = train::run_trainer(trainer).inspect_err(|_| {
+        if created {
+            // A run that failed before its first save leaves no empty
+            // folder behind (remove_dir only removes an empty one).
+            let _ = std::fs::remove_dir(&out);
+        }
+    })?;
     println!(
         "trained steps {}..{} in {:.1} s ({:.1} steps/s), final loss {:.4}{}; checkpoint in {}",
         summary.start_step,

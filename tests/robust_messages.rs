@@ -165,6 +165,11 @@ fn on_nonfinite_skip_is_only_suggested_when_it_helps() {
             &["--on-nonfinite skip"],
         );
         assert_eq!(err.matches("lower --lr").count(), 1, "{err}");
+        assert!(
+            !out.exists(),
+            "a run that saved nothing left {}",
+            out.display()
+        );
     }
 }
 
