@@ -620,11 +620,28 @@ fn check_digest(path: &Path, bytes: &[u8], d: &FileDigest) -> Result<()> {
 pub fn load(dir: &Path) -> Result<Checkpoint> {
     let mut files = BTreeMap::new();
     let manifest = read_manifest(dir)?;
+    // A file can hold no more than its tensors plus a header: a recorded
+    // size beyond what the config's network needs is refused unread.
+    let n = manifest.net.num_params().unwrap_or(usize::MAX) as u64;
     for (name, d) in &manifest.files {
+        let sets = if name == TRAIN_STATE_FILE { 3 } else { 1 };
+        let most = n.saturating_mul(4 * sets).saturating_add(MAX_HEADER_BYTES);
+        if d.bytes > most {
+            return Err(ckpt_err(
+                dir.join(CONFIG_FILE),
+                format!(
+                    "records {} bytes for {name}, more than its {n}-parameter network can need ({most})",
+                    d.bytes
+                ),
+            ));
+        }
         files.insert(name.clone(), read_listed(dir, name, d)?);
     }
     load_parts(dir, &manifest, &files).map_err(|e| add_prev_hint(dir, e))
 }
+
+/// Room for a safetensors header (names, shapes, metadata with the config).
+const MAX_HEADER_BYTES: u64 = 16 << 20;
 
 /// [`load`] from bytes already in memory: `files` maps file names
 /// (`config.json`, `model.safetensors`, `train_state.safetensors`) to their

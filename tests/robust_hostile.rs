@@ -302,3 +302,25 @@ fn planted_temporary_file_symlinks_are_never_followed() {
     let unique: std::collections::BTreeSet<_> = names.iter().collect();
     assert_eq!(unique.len(), 400);
 }
+
+#[test]
+fn a_checkpoint_file_bigger_than_its_network_needs_is_refused_unread() {
+    let d = tmpdir("sparse");
+    let m = d.join("model");
+    model(&m, "checkerboard", 2);
+    // A 2 GiB sparse weights file, recorded as such in config.json.
+    let big: u64 = 2 << 30;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("model.safetensors"))
+        .unwrap();
+    f.set_len(big).unwrap();
+    let cfg = m.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    v["files"]["model.safetensors"]["bytes"] = big.into();
+    std::fs::write(&cfg, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let start = Instant::now();
+    let e = ScoreModel::load(&m).unwrap_err().to_string();
+    assert!(e.contains("can need"), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(2), "it read the file");
+}
