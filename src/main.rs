@@ -403,7 +403,22 @@ fn run_train(a: TrainArgs) -> Result<()> {
         .and_then(|(_, t)| t.as_ref())
         .and_then(|t| t.data.clone());
     let data = match (&a.data, &saved) {
-        (Some(name), _) => TrainData::by_name(name, a.image_size, a.channels)?,
+        (Some(name), _) => {
+            // On --resume of a folder run, size and channels default to the
+            // stored ones (a different folder is then named by the check).
+            let stored = fingerprint.as_ref().filter(|fp| !fp.is_bundled());
+            let is_folder = std::path::Path::new(name).is_dir()
+                && Toy::from_name(name).is_err()
+                && !scoresde::data::source::IMAGE_SETS.contains(&name.as_str());
+            let (size, channels) = match stored {
+                Some(fp) if is_folder => (
+                    a.image_size.or(Some(fp.image_size)),
+                    a.channels.or(Some(fp.channels)),
+                ),
+                _ => (a.image_size, a.channels),
+            };
+            TrainData::by_name(name, size, channels)?
+        }
         (None, Some((cfg, _))) => match &fingerprint {
             // A bundled set: loaded by name, its files compared on resume.
             Some(fp) if fp.is_bundled() => TrainData::by_name(&cfg.data, a.image_size, a.channels)?,
