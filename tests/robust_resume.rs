@@ -122,6 +122,18 @@ fn resume_refuses_changed_data_and_names_the_change() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Naming the same folder again needs no size / channels either.
+    let out = run_in(
+        &base,
+        &[
+            "train", "--resume", "run", "--data", "imgs", "--steps", "30",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
