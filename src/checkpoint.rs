@@ -20,7 +20,8 @@
 //! - `prev/`: the complete checkpoint before the latest save.
 //!
 //! Save protocol ([`save`]): (1) if the directory holds a complete checkpoint
-//! (every file matches `config.json`), copy it into `prev.tmp/`, fsync, and
+//! (every file matches `config.json`), copy it into a fresh, exclusively
+//! created `prev.<pid>.<n>.tmp/`, fsync, and
 //! rename that to `prev/` (replacing the older `prev/`); (2) write each data file
 //! atomically (`<name>.tmp`, flush, fsync, rename); (3) write `config.json`
 //! atomically; (4) fsync the directory. A crash at any point leaves a
@@ -119,6 +120,12 @@ pub struct TrainConfig {
     pub lr: f64,
     pub ema_decay: f64,
     pub seed: u64,
+    /// For a folder of images: its absolute path, the image size and
+    /// channels, and a fingerprint of its files; for a bundled set, its
+    /// source files (absent for toy data sets, so their checkpoints are
+    /// unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::data::fingerprint::DataFingerprint>,
 }
 
 /// Size and hash of one file of the set.
@@ -340,7 +347,7 @@ fn state_tensors<'a>(net: &ScoreNet, s: &'a TrainState) -> Result<Vec<TensorRef<
 }
 
 fn digest_of(path: &Path) -> Result<FileDigest> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = fsutil::read_regular(path, MAX_FILE_BYTES, "a checkpoint file")?;
     Ok(FileDigest {
         bytes: bytes.len() as u64,
         fnv1a64: hex(fnv1a64(&bytes)),
@@ -353,12 +360,11 @@ fn snapshot_previous(dir: &Path) -> Result<()> {
     let Ok(manifest) = verify_files(dir) else {
         return Ok(());
     };
-    let tmp = dir.join("prev.tmp");
     let prev = dir.join(PREV_DIR);
     let io = |p: &Path, e| Error::io(p, e);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    }
+    // A fresh, uniquely named folder: create_dir fails rather than reuse
+    // or follow anything already there.
+    let tmp = fsutil::tmp_path(&prev);
     std::fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
     let names = manifest
         .files
@@ -401,12 +407,18 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
     // Check the version first so an old or future format gets a clear message.
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ckpt_err(path, format!("not valid JSON: {e}")))?;
-    match value.get("format_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == FORMAT_VERSION as u64 => {}
-        Some(v) => {
+    match value.get("format_version").map(|v| (v, v.as_u64())) {
+        Some((_, Some(v))) if v == FORMAT_VERSION as u64 => {}
+        Some((_, Some(v))) => {
             return Err(ckpt_err(
                 path,
                 format!("format version {v} is not supported (expected {FORMAT_VERSION})"),
+            ))
+        }
+        Some((v, None)) => {
+            return Err(ckpt_err(
+                path,
+                format!("'format_version' is {v}, expected the integer {FORMAT_VERSION}"),
             ))
         }
         None => return Err(ckpt_err(path, "missing integer field 'format_version'")),
@@ -439,9 +451,80 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
             format!("'train' and the {TRAIN_STATE_FILE} entry must come together"),
         ));
     }
-    m.net.validate()?;
-    m.sde.build()?;
+    m.net
+        .validate()
+        .map_err(|e| ckpt_err(path, e.to_string()))?;
+    m.sde.build().map_err(|e| ckpt_err(path, e.to_string()))?;
+    check_net_fits_data(path, &m)?;
     Ok(m)
+}
+
+/// The network must take the data set's points: 2 values for a toy, the
+/// bundled set's image shape, or a folder run's recorded size and channels.
+fn check_net_fits_data(path: &Path, m: &Manifest) -> Result<()> {
+    let shape = if crate::data::Toy::from_name(&m.data).is_ok() {
+        if !matches!(m.net, NetConfig::Mlp(_)) || m.net.data_dim() != 2 {
+            return Err(ckpt_err(
+                path,
+                format!(
+                    "the {} network takes {} values per point, but data set {} is 2-D",
+                    m.net.kind(),
+                    m.net.data_dim(),
+                    m.data
+                ),
+            ));
+        }
+        return Ok(());
+    } else if let Some(shape) = crate::data::source::bundled_shape(&m.data) {
+        shape
+    } else if let Some(fp) = m.train.as_ref().and_then(|t| t.data.as_ref()) {
+        (fp.channels, fp.image_size, fp.image_size)
+    } else {
+        return Ok(());
+    };
+    let (c, h, w) = shape;
+    let fits = match &m.net {
+        NetConfig::Mlp(mlp) => mlp.data_dim == c * h * w,
+        NetConfig::UNet(u) => (u.channels, u.height, u.width) == shape,
+    };
+    if !fits {
+        return Err(ckpt_err(
+            path,
+            format!(
+                "the {} network ({} values per point) does not fit data set {} of {c}x{h}x{w} images",
+                m.net.kind(),
+                m.net.data_dim(),
+                m.data
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The first file or folder of `dir` that belongs to a checkpoint
+/// (`config.json`, the weights, the training state, `prev/`, the previews
+/// in `samples/`, or a temporary copy of `prev/`), if any: a directory
+/// holding any of them counts as a checkpoint, whole or not, and is never
+/// replaced without `--force`.
+pub fn existing_checkpoint_file(dir: &Path) -> Option<PathBuf> {
+    for name in [
+        CONFIG_FILE,
+        MODEL_FILE,
+        TRAIN_STATE_FILE,
+        PREV_DIR,
+        "samples",
+    ] {
+        let p = dir.join(name);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            return Some(p);
+        }
+    }
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".tmp") || n.starts_with("prev."))
+    })
 }
 
 /// First place where `got` differs from `want`, as `path: got vs want`.
@@ -460,18 +543,13 @@ fn json_diff(at: &str, got: &serde_json::Value, want: &serde_json::Value) -> Str
     format!("'{at}' is {got}, expected {want}")
 }
 
-/// Read a file of at most `max` bytes (larger files are refused unread).
+/// Read a regular file of at most `max` bytes, counting the bytes actually
+/// read (devices, FIFOs and larger files are refused).
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if len > max {
-        return Err(ckpt_err(
-            path,
-            format!("{len} bytes, more than the {max} allowed"),
-        ));
-    }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    fsutil::read_regular(path, max, "a checkpoint file").map_err(|e| match e {
+        Error::Format { path, msg } => ckpt_err(path, msg),
+        e => e,
+    })
 }
 
 /// Check that every file `config.json` lists has the recorded size and hash.
@@ -486,14 +564,12 @@ pub fn verify_files(dir: &Path) -> Result<Manifest> {
 
 fn read_listed(dir: &Path, name: &str, d: &FileDigest) -> Result<Vec<u8>> {
     let path = dir.join(name);
-    let len = std::fs::metadata(&path)
-        .map_err(|e| {
-            ckpt_err(
-                &path,
-                format!("listed in {CONFIG_FILE} but unreadable: {e}"),
-            )
-        })?
-        .len();
+    let len = fsutil::check_regular(&path).map_err(|e| {
+        ckpt_err(
+            &path,
+            format!("listed in {CONFIG_FILE} but unreadable: {}", inner_msg(&e)),
+        )
+    })?;
     if len != d.bytes {
         return Err(ckpt_err(
             &path,
@@ -503,7 +579,17 @@ fn read_listed(dir: &Path, name: &str, d: &FileDigest) -> Result<Vec<u8>> {
             ),
         ));
     }
-    read_bounded(&path, MAX_FILE_BYTES)
+    // At most the recorded size (+1 to notice growth) is ever read.
+    read_bounded(&path, d.bytes.min(MAX_FILE_BYTES))
+}
+
+/// The message of `e` without the path it names.
+fn inner_msg(e: &Error) -> String {
+    match e {
+        Error::Io { source, .. } => source.to_string(),
+        Error::Format { msg, .. } | Error::Checkpoint { msg, .. } => msg.clone(),
+        e => e.to_string(),
+    }
 }
 
 fn check_digest(path: &Path, bytes: &[u8], d: &FileDigest) -> Result<()> {
@@ -534,11 +620,28 @@ fn check_digest(path: &Path, bytes: &[u8], d: &FileDigest) -> Result<()> {
 pub fn load(dir: &Path) -> Result<Checkpoint> {
     let mut files = BTreeMap::new();
     let manifest = read_manifest(dir)?;
+    // A file can hold no more than its tensors plus a header: a recorded
+    // size beyond what the config's network needs is refused unread.
+    let n = manifest.net.num_params().unwrap_or(usize::MAX) as u64;
     for (name, d) in &manifest.files {
+        let sets = if name == TRAIN_STATE_FILE { 3 } else { 1 };
+        let most = n.saturating_mul(4 * sets).saturating_add(MAX_HEADER_BYTES);
+        if d.bytes > most {
+            return Err(ckpt_err(
+                dir.join(CONFIG_FILE),
+                format!(
+                    "records {} bytes for {name}, more than its {n}-parameter network can need ({most})",
+                    d.bytes
+                ),
+            ));
+        }
         files.insert(name.clone(), read_listed(dir, name, d)?);
     }
     load_parts(dir, &manifest, &files).map_err(|e| add_prev_hint(dir, e))
 }
+
+/// Room for a safetensors header (names, shapes, metadata with the config).
+const MAX_HEADER_BYTES: u64 = 16 << 20;
 
 /// [`load`] from bytes already in memory: `files` maps file names
 /// (`config.json`, `model.safetensors`, `train_state.safetensors`) to their

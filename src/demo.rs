@@ -31,6 +31,8 @@ pub struct DemoOptions {
     pub samples: usize,
     pub seed: u64,
     pub progress: bool,
+    /// Replace the outputs of an earlier demo in `out_dir`.
+    pub force: bool,
 }
 
 impl Default for DemoOptions {
@@ -43,7 +45,68 @@ impl Default for DemoOptions {
             samples: 10_000,
             seed: 0,
             progress: true,
+            force: false,
         }
+    }
+}
+
+/// What the demo writes into its folder; any of them already there means an
+/// earlier demo's outputs, which are only replaced with `force`.
+pub const OUTPUTS: [&str; 5] = [
+    "model",
+    "results.md",
+    "results.csv",
+    "samples.png",
+    "reverse.gif",
+];
+
+impl DemoOptions {
+    /// Check every setting and the output folder before any work starts:
+    /// step counts, the memory the samples need, and (without `force`)
+    /// that no earlier demo's outputs would be replaced.
+    pub fn validate(&self) -> Result<()> {
+        let max = crate::limits::MAX_TRAIN_STEPS;
+        if self.train_steps == 0 || self.train_steps > max {
+            return Err(Error::invalid(
+                "train-steps",
+                self.train_steps,
+                format!("an integer >= 1 and <= {max}"),
+            ));
+        }
+        if self.samples == 0 {
+            return Err(Error::invalid("n", 0, "an integer >= 1"));
+        }
+        crate::sde::check_steps(self.sample_steps).map_err(|_| {
+            Error::invalid(
+                "sample-steps",
+                self.sample_steps,
+                format!(
+                    "an integer >= 1 and <= {}",
+                    crate::limits::MAX_SAMPLER_STEPS
+                ),
+            )
+        })?;
+        // 3·REF_DRAWS reference draws, two sample sets and their
+        // trajectories (41 frames of at most 4000 points), 2-D f32.
+        let n = self.samples as f64;
+        let bytes = 8.0 * (n * (3 * REF_DRAWS + 4) as f64 + 2.0 * 41.0 * n.min(4000.0));
+        crate::limits::check_memory("n", self.samples, bytes, "samples and reference draws")?;
+        if !self.force {
+            for name in OUTPUTS {
+                let p = self.out_dir.join(name);
+                if std::fs::symlink_metadata(&p).is_ok() {
+                    return Err(Error::invalid(
+                        "out",
+                        self.out_dir.display(),
+                        format!(
+                            "a folder without an earlier demo's outputs ({} exists; pass --force to replace them)",
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -154,7 +217,11 @@ fn sample_with_bar(
 
 /// Run the demo end to end.
 pub fn run(opts: &DemoOptions) -> Result<DemoReport> {
+    opts.validate()?;
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
+    let _lock = crate::fsutil::lock_dir(&opts.out_dir)?;
+    // Under the lock: a concurrent demo may have written meanwhile.
+    opts.validate()?;
     let mut topts = TrainOptions::spec(opts.data);
     topts.steps = opts.train_steps;
     topts.seed = opts.seed;

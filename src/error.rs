@@ -38,6 +38,15 @@ pub enum Error {
     /// Two things that must agree do not (e.g. a model and a data set).
     #[error("{0}")]
     Mismatch(String),
+    /// Another process holds the advisory lock of an output directory.
+    #[error(
+        "{path} is in use by another scoresde process (it holds the directory's lock); \
+         wait for it to finish or choose another output directory"
+    )]
+    Locked { path: PathBuf },
+    /// Sampling produced a NaN or Inf.
+    #[error("sampling produced non-finite values: {0}")]
+    NonFiniteSample(String),
 }
 
 /// Result alias used throughout the library.

@@ -105,14 +105,7 @@ pub fn image_shape_of(cfg: &crate::model::ModelConfig) -> Option<(usize, usize, 
     match &cfg.net {
         NetConfig::UNet(u) => Some((u.channels, u.height, u.width)),
         NetConfig::Mlp(m) => {
-            let known = match cfg.data.as_str() {
-                "digits" => Some((1, 8, 8)),
-                "mnist16" => Some((1, 16, 16)),
-                "mnist" => Some((1, 28, 28)),
-                "emoji" => Some((3, 16, 16)),
-                _ => None,
-            };
-            known
+            crate::data::source::bundled_shape(&cfg.data)
                 .filter(|&(c, h, w)| c * h * w == m.data_dim)
                 .or_else(|| {
                     // A folder of square images: grey if data_dim is a square, else RGB.
@@ -186,10 +179,38 @@ pub fn load_samples(path: &Path, shape: (usize, usize, usize)) -> Result<Array2<
         images::load_folder(path, h, mode)?.pixels
     } else {
         let a = crate::npy::read(path)?;
-        let n = a.shape().first().copied().unwrap_or(0);
-        let d: usize = a.shape().iter().skip(1).product();
-        a.into_shape_with_order((n, d))
-            .map_err(|e| Error::format(path, e.to_string()))?
+        let shape = a.shape().to_vec();
+        let want = format!("[n, {}] or [n, {c}, {h}, {w}]", c * h * w);
+        let ok = match shape[..] {
+            [_, d] => d == c * h * w,
+            [_, s1, s2, s3] => {
+                if (s1, s2, s3) != (c, h, w) && (s1, s2, s3) == (h, w, c) {
+                    return Err(Error::format(
+                        path,
+                        format!(
+                            "array of shape {shape:?} looks channels-last [n, h, w, c]; expected \
+                             channels-first {want} (numpy: x.transpose(0, 3, 1, 2))"
+                        ),
+                    ));
+                }
+                (s1, s2, s3) == (c, h, w)
+            }
+            [_, sh, sw] => c == 1 && (sh, sw) == (h, w),
+            _ => false,
+        };
+        if !ok {
+            return Err(Error::format(
+                path,
+                format!("array of shape {shape:?} is not images of {c}x{h}x{w}: expected {want}"),
+            ));
+        }
+        let (n, d) = (shape[0], c * h * w);
+        a.into_shape_with_order((n, d)).map_err(|e| {
+            Error::format(
+                path,
+                format!("cannot view shape {shape:?} as [{n}, {d}]: {e}"),
+            )
+        })?
     };
     if x.ncols() != c * h * w {
         return Err(Error::Mismatch(format!(
@@ -229,10 +250,22 @@ pub struct EvalReport {
 /// The training and reference sets used by [`evaluate`] for `data`.
 pub fn eval_sets(data: &str) -> Result<(ImageSet, ImageSet)> {
     match data {
-        "mnist" | "mnist16" => Ok((
-            load_image_set(data, Split::Train)?,
-            load_image_set(data, Split::Test)?,
-        )),
+        "mnist" | "mnist16" => {
+            let (train, test) = (
+                load_image_set(data, Split::Train)?,
+                load_image_set(data, Split::Test)?,
+            );
+            let shape = |s: &ImageSet| (s.channels, s.height, s.width);
+            if shape(&train) != shape(&test) {
+                let ((a, b, c), (d, e, f)) = (shape(&train), shape(&test));
+                return Err(Error::Mismatch(format!(
+                    "the {data} test split has {d}x{e}x{f} images but the training split {a}x{b}x{c} \
+                     (data folder {})",
+                    data_dir().join("mnist").display()
+                )));
+            }
+            Ok((train, test))
+        }
         _ => {
             let all = if crate::data::source::IMAGE_SETS.contains(&data) {
                 load_image_set(data, Split::Train)?
@@ -325,6 +358,22 @@ pub fn evaluate(samples: ArrayView2<f32>, data: &str) -> Result<EvalReport> {
         };
         let (gen28, train28) = (to28(samples), to28(train_n));
         let test28 = images::load_mnist_dir(&data_dir().join("mnist"), Split::Test)?;
+        // The classifier's input shape must be the images' (a data folder
+        // may hold other images than the classifier was trained for).
+        let cfg = clf.config();
+        let want = (cfg.channels, cfg.height, cfg.width);
+        let sets = [
+            ("test split", (test28.channels, test28.height, test28.width)),
+            ("samples (at 28x28)", (1, 28, gen28.ncols() / 28)),
+        ];
+        for (what, got) in sets {
+            if got != want {
+                return Err(Error::Mismatch(format!(
+                    "the MNIST classifier takes {}x{}x{} images, the {what} has {}x{}x{}",
+                    want.0, want.1, want.2, got.0, got.1, got.2
+                )));
+            }
+        }
         let (_, f_gen) = clf.predict(gen28.view());
         let (_, f_train) = clf.predict(train28.view());
         let (_, f_test) = clf.predict(test28.pixels.view());

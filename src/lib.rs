@@ -18,6 +18,7 @@ pub mod error;
 pub mod fsutil;
 pub mod imaging;
 pub mod likelihood;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod nn;

@@ -24,7 +24,7 @@ use scoresde::{checkpoint, npy, viz};
 )]
 struct Cli {
     /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = parse_usize, allow_negative_numbers = true)]
     threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
@@ -113,17 +113,18 @@ struct CompareArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "5,10,20,50,100,250,500,1000"
+        default_value = "5,10,20,50,100,250,500,1000",
+        value_parser = parse_usize, allow_negative_numbers = true
     )]
     nfe: Vec<usize>,
     /// Samples per run [default: 5000 with --oracle, 1000 with --model].
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = parse_usize, allow_negative_numbers = true)]
     n: Option<usize>,
     /// Sampling seeds (and independent reference draws) per cell.
-    #[arg(long, default_value_t = scoresde::compare::DEFAULT_SEEDS)]
+    #[arg(long, default_value_t = scoresde::compare::DEFAULT_SEEDS, value_parser = parse_usize, allow_negative_numbers = true)]
     seeds: usize,
     /// Base seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
     seed: u64,
     /// Name of the comparison (default: <data>-<sde> or the model folder's name).
     #[arg(long)]
@@ -142,16 +143,19 @@ struct DemoArgs {
     #[arg(long, default_value = "outputs/demo")]
     out: PathBuf,
     /// Training steps.
-    #[arg(long, default_value_t = demo::DEFAULT_TRAIN_STEPS)]
+    #[arg(long, default_value_t = demo::DEFAULT_TRAIN_STEPS, value_parser = parse_u64, allow_negative_numbers = true)]
     train_steps: u64,
     /// Sampler steps (NFE) for both samplers.
-    #[arg(long, default_value_t = demo::DEFAULT_SAMPLE_STEPS)]
+    #[arg(long, default_value_t = demo::DEFAULT_SAMPLE_STEPS, value_parser = parse_usize, allow_negative_numbers = true)]
     sample_steps: usize,
     /// Number of samples.
-    #[arg(short, long, default_value_t = 10_000)]
+    #[arg(short, long, default_value_t = 10_000, value_parser = parse_usize, allow_negative_numbers = true)]
     n: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
     seed: u64,
+    /// Replace the outputs (model/, results, pictures) of an earlier demo in --out.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Options left out take their default, or with --resume the checkpoint's value.
@@ -162,28 +166,28 @@ struct TrainArgs {
     #[arg(long)]
     data: Option<String>,
     /// Side of folder images after resizing [default: 16].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
     image_size: Option<usize>,
     /// Channels of folder images: 1 (grey) or 3 (RGB) [default: 3].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
     channels: Option<usize>,
     /// Network for image data: unet or mlp [default: per data set].
     #[arg(long)]
     net: Option<String>,
     /// U-Net channel widths per level, comma-separated, e.g. 32,64 [default: per data set].
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_usize, allow_negative_numbers = true)]
     widths: Option<Vec<usize>>,
     /// For image data: write a grid of samples to <out>/samples/ every this many steps (0 = never) [default: per data set].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     sample_every: Option<u64>,
     /// Noise process: vp, subvp, ve [default: vp].
     #[arg(long)]
     sde: Option<String>,
     /// Total training steps (a resumed run continues up to this) [default: 20000; per data set for images].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     steps: Option<u64>,
     /// Batch size [default: 512; per data set for images].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
     batch: Option<usize>,
     /// Adam learning rate [default: 0.001]; may change on --resume.
     #[arg(long, allow_negative_numbers = true)]
@@ -192,18 +196,18 @@ struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     ema: Option<f64>,
     /// Hidden width of the MLP [default: 256].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
     hidden: Option<usize>,
     /// Number of hidden layers of the MLP [default: 3].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
     depth: Option<usize>,
     /// Seed of initialisation, data order and noise [default: 0].
-    #[arg(long)]
+    #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Checkpoint directory (default: runs/<data>, or the --resume directory).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = parse_u64, allow_negative_numbers = true)]
     checkpoint_every: u64,
     /// Continue the run whose checkpoint is in DIR (falls back to DIR/prev if
     /// the last save was interrupted).
@@ -229,22 +233,22 @@ struct SampleArgs {
     #[arg(long, default_value = "ddpm", long_help = samplers::help())]
     sampler: String,
     /// Sampler steps.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = parse_usize, allow_negative_numbers = true)]
     steps: usize,
     /// Number of samples.
-    #[arg(short, long, default_value_t = 10_000)]
+    #[arg(short, long, default_value_t = 10_000, value_parser = parse_usize, allow_negative_numbers = true)]
     n: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
     seed: u64,
     /// Samples per work chunk (does not change the output).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = parse_usize, allow_negative_numbers = true)]
     batch: usize,
     /// Output directory for samples.npy, samples.png (and reverse.gif).
     #[arg(long, default_value = "outputs/samples")]
     out: PathBuf,
-    /// Image models: how many samples the PNG grid (and GIF) shows.
-    #[arg(long, default_value_t = 64)]
-    grid: usize,
+    /// Image models: how many samples the PNG grid (and GIF) shows [default: 64].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    grid: Option<usize>,
     /// Also write an animated GIF of the reverse process.
     #[arg(long)]
     gif: bool,
@@ -277,12 +281,59 @@ fn parse_clip(s: &str) -> Result<Clip> {
     }
 }
 
+/// A count: a non-negative integer, also in exponent form (`1e6`).
+fn parse_u64(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("expected a non-negative integer, got {s}");
+    if let Ok(v) = s.parse::<u64>() {
+        return Ok(v);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 1.8e19 => Ok(v as u64),
+        Ok(v) if v.is_finite() && v >= 1.8e19 => {
+            Err(format!("{s} is too large (at most {})", u64::MAX))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn parse_usize(s: &str) -> std::result::Result<usize, String> {
+    parse_u64(s).and_then(|v| usize::try_from(v).map_err(|_| format!("{s} is too large")))
+}
+
+/// The error and its causes on one line, each cause once (an I/O error
+/// already names its OS error, which is also its source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if msg.contains(&c) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&c);
+    }
+    msg
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line: clap's own message (it names the option and the
+            // value), without the usage block.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -290,8 +341,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     if let Some(k) = cli.threads {
-        if k == 0 {
-            bail!("invalid threads = 0: expected an integer >= 1");
+        let max = scoresde::limits::MAX_THREADS;
+        if k == 0 || k > max {
+            bail!("invalid threads = {k}: expected an integer >= 1 and <= {max}");
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(k)
@@ -318,15 +370,18 @@ fn run_demo(a: DemoArgs) -> Result<()> {
             bail!("invalid {name} = 0: expected an integer >= 1");
         }
     }
-    scoresde::fsutil::ensure_writable_dir("out", &a.out)?;
+    scoresde::fsutil::check_writable_dir("out", &a.out)?;
     let opts = DemoOptions {
         out_dir: a.out,
         train_steps: a.train_steps,
         sample_steps: a.sample_steps,
         samples: a.n,
         seed: a.seed,
+        force: a.force,
         ..DemoOptions::default()
     };
+    // Every size and the outputs already there, before training starts.
+    opts.validate()?;
     let report = demo::run(&opts)?;
     println!(
         "trained {} steps on {} in {:.1} s (final loss {:.4})\n",
@@ -345,6 +400,7 @@ fn run_demo(a: DemoArgs) -> Result<()> {
 
 fn run_train(a: TrainArgs) -> Result<()> {
     let on_nonfinite = OnNonFinite::from_name(&a.on_nonfinite)?;
+    let mut resume_lock = None;
     // With --resume, unspecified options come from the checkpoint.
     let resume = match &a.resume {
         None => None,
@@ -358,6 +414,12 @@ fn run_train(a: TrainArgs) -> Result<()> {
                     );
                 }
             }
+            // Lock before loading: a run still writing here must not be read
+            // half-saved, nor resumed twice.
+            checkpoint::read_manifest(dir).or_else(|e| {
+                checkpoint::read_manifest(&dir.join(checkpoint::PREV_DIR)).map_err(|_| e)
+            })?;
+            resume_lock = Some(scoresde::fsutil::lock_dir(dir)?);
             let (ckpt, skipped) = checkpoint::load_latest(dir)?;
             if let Some(why) = skipped {
                 eprintln!(
@@ -372,17 +434,72 @@ fn run_train(a: TrainArgs) -> Result<()> {
         let train = c.state.as_ref().map(|s| s.train.clone());
         (c.model.config.clone(), train)
     });
+    let fingerprint = saved
+        .as_ref()
+        .and_then(|(_, t)| t.as_ref())
+        .and_then(|t| t.data.clone());
     let data = match (&a.data, &saved) {
-        (Some(name), _) => TrainData::by_name(name, a.image_size, a.channels)?,
-        (None, Some((cfg, _))) => {
-            let (size, channels) = match &cfg.net {
-                NetConfig::UNet(u) => (Some(u.height), Some(u.channels)),
-                NetConfig::Mlp(_) => (a.image_size, a.channels),
+        (Some(name), _) => {
+            // On --resume of a folder run, size and channels default to the
+            // stored ones (a different folder is then named by the check).
+            let stored = fingerprint.as_ref().filter(|fp| !fp.is_bundled());
+            let is_folder = std::path::Path::new(name).is_dir()
+                && Toy::from_name(name).is_err()
+                && !scoresde::data::source::IMAGE_SETS.contains(&name.as_str());
+            let (size, channels) = match stored {
+                Some(fp) if is_folder => (
+                    a.image_size.or(Some(fp.image_size)),
+                    a.channels.or(Some(fp.channels)),
+                ),
+                _ => (a.image_size, a.channels),
             };
-            TrainData::by_name(&cfg.data, size, channels)?
+            TrainData::by_name(name, size, channels)?
         }
-        (None, None) => TrainData::Toy(Toy::Checkerboard),
+        (None, Some((cfg, _))) => match &fingerprint {
+            // A bundled set: loaded by name, its files compared on resume.
+            Some(fp) if fp.is_bundled() => TrainData::by_name(&cfg.data, a.image_size, a.channels)?,
+            // A folder run: its absolute path, size and channels are stored.
+            Some(fp) => {
+                for (flag, v, saved) in [
+                    ("image-size", a.image_size, fp.image_size),
+                    ("channels", a.channels, fp.channels),
+                ] {
+                    if v.is_some_and(|v| v != saved) {
+                        bail!(
+                            "invalid {flag} = {}: expected the checkpoint's {saved} (omit --{flag} on --resume)",
+                            v.unwrap_or(0)
+                        );
+                    }
+                }
+                TrainData::from_fingerprint(&cfg.data, fp)?
+            }
+            None => {
+                let is_folder = Toy::from_name(&cfg.data).is_err()
+                    && !scoresde::data::source::IMAGE_SETS.contains(&cfg.data.as_str());
+                let (size, channels) = match (&cfg.net, is_folder) {
+                    (_, false) => (a.image_size, a.channels),
+                    (NetConfig::UNet(u), true) => (Some(u.height), Some(u.channels)),
+                    (NetConfig::Mlp(_), true) => (a.image_size, a.channels),
+                };
+                TrainData::by_name(&cfg.data, size, channels)?
+            }
+        },
+        (None, None) => {
+            if let Some((flag, v)) = a
+                .image_size
+                .map(|v| ("image-size", v))
+                .or(a.channels.map(|v| ("channels", v)))
+            {
+                bail!("invalid {flag} = {v}: expected no --{flag}: it applies to folders of images (pass --data DIR)");
+            }
+            TrainData::Toy(Toy::Checkerboard)
+        }
     };
+    if data.image_shape().is_none() {
+        if let Some(k) = a.sample_every {
+            bail!("invalid sample-every = {k}: expected no --sample-every: previews are for image data, and {} is 2-D", data.name());
+        }
+    }
     let sde = match (&a.sde, &saved) {
         (Some(name), _) => SdeConfig::by_name(name)?,
         (None, Some((cfg, _))) => cfg.sde,
@@ -471,20 +588,44 @@ fn run_train(a: TrainArgs) -> Result<()> {
             .or(preset.as_ref().map(|p| p.sample_every))
             .unwrap_or(0),
     };
-    // Every check before any work starts.
+    // Every check before any work starts; the folder is created only then.
     opts.validate()?;
-    scoresde::fsutil::ensure_writable_dir("out", &out)?;
-    if resume.is_none() && !a.force {
-        if let Ok(m) = checkpoint::read_manifest(&out) {
+    scoresde::fsutil::check_writable_dir("out", &out)?;
+    let refuse_existing = |out: &Path| -> Result<()> {
+        if resume.is_some() || a.force {
+            return Ok(());
+        }
+        if let Some(p) = checkpoint::existing_checkpoint_file(out) {
+            let what = match checkpoint::read_manifest(out) {
+                Ok(m) => format!("already holds a checkpoint (step {})", m.step),
+                Err(_) => format!("holds (part of) a checkpoint: {} exists", p.display()),
+            };
             bail!(
-                "{} already holds a checkpoint (step {}); pass --resume {} to continue it, \
-                 --force to start over, or choose another --out",
+                "{} {what}; pass --resume {} to continue it, --force to start over, or choose another --out",
                 out.display(),
-                m.step,
                 out.display()
             );
         }
-    }
+        Ok(())
+    };
+    refuse_existing(&out)?;
+    let created = !out.exists();
+    let _lock = match resume_lock {
+        Some(l) => l,
+        None => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let l = scoresde::fsutil::lock_dir(&out)?;
+            // Under the lock: a concurrent run may have saved meanwhile.
+            refuse_existing(&out)?;
+            l
+        }
+    };
+    // Build the run first: a resumed one checks its data, network and
+    // settings against the checkpoint before anything is printed.
+    let trainer = match resume {
+        Some(ckpt) => train::Trainer::resume(opts.clone(), ckpt)?,
+        None => train::Trainer::new(opts.clone())?,
+    };
     if let Some((c, h, w)) = opts.data.image_shape() {
         eprintln!(
             "training a {} ({} parameters) on {} ({c}x{h}x{w} images): {} steps, batch {}, lr {}",
@@ -496,10 +637,13 @@ fn run_train(a: TrainArgs) -> Result<()> {
             opts.lr
         );
     }
-    let (_, summary) = match resume {
-        Some(ckpt) => train::resume(&opts, ckpt)?,
-        None => train::train(&opts)?,
-    };
+    let (_, summary) = train::run_trainer(trainer).inspect_err(|_| {
+        if created {
+            // A run that failed before its first save leaves no empty
+            // folder behind (remove_dir only removes an empty one).
+            let _ = std::fs::remove_dir(&out);
+        }
+    })?;
     println!(
         "trained steps {}..{} in {:.1} s ({:.1} steps/s), final loss {:.4}{}; checkpoint in {}",
         summary.start_step,
@@ -518,7 +662,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
 }
 
 fn run_sample(a: SampleArgs) -> Result<()> {
-    // Arguments first, then the model: nothing slow happens before both are checked.
+    // Arguments first, then the model: nothing slow happens before both are
+    // checked, and the output folder is created only after every check.
     let sampler = samplers::by_name(&a.sampler, a.steps)?;
     if a.n == 0 {
         bail!("invalid n = 0: expected an integer >= 1");
@@ -526,7 +671,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     if a.batch == 0 {
         bail!("invalid batch = 0: expected an integer >= 1");
     }
-    if a.grid == 0 {
+    if a.grid == Some(0) {
         bail!("invalid grid = 0: expected an integer >= 1");
     }
     let clip_x0 = a.clip_x0.as_deref().map(parse_clip).transpose()?;
@@ -535,7 +680,7 @@ fn run_sample(a: SampleArgs) -> Result<()> {
     let gif_path = a.out.join("reverse.gif");
     if !a.force {
         for p in [&npy_path, &png_path, &gif_path] {
-            if p.exists() {
+            if std::fs::symlink_metadata(p).is_ok() {
                 bail!(
                     "{} exists; pass --force to overwrite or choose another --out",
                     p.display()
@@ -543,19 +688,54 @@ fn run_sample(a: SampleArgs) -> Result<()> {
             }
         }
     }
-    scoresde::fsutil::ensure_writable_dir("out", &a.out)?;
+    scoresde::fsutil::check_writable_dir("out", &a.out)?;
     let model = ScoreModel::load(&a.model)?;
     let image_shape = imaging::image_shape_of(&model.config);
+    if image_shape.is_none() {
+        if let Some(g) = a.grid {
+            bail!("invalid grid = {g}: expected no --grid: it sets the image grid, and this model makes 2-D points");
+        }
+    }
+    let dim = scoresde::score::Score::dim(&model);
+    if image_shape.is_none() && dim != 2 {
+        bail!(
+            "{}: the model makes points of {dim} values, neither 2-D nor a known image shape; \
+             its samples cannot be shown or scored",
+            a.model.display()
+        );
+    }
+    let grid = a.grid.unwrap_or(64);
+    sampler.validate(model.sde())?;
+    // The samples, a trajectory of at most 41 frames and, for 2-D data, the
+    // reference draws of the metrics.
+    let d = dim as f64;
+    let metric_n = a.n.min(scoresde::limits::MAX_QUADRATIC_METRIC_N);
+    let bytes = 4.0
+        * d
+        * (a.n as f64
+            + if a.gif {
+                41.0 * a.n.min(4000) as f64
+            } else {
+                0.0
+            })
+        + if image_shape.is_none() {
+            8.0 * 24.0 * metric_n as f64
+        } else {
+            0.0
+        };
+    scoresde::limits::check_memory("n", a.n, bytes, "samples")?;
     let mut opts = SampleOptions::new(a.n, a.seed);
     opts.batch = a.batch;
     if a.gif {
         opts.record_every = Some((a.steps / 40).max(1));
         opts.record_rows = if image_shape.is_some() {
-            a.n.min(a.grid.max(1))
+            a.n.min(grid.max(1))
         } else {
             a.n.min(4000)
         };
     }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let _lock = scoresde::fsutil::lock_dir(&a.out)?;
     let start = std::time::Instant::now();
     let clip = match clip_x0 {
         Some(Clip::Off) => None,
@@ -578,9 +758,13 @@ fn run_sample(a: SampleArgs) -> Result<()> {
             &a.out,
             out.samples.view(),
             shape,
-            a.grid,
+            grid,
             out.trajectory.as_ref(),
         )?;
+        if out.trajectory.is_none() {
+            // --force: an older GIF must not sit beside the new samples.
+            remove_stale(&gif_path)?;
+        }
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         println!(
             "{} images with {} (NFE {}) in {seconds:.1} s -> {}",
@@ -592,10 +776,22 @@ fn run_sample(a: SampleArgs) -> Result<()> {
         return Ok(());
     }
     npy::write(&npy_path, out.samples.view())?;
+    if out.trajectory.is_none() {
+        remove_stale(&gif_path)?;
+    }
     let mut caption = format!("NFE {}, {:.1} s", out.nfe, seconds);
     if let Ok(data) = Toy::from_name(&model.config.data) {
-        let reference = Reference::new(data, a.n, a.seed ^ 0x5EED);
-        let q = reference.quality(data, &out.samples);
+        // MMD is quadratic in the count: the metrics use the first
+        // metric_n samples (all of them up to the cap), as `compare` does.
+        let reference = Reference::new(data, metric_n, a.seed ^ 0x5EED);
+        let scored = out.samples.slice(ndarray::s![..metric_n, ..]).to_owned();
+        let q = reference.quality(data, &scored);
+        if metric_n < a.n {
+            println!(
+                "metrics on the first {metric_n} of {} samples (MMD is quadratic in the count)",
+                a.n
+            );
+        }
         caption = format!(
             "SWD {:.4} ({:.2}x floor), {caption}",
             q.swd.mean,
@@ -677,6 +873,16 @@ fn run_schedule(a: ScheduleArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// Remove an output of an earlier run that this run does not rewrite
+/// (only reached with --force, which allows replacing it).
+fn remove_stale(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing the old {}", path.display())),
+    }
 }
 
 fn run_compare(a: CompareArgs) -> Result<()> {

@@ -10,7 +10,6 @@
 //! byte-identical to what NumPy ≥ 1.23 writes (including its 21-digit
 //! growth margin for the first axis before the padding).
 
-use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +18,9 @@ use ndarray::{Array2, ArrayD, ArrayView, Dimension, IxDyn};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
+/// Largest `.npy` file read (4 GiB, counted as it is read); only regular
+/// files are read (not devices or FIFOs).
+pub const MAX_NPY_BYTES: u64 = 4 << 30;
 const ALIGN: usize = 64;
 /// NumPy leaves room for the first axis to grow to this many digits.
 const GROWTH_AXIS_MAX_DIGITS: usize = 21;
@@ -87,7 +89,7 @@ pub fn write<D: Dimension>(path: impl AsRef<Path>, a: ArrayView<f32, D>) -> Resu
 /// file's actual size, whatever the header claims.
 pub fn read(path: impl AsRef<Path>) -> Result<ArrayD<f32>> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular(path, MAX_NPY_BYTES, "an .npy file")?;
     parse(path, &bytes)
 }
 

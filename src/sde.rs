@@ -93,6 +93,29 @@ pub enum SdeConfig {
     },
 }
 
+/// `v` for a message: exponent form when very large or very small.
+fn num(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// Smallest accepted eps: sigma(eps) of VP/sub-VP is about sqrt(beta_min·eps),
+/// and the score divides by it.
+pub const MIN_EPS: f64 = 1e-8;
+/// Smallest accepted beta_min of VP/sub-VP (sigma(eps) must not vanish).
+pub const MIN_BETA: f64 = 1e-6;
+/// Largest accepted beta_max of VP/sub-VP: exp(±½∫beta) stays far inside
+/// f64 and alpha(t) stays representable.
+pub const MAX_BETA_MAX: f64 = 1e3;
+/// Smallest sigma_min and largest sigma_max of VE: sigma² and the prior's
+/// samples stay finite in f32.
+pub const MIN_SIGMA: f64 = 1e-6;
+/// See [`MIN_SIGMA`].
+pub const MAX_SIGMA: f64 = 1e6;
+
 impl SdeConfig {
     /// score_sde defaults for `"vp"`, `"subvp"` or `"ve"`.
     pub fn by_name(name: &str) -> Result<Self> {
@@ -128,10 +151,14 @@ impl SdeConfig {
     /// Check the parameters and build the process.
     pub fn build(&self) -> Result<Box<dyn Sde>> {
         let check_eps = |eps: f64| {
-            if eps > 0.0 && eps < 1.0 {
+            if (MIN_EPS..1.0).contains(&eps) {
                 Ok(())
             } else {
-                Err(Error::invalid("eps", eps, "0 < eps < T = 1"))
+                Err(Error::invalid(
+                    "eps",
+                    num(eps),
+                    format!("{MIN_EPS:e} <= eps < T = 1 (smaller eps make sigma(eps) and the score overflow)"),
+                ))
             }
         };
         match *self {
@@ -146,11 +173,11 @@ impl SdeConfig {
                 eps,
             } => {
                 check_eps(eps)?;
-                if !(beta_min > 0.0 && beta_max > beta_min && beta_max.is_finite()) {
+                if !(beta_min >= MIN_BETA && beta_max > beta_min && beta_max <= MAX_BETA_MAX) {
                     return Err(Error::invalid(
                         "beta_min/beta_max",
-                        format!("{beta_min}/{beta_max}"),
-                        "0 < beta_min < beta_max < inf",
+                        format!("{}/{}", num(beta_min), num(beta_max)),
+                        format!("{MIN_BETA:e} <= beta_min < beta_max <= {MAX_BETA_MAX:e} (where the closed forms stay finite)"),
                     ));
                 }
                 let beta = LinearBeta { beta_min, beta_max };
@@ -166,11 +193,13 @@ impl SdeConfig {
                 eps,
             } => {
                 check_eps(eps)?;
-                if !(sigma_min > 0.0 && sigma_max > sigma_min && sigma_max.is_finite()) {
+                if !(sigma_min >= MIN_SIGMA && sigma_max > sigma_min && sigma_max <= MAX_SIGMA) {
                     return Err(Error::invalid(
                         "sigma_min/sigma_max",
-                        format!("{sigma_min}/{sigma_max}"),
-                        "0 < sigma_min < sigma_max < inf",
+                        format!("{}/{}", num(sigma_min), num(sigma_max)),
+                        format!(
+                            "{MIN_SIGMA:e} <= sigma_min < sigma_max <= {MAX_SIGMA:e} (where the closed forms stay finite)"
+                        ),
                     ));
                 }
                 Ok(Box::new(VeSde {
@@ -421,9 +450,16 @@ impl DiscreteSchedule {
 }
 
 /// Validate a user-chosen step count.
+/// Validate a user-chosen step count: 1..=[`crate::limits::MAX_SAMPLER_STEPS`]
+/// (schedules are allocated per step).
 pub fn check_steps(n: usize) -> Result<()> {
-    if n == 0 {
-        Err(Error::invalid("steps", n, "an integer >= 1"))
+    let max = crate::limits::MAX_SAMPLER_STEPS;
+    if n == 0 || n > max {
+        Err(Error::invalid(
+            "steps",
+            n,
+            format!("an integer >= 1 and <= {max}"),
+        ))
     } else {
         Ok(())
     }

@@ -108,12 +108,25 @@ impl TrainOptions {
 
     /// Reject invalid settings before any work starts.
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 {
-            return Err(Error::invalid("steps", self.steps, "an integer >= 1"));
+        if self.steps == 0 || self.steps > crate::limits::MAX_TRAIN_STEPS {
+            return Err(Error::invalid(
+                "steps",
+                self.steps,
+                format!(
+                    "an integer >= 1 and <= {} (the total training steps)",
+                    crate::limits::MAX_TRAIN_STEPS
+                ),
+            ));
         }
         if self.batch == 0 {
             return Err(Error::invalid("batch", self.batch, "an integer >= 1"));
         }
+        crate::limits::check_cap(
+            "batch",
+            self.batch,
+            crate::limits::MAX_BATCH,
+            "the largest training batch",
+        )?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(Error::invalid("lr", self.lr, "a finite number > 0"));
         }
@@ -147,7 +160,19 @@ impl TrainOptions {
                 )));
             }
         }
-        self.sde.build().map(|_| ())
+        self.sde.build()?;
+        // Batch buffers and activations, estimated per point (see
+        // `activation_floats`), before any of them is allocated.
+        // Parameters: weights, gradients, Adam's two moments, the EMA and
+        // the copies a checkpoint save makes (8 sets).
+        let per_point = activation_floats(&self.net) as f64;
+        let params = self.net.num_params().unwrap_or(usize::MAX) as f64;
+        crate::limits::check_memory(
+            "batch",
+            self.batch,
+            4.0 * (self.batch as f64 * per_point + 8.0 * params),
+            "training buffers and the network's parameters",
+        )
     }
 
     /// The settings a resumed run must share with the saved one.
@@ -157,6 +182,26 @@ impl TrainOptions {
             lr: self.lr,
             ema_decay: self.ema_decay,
             seed: self.seed,
+            data: self.data.fingerprint().cloned(),
+        }
+    }
+}
+
+/// A generous estimate of the f32 values training keeps per batch point:
+/// inputs, targets and gradients, plus every layer's cached activations.
+fn activation_floats(net: &NetConfig) -> usize {
+    match net {
+        NetConfig::Mlp(m) => {
+            8 * m.data_dim + 4 * m.hidden.saturating_mul(m.depth + 1) + 4 * m.emb_dim
+        }
+        NetConfig::UNet(u) => {
+            let pixels = u.height.saturating_mul(u.width);
+            let widths: usize = u.widths.iter().sum();
+            8 * u.channels * pixels
+                + 12usize
+                    .saturating_mul(pixels)
+                    .saturating_mul(widths)
+                    .saturating_mul(u.res_blocks + 1)
         }
     }
 }
@@ -271,6 +316,26 @@ impl Trainer {
             _ => {}
         }
         let (ours, saved) = (opts.train_config(), &state.train);
+        if let Some(old) = &saved.data {
+            match &ours.data {
+                Some(now) => {
+                    if let Some(what) = old.diff(now) {
+                        return Err(Error::Mismatch(format!(
+                            "the training data changed since the checkpoint {dir} was saved: {what}; \
+                             a resumed run must train on the same data (restore the folder, or start \
+                             a new run with --force or another --out)"
+                        )));
+                    }
+                }
+                None => {
+                    return Err(differs(
+                        "data",
+                        opts.data.name().to_string(),
+                        format!("the folder {}", old.path),
+                    ))
+                }
+            }
+        }
         for (what, a, b) in [
             ("seed", ours.seed.to_string(), saved.seed.to_string()),
             ("batch", ours.batch.to_string(), saved.batch.to_string()),
@@ -376,7 +441,7 @@ impl Trainer {
             return Err(Error::NonFinite {
                 step: self.step + 1,
                 what: "weights after the Adam update".into(),
-                hint: "this cannot be skipped; lower --lr".into(),
+                hint: "this cannot be skipped".into(),
             });
         }
         self.step += 1;
@@ -443,8 +508,14 @@ pub fn resume(opts: &TrainOptions, ckpt: Checkpoint) -> Result<(ScoreModel, Trai
 }
 
 /// Where the last good checkpoint is, for error messages.
-fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>) -> String {
-    let advice = "lower --lr, or pass --on-nonfinite skip to skip such batches";
+/// `--on-nonfinite skip` is suggested only for a skippable failure of a
+/// run that does not already skip.
+fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>, skippable: bool) -> String {
+    let advice = if skippable && opts.on_nonfinite == OnNonFinite::Stop {
+        "lower --lr, or pass --on-nonfinite skip to skip such batches"
+    } else {
+        "lower --lr"
+    };
     match (&opts.out_dir, last_saved) {
         (Some(dir), Some(step)) => format!(
             "the last good checkpoint (step {step}) is in {}; {advice}",
@@ -464,6 +535,10 @@ fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>) -> String {
 
 /// Drive `trainer` to `opts.steps`, checkpointing every `checkpoint_every`
 /// steps and at the end.
+pub fn run_trainer(trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
+    run(trainer)
+}
+
 fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
     let opts = trainer.opts.clone();
     let start_step = trainer.step;
@@ -508,9 +583,9 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
                 } else {
                     pb.abandon();
                     let hint = if skippable {
-                        checkpoint_hint(&opts, last_saved)
+                        checkpoint_hint(&opts, last_saved, true)
                     } else {
-                        format!("{hint}; {}", checkpoint_hint(&opts, last_saved))
+                        format!("{hint}; {}", checkpoint_hint(&opts, last_saved, false))
                     };
                     return Err(Error::NonFinite { step, what, hint });
                 }

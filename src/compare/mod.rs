@@ -264,6 +264,7 @@ fn check_options(opts: &CompareOptions) -> Result<()> {
     if let Some(b) = opts.nfe.iter().find(|&&b| b == 0) {
         return Err(Error::invalid("nfe", b, "budgets >= 1"));
     }
+    crate::limits::check_compare_sizes(opts.n, opts.seeds, &opts.nfe)?;
     let mut sorted = opts.nfe.clone();
     sorted.sort_unstable();
     sorted.dedup();
@@ -334,7 +335,11 @@ pub fn run_with(
         "thumbnails.png",
     ];
     if !opts.force {
-        if let Some(f) = files.iter().map(|f| out_dir.join(f)).find(|p| p.exists()) {
+        if let Some(f) = files
+            .iter()
+            .map(|f| out_dir.join(f))
+            .find(|p| p.symlink_metadata().is_ok())
+        {
             return Err(Error::invalid(
                 "name",
                 name,
@@ -377,6 +382,7 @@ pub fn run_with(
         ));
     }
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let _lock = crate::fsutil::lock_dir(&out_dir)?;
 
     // Reference and floor draws, one pair per seed.
     let n = opts.n;

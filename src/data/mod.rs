@@ -8,6 +8,7 @@
 //! points of a draw are the same for every `n >= k`, and a draw does not
 //! depend on the thread count.
 
+pub mod fingerprint;
 pub mod images;
 pub mod mixture;
 pub mod source;

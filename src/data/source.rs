@@ -24,6 +24,7 @@ use std::sync::Arc;
 use ndarray::Array2;
 use rand::RngExt;
 
+use super::fingerprint::DataFingerprint;
 use super::images::{self, ColorMode, ImageSet, Split};
 use super::Toy;
 use crate::error::{Error, Result};
@@ -38,6 +39,20 @@ pub struct NamedImages {
     /// `mnist`, `mnist16`, `digits`, `emoji`, or the folder's path.
     pub name: String,
     pub set: ImageSet,
+    /// For a folder or bundled set: what identifies its contents (stored
+    /// in checkpoints).
+    pub fingerprint: Option<DataFingerprint>,
+}
+
+/// `(channels, height, width)` of a bundled image set.
+pub fn bundled_shape(name: &str) -> Option<(usize, usize, usize)> {
+    match name {
+        "digits" => Some((1, 8, 8)),
+        "mnist16" => Some((1, 16, 16)),
+        "mnist" => Some((1, 28, 28)),
+        "emoji" => Some((3, 16, 16)),
+        _ => None,
+    }
 }
 
 /// Training data: toy points or images.
@@ -90,27 +105,64 @@ pub fn load_image_set(name: &str, split: Split) -> Result<ImageSet> {
     }
 }
 
+/// The files a bundled set's training split is read from.
+fn bundled_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    Ok(match name {
+        "mnist" | "mnist16" => {
+            let (i, l) = images::find_idx_pair(&dir.join("mnist"), Split::Train)?;
+            vec![i, l]
+        }
+        "digits" => vec![dir.join("digits/digits.csv.gz")],
+        "emoji" => vec![dir.join("emoji/noto-emoji-16.png")],
+        other => return Err(Error::invalid("data set", other, valid_names())),
+    })
+}
+
 impl TrainData {
     /// A toy name, a bundled image set, or a folder (`image_size` pixels a
     /// side, `channels` 1 or 3, default 16 and 3). Unknown names list the
     /// valid ones.
+    /// `--image-size` / `--channels` only apply to folders: given with a toy
+    /// or bundled set, they are refused rather than ignored.
     pub fn by_name(name: &str, image_size: Option<usize>, channels: Option<usize>) -> Result<Self> {
+        let is_folder = Toy::from_name(name).is_err()
+            && !IMAGE_SETS.contains(&name)
+            && Path::new(name).is_dir();
+        if !is_folder {
+            if let Some((flag, v)) = image_size
+                .map(|v| ("image-size", v))
+                .or(channels.map(|v| ("channels", v)))
+            {
+                return Err(Error::invalid(
+                    flag,
+                    v,
+                    format!("no --{flag}: it applies to folders of images, and {name} is not one"),
+                ));
+            }
+        }
         if let Ok(t) = Toy::from_name(name) {
             return Ok(TrainData::Toy(t));
         }
-        let set = if IMAGE_SETS.contains(&name) {
-            load_image_set(name, Split::Train)?
-        } else if Path::new(name).is_dir() {
+        let (set, fingerprint) = if IMAGE_SETS.contains(&name) {
+            let set = load_image_set(name, Split::Train)?;
+            let dir = data_dir();
+            let files = bundled_files(&dir, name)?;
+            let shape = (set.channels, set.height, set.width);
+            let fp = DataFingerprint::of_bundled(name, &dir, &files, shape)?;
+            (set, Some(fp))
+        } else if is_folder {
             let size = image_size.unwrap_or(16);
             if !(1..=256).contains(&size) {
                 return Err(Error::invalid("image-size", size, "1..=256"));
             }
-            let mode = match channels.unwrap_or(3) {
+            let c = channels.unwrap_or(3);
+            let mode = match c {
                 1 => ColorMode::Grey,
                 3 => ColorMode::Rgb,
                 c => return Err(Error::invalid("channels", c, "1 or 3")),
             };
-            images::load_folder(Path::new(name), size, mode)?
+            let fp = DataFingerprint::of_folder(Path::new(name), size, c)?;
+            (images::load_folder(Path::new(name), size, mode)?, Some(fp))
         } else {
             return Err(Error::invalid("data set", name, valid_names()));
         };
@@ -124,7 +176,42 @@ impl TrainData {
         Ok(TrainData::Images(Arc::new(NamedImages {
             name: name.to_string(),
             set,
+            fingerprint,
         })))
+    }
+
+    /// The folder a checkpoint's fingerprint names, loaded from its absolute
+    /// path with its recorded size and channels; `name` is the name stored
+    /// in the checkpoint. The caller compares [`TrainData::fingerprint`]
+    /// with the saved one.
+    pub fn from_fingerprint(name: &str, fp: &DataFingerprint) -> Result<Self> {
+        let dir = fp.dir();
+        if !dir.is_dir() {
+            return Err(Error::Mismatch(format!(
+                "the training folder {} of this run is gone (it is not a directory any more)",
+                dir.display()
+            )));
+        }
+        let mode = match fp.channels {
+            1 => ColorMode::Grey,
+            3 => ColorMode::Rgb,
+            c => return Err(Error::invalid("channels", c, "1 or 3")),
+        };
+        let now = DataFingerprint::of_folder(&dir, fp.image_size, fp.channels)?;
+        let set = images::load_folder(&dir, fp.image_size, mode)?;
+        Ok(TrainData::Images(Arc::new(NamedImages {
+            name: name.to_string(),
+            set,
+            fingerprint: Some(now),
+        })))
+    }
+
+    /// What identifies a folder's or bundled set's contents (`None` for toys).
+    pub fn fingerprint(&self) -> Option<&DataFingerprint> {
+        match self {
+            TrainData::Images(i) => i.fingerprint.as_ref(),
+            TrainData::Toy(_) => None,
+        }
     }
 
     /// The name stored in checkpoints.

@@ -72,6 +72,9 @@ impl ClassifierConfig {
     }
 }
 
+/// One parameter block's initialiser: (offset, length, rule).
+type Initializer = (usize, usize, super::graph::Init);
+
 /// Node ids of the features and logits.
 const FEATURES_FROM_END: usize = 2;
 
@@ -86,6 +89,23 @@ pub struct Classifier {
 impl Classifier {
     /// PyTorch-default initialisation from stream `(seed, INIT, 1)`.
     pub fn new(cfg: ClassifierConfig, seed: u64) -> Result<Self> {
+        let (g, ini) = Self::build(&cfg)?;
+        let mut params = vec![0.0; g.num_params];
+        init_params(
+            &mut params,
+            &ini,
+            &mut crate::rng::stream(seed, crate::rng::domain::INIT, 1),
+        );
+        Ok(Classifier {
+            cfg,
+            graph: g,
+            params,
+        })
+    }
+
+    /// The graph of `cfg` and its initialisers, without allocating the
+    /// parameters.
+    fn build(cfg: &ClassifierConfig) -> Result<(Graph, Vec<Initializer>)> {
         cfg.validate()?;
         let mut g = Graph::default();
         let mut ini = Vec::new();
@@ -99,17 +119,7 @@ impl Classifier {
         let f = g.dense(&mut ini, h, cfg.hidden, "fc1");
         let f = g.silu(f);
         g.dense(&mut ini, f, cfg.classes, "fc2");
-        let mut params = vec![0.0; g.num_params];
-        init_params(
-            &mut params,
-            &ini,
-            &mut crate::rng::stream(seed, crate::rng::domain::INIT, 1),
-        );
-        Ok(Classifier {
-            cfg,
-            graph: g,
-            params,
-        })
+        Ok((g, ini))
     }
     pub fn config(&self) -> &ClassifierConfig {
         &self.cfg
@@ -244,8 +254,16 @@ impl Classifier {
     }
 
     /// Load a file written by [`Classifier::save`].
+    /// The file is read bounded ([`super::io::MAX_TENSOR_FILE_BYTES`]), and
+    /// the network its config describes is allocated only if the file is
+    /// big enough to hold its parameters.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = super::io::load_tensors(path)?;
+        let bytes = crate::fsutil::read_regular(
+            path,
+            super::io::MAX_TENSOR_FILE_BYTES,
+            "a safetensors file",
+        )?;
+        let file = super::io::parse_tensors(path, &bytes)?;
         let cfg_text = file
             .metadata
             .get("config")
@@ -258,6 +276,17 @@ impl Classifier {
                 path: path.into(),
                 msg: format!("invalid config: {e}"),
             })?;
+        let (graph, _) = Self::build(&cfg)?;
+        if graph.num_params.saturating_mul(4) > bytes.len() {
+            return Err(Error::Checkpoint {
+                path: path.into(),
+                msg: format!(
+                    "{} bytes cannot hold the {} parameters its config {cfg:?} describes",
+                    bytes.len(),
+                    graph.num_params
+                ),
+            });
+        }
         let mut net = Classifier::new(cfg, 0)?;
         let specs: Vec<_> = net
             .graph

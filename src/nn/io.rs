@@ -17,6 +17,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use super::mlp::{Mlp, MlpConfig};
 use crate::error::{Error, Result};
 
+/// Largest safetensors file read (4 GiB); only regular files are read.
+pub const MAX_TENSOR_FILE_BYTES: u64 = 4 << 30;
+
 /// A tensor read from a file: name, shape, values (row-major).
 pub type OwnedTensor = (String, Vec<usize>, Vec<f32>);
 
@@ -81,7 +84,7 @@ pub fn save_tensors(
 
 /// Read every tensor of a safetensors file. All tensors must be F32.
 pub fn load_tensors(path: &Path) -> Result<TensorFile> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::fsutil::read_regular(path, MAX_TENSOR_FILE_BYTES, "a safetensors file")?;
     parse_tensors(path, &bytes)
 }
 

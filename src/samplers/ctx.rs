@@ -27,8 +27,19 @@ pub struct Ctx<'a> {
     brownian: Option<BrownianTree>,
     nfe: usize,
     pub(super) rec: Recorder,
+    /// First non-finite state offered to `record` (step, steps, t) and first
+    /// non-finite score output (evaluation, t), for the error of
+    /// [`super::sample`] when the samples end non-finite.
+    pub(super) bad: BadValues,
     x32: Array2<f32>,
     s32: Array2<f32>,
+}
+
+/// Where a chunk's values first went non-finite (see [`Ctx`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct BadValues {
+    pub(super) state: Option<(usize, usize, f64)>,
+    pub(super) score: Option<(usize, f64)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -57,15 +68,19 @@ impl<'a> Ctx<'a> {
             brownian,
             nfe: 0,
             rec,
+            bad: BadValues::default(),
             x32: Array2::zeros((0, 0)),
             s32: Array2::zeros((0, 0)),
         }
     }
 
     /// s(x, t) into `out`; counts one model evaluation per sample.
-    pub fn score(&mut self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+    pub fn score(&mut self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
         self.nfe += 1;
-        self.score.score(x, t, out);
+        self.score.score(x, t, out.view_mut());
+        if self.bad.score.is_none() && out.iter().any(|v| !v.is_finite()) {
+            self.bad.score = Some((self.nfe, t));
+        }
     }
 
     /// x̂0 = (x + sigma(t)² s(x, t)) / alpha(t) into `out`, in f32. One NFE.
@@ -202,6 +217,9 @@ impl<'a> Ctx<'a> {
     /// Record the state after step `step` of `n_steps` (1-based) at time `t`.
     /// Kept every `record_every` steps and always at the last step.
     pub fn record(&mut self, step: usize, n_steps: usize, t: f64, x: ArrayView2<f32>) {
+        if self.bad.state.is_none() && x.iter().any(|v| !v.is_finite()) {
+            self.bad.state = Some((step, n_steps, t));
+        }
         self.rec.offer(step, n_steps, t, x);
     }
 
@@ -209,7 +227,9 @@ impl<'a> Ctx<'a> {
     pub fn record_f64(&mut self, step: usize, n_steps: usize, t: f64, x: &Array2<f64>) {
         if self.rec.wants(step, n_steps) {
             let x32 = x.mapv(|v| v as f32);
-            self.rec.offer(step, n_steps, t, x32.view());
+            self.record(step, n_steps, t, x32.view());
+        } else if self.bad.state.is_none() && x.iter().any(|v| !(*v as f32).is_finite()) {
+            self.bad.state = Some((step, n_steps, t));
         }
     }
 

@@ -67,7 +67,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::score::Score;
 use crate::sde::Sde;
-use ctx::Recorder;
+use ctx::{BadValues, Recorder};
 
 /// A sampling algorithm over a fixed schedule.
 pub trait Sampler: Send + Sync {
@@ -304,10 +304,10 @@ pub fn sample(
         .as_slice_mut()
         .expect("a fresh Array2 is contiguous");
     let noise = sampler.noise();
-    let results: Vec<(usize, usize, Recorder)> = out
+    let results: Vec<(usize, usize, Recorder, BadValues)> = out
         .par_chunks_mut(opts.batch.saturating_mul(d).max(1))
         .enumerate()
-        .map(|(c, dst)| -> Result<(usize, usize, Recorder)> {
+        .map(|(c, dst)| -> Result<(usize, usize, Recorder, BadValues)> {
             let start = c * opts.batch;
             let rows = dst.len() / d.max(1);
             let rec = Recorder {
@@ -329,12 +329,34 @@ pub fn sample(
                 pb.inc(rows as u64);
             }
             let nfe = ctx.nfe();
-            Ok((rows, nfe, ctx.rec))
+            Ok((rows, nfe, ctx.rec, ctx.bad))
         })
         .collect::<Result<Vec<_>>>()?;
     debug_assert_eq!(results.len(), n_chunks);
+    if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
+        let row = i / d.max(1);
+        let bad = results[row / opts.batch].3;
+        let at = match bad {
+            BadValues {
+                state: Some((step, n, t)),
+                ..
+            } => format!("the state first became non-finite at step {step} of {n} (t = {t:.6})"),
+            BadValues {
+                score: Some((k, t)),
+                ..
+            } => format!(
+                "the score first returned a non-finite value at model evaluation {k} (t = {t:.6})"
+            ),
+            _ => "in the last step".to_string(),
+        };
+        return Err(Error::NonFiniteSample(format!(
+            "sample {row} holds {} after {}; {at}",
+            samples.iter().nth(i).copied().unwrap_or(f32::NAN),
+            sampler.label()
+        )));
+    }
 
-    let nfe_total: usize = results.iter().map(|(rows, nfe, _)| nfe * rows).sum();
+    let nfe_total: usize = results.iter().map(|(rows, nfe, _, _)| nfe * rows).sum();
     let trajectory = opts.record_every.map(|_| merge_trajectories(&results));
     Ok(SampleOutput {
         samples,
@@ -345,7 +367,7 @@ pub fn sample(
 
 /// Stack the recorded rows of every chunk, frame by frame. Chunks that
 /// recorded nothing are skipped; frame times come from the first chunk.
-fn merge_trajectories(results: &[(usize, usize, Recorder)]) -> Trajectory {
+fn merge_trajectories<B>(results: &[(usize, usize, Recorder, B)]) -> Trajectory {
     let recs: Vec<&Recorder> = results
         .iter()
         .map(|r| &r.2)

@@ -31,9 +31,9 @@ impl Params {
                     let k = k.trim().to_string();
                     if values.iter().any(|(key, _)| *key == k) {
                         return Err(Error::invalid(
-                            format!("parameter of sampler {name}"),
-                            &k,
-                            "each key once",
+                            "sampler parameter",
+                            kv,
+                            format!("each key once in `{spec}` ({k} is given twice)"),
                         ));
                     }
                     values.push((k, v.trim().to_string()));
@@ -81,13 +81,22 @@ impl Params {
         }
     }
 
-    /// A non-negative integer parameter, `default` if absent.
+    /// A non-negative integer parameter at most
+    /// [`crate::limits::MAX_SAMPLER_STEPS`], `default` if absent.
     pub fn usize(&mut self, key: &str, default: usize) -> Result<usize> {
         match self.take(key) {
             None => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .map_err(|_| Error::invalid(key, v, "a non-negative integer")),
+            Some(v) => {
+                let max = crate::limits::MAX_SAMPLER_STEPS;
+                match v.parse::<usize>() {
+                    Ok(k) if k <= max => Ok(k),
+                    _ => Err(Error::invalid(
+                        key,
+                        v,
+                        format!("a non-negative integer <= {max}"),
+                    )),
+                }
+            }
         }
     }
 

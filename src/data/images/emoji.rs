@@ -19,9 +19,7 @@ pub const CELL: usize = 18;
 /// cells in row-major order (sy, then sx); cells whose alpha is all zero are
 /// skipped. Output is `[n, 3·16·16]` in `[c, h, w]` order.
 pub fn load_emoji_sheet(path: &Path) -> Result<ImageSet> {
-    let img = image::open(path)
-        .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?
-        .to_rgba8();
+    let img = super::decode_image(path)?.to_rgba8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     if w < CELL || h < CELL {
         return Err(Error::format(

@@ -17,6 +17,27 @@ pub enum ColorMode {
 
 /// Largest output side accepted.
 pub const MAX_SIZE: usize = 512;
+/// Largest image file read (64 MiB); see also
+/// [`super::MAX_DECODED_PIXELS`].
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+
+/// The files [`load_folder`] reads: every regular `*.png`, `*.jpg`,
+/// `*.jpeg` file directly in `dir` (case-insensitive), sorted by name.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+                    .unwrap_or(false)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
 
 /// Load every `*.png`, `*.jpg`, `*.jpeg` file directly in `dir` (sorted by
 /// file name; case-insensitive extensions; sub-folders ignored). Each image
@@ -31,18 +52,7 @@ pub fn load_folder(dir: &Path, size: usize, mode: ColorMode) -> Result<ImageSet>
             format!("1..={MAX_SIZE}"),
         ));
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
-                    .unwrap_or(false)
-        })
-        .collect();
-    files.sort();
+    let files = list_images(dir)?;
     if files.is_empty() {
         return Err(Error::format(
             dir,
@@ -50,11 +60,20 @@ pub fn load_folder(dir: &Path, size: usize, mode: ColorMode) -> Result<ImageSet>
         ));
     }
     let c = if mode == ColorMode::Grey { 1 } else { 3 };
-    let mut pixels = Vec::with_capacity(files.len() * c * size * size);
+    let total = (files.len() as u64).saturating_mul((c * size * size) as u64);
+    if total > super::MAX_FILE_BYTES {
+        return Err(Error::format(
+            dir,
+            format!(
+                "{} images of {c}x{size}x{size} are {total} values, more than the {} allowed",
+                files.len(),
+                super::MAX_FILE_BYTES
+            ),
+        ));
+    }
+    let mut pixels = Vec::with_capacity(total as usize);
     for f in &files {
-        let img = image::open(f)
-            .map_err(|e| Error::format(f, format!("cannot decode image: {e}")))?
-            .to_rgba8();
+        let img = super::decode_image(f)?.to_rgba8();
         let side = img.width().min(img.height());
         let (x0, y0) = ((img.width() - side) / 2, (img.height() - side) / 2);
         let sq = image::imageops::crop_imm(&img, x0, y0, side, side).to_image();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 
-use super::{open_maybe_gz, read_err, read_full, u8_to_unit, ImageSet, MAX_FILE_BYTES};
+use super::{open_maybe_gz_sized, read_err, read_full, u8_to_unit, ImageSet, MAX_FILE_BYTES};
 use crate::error::{Error, Result};
 
 /// Largest image side accepted from a header.
@@ -30,7 +30,7 @@ pub struct IdxArray {
 /// exactly that many bytes: the buffer grows only as data arrives, so a
 /// header claiming billions of values over a short file fails cleanly.
 pub fn load_idx(path: &Path) -> Result<IdxArray> {
-    let mut r = open_maybe_gz(path)?;
+    let (mut r, most) = open_maybe_gz_sized(path)?;
     let mut head = [0u8; 4];
     let got = read_full(&mut r, &mut head).map_err(|e| read_err(path, e))?;
     if got < 4 {
@@ -89,6 +89,16 @@ pub fn load_idx(path: &Path) -> Result<IdxArray> {
             format!("IDX sizes {dims:?} exceed the {MAX_FILE_BYTES}-byte limit"),
         ));
     };
+    // A file cannot hold more than its (decompressed) size: a header
+    // promising more is refused before anything is read.
+    if total > most {
+        return Err(Error::format(
+            path,
+            format!(
+                "truncated: IDX sizes {dims:?} need {total} data bytes, more than this file can hold (at most {most})"
+            ),
+        ));
+    }
     let mut data = Vec::new();
     (&mut r)
         .take(total + 1)
