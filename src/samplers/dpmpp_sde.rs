@@ -5,7 +5,7 @@
 
 use ndarray::{Array2, Zip};
 
-use super::data_pred::{add_noise, ancestral_step, check_eta, enter, leave, time_of, Levels, Rec};
+use super::data_pred::{ancestral_step, check_eta, enter, leave, time_of, Levels, Rec};
 use super::params::SpecWriter;
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::Result;
@@ -45,10 +45,23 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// (k-diffusion's (1 − 1/(2r)) D_i + 1/(2r) D_s is D_s at r = 1/2.) Each
 /// stage is the exact solution of the ODE towards σ_down with D frozen, plus
 /// the variance the reverse SDE adds, so eta = 1 solves the reverse SDE and
-/// eta = 0 is DPM-Solver++(2S) on the PF-ODE. With `noise=brownian` z1 and
-/// z2 are increments of one Brownian path over overlapping intervals
-/// (correlated, as with k-diffusion's Brownian-tree noise sampler); with
-/// `noise=steps` they are independent draws. Every step, the last included
+/// eta = 0 is DPM-Solver++(2S) on the PF-ODE.
+///
+/// z1 and z2 are normalised increments of one Brownian path over [t_s, t_i]
+/// and [t_{i+1}, t_i], as k-diffusion's Brownian-tree noise sampler gives
+/// them: with ξ1, ξ2 the noise of the disjoint pieces t_i → t_s and
+/// t_s → t_{i+1} (`ctx.noise`, so this holds for `noise=steps` and
+/// `noise=brownian` alike), δ1 = t_i − t_s, δ2 = t_s − t_{i+1},
+///
+/// ```text
+///   z1 = ξ1,   z2 = (sqrt(δ1) ξ1 + sqrt(δ2) ξ2) / sqrt(δ1 + δ2)
+/// ```
+///
+/// The correlation matters: z1 reaches the output through D_s, and its
+/// covariance with z2 is a first-order term of the output variance (with
+/// independent z1, z2 the std came out 5 % low at 100 Karras steps on
+/// Gaussian data, −11 standard errors of 20000 samples; with it, within
+/// one). Every step, the last included
 /// (it goes to σ̃_min > 0), is noised, so the output samples the marginal at
 /// ε. NFE = 2N. eta must be in [0, 1] (beyond 1 the ancestral split can send
 /// σ_down to 0). Any SDE (VP, sub-VP, VE).
@@ -113,34 +126,46 @@ impl Sampler for DpmPPSde {
         let mut d = Array2::<f64>::zeros(x.raw_dim());
         let mut d_s = Array2::<f64>::zeros(x.raw_dim());
         let mut x_s = Array2::<f64>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
+        let mut z1 = Array2::<f32>::zeros(x.raw_dim());
+        let mut z2 = Array2::<f32>::zeros(x.raw_dim());
         for i in 0..n {
             let (sig, sig_next) = (lv.sigma[i], lv.sigma[i + 1]);
             let sig_s = (sig * sig_next).sqrt();
             let t_s = time_of(sde, sig_s);
+            let (a, u) = ancestral_step(sig, sig_s, self.eta);
+            let (b, v) = ancestral_step(sig, sig_next, self.eta);
+            let noisy = self.s_noise * v > 0.0;
+            if noisy {
+                // One Brownian path: ξ1 on t_i → t_s (kept in z1), ξ2 on
+                // t_s → t_{i+1}, z2 = the normalised increment over the step.
+                let (dt1, dt2) = (lv.t[i] - t_s, t_s - lv.t[i + 1]);
+                ctx.noise(lv.t[i], t_s, &mut z1);
+                ctx.noise(t_s, lv.t[i + 1], &mut z2);
+                let w1 = (dt1 / (dt1 + dt2)).sqrt() as f32;
+                let w2 = (dt2 / (dt1 + dt2)).sqrt() as f32;
+                Zip::from(&mut z2)
+                    .and(&z1)
+                    .for_each(|b, &a| *b = w1 * a + w2 * *b);
+            }
             ctx.denoise_scaled(&x, lv.t[i], &mut d);
             // Stage 1: ancestral step to the midpoint.
-            let (a, u) = ancestral_step(sig, sig_s, self.eta);
-            let ca = a / sig;
+            let (ca, cu) = (a / sig, self.s_noise * u);
             Zip::from(&mut x_s)
                 .and(&x)
                 .and(&d)
-                .for_each(|o, &xv, &dv| *o = ca * xv + (1.0 - ca) * dv);
-            add_noise(ctx, &mut x_s, &mut z, (lv.t[i], t_s), self.s_noise * u);
+                .and(&z1)
+                .for_each(|o, &xv, &dv, &zv| {
+                    *o = ca * xv + (1.0 - ca) * dv + if noisy { cu * f64::from(zv) } else { 0.0 };
+                });
             ctx.denoise_scaled(&x_s, t_s, &mut d_s);
             // Stage 2: ancestral step over the whole interval with D_s.
-            let (b, v) = ancestral_step(sig, sig_next, self.eta);
-            let cb = b / sig;
+            let (cb, cv) = (b / sig, self.s_noise * v);
             Zip::from(&mut x)
                 .and(&d_s)
-                .for_each(|xv, &dv| *xv = cb * *xv + (1.0 - cb) * dv);
-            add_noise(
-                ctx,
-                &mut x,
-                &mut z,
-                (lv.t[i], lv.t[i + 1]),
-                self.s_noise * v,
-            );
+                .and(&z2)
+                .for_each(|xv, &dv, &zv| {
+                    *xv = cb * *xv + (1.0 - cb) * dv + if noisy { cv * f64::from(zv) } else { 0.0 };
+                });
             rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
         }
         leave(ctx, x32, &mut x);
