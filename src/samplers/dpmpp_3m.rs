@@ -60,9 +60,14 @@ pub(super) const REGISTRY: &[Entry] = &[
 /// drops the d2 term with d1 = (D_i − D_{i−1})/r0, the first-order step both.
 /// Note: k-diffusion's `sample_dpmpp_3m_sde` and DPM-Solver's multistep
 /// third-order update weight d2 by ĥ φ_3(−ĥ) (their `phi_3`), half the
-/// Taylor coefficient, which leaves an O(h³ D'') local error (second order
-/// globally; a small constant, so it shows only at many steps); we use the
-/// Taylor weight and measure order 3.
+/// Taylor coefficient, which leaves an O(h³ D'') local error: second order
+/// globally, with a small constant (measured on VP, 64..128 steps: slope
+/// 2.05 on Gaussian data and ~2.2 on a 2-D mixture, error 7.9e-5 and
+/// 1.9e-4 at 128 steps, against 1.1e-6 and 7.7e-5 with the Taylor weight,
+/// slopes 4.0 and 3.0; at 12–16 steps the halved weight is slightly
+/// better). We use the Taylor weight: this is the unique exponential
+/// Adams–Bashforth formula exact for D quadratic in lambda, the same one
+/// UniPC's order-3 predictor gives.
 ///
 /// Order of step i (0-based): min(3, i + 1) (warm-up: no history yet), and
 /// for N < 10 also min(·, N − i) (lower order final, DPM-Solver's rule for

@@ -259,10 +259,13 @@ impl Sampler for UniPc {
             } else {
                 x.assign(&x_pred);
             }
-            if hist.len() == self.order {
-                hist.pop_front();
-            }
-            hist.push_back((lv.lambda[i], m.clone()));
+            // Keep the last `order` model outputs (reusing the oldest buffer).
+            let mut slot = match hist.len() == self.order {
+                true => hist.pop_front().expect("a full history").1,
+                false => m.clone(),
+            };
+            slot.assign(&m);
+            hist.push_back((lv.lambda[i], slot));
             let mut q = self.order.min(i + 1);
             if n < 10 {
                 q = q.min(n - i);
