@@ -138,7 +138,7 @@ fn mixture_reference() -> (common::Mixture<VpSde>, Array2<f64>) {
 /// 3 (measured 3.0).
 ///
 /// Step ranges: below ~24 (Gaussian) / ~48 (mixture) steps the local slopes
-/// still swing (the warm-up steps of order 1 and 2, and below 10 steps the
+/// still swing (the warm-up steps of order 1 and 2, and below 15 steps the
 /// lower-order final steps, weigh in: printed with --nocapture); above 128
 /// the Gaussian error approaches the f32 floor (~1e-7; 1.1e-6 at 128).
 /// Tolerance ±0.35: over these ranges the local slopes stay within ±0.1 of

@@ -15,7 +15,7 @@ pub(super) const REGISTRY: &[Entry] = &[
     Entry {
         name: "dpmpp-3m",
         aliases: &["dpmpp_3m", "dpm-solver++-3m"],
-        help: "DPM-Solver++(3M) on the PF-ODE, orders 1, 2 to start, lower order final below 10 steps; NFE N; schedule (logsnr)",
+        help: "DPM-Solver++(3M) on the PF-ODE, orders 1, 2 to start, lower order final below 15 steps; NFE N; schedule (logsnr)",
         build: |p: &mut Params, steps| {
             Ok(Box::new(DpmPP3M {
                 schedule: p.schedule(Schedule::LogSnr)?,
@@ -70,8 +70,9 @@ pub(super) const REGISTRY: &[Entry] = &[
 /// UniPC's order-3 predictor gives.
 ///
 /// Order of step i (0-based): min(3, i + 1) (warm-up: no history yet), and
-/// for N < 10 also min(·, N − i) (lower order final, DPM-Solver's rule for
-/// few steps; at 10 or more steps every step after the warm-up is third
+/// for N < 15 also min(·, N − i) (lower order final, diffusers'
+/// `DPMSolverMultistepScheduler` rule for few steps; DPM-Solver's own code
+/// uses N < 10; from 15 steps on every step after the warm-up is third
 /// order). The last step goes to σ̃_min like the others. eta = 0
 /// (`dpmpp-3m`) is the PF-ODE solver and draws no noise; eta = 1 is the
 /// reverse SDE (k-diffusion's default). NFE = N. Any SDE with alpha,
@@ -161,7 +162,7 @@ impl Sampler for DpmPP3M {
             let h = lv.lambda[i + 1] - lv.lambda[i];
             let hh = (1.0 + self.eta) * h;
             let mut order = (i + 1).min(3);
-            if n < 10 {
+            if n < 15 {
                 order = order.min(n - i);
             }
             let c_x = (-hh).exp();

@@ -80,10 +80,12 @@ pub enum Variant {
 /// (diffusers' sign convention hh = −h, B_h = −B, same update). Step i:
 /// evaluate m_i at x̃_i^p, correct x̃_i with UniC of the previous step's
 /// order (if `corrector` and i > 0), then predict x̃_{i+1}^p with order
-/// q_i = min(order, i + 1) (warm-up: no history yet), and for N < 10 also
-/// q_i ≤ N − i (lower order final: DPM-Solver's rule for few steps;
-/// diffusers applies it at every N, which would put an order-1 step last
-/// at any N). The output is x̃_N^p: no corrector after the last step.
+/// q_i = min(order, i + 1) (warm-up: no history yet), and for N < 15 also
+/// q_i ≤ N − i (lower order final, "only valid for < 15 inference steps"
+/// as diffusers documents it and as its DPM-Solver scheduler codes it; its
+/// UniPC code applies min(order, steps left) at every N, which would make
+/// the last step first order at any N). The output is x̃_N^p: no
+/// corrector after the last step.
 ///
 /// B enters only where ρ = 1/2 is fixed (UniP-2 and UniC-1, as in
 /// diffusers and the paper): wherever ρ comes from the solve, B ρ = B R⁻¹g
@@ -94,8 +96,8 @@ pub enum Variant {
 /// Orders: UniP-p is order p; UniC raises it to p + 1 (paper, Thm 3.3).
 /// Default order 3: UniPC and diffusers recommend 3 for unconditional
 /// sampling (2 for guided), and every model here is unconditional; default
-/// variant bh2 (diffusers' default; the paper suggests bh1 for unconditional
-/// sampling with fewer than 10 steps). NFE = N. Any SDE (VP, sub-VP, VE).
+/// variant bh2 (diffusers' default; its docs recommend bh1 for
+/// unconditional sampling below 10 steps, `unipc-bh1`). NFE = N. Any SDE (VP, sub-VP, VE).
 #[derive(Clone, Debug)]
 pub struct UniPc {
     pub steps: usize,
@@ -267,7 +269,7 @@ impl Sampler for UniPc {
             slot.assign(&m);
             hist.push_back((lv.lambda[i], slot));
             let mut q = self.order.min(i + 1);
-            if n < 10 {
+            if n < 15 {
                 q = q.min(n - i);
             }
             self.update(&mut x_pred, &x, &hist, lv.lambda[i + 1], q, None);
