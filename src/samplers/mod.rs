@@ -16,6 +16,7 @@
 
 mod brownian;
 mod ctx;
+mod data_pred;
 mod kdiff;
 mod params;
 pub mod schedule;
@@ -25,12 +26,18 @@ mod ald;
 mod ddim;
 mod ddpm;
 mod dpm_solver;
+mod dpmpp_2m_sde;
+mod dpmpp_2s_ancestral;
+mod dpmpp_3m;
+mod dpmpp_sde;
 mod edm;
 mod euler_maruyama;
 mod ode;
 mod pc;
+mod restart;
 mod reverse_diffusion;
 mod rk45;
+mod unipc;
 
 mod deis;
 mod dpm2;
@@ -43,14 +50,20 @@ pub use ctx::Ctx;
 pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmSchedule};
 pub use dpm_solver::DpmSolverPP;
+pub use dpmpp_2m_sde::{DpmPP2MSde, TwoMSolver};
+pub use dpmpp_2s_ancestral::DpmPP2SAncestral;
+pub use dpmpp_3m::DpmPP3M;
+pub use dpmpp_sde::DpmPPSde;
 pub use edm::Edm;
 pub use euler_maruyama::EulerMaruyama;
 pub use ode::{OdeMethod, ProbabilityFlowOde};
 pub use params::Params;
 pub use pc::{CorrectorStep, Predictor, PredictorCorrector};
+pub use restart::Restart;
 pub use reverse_diffusion::ReverseDiffusion;
 pub use rk45::Rk45;
 pub use schedule::{Grid, Schedule};
+pub use unipc::{UniPc, Variant as UniPcVariant};
 
 pub use deis::Deis;
 pub use dpm2::Dpm2;
@@ -157,6 +170,12 @@ const REGISTRIES: &[&[Entry]] = &[
     lms::REGISTRY,
     ipndm::REGISTRY,
     deis::REGISTRY,
+    dpmpp_3m::REGISTRY,
+    dpmpp_2m_sde::REGISTRY,
+    dpmpp_sde::REGISTRY,
+    dpmpp_2s_ancestral::REGISTRY,
+    unipc::REGISTRY,
+    restart::REGISTRY,
 ];
 
 /// Every registered entry.

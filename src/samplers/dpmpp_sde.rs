@@ -1,0 +1,174 @@
+//! DPM-Solver++ SDE: k-diffusion's `sample_dpmpp_sde`, a two-stage
+//! (midpoint in lambda, r = 1/2) data-prediction solver of the reverse SDE
+//! whose stages each take an ancestral step (Lu et al. 2022, "DPM-Solver++";
+//! stochastic form by K. Crowson).
+
+use ndarray::{Array2, Zip};
+
+use super::data_pred::{ancestral_step, check_eta, enter, leave, time_of, Levels, Rec};
+use super::params::SpecWriter;
+use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use crate::error::Result;
+use crate::sde::Sde;
+
+pub(super) const REGISTRY: &[Entry] = &[Entry {
+    name: "dpmpp-sde",
+    aliases: &["dpmpp_sde"],
+    help: "DPM-Solver++ SDE, two ancestral stages per step (k-diffusion sample_dpmpp_sde, r=1/2); NFE 2N; schedule (karras:rho=7), eta (1, in [0, 1]), s_noise (1), noise",
+    build: |p: &mut Params, steps| {
+        let d = DpmPPSde::new(steps);
+        Ok(Box::new(DpmPPSde {
+            schedule: p.schedule(d.schedule.clone())?,
+            eta: p.f64("eta", d.eta)?,
+            s_noise: p.f64("s_noise", d.s_noise)?,
+            noise: p.noise()?,
+            ..d
+        }))
+    },
+}];
+
+/// DPM-Solver++ SDE over the N steps of a schedule (default Karras rho = 7,
+/// k-diffusion's usual pairing). In the data-scaled variables (x̃ = x/alpha,
+/// lambda = −ln σ̃), step i from σ̃ = σ̃_i to σ̃' = σ̃_{i+1}, with the midpoint
+/// σ̃_s = sqrt(σ̃ σ̃') (lambda_s = lambda_i + h/2) and k-diffusion's ancestral
+/// split (σ_down, σ_up) = `ancestral_step(from, to, eta)`
+/// (σ_down² + σ_up² = to², eta = 1: the DDPM posterior):
+///
+/// ```text
+///   D_i = D(x̃; σ̃)
+///   (a, u) = ancestral_step(σ̃, σ̃_s, eta):  x̃_s = (a/σ̃) x̃ + (1 − a/σ̃) D_i + s_noise u z1
+///   D_s = D(x̃_s; σ̃_s)                                          z1 = noise of t_i → t_s
+///   (b, v) = ancestral_step(σ̃, σ̃', eta):   x̃ ← (b/σ̃) x̃ + (1 − b/σ̃) D_s + s_noise v z2
+///                                                              z2 = noise of t_i → t_{i+1}
+/// ```
+///
+/// (k-diffusion's (1 − 1/(2r)) D_i + 1/(2r) D_s is D_s at r = 1/2.) Each
+/// stage is the exact solution of the ODE towards σ_down with D frozen, plus
+/// the variance the reverse SDE adds, so eta = 1 solves the reverse SDE and
+/// eta = 0 is DPM-Solver++(2S) on the PF-ODE.
+///
+/// z1 and z2 are normalised increments of one Brownian path over [t_s, t_i]
+/// and [t_{i+1}, t_i], as k-diffusion's Brownian-tree noise sampler gives
+/// them: with ξ1, ξ2 the noise of the disjoint pieces t_i → t_s and
+/// t_s → t_{i+1} (`ctx.noise`, so this holds for `noise=steps` and
+/// `noise=brownian` alike), δ1 = t_i − t_s, δ2 = t_s − t_{i+1},
+///
+/// ```text
+///   z1 = ξ1,   z2 = (sqrt(δ1) ξ1 + sqrt(δ2) ξ2) / sqrt(δ1 + δ2)
+/// ```
+///
+/// The correlation matters: z1 reaches the output through D_s, and its
+/// covariance with z2 is a first-order term of the output variance (with
+/// independent z1, z2 the std came out 5 % low at 100 Karras steps on
+/// Gaussian data, −11 standard errors of 20000 samples; with it, within
+/// one). Every step, the last included
+/// (it goes to σ̃_min > 0), is noised, so the output samples the marginal at
+/// ε. NFE = 2N. eta must be in [0, 1] (beyond 1 the ancestral split can send
+/// σ_down to 0). Any SDE (VP, sub-VP, VE).
+#[derive(Clone, Debug)]
+pub struct DpmPPSde {
+    pub steps: usize,
+    pub schedule: Schedule,
+    pub eta: f64,
+    pub s_noise: f64,
+    pub noise: Noise,
+}
+
+impl DpmPPSde {
+    /// eta = 1, s_noise = 1, Karras rho = 7.
+    pub fn new(steps: usize) -> Self {
+        DpmPPSde {
+            steps,
+            schedule: Schedule::Karras { rho: 7.0 },
+            eta: 1.0,
+            s_noise: 1.0,
+            noise: Noise::Steps,
+        }
+    }
+}
+
+impl Sampler for DpmPPSde {
+    fn name(&self) -> String {
+        SpecWriter::new("dpmpp-sde", self.steps)
+            .schedule(&self.schedule, &Schedule::Karras { rho: 7.0 })
+            .f64("eta", self.eta, 1.0)
+            .f64("s_noise", self.s_noise, 1.0)
+            .noise(self.noise)
+            .done()
+    }
+
+    fn label(&self) -> String {
+        format!("dpmpp_sde({}, eta={})", self.steps, self.eta)
+    }
+
+    fn cost(&self) -> Nfe {
+        Nfe::Fixed {
+            per_step: 2,
+            offset: 0,
+        }
+    }
+
+    fn noise(&self) -> Noise {
+        self.noise
+    }
+
+    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+        check_eta(self.eta, 1.0, self.s_noise)?;
+        self.schedule.grid(sde, self.steps).map(|_| ())
+    }
+
+    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let sde = ctx.sde;
+        let lv = Levels::new(&self.schedule.grid(sde, self.steps)?);
+        let n = lv.steps();
+        let mut x = enter(ctx, x32);
+        let mut rec = Rec::new(&x);
+        let mut d = Array2::<f64>::zeros(x.raw_dim());
+        let mut d_s = Array2::<f64>::zeros(x.raw_dim());
+        let mut x_s = Array2::<f64>::zeros(x.raw_dim());
+        let mut z1 = Array2::<f32>::zeros(x.raw_dim());
+        let mut z2 = Array2::<f32>::zeros(x.raw_dim());
+        for i in 0..n {
+            let (sig, sig_next) = (lv.sigma[i], lv.sigma[i + 1]);
+            let sig_s = (sig * sig_next).sqrt();
+            let t_s = time_of(sde, sig_s);
+            let (a, u) = ancestral_step(sig, sig_s, self.eta);
+            let (b, v) = ancestral_step(sig, sig_next, self.eta);
+            let noisy = self.s_noise * v > 0.0;
+            if noisy {
+                // One Brownian path: ξ1 on t_i → t_s (kept in z1), ξ2 on
+                // t_s → t_{i+1}, z2 = the normalised increment over the step.
+                let (dt1, dt2) = (lv.t[i] - t_s, t_s - lv.t[i + 1]);
+                ctx.noise(lv.t[i], t_s, &mut z1);
+                ctx.noise(t_s, lv.t[i + 1], &mut z2);
+                let w1 = (dt1 / (dt1 + dt2)).sqrt() as f32;
+                let w2 = (dt2 / (dt1 + dt2)).sqrt() as f32;
+                Zip::from(&mut z2)
+                    .and(&z1)
+                    .for_each(|b, &a| *b = w1 * a + w2 * *b);
+            }
+            ctx.denoise_scaled(&x, lv.t[i], &mut d);
+            // Stage 1: ancestral step to the midpoint.
+            let (ca, cu) = (a / sig, self.s_noise * u);
+            Zip::from(&mut x_s)
+                .and(&x)
+                .and(&d)
+                .and(&z1)
+                .for_each(|o, &xv, &dv, &zv| {
+                    *o = ca * xv + (1.0 - ca) * dv + if noisy { cu * f64::from(zv) } else { 0.0 };
+                });
+            ctx.denoise_scaled(&x_s, t_s, &mut d_s);
+            // Stage 2: ancestral step over the whole interval with D_s.
+            let (cb, cv) = (b / sig, self.s_noise * v);
+            Zip::from(&mut x)
+                .and(&d_s)
+                .and(&z2)
+                .for_each(|xv, &dv, &zv| {
+                    *xv = cb * *xv + (1.0 - cb) * dv + if noisy { cv * f64::from(zv) } else { 0.0 };
+                });
+            rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
+        }
+        leave(ctx, x32, &mut x);
+        Ok(())
+    }
+}
