@@ -87,7 +87,7 @@ pub mod prelude {
     //! - exact-score oracles: [`CheckerboardScore`], [`MixtureScore`],
     //!   [`EmpiricalScore`];
     //! - data: [`Toy`], [`GaussianMixture`], [`TrainData`];
-    //! - metrics: [`swd`], [`mmd_rbf`], [`energy_distance`],
+    //! - metrics: [`swd()`], [`mmd_rbf`], [`energy_distance`],
     //!   [`mixture_metrics`], [`MeanSe`];
     //! - errors: [`Error`], [`Result`].
 
