@@ -1,4 +1,4 @@
-//! SPEC.md toy2d throughput benchmark (`cargo bench --bench toy2d`).
+//! docs/SPEC.md toy2d throughput benchmark (`cargo bench --bench toy2d`).
 //!
 //! Prints, per rayon thread count (pools built in-process):
 //! - GEMM peak: the best of `matrixmultiply::sgemm` and the network's own

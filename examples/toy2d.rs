@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
     let data = Toy::from_name(&args.next().unwrap_or_else(|| "moons".into()))?;
     let steps: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4000);
 
-    // 1. Train: the SPEC.md recipe (VP SDE, 3x256 MLP, Adam 1e-3, EMA 0.999), fewer steps.
+    // 1. Train: the docs/SPEC.md recipe (VP SDE, 3x256 MLP, Adam 1e-3, EMA 0.999), fewer steps.
     let mut opts = TrainOptions::spec(data);
     opts.steps = steps;
     opts.progress = true;

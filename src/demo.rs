@@ -16,12 +16,12 @@ use crate::score::Score;
 use crate::train::{self, TrainOptions};
 use crate::viz;
 
-/// Default training steps of the demo (SPEC.md recipe, fewer steps).
+/// Default training steps of the demo (docs/SPEC.md recipe, fewer steps).
 pub const DEFAULT_TRAIN_STEPS: u64 = 12_000;
 /// Default sampler steps (NFE) of the demo, for both samplers.
 pub const DEFAULT_SAMPLE_STEPS: usize = 500;
 
-/// Settings of the demo (defaults finish in about three minutes on 2 cores).
+/// Settings of the demo (timings of the defaults are in BENCHMARKS.md).
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
     pub out_dir: PathBuf,
@@ -120,14 +120,14 @@ pub struct Quality {
     /// Fraction of points inside the data's support, the 8 filled squares
     /// (checkerboard only).
     pub in_support: Option<f64>,
-    /// Fraction of points inside the board's box [-4, 4]², what SPEC.md
+    /// Fraction of points inside the board's box [-4, 4]², what docs/SPEC.md
     /// calls the support (checkerboard only).
     pub in_box: Option<f64>,
 }
 
 /// Number of independent reference draws (and of floor pairs).
 pub const REF_DRAWS: usize = 8;
-/// Projection directions for SWD (SPEC.md).
+/// Projection directions for SWD (docs/SPEC.md).
 pub const SWD_PROJECTIONS: usize = 256;
 
 /// Reference data draws and the SWD noise floor.

@@ -36,8 +36,8 @@ use crate::nn::{MlpConfig, NetConfig, UNetConfig};
 use crate::samplers::Trajectory;
 use crate::viz::grid::{image_grid_gif, image_grid_png, GridOptions};
 
-/// Training defaults for an image set (chosen from measured ms/step on
-/// 2 shared cores; see the crate README).
+/// Training defaults for an image set (chosen for the time per training
+/// step; the measurements are in BENCHMARKS.md).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImagePreset {
     pub net: NetConfig,

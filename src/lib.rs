@@ -8,6 +8,46 @@
 //! [`score::Score`] (anything that gives a score: a trained network or an exact
 //! oracle). Every sampler takes one of each and returns samples plus the
 //! number of model evaluations it used.
+//!
+//! Most programs need only the [`prelude`]:
+//!
+//! ```no_run
+//! use scoresde::prelude::*;
+//!
+//! # fn main() -> scoresde::Result<()> {
+//! let sde = VpSde::default();
+//! let score = GaussianScore { sde, mu: vec![1.0, -2.0], s: 0.5 };
+//! let sampler = by_name("em", 100)?;
+//! let out = sample(sampler.as_ref(), &sde, &score, &SampleOptions::new(1000, 0))?;
+//! assert_eq!(out.samples.dim(), (1000, 2));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Layout
+//!
+//! Library core (no module here imports the application layer):
+//!
+//! - [`sde`], [`score`]: the two traits, the VP / sub-VP / VE processes,
+//!   the exact Gaussian score.
+//! - [`samplers`]: the sampler driver and one file per sampler family;
+//!   [`dopri5`]: the adaptive ODE integrator they and [`likelihood`] share.
+//! - [`nn`]: the networks (MLP, U-Net, classifier), Adam, EMA, tensor I/O and
+//!   the GEMM backend they run on.
+//! - [`model`], [`checkpoint`], [`train`]: a trained network bound to its
+//!   SDE, its on-disk format, and the DSM training loop.
+//! - [`oracle`]: exact scores that need no training.
+//! - [`data`], [`metrics`]: toy and image data sets; sample-quality metrics.
+//! - [`rng`], [`npy`], [`fsutil`], [`limits`], [`error`], [`report`],
+//!   [`viz`]: seeds, `.npy` files, crash-safe file writes, size caps,
+//!   errors, tables and figures.
+//!
+//! Application layer (orchestration the binary calls; uses the core):
+//! [`demo`], [`compare`], [`imaging`] (image presets, grids, `eval`),
+//! [`schedule_opt`]; the CLI itself is `src/main.rs`.
+//!
+//! The reference workload the defaults and benchmarks follow is specified
+//! in `docs/SPEC.md`.
 
 pub mod checkpoint;
 pub mod compare;
@@ -34,3 +74,30 @@ pub mod train;
 pub mod viz;
 
 pub use error::{Error, Result};
+
+pub mod prelude {
+    //! The types most programs need, in one import: `use scoresde::prelude::*;`.
+    //!
+    //! - processes and scores: [`Sde`], [`SdeConfig`], [`VpSde`], [`SubVpSde`],
+    //!   [`VeSde`], [`Score`], [`GaussianScore`], [`ClipX0`];
+    //! - sampling: [`by_name`], [`sample`], [`SampleOptions`], [`SampleOutput`],
+    //!   [`Sampler`], [`Schedule`];
+    //! - a trained model and training: [`ScoreModel`], [`TrainOptions`],
+    //!   [`Trainer`], [`run_trainer`];
+    //! - exact-score oracles: [`CheckerboardScore`], [`MixtureScore`],
+    //!   [`EmpiricalScore`];
+    //! - data: [`Toy`], [`GaussianMixture`], [`TrainData`];
+    //! - metrics: [`swd()`], [`mmd_rbf`], [`energy_distance`],
+    //!   [`mixture_metrics`], [`MeanSe`];
+    //! - errors: [`Error`], [`Result`].
+
+    pub use crate::data::{GaussianMixture, Toy, TrainData};
+    pub use crate::error::{Error, Result};
+    pub use crate::metrics::{energy_distance, mixture_metrics, mmd_rbf, swd, MeanSe};
+    pub use crate::model::ScoreModel;
+    pub use crate::oracle::{CheckerboardScore, EmpiricalScore, MixtureScore};
+    pub use crate::samplers::{by_name, sample, SampleOptions, SampleOutput, Sampler, Schedule};
+    pub use crate::score::{ClipX0, GaussianScore, Score};
+    pub use crate::sde::{Sde, SdeConfig, SubVpSde, VeSde, VpSde};
+    pub use crate::train::{run_trainer, TrainOptions, Trainer};
+}

@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 pub const MAX_THREADS: usize = 1024;
 /// Sampler steps (`--steps`, `--sample-steps`) and compare NFE budgets.
 pub const MAX_SAMPLER_STEPS: usize = 1_000_000;
-/// Total training steps (`train --steps`, `demo --train-steps`): 10⁹ is
-/// days at the fastest rate measured here; beyond it a run never ends.
+/// Total training steps (`train --steps`, `demo --train-steps`): 10⁹ steps
+/// already take days at the toy2d training rates of BENCHMARKS.md; beyond
+/// it a run never ends.
 pub const MAX_TRAIN_STEPS: u64 = 1_000_000_000;
 /// Training batch size (`train --batch`).
 pub const MAX_BATCH: usize = 1 << 20;

@@ -71,7 +71,7 @@ pub fn x0_hat(
 /// Elements whose x̂0 already lies in the range keep the inner score bit for
 /// bit. Why it matters: x̂0 divides by alpha, which is 0.0067 at t = T on
 /// the VP SDE, so at high noise a trained network's x̂0 is mostly error (the
-/// MNIST U-Net of the README: RMS error 2.4 at t = 1, against pixel values
+/// MNIST U-Net of docs/images.md: RMS error 2.4 at t = 1, against pixel values
 /// in [-1, 1]). Deterministic samplers (DDIM, the ODE solvers, DPM-Solver++)
 /// follow it to the end and give saturated noise; DDPM and Euler–Maruyama
 /// re-inject noise and mostly recover. Clipping bounds x̂0 by the data range.

@@ -395,7 +395,7 @@ impl DiscreteSchedule {
         Self::from_betas(betas)
     }
 
-    /// The score_sde discretisation of the VP SDE (SPEC.md):
+    /// The score_sde discretisation of the VP SDE (docs/SPEC.md):
     /// beta_i = beta_min/N + i/(N(N-1)) (beta_max - beta_min), i = 0..N-1,
     /// i.e. `linspace(beta_min/N, beta_max/N, N)`. For N < beta_max the last
     /// betas would exceed 1; they are clipped at [`MAX_BETA`].

@@ -86,7 +86,7 @@ impl OnNonFinite {
 }
 
 impl TrainOptions {
-    /// SPEC.md's recipe on `data`: VP SDE, 3x256 MLP, batch 512, Adam 1e-3,
+    /// docs/SPEC.md's recipe on `data`: VP SDE, 3x256 MLP, batch 512, Adam 1e-3,
     /// EMA 0.999, 20,000 steps.
     pub fn spec(data: Toy) -> Self {
         TrainOptions {

@@ -1,5 +1,5 @@
 //! Toy data sets: shape, finiteness, determinism, prefix property, bounding
-//! boxes, and the checkerboard's support and marginals (SPEC.md definition).
+//! boxes, and the checkerboard's support and marginals (docs/SPEC.md definition).
 
 use ndarray::{s, Array2};
 use scoresde::data::Toy;

@@ -1,4 +1,4 @@
-//! Sliced Wasserstein distance (SPEC.md definition).
+//! Sliced Wasserstein distance (docs/SPEC.md definition).
 
 use ndarray::{concatenate, s, Array2, Axis};
 use rand_distr::{Distribution, StandardNormal};

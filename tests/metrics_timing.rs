@@ -1,4 +1,4 @@
-//! Timings at the SPEC.md size (10,000 vs 10,000 points in 2-D). Ignored by
+//! Timings at the docs/SPEC.md size (10,000 vs 10,000 points in 2-D). Ignored by
 //! default; run with
 //! `cargo test --release --test metrics_timing -- --ignored --nocapture`.
 

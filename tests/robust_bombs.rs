@@ -3,7 +3,7 @@
 //! compressed bytes expand enormously, are refused while the process's
 //! peak RSS (`VmHWM` of `/proc/self/status`) stays under [`RSS_BOUND`].
 //!
-//! The limits under test (see the README's Robustness section):
+//! The limits under test (see docs/robustness.md):
 //! - images: width × height from the header ≤ `MAX_DECODED_PIXELS`
 //!   (16 Mi), checked before any pixel is decoded;
 //! - IDX: decoded size ≤ `MAX_FILE_BYTES` (64 MiB) and ≤ what the file can

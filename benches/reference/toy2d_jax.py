@@ -1,11 +1,11 @@
-"""SPEC.md toy2d workload in JAX (reference for scoresde; never run by CI).
+"""docs/SPEC.md toy2d workload in JAX (reference for scoresde; never run by CI).
 
 Usage:
   python3 toy2d_jax.py quality  [--steps 20000] [--seed 0]   # train, sample DDPM-1000 and EM-1000, report SWD and support
   python3 toy2d_jax.py throughput --threads k [--train-steps 2000] [--warmup 100] [--sample-steps 200]
       # prints RESULT lines: train steps/s, DDPM and EM model evaluations/s (10,000 samples)
 
-Everything follows ../../../shared/bench/SPEC.md: checkerboard data, 34->256->256->256->2 SiLU MLP with
+Everything follows ../../docs/SPEC.md: checkerboard data, 34->256->256->256->2 SiLU MLP with
 PyTorch-default init, sinusoidal time embedding (t*1000, 16 frequencies), VP SDE (beta 0.1 -> 20),
 eps-prediction DSM loss with t ~ U(1e-3, 1), Adam 1e-3, batch 512, EMA 0.999.
 """

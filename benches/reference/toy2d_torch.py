@@ -1,4 +1,4 @@
-"""SPEC.md toy2d throughput workload in PyTorch eager (reference for scoresde; never run by CI).
+"""docs/SPEC.md toy2d throughput workload in PyTorch eager (reference for scoresde; never run by CI).
 
 Usage:
   python3 toy2d_torch.py [--threads 1,2] [--train-steps 2000] [--warmup 100] [--sample-steps 200] [--n 10000]
@@ -7,7 +7,7 @@ For each thread count k (torch.set_num_threads(k), in-process) prints
   RESULT train_steps_per_s k value      (batch 512: data draw, forward, backward, Adam, EMA)
   RESULT ddpm_evals_per_s k value       (10,000 samples x sample-steps DDPM ancestral steps)
   RESULT em_evals_per_s k value         (10,000 samples x sample-steps reverse-SDE Euler-Maruyama steps)
-Workload as ../../../shared/bench/SPEC.md: checkerboard data, 34->256->256->256->2 SiLU MLP (PyTorch
+Workload as ../../docs/SPEC.md: checkerboard data, 34->256->256->256->2 SiLU MLP (PyTorch
 default init), sinusoidal embedding (t*1000, 16 frequencies), VP SDE (beta 0.1 -> 20), eps-prediction
 DSM with t ~ U(1e-3, 1), Adam 1e-3, EMA 0.999.
 """

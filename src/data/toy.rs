@@ -20,7 +20,7 @@ use crate::rng::{self, domain, StreamRng};
 /// A 2-D toy distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Toy {
-    /// FFJORD checkerboard, exactly as in `shared/bench/SPEC.md`:
+    /// FFJORD checkerboard, exactly as in `docs/SPEC.md`:
     /// x1 ~ U(-2, 2); x2 = U(0, 1) − 2·Bernoulli(1/2) + (⌊x1⌋ mod 2);
     /// point = 2·(x1, x2). Support: the 8 squares of side 2 in [-4, 4)² with
     /// ⌊X/2⌋ + ⌊Y/2⌋ even.
@@ -135,7 +135,7 @@ impl Toy {
 
     /// Fraction of rows of `x` (shape [n, 2]) inside the set's support, for
     /// sets with a bounded support: the checkerboard's support is
-    /// { (X, Y) ∈ [-4, 4)² : ⌊X/2⌋ + ⌊Y/2⌋ even } (from SPEC.md's definition:
+    /// { (X, Y) ∈ [-4, 4)² : ⌊X/2⌋ + ⌊Y/2⌋ even } (from docs/SPEC.md's definition:
     /// in unscaled units x2 ∈ [k, k+1) ∪ [k−2, k−1) with k = ⌊x1⌋ mod 2).
     /// `None` for other sets or if `x` does not have 2 columns; NaN for n = 0.
     pub fn in_support_fraction(&self, x: ArrayView2<f32>) -> Option<f64> {
@@ -143,7 +143,7 @@ impl Toy {
     }
 
     /// Fraction of rows of `x` inside the checkerboard's bounding box
-    /// [-4, 4]², the range SPEC.md calls "the support" ("point = 2·(x1, x2),
+    /// [-4, 4]², the range docs/SPEC.md calls "the support" ("point = 2·(x1, x2),
     /// so the support is [-4,4]^2"). It only catches points thrown outside
     /// the board; [`Toy::in_support_fraction`] also counts points that fall
     /// into the empty squares. `None` for other sets or if `x` does not have

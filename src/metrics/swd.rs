@@ -1,4 +1,4 @@
-//! Sliced Wasserstein-1 distance, as defined in `shared/bench/SPEC.md`.
+//! Sliced Wasserstein-1 distance, as defined in `docs/SPEC.md`.
 
 use ndarray::ArrayView2;
 use rand_distr::{Distribution, StandardNormal};
@@ -17,7 +17,7 @@ use crate::rng::{self, domain};
 /// drawn from `rng::stream(seed, METRIC, j)` (so uniform on the sphere). For
 /// each direction both sets are projected, sorted, and compared: with equal
 /// sizes W1 = (1/n) Σ_i |a_(i) − b_(i)| (mean absolute difference of the
-/// sorted projections, SPEC.md uses P = 256). With different sizes W1 is the
+/// sorted projections, docs/SPEC.md uses P = 256). With different sizes W1 is the
 /// exact 1-D Wasserstein-1 distance of the two empirical distributions,
 /// ∫_0^1 |F_a⁻¹(q) − F_b⁻¹(q)| dq, i.e. the quantile functions are compared
 /// on the merged grid of breakpoints i/m and k/n (this reduces to the mean

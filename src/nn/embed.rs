@@ -1,5 +1,5 @@
 //! Sinusoidal time embedding (Transformer / DDPM style), as in
-//! `shared/bench/SPEC.md`.
+//! `docs/SPEC.md`.
 //!
 //! ```text
 //!   half = emb_dim / 2                       (16 for emb_dim = 32)
@@ -10,8 +10,8 @@
 //! The angle `1000 t f_k` and its sine/cosine are computed in f64 and the
 //! result is rounded to f32 once. The frequencies are cached per thread, and
 //! sine and cosine come from [`sin_cos`], a branch-free f64 routine that
-//! vectorises across the `half` angles (glibc's `sincos` was 2–3% of a
-//! toy2d training step).
+//! vectorises across the `half` angles (a scalar libm `sincos` per angle
+//! is a visible share of a toy2d training step; see BENCHMARKS.md).
 
 use std::cell::RefCell;
 

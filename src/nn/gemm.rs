@@ -18,35 +18,16 @@
 //! round differently from each other; results are reproducible per CPU
 //! family.)
 //!
-//! Measured on this machine (AVX-512 EPYC, Zen 4, 2 cores;
-//! `cargo run --release --example gemm_shapes`, best of 3×5 in one
-//! process), GFLOP/s, one thread:
-//!
-//! | shape (m×k×n)                   | matrixmultiply | kernel, B packed per call / in place | kernel, B prepacked |
-//! |---------------------------------|---------------:|-----:|-----:|
-//! | fwd  512×34×256 (Bᵀ)            |  94 | 104 | 104 |
-//! | fwd  512×256×256 (Bᵀ)           | 101 | 112 | 114 |
-//! | fwd  512×256×2 (Bᵀ, row lanes)  |   6 |  27 |  27 |
-//! | dW   256×512×34 (Aᵀ)            |  73 |  80 |  78 |
-//! | dWᵀ  34×512×256 (Aᵀ, used)      |  73 | 112 | 111 |
-//! | dW   256×512×256 (Aᵀ)           | 108 | 107 | 113 |
-//! | dW   2×512×256 (Aᵀ)             |  11 |  97 |  94 |
-//! | dX   512×256×256                | 105 | 114 | 114 |
-//! | dX   512×2×256                  |  42 |  64 |  66 |
+//! Throughput of each backend on the MLP's shapes
+//! (`cargo run --release --example gemm_shapes`) is recorded in
+//! BENCHMARKS.md.
 //!
 //! (The output layer's 512×256×2 product uses the kernel's row-lane path
 //! for n ≤ 8; the first layer's weight gradient is computed transposed,
 //! see [`super::layers`].)
 //!
-//! When the kernel replaced `matrixmultiply` (toy2d bench, `--threads 1`, 3 runs alternated with the
-//! `matrixmultiply` build, medians): training 175 → 190 steps/s (1.09×;
-//! 73% → 78% of the `matrixmultiply` GEMM peak), DDPM 2.66e5 → 3.33e5
-//! evals/s (1.25×), Euler-Maruyama 2.75e5 → 3.36e5 (1.22×); an earlier,
-//! more loaded session gave 1.14× (training) and 1.35–1.45× (sampling).
-//!
-//! Earlier, the `gemm` crate 0.19 was ~15% faster than `matrixmultiply` on
-//! the forward shapes, but its row `i` changes with `m` (checked for m = 1,
-//! 7, 33 against m = 512), which breaks the batch-size determinism rule.
+//! The backend does not use the `gemm` crate: its row `i` changes with `m`,
+//! which would break the batch-size determinism rule above.
 //!
 //! [`gemm_scale`] writes `C ← (A·B) ⊙ C`: `C` holds an elementwise factor
 //! on entry (the next-lower SiLU's derivative in backprop) and each tile is

@@ -1,4 +1,4 @@
-//! The MLP score network of `shared/bench/SPEC.md`:
+//! The MLP score network of `docs/SPEC.md`:
 //!
 //! ```text
 //!   input  h₀ = concat(x, emb(t))                       [data_dim + emb_dim]

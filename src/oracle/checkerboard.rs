@@ -1,4 +1,4 @@
-//! Exact score of the checkerboard (SPEC.md) pushed through any SDE.
+//! Exact score of the checkerboard (docs/SPEC.md) pushed through any SDE.
 //!
 //! The checkerboard is a uniform mixture of the 8 squares
 //! [a_x, a_x + 2) × [a_y, a_y + 2) with ⌊a_x/2⌋ + ⌊a_y/2⌋ even, inside [−4, 4)².

@@ -17,10 +17,9 @@ use crate::sde::{Sde, SdeConfig};
 /// ```
 ///
 /// Cost per call on a batch of B rows is two GEMMs of B × M × d (the cross
-/// term X Yᵀ and the weighted mean R Y) via ndarray's `dot`. Measured for
-/// M = 10,000, d = 784 on the shared 2-core machine (load ~8): 52 ms per
-/// call at B = 1 (bound by reading the 63 MB f64 data), 72 ms at B = 16,
-/// 161 ms at B = 64.
+/// term X Yᵀ and the weighted mean R Y) via ndarray's `dot`; at small B
+/// it is bound by reading the f64 data (63 MB for M = 10,000, d = 784).
+/// Timings are in BENCHMARKS.md.
 ///
 /// **Precision.** Both GEMMs and the expansion of d²_j run in f64 (the data
 /// is stored once as f64, ‖y_j‖² precomputed). The expansion cancels when x

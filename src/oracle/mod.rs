@@ -1,7 +1,7 @@
 //! Exact-score oracles: scores known in closed form, used to test samplers
 //! apart from any training error and to compare samplers (`scoresde compare`).
 //!
-//! * [`CheckerboardScore`]: the SPEC.md checkerboard (8 uniform squares),
+//! * [`CheckerboardScore`]: the docs/SPEC.md checkerboard (8 uniform squares),
 //!   whose noised density is a sum of products of normal-CDF differences.
 //!
 //! The first two are Gaussian mixtures pushed through an SDE with the
