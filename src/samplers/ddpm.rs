@@ -12,7 +12,7 @@ pub(super) const REGISTRY: &[Entry] = &[
     Entry {
         name: "ddpm",
         aliases: &[],
-        help: "DDPM ancestral sampling on score_sde's linear VP discretisation (SPEC.md), VP only; NFE N; schedule (the discrete betas), noise",
+        help: "DDPM ancestral sampling on score_sde's linear VP discretisation (docs/SPEC.md), VP only; NFE N; schedule (the discrete betas), noise",
         build: |p: &mut Params, steps| {
             let schedule = match p.has("schedule") {
                 true => DdpmSchedule::Grid(p.schedule(Schedule::Uniform)?),
@@ -42,7 +42,7 @@ pub(super) const REGISTRY: &[Entry] = &[
 /// Which discrete beta schedule DDPM walks.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DdpmSchedule {
-    /// score_sde's discretisation of the VP SDE (SPEC.md); the model is
+    /// score_sde's discretisation of the VP SDE (docs/SPEC.md); the model is
     /// evaluated at t_i = (i + 1)/N.
     Linear,
     /// The cosine schedule; the model is evaluated at the VP time whose
@@ -70,7 +70,7 @@ pub struct Ddpm {
 }
 
 impl Ddpm {
-    /// The SPEC.md sampler: N steps of the linear VP discretisation.
+    /// The docs/SPEC.md sampler: N steps of the linear VP discretisation.
     pub fn linear(steps: usize) -> Self {
         Ddpm {
             steps,
