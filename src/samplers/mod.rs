@@ -16,9 +16,11 @@
 
 mod brownian;
 mod ctx;
-mod data_pred;
-mod kdiff;
+mod multistep;
 mod params;
+mod phi;
+mod quadrature;
+mod scaled;
 pub mod schedule;
 mod steps;
 
