@@ -130,10 +130,7 @@ impl Sampler for Dpm2 {
     }
 
     fn cost(&self) -> Nfe {
-        Nfe::Fixed {
-            per_step: 2,
-            offset: 0,
-        }
+        Nfe::TWO
     }
 
     fn noise(&self) -> Noise {

@@ -102,10 +102,7 @@ impl Sampler for DpmPPSde {
     }
 
     fn cost(&self) -> Nfe {
-        Nfe::Fixed {
-            per_step: 2,
-            offset: 0,
-        }
+        Nfe::TWO
     }
 
     fn noise(&self) -> Noise {

@@ -121,6 +121,12 @@ impl Nfe {
         offset: 0,
     };
 
+    /// Two evaluations per step.
+    pub const TWO: Nfe = Nfe::Fixed {
+        per_step: 2,
+        offset: 0,
+    };
+
     /// NFE at `steps` steps (None: adaptive).
     pub fn at(&self, steps: usize) -> Option<usize> {
         match *self {
