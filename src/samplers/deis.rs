@@ -6,10 +6,9 @@
 
 use ndarray::Array2;
 
-use super::kdiff::{
-    record_scaled, scaled_finish, scaled_start, weighted_lagrange_integrals, History, PANEL_WIDTH,
-};
+use super::multistep::run_multistep;
 use super::params::SpecWriter;
+use super::quadrature::{weighted_lagrange_integrals, PANEL_WIDTH};
 use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
 use crate::sde::Sde;
@@ -95,26 +94,15 @@ impl Sampler for Deis {
     }
 
     fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let sde = ctx.sde;
-        let grid = self.schedule.grid(sde, self.steps)?;
-        let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-        let mut x = scaled_start(sde, x32);
-        let mut den = Array2::<f64>::zeros(x.raw_dim());
-        let mut buf = Array2::<f64>::zeros(x.raw_dim());
-        let mut eps = History::new(self.order);
-        for i in 0..n {
-            ctx.denoise_scaled(&x, times[i], &mut den);
-            eps.push(&x, &den, sig[i]);
-            let c = if eps.len() == 1 {
+        let order = (&self.schedule, self.steps, self.order);
+        run_multistep(ctx, x32, order, |s| {
+            let (i, sig) = (s.i, s.sigmas);
+            if s.k == 1 {
                 vec![sig[i + 1] - sig[i]]
             } else {
-                let nodes: Vec<f64> = (0..eps.len()).map(|j| times[i - j]).collect();
-                weighted_lagrange_integrals(sde, &nodes, sig[i], sig[i + 1], PANEL_WIDTH)
-            };
-            eps.add_to(&mut x, &c);
-            record_scaled(ctx, (i + 1, n, times[i + 1]), &x, &mut buf);
-        }
-        scaled_finish(sde, x32, &mut x);
-        Ok(())
+                let nodes: Vec<f64> = (0..s.k).map(|j| s.times[i - j]).collect();
+                weighted_lagrange_integrals(s.sde, &nodes, sig[i], sig[i + 1], PANEL_WIDTH)
+            }
+        })
     }
 }

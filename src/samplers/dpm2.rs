@@ -5,12 +5,12 @@
 
 use ndarray::Array2;
 
-use super::kdiff::{
-    ancestral_split, record_scaled, scaled_finish, scaled_start, time_of_sigma, to_d,
-};
 use super::params::SpecWriter;
+use super::scaled::{
+    add_noise, ancestral_split, check_eta, enter, leave, time_of_sigma, to_d, Rec,
+};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sde::Sde;
 
 const DEFAULT_SCHEDULE: Schedule = Schedule::Karras { rho: 7.0 };
@@ -130,10 +130,7 @@ impl Sampler for Dpm2 {
     }
 
     fn cost(&self) -> Nfe {
-        Nfe::Fixed {
-            per_step: 2,
-            offset: 0,
-        }
+        Nfe::TWO
     }
 
     fn noise(&self) -> Noise {
@@ -141,16 +138,7 @@ impl Sampler for Dpm2 {
     }
 
     fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.eta) {
-            return Err(Error::invalid("eta", self.eta, "0 <= eta <= 1"));
-        }
-        if !(self.s_noise >= 0.0 && self.s_noise.is_finite()) {
-            return Err(Error::invalid(
-                "s_noise",
-                self.s_noise,
-                "0 <= s_noise < inf",
-            ));
-        }
+        check_eta(self.eta, 1.0, self.s_noise)?;
         self.schedule.grid(sde, self.steps).map(|_| ())
     }
 
@@ -158,12 +146,12 @@ impl Sampler for Dpm2 {
         let sde = ctx.sde;
         let grid = self.schedule.grid(sde, self.steps)?;
         let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-        let mut x = scaled_start(sde, x32);
+        let mut x = enter(ctx, x32);
         let mut x_mid = Array2::<f64>::zeros(x.raw_dim());
         let mut den = Array2::<f64>::zeros(x.raw_dim());
         let mut d = Array2::<f64>::zeros(x.raw_dim());
         let mut z = Array2::<f32>::zeros(x.raw_dim());
-        let mut buf = Array2::<f64>::zeros(x.raw_dim());
+        let mut rec = Rec::new(&x);
         for i in 0..n {
             let (target, up) = if self.ancestral {
                 ancestral_split(sig[i], sig[i + 1], self.eta)
@@ -178,14 +166,16 @@ impl Sampler for Dpm2 {
             ctx.denoise_scaled(&x_mid, time_of_sigma(sde, sigma_mid), &mut den);
             to_d(&x_mid, &den, sigma_mid, &mut d);
             x.scaled_add(target - sig[i], &d);
-            let c = self.s_noise * up;
-            if c > 0.0 {
-                ctx.noise(times[i], times[i + 1], &mut z);
-                x.zip_mut_with(&z, |xv, &zv| *xv += c * f64::from(zv));
-            }
-            record_scaled(ctx, (i + 1, n, times[i + 1]), &x, &mut buf);
+            add_noise(
+                ctx,
+                &mut x,
+                &mut z,
+                (times[i], times[i + 1]),
+                self.s_noise * up,
+            );
+            rec.record(ctx, i + 1, n, times[i + 1], &x);
         }
-        scaled_finish(sde, x32, &mut x);
+        leave(ctx, x32, &mut x);
         Ok(())
     }
 }

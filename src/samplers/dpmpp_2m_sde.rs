@@ -4,8 +4,9 @@
 
 use ndarray::{Array2, Zip};
 
-use super::data_pred::{add_noise, check_eta, enter, leave, phi, Levels, Rec};
 use super::params::SpecWriter;
+use super::phi::phi;
+use super::scaled::{add_noise, check_eta, enter, leave, Levels, Rec};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::Result;
 use crate::sde::Sde;

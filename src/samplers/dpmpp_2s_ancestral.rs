@@ -5,8 +5,10 @@
 
 use ndarray::{Array2, Zip};
 
-use super::data_pred::{add_noise, ancestral_step, check_eta, enter, leave, time_of, Levels, Rec};
 use super::params::SpecWriter;
+use super::scaled::{
+    add_noise, ancestral_split, check_eta, enter, leave, time_of_sigma, Levels, Rec,
+};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::Result;
 use crate::sde::Sde;
@@ -32,7 +34,7 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// (x̃ = x/alpha, lambda = −ln σ̃), step i from σ̃ = σ̃_i to σ̃' = σ̃_{i+1}:
 ///
 /// ```text
-///   (σ_d, σ_u) = ancestral_step(σ̃, σ̃', eta)     σ_d² + σ_u² = σ̃'²
+///   (σ_d, σ_u) = ancestral_split(σ̃, σ̃', eta)     σ_d² + σ_u² = σ̃'²
 ///   h = ln(σ̃/σ_d),  σ_s = sqrt(σ̃ σ_d)            (lambda_s = lambda_i + h/2)
 ///   D_i = D(x̃; σ̃)
 ///   x̃_s = (σ_s/σ̃) x̃ + (1 − e^{−h/2}) D_i
@@ -83,10 +85,7 @@ impl Sampler for DpmPP2SAncestral {
     }
 
     fn cost(&self) -> Nfe {
-        Nfe::Fixed {
-            per_step: 2,
-            offset: 0,
-        }
+        Nfe::TWO
     }
 
     fn noise(&self) -> Noise {
@@ -109,7 +108,7 @@ impl Sampler for DpmPP2SAncestral {
         let mut z = Array2::<f32>::zeros(x.raw_dim());
         for i in 0..n {
             let sig = lv.sigma[i];
-            let (sig_d, sig_u) = ancestral_step(sig, lv.sigma[i + 1], self.eta);
+            let (sig_d, sig_u) = ancestral_split(sig, lv.sigma[i + 1], self.eta);
             let h = (sig / sig_d).ln();
             let sig_s = (sig * sig_d).sqrt();
             ctx.denoise_scaled(&x, lv.t[i], &mut d);
@@ -118,7 +117,7 @@ impl Sampler for DpmPP2SAncestral {
                 .and(&x)
                 .and(&d)
                 .for_each(|o, &xv, &dv| *o = cx * xv + cd * dv);
-            ctx.denoise_scaled(&x_s, time_of(sde, sig_s), &mut d);
+            ctx.denoise_scaled(&x_s, time_of_sigma(sde, sig_s), &mut d);
             let (cx, cd) = (sig_d / sig, -(-h).exp_m1());
             Zip::from(&mut x)
                 .and(&d)

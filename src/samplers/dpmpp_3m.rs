@@ -5,8 +5,9 @@
 
 use ndarray::{Array2, Zip};
 
-use super::data_pred::{add_noise, check_eta, enter, leave, phi, Levels, Rec};
 use super::params::SpecWriter;
+use super::phi::phi;
+use super::scaled::{add_noise, check_eta, enter, leave, Levels, Rec};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::Result;
 use crate::sde::Sde;
@@ -54,7 +55,7 @@ pub(super) const REGISTRY: &[Entry] = &[
 ///        + s_noise σ̃_{i+1} sqrt(1 − e^{−2 eta h}) z,   z = noise of t_i → t_{i+1}
 /// ```
 ///
-/// (φ_k as in `data_pred::phi`; e^{−ĥ} = (σ̃_{i+1}/σ̃_i) e^{−eta h}). This is
+/// (φ_k as in `phi::phi`; e^{−ĥ} = (σ̃_{i+1}/σ̃_i) e^{−eta h}). This is
 /// the exact solution of dx̃ = (1 + eta)(D − x̃) dlambda + noise with D
 /// replaced by its quadratic Taylor model in lambda. The second-order step
 /// drops the d2 term with d1 = (D_i − D_{i−1})/r0, the first-order step both.

@@ -5,8 +5,8 @@
 
 use ndarray::{Array2, Zip};
 
-use super::data_pred::{ancestral_step, check_eta, enter, leave, time_of, Levels, Rec};
 use super::params::SpecWriter;
+use super::scaled::{ancestral_split, check_eta, enter, leave, time_of_sigma, Levels, Rec};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::Result;
 use crate::sde::Sde;
@@ -31,14 +31,14 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// k-diffusion's usual pairing). In the data-scaled variables (x̃ = x/alpha,
 /// lambda = −ln σ̃), step i from σ̃ = σ̃_i to σ̃' = σ̃_{i+1}, with the midpoint
 /// σ̃_s = sqrt(σ̃ σ̃') (lambda_s = lambda_i + h/2) and k-diffusion's ancestral
-/// split (σ_down, σ_up) = `ancestral_step(from, to, eta)`
+/// split (σ_down, σ_up) = `ancestral_split(from, to, eta)`
 /// (σ_down² + σ_up² = to², eta = 1: the DDPM posterior):
 ///
 /// ```text
 ///   D_i = D(x̃; σ̃)
-///   (a, u) = ancestral_step(σ̃, σ̃_s, eta):  x̃_s = (a/σ̃) x̃ + (1 − a/σ̃) D_i + s_noise u z1
+///   (a, u) = ancestral_split(σ̃, σ̃_s, eta):  x̃_s = (a/σ̃) x̃ + (1 − a/σ̃) D_i + s_noise u z1
 ///   D_s = D(x̃_s; σ̃_s)                                          z1 = noise of t_i → t_s
-///   (b, v) = ancestral_step(σ̃, σ̃', eta):   x̃ ← (b/σ̃) x̃ + (1 − b/σ̃) D_s + s_noise v z2
+///   (b, v) = ancestral_split(σ̃, σ̃', eta):   x̃ ← (b/σ̃) x̃ + (1 − b/σ̃) D_s + s_noise v z2
 ///                                                              z2 = noise of t_i → t_{i+1}
 /// ```
 ///
@@ -102,10 +102,7 @@ impl Sampler for DpmPPSde {
     }
 
     fn cost(&self) -> Nfe {
-        Nfe::Fixed {
-            per_step: 2,
-            offset: 0,
-        }
+        Nfe::TWO
     }
 
     fn noise(&self) -> Noise {
@@ -131,9 +128,9 @@ impl Sampler for DpmPPSde {
         for i in 0..n {
             let (sig, sig_next) = (lv.sigma[i], lv.sigma[i + 1]);
             let sig_s = (sig * sig_next).sqrt();
-            let t_s = time_of(sde, sig_s);
-            let (a, u) = ancestral_step(sig, sig_s, self.eta);
-            let (b, v) = ancestral_step(sig, sig_next, self.eta);
+            let t_s = time_of_sigma(sde, sig_s);
+            let (a, u) = ancestral_split(sig, sig_s, self.eta);
+            let (b, v) = ancestral_split(sig, sig_next, self.eta);
             let noisy = self.s_noise * v > 0.0;
             if noisy {
                 // One Brownian path: ξ1 on t_i → t_s (kept in z1), ξ2 on

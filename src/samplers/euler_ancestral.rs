@@ -4,10 +4,10 @@
 
 use ndarray::Array2;
 
-use super::kdiff::{ancestral_split, record_scaled, scaled_finish, scaled_start, to_d};
 use super::params::SpecWriter;
+use super::scaled::{add_noise, ancestral_split, check_eta, enter, leave, to_d, Rec};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sde::Sde;
 
 pub(super) const REGISTRY: &[Entry] = &[Entry {
@@ -96,16 +96,7 @@ impl Sampler for EulerAncestral {
     }
 
     fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        if !(self.eta >= 0.0 && self.eta.is_finite()) {
-            return Err(Error::invalid("eta", self.eta, "0 <= eta < inf"));
-        }
-        if !(self.s_noise >= 0.0 && self.s_noise.is_finite()) {
-            return Err(Error::invalid(
-                "s_noise",
-                self.s_noise,
-                "0 <= s_noise < inf",
-            ));
-        }
+        check_eta(self.eta, f64::INFINITY, self.s_noise)?;
         self.schedule.grid(sde, self.steps).map(|_| ())
     }
 
@@ -113,24 +104,26 @@ impl Sampler for EulerAncestral {
         let sde = ctx.sde;
         let grid = self.schedule.grid(sde, self.steps)?;
         let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-        let mut x = scaled_start(sde, x32);
+        let mut x = enter(ctx, x32);
         let mut den = Array2::<f64>::zeros(x.raw_dim());
         let mut d = Array2::<f64>::zeros(x.raw_dim());
         let mut z = Array2::<f32>::zeros(x.raw_dim());
-        let mut buf = Array2::<f64>::zeros(x.raw_dim());
+        let mut rec = Rec::new(&x);
         for i in 0..n {
             ctx.denoise_scaled(&x, times[i], &mut den);
             to_d(&x, &den, sig[i], &mut d);
             let (down, up) = ancestral_split(sig[i], sig[i + 1], self.eta);
             x.scaled_add(down - sig[i], &d);
-            let c = self.s_noise * up;
-            if c > 0.0 {
-                ctx.noise(times[i], times[i + 1], &mut z);
-                x.zip_mut_with(&z, |xv, &zv| *xv += c * f64::from(zv));
-            }
-            record_scaled(ctx, (i + 1, n, times[i + 1]), &x, &mut buf);
+            add_noise(
+                ctx,
+                &mut x,
+                &mut z,
+                (times[i], times[i + 1]),
+                self.s_noise * up,
+            );
+            rec.record(ctx, i + 1, n, times[i + 1], &x);
         }
-        scaled_finish(sde, x32, &mut x);
+        leave(ctx, x32, &mut x);
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use ndarray::Array2;
 
 use super::params::SpecWriter;
-use super::steps::euler_maruyama_update;
+use super::steps::{euler_maruyama_update, run_score_steps};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::Result;
 use crate::sde::Sde;
@@ -78,18 +78,9 @@ impl Sampler for EulerMaruyama {
     }
 
     fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()> {
-        let grid = self.schedule.grid(ctx.sde, self.steps)?;
-        let ts = grid.times();
-        let n = grid.steps();
-        let mut score = Array2::<f32>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
-        for k in 0..n {
-            let (t, dt) = (ts[k], ts[k] - ts[k + 1]);
-            ctx.score(x.view(), t, score.view_mut());
-            let last = k + 1 == n && !ctx.noisy_last_step();
-            euler_maruyama_update(ctx, x, &score, &mut z, (t, dt), last);
-            ctx.record(k + 1, n, ts[k + 1], x.view());
-        }
-        Ok(())
+        let grid = (&self.schedule, self.steps);
+        run_score_steps(ctx, x, grid, |ctx, x, score, z, (t, t_next), last| {
+            euler_maruyama_update(ctx, x, score, z, (t, t - t_next), last)
+        })
     }
 }

@@ -5,7 +5,7 @@
 
 use ndarray::Array2;
 
-use super::kdiff::{record_scaled, scaled_finish, scaled_start, History};
+use super::multistep::run_multistep;
 use super::params::SpecWriter;
 use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
@@ -98,26 +98,10 @@ impl Sampler for Ipndm {
     }
 
     fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let sde = ctx.sde;
-        let grid = self.schedule.grid(sde, self.steps)?;
-        let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-        let mut x = scaled_start(sde, x32);
-        let mut den = Array2::<f64>::zeros(x.raw_dim());
-        let mut buf = Array2::<f64>::zeros(x.raw_dim());
-        let mut eps = History::new(self.order);
-        let mut c = [0.0; 4];
-        for i in 0..n {
-            ctx.denoise_scaled(&x, times[i], &mut den);
-            eps.push(&x, &den, sig[i]);
-            let b = AB[eps.len() - 1];
-            let h = sig[i + 1] - sig[i];
-            for (cj, bj) in c.iter_mut().zip(b) {
-                *cj = h * bj;
-            }
-            eps.add_to(&mut x, &c[..b.len()]);
-            record_scaled(ctx, (i + 1, n, times[i + 1]), &x, &mut buf);
-        }
-        scaled_finish(sde, x32, &mut x);
-        Ok(())
+        let order = (&self.schedule, self.steps, self.order);
+        run_multistep(ctx, x32, order, |s| {
+            let h = s.sigmas[s.i + 1] - s.sigmas[s.i];
+            AB[s.k - 1].iter().map(|bj| h * bj).collect()
+        })
     }
 }

@@ -3,8 +3,9 @@
 
 use ndarray::Array2;
 
-use super::kdiff::{lagrange_integrals, record_scaled, scaled_finish, scaled_start, History};
+use super::multistep::run_multistep;
 use super::params::SpecWriter;
+use super::quadrature::lagrange_integrals;
 use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
 use crate::sde::Sde;
@@ -88,23 +89,12 @@ impl Sampler for Lms {
     }
 
     fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let sde = ctx.sde;
-        let grid = self.schedule.grid(sde, self.steps)?;
-        let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-        let mut x = scaled_start(sde, x32);
-        let mut den = Array2::<f64>::zeros(x.raw_dim());
-        let mut buf = Array2::<f64>::zeros(x.raw_dim());
-        let mut eps = History::new(self.order);
-        for i in 0..n {
-            ctx.denoise_scaled(&x, times[i], &mut den);
-            eps.push(&x, &den, sig[i]);
+        let order = (&self.schedule, self.steps, self.order);
+        run_multistep(ctx, x32, order, |s| {
             // Nodes σ̃_i, σ̃_{i−1}, … shifted by σ̃_i.
-            let nodes: Vec<f64> = (0..eps.len()).map(|j| sig[i - j] - sig[i]).collect();
-            let c = lagrange_integrals(&nodes, 0.0, sig[i + 1] - sig[i]);
-            eps.add_to(&mut x, &c);
-            record_scaled(ctx, (i + 1, n, times[i + 1]), &x, &mut buf);
-        }
-        scaled_finish(sde, x32, &mut x);
-        Ok(())
+            let (i, sig) = (s.i, s.sigmas);
+            let nodes: Vec<f64> = (0..s.k).map(|j| sig[i - j] - sig[i]).collect();
+            lagrange_integrals(&nodes, 0.0, sig[i + 1] - sig[i])
+        })
     }
 }

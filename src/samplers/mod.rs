@@ -16,9 +16,11 @@
 
 mod brownian;
 mod ctx;
-mod data_pred;
-mod kdiff;
+mod multistep;
 mod params;
+mod phi;
+mod quadrature;
+mod scaled;
 pub mod schedule;
 mod steps;
 
@@ -116,6 +118,12 @@ impl Nfe {
     /// One evaluation per step.
     pub const ONE: Nfe = Nfe::Fixed {
         per_step: 1,
+        offset: 0,
+    };
+
+    /// Two evaluations per step.
+    pub const TWO: Nfe = Nfe::Fixed {
+        per_step: 2,
         offset: 0,
     };
 

@@ -5,8 +5,8 @@
 
 use ndarray::{Array2, Zip};
 
-use super::data_pred::{add_noise, enter, leave, time_of, Levels, Rec};
 use super::params::SpecWriter;
+use super::scaled::{add_noise, enter, leave, time_of_sigma, Levels, Rec};
 use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
 use crate::sde::Sde;
@@ -201,7 +201,7 @@ impl Sampler for Restart {
                 let u = i as f64 / m as f64;
                 let (a, b) = (hi.powf(1.0 / 7.0), lo.powf(1.0 / 7.0));
                 let s = (a + u * (b - a)).powi(7);
-                (time_of(sde, s), s)
+                (time_of_sigma(sde, s), s)
             })
             .collect();
         let jump = (hi * hi - lo * lo).max(0.0).sqrt();

@@ -4,7 +4,7 @@
 use ndarray::Array2;
 
 use super::params::SpecWriter;
-use super::steps::{reverse_diffusion_update, DiscreteStep};
+use super::steps::{reverse_diffusion_update, run_score_steps, DiscreteStep};
 use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
 use crate::error::Result;
 use crate::sde::Sde;
@@ -83,19 +83,10 @@ impl Sampler for ReverseDiffusion {
     }
 
     fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()> {
-        let grid = self.schedule.grid(ctx.sde, self.steps)?;
-        let ts = grid.times();
-        let n = grid.steps();
-        let mut score = Array2::<f32>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
-        for k in 0..n {
-            let (t, t_next) = (ts[k], ts[k + 1]);
-            ctx.score(x.view(), t, score.view_mut());
+        let grid = (&self.schedule, self.steps);
+        run_score_steps(ctx, x, grid, |ctx, x, score, z, (t, t_next), last| {
             let step = DiscreteStep::new(ctx.sde, t, t_next);
-            let last = k + 1 == n && !ctx.noisy_last_step();
-            reverse_diffusion_update(ctx, x, &score, &mut z, step, last);
-            ctx.record(k + 1, n, t_next, x.view());
-        }
-        Ok(())
+            reverse_diffusion_update(ctx, x, score, z, step, last)
+        })
     }
 }

@@ -1,10 +1,12 @@
 //! Single-step updates shared by several samplers (the reverse-SDE
-//! Euler–Maruyama step and the reverse-diffusion step), so no algorithm file
-//! imports another.
+//! Euler–Maruyama step and the reverse-diffusion step) and the loop of the
+//! score-only one-step samplers, so no algorithm file imports another.
 
 use ndarray::Array2;
 
 use super::ctx::{affine_update, Ctx};
+use super::Schedule;
+use crate::error::Result;
 use crate::sde::Sde;
 
 /// One step of the forward process discretised exactly between two times
@@ -76,4 +78,30 @@ pub(crate) fn euler_maruyama_update(
     let g2dt = (g * g * dt) as f32;
     let noise = (!last).then(|| (g * dt.sqrt()) as f32);
     affine_update(ctx, x, score, z, keep, g2dt, noise, (t, t - dt));
+}
+
+/// The loop of a score-only one-step sampler (Euler–Maruyama, reverse
+/// diffusion): at each step t_k → t_{k+1} of the grid of `schedule`, the
+/// score s(x, t_k), then `update(ctx, x, score, z, (t_k, t_{k+1}), last)`,
+/// where `last` (no noise) is the final step unless the context wants a noisy
+/// last step; records every step.
+pub(crate) fn run_score_steps(
+    ctx: &mut Ctx,
+    x: &mut Array2<f32>,
+    (schedule, steps): (&Schedule, usize),
+    update: impl Fn(&mut Ctx, &mut Array2<f32>, &Array2<f32>, &mut Array2<f32>, (f64, f64), bool),
+) -> Result<()> {
+    let grid = schedule.grid(ctx.sde, steps)?;
+    let ts = grid.times();
+    let n = grid.steps();
+    let mut score = Array2::<f32>::zeros(x.raw_dim());
+    let mut z = Array2::<f32>::zeros(x.raw_dim());
+    for k in 0..n {
+        let (t, t_next) = (ts[k], ts[k + 1]);
+        ctx.score(x.view(), t, score.view_mut());
+        let last = k + 1 == n && !ctx.noisy_last_step();
+        update(ctx, x, &score, &mut z, (t, t_next), last);
+        ctx.record(k + 1, n, t_next, x.view());
+    }
+    Ok(())
 }

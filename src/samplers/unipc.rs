@@ -7,8 +7,9 @@ use std::collections::VecDeque;
 
 use ndarray::{Array2, Zip};
 
-use super::data_pred::{enter, leave, phi, Levels, Rec};
 use super::params::SpecWriter;
+use super::phi::phi;
+use super::scaled::{enter, leave, Levels, Rec};
 use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
 use crate::sde::Sde;

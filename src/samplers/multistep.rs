@@ -1,0 +1,102 @@
+//! The shared loop of the explicit multistep samplers in σ̃ (LMS, iPNDM,
+//! DEIS): each step evaluates the denoiser once, keeps the last few slopes
+//! ε̂ = (x̃ − D)/σ̃, and moves x̃ by a weighted sum of them,
+//!
+//! ```text
+//!   x̃_{i+1} = x̃_i + Σ_{j<k} c_ij ε̂_{i−j},   k = min(i + 1, order)
+//! ```
+//!
+//! with the weights c_ij the only part that differs between the methods.
+
+use std::collections::VecDeque;
+
+use ndarray::Array2;
+
+use super::scaled::{enter, leave, to_d, Rec};
+use super::{Ctx, Schedule};
+use crate::error::Result;
+use crate::sde::Sde;
+
+/// The last few ε̂ of a multistep method, newest first (buffers recycled).
+pub(crate) struct History {
+    items: VecDeque<Array2<f64>>,
+    cap: usize,
+}
+
+impl History {
+    /// Keeps at most `cap` ≥ 1 entries.
+    pub(crate) fn new(cap: usize) -> Self {
+        History {
+            items: VecDeque::with_capacity(cap + 1),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Push ε̂ = (x̃ − D)/σ̃ as the newest entry, dropping the oldest beyond cap.
+    pub(crate) fn push(&mut self, x_tilde: &Array2<f64>, denoised: &Array2<f64>, sigma: f64) {
+        let mut e = if self.items.len() == self.cap {
+            self.items
+                .pop_back()
+                .unwrap_or_else(|| Array2::zeros(x_tilde.raw_dim()))
+        } else {
+            Array2::zeros(x_tilde.raw_dim())
+        };
+        to_d(x_tilde, denoised, sigma, &mut e);
+        self.items.push_front(e);
+    }
+
+    /// Number of entries kept.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// x̃ ← x̃ + Σ_j c_j ε̂_{newest − j} for the given coefficients.
+    pub(crate) fn add_to(&self, x_tilde: &mut Array2<f64>, coeffs: &[f64]) {
+        for (&c, e) in coeffs.iter().zip(&self.items) {
+            x_tilde.scaled_add(c, e);
+        }
+    }
+}
+
+/// One step's view of the grid for the weights: step i, the k slopes kept,
+/// the grid's times and noise levels σ̃, and the SDE.
+pub(crate) struct StepAt<'a> {
+    pub i: usize,
+    pub k: usize,
+    pub times: &'a [f64],
+    pub sigmas: &'a [f64],
+    pub sde: &'a dyn Sde,
+}
+
+/// Run the multistep method of `order` over the `steps` steps of `schedule`
+/// with the weights c_i0 … c_i(k−1) of `weights` (newest slope first), from
+/// the prior draws in `x32` to x = alpha(ε) x̃_N.
+pub(crate) fn run_multistep(
+    ctx: &mut Ctx,
+    x32: &mut Array2<f32>,
+    (schedule, steps, order): (&Schedule, usize, usize),
+    mut weights: impl FnMut(&StepAt) -> Vec<f64>,
+) -> Result<()> {
+    let sde = ctx.sde;
+    let grid = schedule.grid(sde, steps)?;
+    let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
+    let mut x = enter(ctx, x32);
+    let mut den = Array2::<f64>::zeros(x.raw_dim());
+    let mut rec = Rec::new(&x);
+    let mut eps = History::new(order);
+    for i in 0..n {
+        ctx.denoise_scaled(&x, times[i], &mut den);
+        eps.push(&x, &den, sig[i]);
+        let c = weights(&StepAt {
+            i,
+            k: eps.len(),
+            times,
+            sigmas: sig,
+            sde,
+        });
+        eps.add_to(&mut x, &c);
+        rec.record(ctx, i + 1, n, times[i + 1], &x);
+    }
+    leave(ctx, x32, &mut x);
+    Ok(())
+}
