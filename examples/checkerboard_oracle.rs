@@ -10,7 +10,7 @@
 //! model error.
 
 use scoresde::data::Toy;
-use scoresde::demo::Reference;
+use scoresde::app::reference::Reference;
 use scoresde::oracle::CheckerboardScore;
 use scoresde::samplers::{by_name, sample, SampleOptions};
 use scoresde::sde::SdeConfig;

@@ -9,10 +9,9 @@
 //! oracle). Every sampler takes one of each and returns samples plus the
 //! number of model evaluations it used.
 
+pub mod app;
 pub mod checkpoint;
-pub mod compare;
 pub mod data;
-pub mod demo;
 pub mod dopri5;
 pub mod error;
 pub mod fsutil;
@@ -24,6 +23,7 @@ pub mod model;
 pub mod nn;
 pub mod npy;
 pub mod oracle;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod samplers;

@@ -17,11 +17,9 @@
 //! and a run resumed from a checkpoint ([`Trainer::resume`]) ends with the
 //! same bytes as one that never stopped.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 
@@ -49,7 +47,8 @@ pub struct TrainOptions {
     /// `checkpoint_every` steps and at the end.
     pub out_dir: Option<PathBuf>,
     pub checkpoint_every: u64,
-    /// Show a progress bar with loss and it/s.
+    /// Without an observer of its own ([`run_with`]): print a line with
+    /// step, loss and it/s to stderr every 5% of the run.
     pub progress: bool,
     /// What to do when the loss or a gradient is NaN or Inf.
     pub on_nonfinite: OnNonFinite,
@@ -58,6 +57,9 @@ pub struct TrainOptions {
     /// [`PREVIEW_IMAGES`] EMA samples ([`PREVIEW_SAMPLER`], fixed seed).
     pub sample_every: u64,
 }
+
+/// Steps between checkpoints of a run that sets no interval.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1_000;
 
 /// Images in a training preview grid.
 pub const PREVIEW_IMAGES: usize = 64;
@@ -87,7 +89,9 @@ impl OnNonFinite {
 
 impl TrainOptions {
     /// SPEC.md's recipe on `data`: VP SDE, 3x256 MLP, batch 512, Adam 1e-3,
-    /// EMA 0.999, 20,000 steps.
+    /// EMA 0.999, 20,000 steps, seed 0, a checkpoint every
+    /// [`DEFAULT_CHECKPOINT_EVERY`] steps. These are the defaults of every
+    /// setting a run leaves unset (`app::options::resolve_train`).
     pub fn spec(data: Toy) -> Self {
         TrainOptions {
             data: TrainData::Toy(data),
@@ -99,7 +103,7 @@ impl TrainOptions {
             ema_decay: 0.999,
             seed: 0,
             out_dir: None,
-            checkpoint_every: 5_000,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             progress: false,
             on_nonfinite: OnNonFinite::Stop,
             sample_every: 0,
@@ -279,8 +283,8 @@ impl Trainer {
         })?;
         let differs = |what: &str, ours: String, saved: String| {
             Error::Mismatch(format!(
-                "--{what} {ours} differs from {saved} in the checkpoint {dir}; \
-                 a resumed run must use the same {what} (omit --{what} to take the saved one)"
+                "{what} {ours} differs from {saved} in the checkpoint {dir}; \
+                 a resumed run must use the same {what} (leave it unset to take the saved one)"
             ))
         };
         if opts.data.name() != cfg.data {
@@ -323,7 +327,7 @@ impl Trainer {
                         return Err(Error::Mismatch(format!(
                             "the training data changed since the checkpoint {dir} was saved: {what}; \
                              a resumed run must train on the same data (restore the folder, or start \
-                             a new run with --force or another --out)"
+                             a new run in another folder)"
                         )));
                     }
                 }
@@ -354,7 +358,7 @@ impl Trainer {
                 "steps",
                 opts.steps,
                 format!(
-                    "at least the checkpoint's step {} (--steps is the total)",
+                    "at least the checkpoint's step {} (steps is the total)",
                     cfg.step
                 ),
             ));
@@ -384,7 +388,7 @@ impl Trainer {
     /// Fill x_t, t and the target c ε for step `self.step`.
     fn draw_batch(&mut self) {
         let (b, d) = self.x_t.dim();
-        let data_seed = rng::splitmix64(self.opts.seed ^ rng::splitmix64(self.step));
+        let data_seed = rng::derive(self.opts.seed, rng::domain::TRAIN_DATA, self.step);
         let x0 = self.opts.data.sample(b, data_seed);
         let mut r: StreamRng = rng::stream(self.opts.seed, rng::domain::TRAIN, self.step);
         let (t_eps, t_max) = (self.sde.t_eps(), self.sde.t_max());
@@ -508,13 +512,15 @@ pub fn resume(opts: &TrainOptions, ckpt: Checkpoint) -> Result<(ScoreModel, Trai
 }
 
 /// Where the last good checkpoint is, for error messages.
-/// `--on-nonfinite skip` is suggested only for a skippable failure of a
-/// run that does not already skip.
+/// [`OnNonFinite::Skip`] is suggested only for a skippable failure of a
+/// run that does not already skip. The advice names settings as
+/// [`ADVICE_LR`] and [`ADVICE_SKIP`], which a front end may spell as its
+/// own options.
 fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>, skippable: bool) -> String {
     let advice = if skippable && opts.on_nonfinite == OnNonFinite::Stop {
-        "lower --lr, or pass --on-nonfinite skip to skip such batches"
+        format!("{ADVICE_LR}, or {ADVICE_SKIP}")
     } else {
-        "lower --lr"
+        ADVICE_LR.to_string()
     };
     match (&opts.out_dir, last_saved) {
         (Some(dir), Some(step)) => format!(
@@ -529,9 +535,57 @@ fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>, skippable: bool
             ),
             Err(_) => format!("no checkpoint was written yet; {advice}"),
         },
-        (None, _) => advice.to_string(),
+        (None, _) => advice,
     }
 }
+
+/// What a run reports while it trains (to the observer of [`run_with`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TrainEvent {
+    /// The run starts at step `step` (0, or a resumed checkpoint's step)
+    /// and trains up to `total`.
+    Started { step: u64, total: u64 },
+    /// Step `step` of `total` is done. At the end of every block of
+    /// `total / 100` steps (and at the last step) `block_loss` is the
+    /// block's mean loss; `seconds` is the wall time since the start.
+    Step {
+        step: u64,
+        total: u64,
+        start_step: u64,
+        block_loss: Option<f64>,
+        seconds: f64,
+    },
+    /// The run stops on a non-finite loss, gradient or weight.
+    Failed,
+    /// The run reached `total`.
+    Finished,
+}
+
+/// The observer of [`run_trainer`] and [`train`] when `opts.progress` is
+/// set: one line to stderr every 5% of the run.
+pub fn log_lines(event: &TrainEvent) {
+    if let TrainEvent::Step {
+        step,
+        total,
+        start_step,
+        block_loss: Some(loss),
+        seconds,
+    } = *event
+    {
+        let every = (total / 20).max(1);
+        if step.is_multiple_of(every) || step == total {
+            eprintln!(
+                "step {step}/{total} loss {loss:.4} {:.2} it/s {seconds:.0} s",
+                (step - start_step) as f64 / seconds.max(1e-9),
+            );
+        }
+    }
+}
+
+/// The advice of a non-finite failure: a lower learning rate.
+pub const ADVICE_LR: &str = "lower the learning rate (lr)";
+/// The advice of a skippable non-finite failure: skip such batches.
+pub const ADVICE_SKIP: &str = "set on-nonfinite = skip to skip such batches";
 
 /// Drive `trainer` to `opts.steps`, checkpointing every `checkpoint_every`
 /// steps and at the end.
@@ -539,28 +593,34 @@ pub fn run_trainer(trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
     run(trainer)
 }
 
-fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
+/// [`run_trainer`], reporting every step to `observer`.
+pub fn run_with(
+    trainer: Trainer,
+    observer: &mut dyn FnMut(&TrainEvent),
+) -> Result<(ScoreModel, TrainSummary)> {
+    drive(trainer, observer)
+}
+
+fn run(trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
+    if trainer.opts.progress {
+        drive(trainer, &mut log_lines)
+    } else {
+        drive(trainer, &mut |_| {})
+    }
+}
+
+fn drive(
+    mut trainer: Trainer,
+    observer: &mut dyn FnMut(&TrainEvent),
+) -> Result<(ScoreModel, TrainSummary)> {
     let opts = trainer.opts.clone();
     let start_step = trainer.step;
-    let pb = if opts.progress {
-        let pb = ProgressBar::new(opts.steps);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "train {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_position(start_step);
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    observer(&TrainEvent::Started {
+        step: start_step,
+        total: opts.steps,
+    });
     let start = Instant::now();
     let block = (opts.steps / 100).max(1);
-    // Without a terminal (a log file, CI) the bar is invisible: print one
-    // line every 5% of the run instead.
-    let log_every =
-        (opts.progress && !std::io::stderr().is_terminal()).then_some((opts.steps / 20).max(1));
     let (mut block_sum, mut block_n) = (0.0, 0u64);
     let mut curve = Vec::new();
     let mut recent = std::collections::VecDeque::with_capacity(200);
@@ -581,7 +641,7 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
                     trainer.step += 1;
                     skipped += 1;
                 } else {
-                    pb.abandon();
+                    observer(&TrainEvent::Failed);
                     let hint = if skippable {
                         checkpoint_hint(&opts, last_saved, true)
                     } else {
@@ -592,25 +652,20 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
             }
             Err(e) => return Err(e),
         }
+        let mut block_loss = None;
         if (trainer.step.is_multiple_of(block) || trainer.step == opts.steps) && block_n > 0 {
-            curve.push((trainer.step, block_sum / block_n as f64));
-            pb.set_message(format!("loss {:.4}", block_sum / block_n as f64));
-            if log_every
-                .is_some_and(|k| trainer.step.is_multiple_of(k) || trainer.step == opts.steps)
-            {
-                let secs = start.elapsed().as_secs_f64();
-                eprintln!(
-                    "step {}/{} loss {:.4} {:.2} it/s {:.0} s",
-                    trainer.step,
-                    opts.steps,
-                    block_sum / block_n as f64,
-                    (trainer.step - start_step) as f64 / secs.max(1e-9),
-                    secs
-                );
-            }
+            let mean = block_sum / block_n as f64;
+            curve.push((trainer.step, mean));
+            block_loss = Some(mean);
             (block_sum, block_n) = (0.0, 0);
         }
-        pb.inc(1);
+        observer(&TrainEvent::Step {
+            step: trainer.step,
+            total: opts.steps,
+            start_step,
+            block_loss,
+            seconds: start.elapsed().as_secs_f64(),
+        });
         if let Some(dir) = &opts.out_dir {
             if trainer.step.is_multiple_of(opts.checkpoint_every) || trainer.step == opts.steps {
                 trainer.save_checkpoint(dir)?;
@@ -623,7 +678,7 @@ fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
             }
         }
     }
-    pb.finish_and_clear();
+    observer(&TrainEvent::Finished);
     let seconds = start.elapsed().as_secs_f64();
     let summary = TrainSummary {
         final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
