@@ -44,41 +44,23 @@ pub mod domain {
     /// The data batch of training step k: `derive(seed, TRAIN_DATA, k)`
     /// is the data seed of that step (its t and ε come from the stream
     /// `(seed, TRAIN, k)`).
-    pub const TRAIN_DATA: SeedDomain = SeedDomain {
-        tag: 0,
-        mix: Mix::XorMixedIndex,
-    };
+    pub const TRAIN_DATA: SeedDomain = SeedDomain::new(0, Mix::XorMixedIndex);
     /// The demo's reference and floor data draws: draw k of a
     /// `Reference` has data seed `derive(seed, REFERENCE, k)` ("D47A" << 8).
-    pub const REFERENCE: SeedDomain = SeedDomain {
-        tag: 0xD47A << 8,
-        mix: Mix::XorIndex,
-    };
+    pub const REFERENCE: SeedDomain = SeedDomain::new(0xD47A << 8, Mix::XorIndex);
     /// The `sample` command's reference draws: the `Reference` seed is
     /// `derive(seed, SAMPLE_REFERENCE, 0)` ("5EED"), so they differ from
     /// the sampling seed's own streams.
-    pub const SAMPLE_REFERENCE: SeedDomain = SeedDomain {
-        tag: 0x5EED,
-        mix: Mix::Xor,
-    };
+    pub const SAMPLE_REFERENCE: SeedDomain = SeedDomain::new(0x5EED, Mix::Xor);
     /// `compare`'s reference draw for seed s: `derive(seed, COMPARE_REFERENCE, s)`
     /// ("REF\0").
-    pub const COMPARE_REFERENCE: SeedDomain = SeedDomain {
-        tag: 0x5245_4600,
-        mix: Mix::MixedOffset,
-    };
+    pub const COMPARE_REFERENCE: SeedDomain = SeedDomain::new(0x5245_4600, Mix::MixedOffset);
     /// `compare`'s floor draw for seed s (a second, independent data draw):
     /// `derive(seed, COMPARE_FLOOR, s)` ("FLOR").
-    pub const COMPARE_FLOOR: SeedDomain = SeedDomain {
-        tag: 0x464c_4f52,
-        mix: Mix::MixedOffset,
-    };
+    pub const COMPARE_FLOOR: SeedDomain = SeedDomain::new(0x464c_4f52, Mix::MixedOffset);
     /// `compare`'s sampling seed of run s of a cell:
     /// `derive(seed, COMPARE_SAMPLING, s)` ("SAMP").
-    pub const COMPARE_SAMPLING: SeedDomain = SeedDomain {
-        tag: 0x5341_4d50,
-        mix: Mix::Offset,
-    };
+    pub const COMPARE_SAMPLING: SeedDomain = SeedDomain::new(0x5341_4d50, Mix::Offset);
 }
 
 /// A named family of derived seeds: a tag and the way seed, tag and index
@@ -105,6 +87,12 @@ pub enum Mix {
     MixedOffset,
     /// `sm(seed ^ tag) + index`.
     Offset,
+}
+
+impl SeedDomain {
+    pub const fn new(tag: u64, mix: Mix) -> Self {
+        SeedDomain { tag, mix }
+    }
 }
 
 /// The seed number `index` of `domain` under `seed`.

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-
 use super::bars::{sample_bar, TrainBar};
 pub use super::reference::{Quality, Reference, REF_DRAWS, SWD_PROJECTIONS};
 use crate::data::Toy;
@@ -99,7 +98,7 @@ impl DemoOptions {
                         "out",
                         self.out_dir.display(),
                         format!(
-                            "a folder without an earlier demo's outputs ({} exists; pass --force to replace them)",
+                            "a folder without an earlier demo's outputs ({} exists; force replaces them)",
                             p.display()
                         ),
                     ));

@@ -20,28 +20,62 @@ pub const DEFAULT_SDE: &str = "vp";
 /// Parent folder of a fresh run's checkpoint folder (`runs/<data>`).
 pub const DEFAULT_RUNS_DIR: &str = "runs";
 
-/// The settings a user gave for a training run (`None`: not given).
+/// The settings a user gave for a training run (`None`: not given), by
+/// concern. `out` is the checkpoint folder of a fresh run; `resume` the
+/// folder of the run to continue (its checkpoint is loaded by the caller
+/// and passed to [`resolve_train`]).
 #[derive(Clone, Debug, Default)]
 pub struct TrainRequest {
-    pub data: Option<String>,
+    pub data: DataRequest,
+    pub net: NetRequest,
+    pub hyper: HyperRequest,
+    pub run: RunRequest,
+    pub out: Option<PathBuf>,
+    pub resume: Option<PathBuf>,
+}
+
+/// The data set (a name or an image folder) and, for a folder, the side
+/// images are resized to and their channels (1 or 3).
+#[derive(Clone, Debug, Default)]
+pub struct DataRequest {
+    pub name: Option<String>,
     pub image_size: Option<usize>,
     pub channels: Option<usize>,
-    pub net: Option<String>,
+}
+
+/// The network: its kind for image data (`unet` or `mlp`), the U-Net's
+/// channel widths per level (`widths`), the MLP's hidden width and layer
+/// count (`hidden`, `depth`).
+#[derive(Clone, Debug, Default)]
+pub struct NetRequest {
+    pub kind: Option<String>,
+    /// Channel widths per level, e.g. `[32, 64]`.
     pub widths: Option<Vec<usize>>,
-    pub sample_every: Option<u64>,
-    pub sde: Option<String>,
-    pub steps: Option<u64>,
-    pub batch: Option<usize>,
-    pub lr: Option<f64>,
-    pub ema: Option<f64>,
     pub hidden: Option<usize>,
     pub depth: Option<usize>,
+}
+
+/// Total steps, batch size, Adam learning rate (`lr`), EMA decay (`ema`)
+/// and seed.
+#[derive(Clone, Debug, Default)]
+pub struct HyperRequest {
+    pub steps: Option<u64>,
+    pub batch: Option<usize>,
+    /// May differ from a resumed run's.
+    pub lr: Option<f64>,
+    pub ema: Option<f64>,
     pub seed: Option<u64>,
-    pub out: Option<PathBuf>,
-    /// The folder of the run to continue (the checkpoint is loaded by the
-    /// caller and passed to [`resolve_train`]).
-    pub resume: Option<PathBuf>,
+}
+
+/// The noise process by name (`vp`, `subvp`, `ve`), the steps between
+/// preview grids (image data only) and between checkpoints, and what to
+/// do on a non-finite loss or gradient.
+#[derive(Clone, Debug, Default)]
+pub struct RunRequest {
+    pub sde: Option<String>,
+    pub sample_every: Option<u64>,
     pub checkpoint_every: Option<u64>,
+    /// Stop (the default) or skip such a step.
     pub on_nonfinite: Option<OnNonFinite>,
 }
 
@@ -50,14 +84,14 @@ pub struct TrainRequest {
 /// preset's, else the default. Errors name the setting and the value.
 pub fn resolve_train(req: &TrainRequest, resumed: Option<&Checkpoint>) -> Result<TrainOptions> {
     let defaults = TrainOptions::spec(DEFAULT_DATA);
-    let on_nonfinite = req.on_nonfinite.unwrap_or(defaults.on_nonfinite);
+    let on_nonfinite = req.run.on_nonfinite.unwrap_or(defaults.on_nonfinite);
     let saved = resumed.map(|c| {
         let train = c.state.as_ref().map(|s| s.train.clone());
         (c.model.config.clone(), train)
     });
     let data = resolve_data(req, saved.as_ref())?;
     if data.image_shape().is_none() {
-        if let Some(k) = req.sample_every {
+        if let Some(k) = req.run.sample_every {
             return Err(Error::invalid(
                 "sample-every",
                 k,
@@ -68,7 +102,7 @@ pub fn resolve_train(req: &TrainRequest, resumed: Option<&Checkpoint>) -> Result
             ));
         }
     }
-    let sde = match (&req.sde, &saved) {
+    let sde = match (&req.run.sde, &saved) {
         (Some(name), _) => SdeConfig::by_name(name)?,
         (None, Some((cfg, _))) => cfg.sde,
         (None, None) => SdeConfig::by_name(DEFAULT_SDE)?,
@@ -85,30 +119,42 @@ pub fn resolve_train(req: &TrainRequest, resumed: Option<&Checkpoint>) -> Result
         .unwrap_or_else(|| Path::new(DEFAULT_RUNS_DIR).join(data.name()));
     let p = preset.as_ref();
     Ok(TrainOptions {
-        steps: req.steps.or(p.map(|p| p.steps)).unwrap_or(defaults.steps),
+        steps: req
+            .hyper
+            .steps
+            .or(p.map(|p| p.steps))
+            .unwrap_or(defaults.steps),
         batch: req
+            .hyper
             .batch
             .or(tc.as_ref().map(|t| t.batch))
             .or(p.map(|p| p.batch))
             .unwrap_or(defaults.batch),
         lr: req
+            .hyper
             .lr
             .or(tc.as_ref().map(|t| t.lr))
             .or(p.map(|p| p.lr))
             .unwrap_or(defaults.lr),
         ema_decay: req
+            .hyper
             .ema
             .or(tc.as_ref().map(|t| t.ema_decay))
             .unwrap_or(defaults.ema_decay),
         seed: req
+            .hyper
             .seed
             .or(tc.as_ref().map(|t| t.seed))
             .unwrap_or(defaults.seed),
         out_dir: Some(out),
-        checkpoint_every: req.checkpoint_every.unwrap_or(defaults.checkpoint_every),
+        checkpoint_every: req
+            .run
+            .checkpoint_every
+            .unwrap_or(defaults.checkpoint_every),
         progress: false,
         on_nonfinite,
         sample_every: req
+            .run
             .sample_every
             .or(p.map(|p| p.sample_every))
             .unwrap_or(defaults.sample_every),
@@ -128,7 +174,7 @@ fn resolve_data(
         .and_then(|(_, t)| t.as_ref())
         .and_then(|t| t.data.clone());
     let is_image_set = |name: &str| crate::data::source::IMAGE_SETS.contains(&name);
-    match (&req.data, saved) {
+    match (&req.data.name, saved) {
         (Some(name), _) => {
             // On resume of a folder run, size and channels default to the
             // stored ones (a different folder is then named by the check).
@@ -137,31 +183,29 @@ fn resolve_data(
                 Path::new(name).is_dir() && Toy::from_name(name).is_err() && !is_image_set(name);
             let (size, channels) = match stored {
                 Some(fp) if is_folder => (
-                    req.image_size.or(Some(fp.image_size)),
-                    req.channels.or(Some(fp.channels)),
+                    req.data.image_size.or(Some(fp.image_size)),
+                    req.data.channels.or(Some(fp.channels)),
                 ),
-                _ => (req.image_size, req.channels),
+                _ => (req.data.image_size, req.data.channels),
             };
             TrainData::by_name(name, size, channels)
         }
         (None, Some((cfg, _))) => match &fingerprint {
             // A bundled set: loaded by name, its files compared on resume.
             Some(fp) if fp.is_bundled() => {
-                TrainData::by_name(&cfg.data, req.image_size, req.channels)
+                TrainData::by_name(&cfg.data, req.data.image_size, req.data.channels)
             }
             // A folder run: its absolute path, size and channels are stored.
             Some(fp) => {
                 for (name, v, saved) in [
-                    ("image-size", req.image_size, fp.image_size),
-                    ("channels", req.channels, fp.channels),
+                    ("image-size", req.data.image_size, fp.image_size),
+                    ("channels", req.data.channels, fp.channels),
                 ] {
                     if let Some(v) = v.filter(|&v| v != saved) {
                         return Err(Error::invalid(
                             name,
                             v,
-                            format!(
-                                "the checkpoint's {saved} (leave {name} unset when resuming)"
-                            ),
+                            format!("the checkpoint's {saved} (leave {name} unset when resuming)"),
                         ));
                     }
                 }
@@ -170,23 +214,26 @@ fn resolve_data(
             None => {
                 let is_folder = Toy::from_name(&cfg.data).is_err() && !is_image_set(&cfg.data);
                 let (size, channels) = match (&cfg.net, is_folder) {
-                    (_, false) => (req.image_size, req.channels),
+                    (_, false) => (req.data.image_size, req.data.channels),
                     (NetConfig::UNet(u), true) => (Some(u.height), Some(u.channels)),
-                    (NetConfig::Mlp(_), true) => (req.image_size, req.channels),
+                    (NetConfig::Mlp(_), true) => (req.data.image_size, req.data.channels),
                 };
                 TrainData::by_name(&cfg.data, size, channels)
             }
         },
         (None, None) => {
             if let Some((name, v)) = req
+                .data
                 .image_size
                 .map(|v| ("image-size", v))
-                .or(req.channels.map(|v| ("channels", v)))
+                .or(req.data.channels.map(|v| ("channels", v)))
             {
                 return Err(Error::invalid(
                     name,
                     v,
-                    format!("no {name}: it applies to folders of images (name a folder as the data)"),
+                    format!(
+                        "no {name}: it applies to folders of images (name a folder as the data)"
+                    ),
                 ));
             }
             Ok(TrainData::Toy(DEFAULT_DATA))
@@ -204,7 +251,7 @@ fn resolve_net(
 ) -> Result<NetConfig> {
     let base = match (saved, preset) {
         (Some(cfg), _) => cfg.net.clone(),
-        (None, Some(p)) => match req.net.as_deref() {
+        (None, Some(p)) => match req.net.kind.as_deref() {
             None => p.net.clone(),
             Some("mlp") => MlpConfig::new(data.dim()).into(),
             Some("unet") => match &p.net {
@@ -217,7 +264,7 @@ fn resolve_net(
             Some(other) => return Err(Error::invalid("net", other, "unet or mlp")),
         },
         (None, None) => {
-            if let Some(other) = req.net.as_deref().filter(|&n| n != "mlp") {
+            if let Some(other) = req.net.kind.as_deref().filter(|&n| n != "mlp") {
                 return Err(Error::invalid(
                     "net",
                     other,
@@ -228,13 +275,13 @@ fn resolve_net(
         }
     };
     match &base {
-        NetConfig::Mlp(_) if req.widths.is_some() => {
+        NetConfig::Mlp(_) if req.net.widths.is_some() => {
             return Err(Error::Mismatch(
                 "widths set the U-Net; this run uses the MLP (set hidden/depth, or net = unet)"
                     .into(),
             ))
         }
-        NetConfig::UNet(_) if req.hidden.is_some() || req.depth.is_some() => {
+        NetConfig::UNet(_) if req.net.hidden.is_some() || req.net.depth.is_some() => {
             return Err(Error::Mismatch(
                 "hidden/depth set the MLP; this run uses the U-Net (set widths, or net = mlp)"
                     .into(),
@@ -244,12 +291,12 @@ fn resolve_net(
     }
     Ok(match base {
         NetConfig::Mlp(m) => NetConfig::Mlp(MlpConfig {
-            hidden: req.hidden.unwrap_or(m.hidden),
-            depth: req.depth.unwrap_or(m.depth),
+            hidden: req.net.hidden.unwrap_or(m.hidden),
+            depth: req.net.depth.unwrap_or(m.depth),
             ..m
         }),
         NetConfig::UNet(u) => NetConfig::UNet(UNetConfig {
-            widths: req.widths.clone().unwrap_or(u.widths.clone()),
+            widths: req.net.widths.clone().unwrap_or(u.widths.clone()),
             ..u
         }),
     })

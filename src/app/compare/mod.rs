@@ -1,6 +1,10 @@
 //! `scoresde compare`: sample quality against cost for several samplers at
 //! several NFE budgets, with an exact-score oracle or a trained model.
 //!
+//! (About 600 lines: the options, the budget planning and the run loop
+//! share the cell types and are read together; the writers of tables and
+//! figures are in `output.rs`.)
+//!
 //! For every sampler spec (taken by [`samplers::by_name`], so any registered
 //! sampler works) and every NFE budget, the sampler runs `seeds` times with
 //! different sampling seeds; each run is scored against its own independent
@@ -344,7 +348,7 @@ pub fn run_with(
                 "name",
                 name,
                 format!(
-                    "a new comparison name: {} exists (pass --force to overwrite)",
+                    "a new comparison name: {} exists (force overwrites it)",
                     f.display()
                 ),
             ));
@@ -387,7 +391,12 @@ pub fn run_with(
     // Reference and floor draws, one pair per seed.
     let n = opts.n;
     let refs: Vec<Array2<f32>> = (0..opts.seeds)
-        .map(|s| data.sample(n, rng::derive(opts.seed, domain::COMPARE_REFERENCE, s as u64)))
+        .map(|s| {
+            data.sample(
+                n,
+                rng::derive(opts.seed, domain::COMPARE_REFERENCE, s as u64),
+            )
+        })
         .collect();
     let floor_draws: Vec<Array2<f32>> = (0..opts.seeds)
         .map(|s| data.sample(n, rng::derive(opts.seed, domain::COMPARE_FLOOR, s as u64)))

@@ -41,8 +41,9 @@ enum Command {
     Schedule(ScheduleArgs),
 }
 
+/// Where scores come from: a trained model or an exact oracle.
 #[derive(Args)]
-struct ScheduleArgs {
+struct ScoreArgs {
     /// Checkpoint directory written by `scoresde train`.
     #[arg(long, conflicts_with_all = ["oracle", "sde"], required_unless_present = "oracle")]
     model: Option<PathBuf>,
@@ -52,6 +53,12 @@ struct ScheduleArgs {
     /// Noise process of the oracle: vp, subvp, ve (a model brings its own).
     #[arg(long)]
     sde: Option<String>,
+}
+
+#[derive(Args)]
+struct ScheduleArgs {
+    #[command(flatten)]
+    score: ScoreArgs,
     /// Sampler spec whose grid is optimised (a deterministic one), e.g. `dpm-solver++`.
     #[arg(long)]
     sampler: String,
@@ -83,15 +90,8 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct CompareArgs {
-    /// Checkpoint directory written by `scoresde train`.
-    #[arg(long, conflicts_with_all = ["oracle", "sde"], required_unless_present = "oracle")]
-    model: Option<PathBuf>,
-    /// Exact-score oracle instead of a model: checkerboard, 8gaussians or 25gaussians.
-    #[arg(long)]
-    oracle: Option<String>,
-    /// Noise process of the oracle: vp, subvp, ve (a model brings its own).
-    #[arg(long)]
-    sde: Option<String>,
+    #[command(flatten)]
+    score: ScoreArgs,
     /// Reference data set (default: the model's data set / the oracle's).
     #[arg(long)]
     data: Option<String>,
@@ -315,10 +315,11 @@ fn one_line(e: &anyhow::Error) -> String {
 
 /// The library's advice spelled as this tool's options.
 fn with_flag_names(msg: String) -> String {
-    msg.replace(scoresde::train::ADVICE_LR, "lower --lr").replace(
-        scoresde::train::ADVICE_SKIP,
-        "pass --on-nonfinite skip to skip such batches",
-    )
+    msg.replace(scoresde::train::ADVICE_LR, "lower --lr")
+        .replace(
+            scoresde::train::ADVICE_SKIP,
+            "pass --on-nonfinite skip to skip such batches",
+        )
 }
 
 fn main() -> ExitCode {

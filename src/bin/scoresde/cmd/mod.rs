@@ -58,11 +58,11 @@ pub(crate) fn run_demo(a: DemoArgs) -> Result<()> {
 
 pub(crate) fn run_compare(a: CompareArgs) -> Result<()> {
     use scoresde::app::compare::{self, CompareOptions, Source};
-    let source = match (a.model, a.oracle) {
+    let source = match (a.score.model, a.score.oracle) {
         (Some(dir), _) => Source::Model(dir),
         (None, Some(o)) => Source::Oracle {
             data: Toy::from_name(&o)?,
-            sde: SdeConfig::by_name(a.sde.as_deref().unwrap_or("vp"))?,
+            sde: SdeConfig::by_name(a.score.sde.as_deref().unwrap_or("vp"))?,
         },
         (None, None) => bail!("pass --model DIR or --oracle checkerboard|8gaussians|25gaussians"),
     };
@@ -123,13 +123,13 @@ pub(crate) fn run_schedule(a: ScheduleArgs) -> Result<()> {
     let mut opts = OptimizeOptions::new(&a.sampler, a.nfe);
     opts.n = a.n;
     opts.seed = a.seed;
-    let result = match (a.model, a.oracle) {
+    let result = match (a.score.model, a.score.oracle) {
         (Some(dir), _) => {
             let model = ScoreModel::load(&dir)?;
             optimize(model.sde(), &model, &opts)?
         }
         (None, Some(o)) => {
-            let sde = SdeConfig::by_name(a.sde.as_deref().unwrap_or("vp"))?;
+            let sde = SdeConfig::by_name(a.score.sde.as_deref().unwrap_or("vp"))?;
             let (oracle, oracle_sde) = scoresde::oracle::for_toy(Toy::from_name(&o)?, &sde)?;
             optimize(oracle_sde.as_ref(), oracle.as_ref(), &opts)?
         }

@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use scoresde::app::bars::TrainBar;
-use scoresde::app::options::{self, TrainRequest};
+use scoresde::app::options::{
+    self, DataRequest, HyperRequest, NetRequest, RunRequest, TrainRequest,
+};
 use scoresde::checkpoint;
 use scoresde::train::{self, OnNonFinite};
 
@@ -45,24 +47,32 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
         }
     };
     let request = TrainRequest {
-        data: a.data.clone(),
-        image_size: a.image_size,
-        channels: a.channels,
-        net: a.net.clone(),
-        widths: a.widths.clone(),
-        sample_every: a.sample_every,
-        sde: a.sde.clone(),
-        steps: a.steps,
-        batch: a.batch,
-        lr: a.lr,
-        ema: a.ema,
-        hidden: a.hidden,
-        depth: a.depth,
-        seed: a.seed,
+        data: DataRequest {
+            name: a.data.clone(),
+            image_size: a.image_size,
+            channels: a.channels,
+        },
+        net: NetRequest {
+            kind: a.net.clone(),
+            widths: a.widths.clone(),
+            hidden: a.hidden,
+            depth: a.depth,
+        },
+        hyper: HyperRequest {
+            steps: a.steps,
+            batch: a.batch,
+            lr: a.lr,
+            ema: a.ema,
+            seed: a.seed,
+        },
+        run: RunRequest {
+            sde: a.sde.clone(),
+            sample_every: a.sample_every,
+            checkpoint_every: Some(a.checkpoint_every),
+            on_nonfinite: Some(on_nonfinite),
+        },
         out: a.out.clone(),
         resume: a.resume.clone(),
-        checkpoint_every: Some(a.checkpoint_every),
-        on_nonfinite: Some(on_nonfinite),
     };
     let opts = options::resolve_train(&request, resume.as_ref())?;
     let out = opts.out_dir.clone().expect("a resolved run has a folder");
