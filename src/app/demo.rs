@@ -98,7 +98,7 @@ impl DemoOptions {
                         "out",
                         self.out_dir.display(),
                         format!(
-                            "a folder without an earlier demo's outputs ({} exists; force replaces them)",
+                            "a folder without an earlier demo's outputs ({} exists; pass --force to replace them)",
                             p.display()
                         ),
                     ));

@@ -268,7 +268,7 @@ fn resolve_net(
                 return Err(Error::invalid(
                     "net",
                     other,
-                    "mlp: toy data sets use the MLP (mlp)",
+                    "mlp (toy data sets use the MLP)",
                 ));
             }
             MlpConfig::new(2).into()

@@ -348,7 +348,7 @@ pub fn run_with(
                 "name",
                 name,
                 format!(
-                    "a new comparison name: {} exists (force overwrites it)",
+                    "a new comparison name: {} exists (pass --force to overwrite)",
                     f.display()
                 ),
             ));
