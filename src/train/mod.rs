@@ -287,8 +287,8 @@ impl Trainer {
         })?;
         let differs = |what: &str, ours: String, saved: String| {
             Error::Mismatch(format!(
-                "{what} {ours} differs from {saved} in the checkpoint {dir}; \
-                 a resumed run must use the same {what} (leave it unset to take the saved one)"
+                "--{what} {ours} differs from {saved} in the checkpoint {dir}; \
+                 a resumed run must use the same {what} (omit --{what} to take the saved one)"
             ))
         };
         if opts.data.name() != cfg.data {
