@@ -9,8 +9,8 @@
 //! sampler's discretisation error; what a trained model adds on top is
 //! model error.
 
+use scoresde::app::reference::Reference;
 use scoresde::data::Toy;
-use scoresde::demo::Reference;
 use scoresde::oracle::CheckerboardScore;
 use scoresde::samplers::{by_name, sample, SampleOptions};
 use scoresde::sde::SdeConfig;

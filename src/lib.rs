@@ -49,10 +49,9 @@
 //! The reference workload the defaults and benchmarks follow is specified
 //! in `docs/SPEC.md`.
 
+pub mod app;
 pub mod checkpoint;
-pub mod compare;
 pub mod data;
-pub mod demo;
 pub mod dopri5;
 pub mod error;
 pub mod fsutil;
@@ -64,6 +63,7 @@ pub mod model;
 pub mod nn;
 pub mod npy;
 pub mod oracle;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod samplers;

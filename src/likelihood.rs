@@ -64,7 +64,7 @@ use crate::score::Score;
 use crate::sde::Sde;
 
 /// Stream domain of the Hutchinson probes (point i owns stream (seed, this, i)).
-pub const PROBE_DOMAIN: u64 = 0x4c49_4b45;
+pub const PROBE_DOMAIN: u64 = rng::domain::LIKELIHOOD_PROBE;
 
 /// How tr(∂s/∂x) is computed; see the module doc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -95,7 +95,7 @@ pub fn check_compare_sizes(n: usize, seeds: usize, nfe: &[usize]) -> Result<()> 
             "n",
             n,
             format!(
-                "n x seeds <= {MAX_COMPARE_N_SEEDS} (with --seeds {seeds}: n <= {})",
+                "n x seeds <= {MAX_COMPARE_N_SEEDS} (with seeds = {seeds}: n <= {})",
                 MAX_COMPARE_N_SEEDS / seeds.max(1)
             ),
         ));

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use scoresde::compare::{run, CompareOptions, Source};
+use scoresde::app::compare::{run, CompareOptions, Source};
 use scoresde::data::Toy;
 use scoresde::sde::SdeConfig;
 

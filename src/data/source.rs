@@ -85,7 +85,7 @@ pub fn data_dir() -> PathBuf {
 fn valid_names() -> String {
     let toys: Vec<&str> = Toy::ALL.iter().map(|t| t.name()).collect();
     format!(
-        "one of: {}, {}, or a folder of PNG/JPEG images (with --image-size N --channels 1|3)",
+        "one of: {}, {}, or a folder of PNG/JPEG images (with an image size N and 1 or 3 channels)",
         IMAGE_SETS.join(", "),
         toys.join(", ")
     )
@@ -136,7 +136,7 @@ impl TrainData {
                 return Err(Error::invalid(
                     flag,
                     v,
-                    format!("no --{flag}: it applies to folders of images, and {name} is not one"),
+                    format!("no {flag}: it applies to folders of images, and {name} is not one"),
                 ));
             }
         }

@@ -204,22 +204,22 @@ fn row_sum(p: &[f64], cols: &[Vec<f64>], lo: usize, hi: usize, f: &impl Fn(f64) 
     {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { row_sum_avx2(p, cols, lo, hi, f) };
+            return unsafe { row_sum_avx2(p, cols, lo..hi, f) };
         }
     }
     row_sum_body(p, cols, lo, hi, f)
 }
 
+/// [`row_sum_body`] compiled for AVX2, over the points `range`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn row_sum_avx2(
     p: &[f64],
     cols: &[Vec<f64>],
-    lo: usize,
-    hi: usize,
+    range: std::ops::Range<usize>,
     f: &impl Fn(f64) -> f64,
 ) -> f64 {
-    row_sum_body(p, cols, lo, hi, f)
+    row_sum_body(p, cols, range.start, range.end, f)
 }
 
 #[inline(always)]

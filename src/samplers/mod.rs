@@ -75,7 +75,6 @@ pub use lms::Lms;
 
 use std::sync::LazyLock;
 
-use indicatif::ProgressBar;
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -267,8 +266,8 @@ pub struct SampleOptions {
     pub record_every: Option<usize>,
     /// Keep the trajectory of only the first this many samples.
     pub record_rows: usize,
-    /// Progress bar advanced by the number of finished samples.
-    pub progress: Option<ProgressBar>,
+    /// Called with the number of samples of every finished chunk.
+    pub progress: Option<crate::progress::Progress>,
 }
 
 impl SampleOptions {
@@ -352,8 +351,8 @@ pub fn sample(
             for (o, &v) in dst.iter_mut().zip(x.iter()) {
                 *o = v;
             }
-            if let Some(pb) = &opts.progress {
-                pb.inc(rows as u64);
+            if let Some(p) = &opts.progress {
+                p.advance(rows as u64);
             }
             let nfe = ctx.nfe();
             Ok((rows, nfe, ctx.rec, ctx.bad))

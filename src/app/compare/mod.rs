@@ -1,6 +1,10 @@
 //! `scoresde compare`: sample quality against cost for several samplers at
 //! several NFE budgets, with an exact-score oracle or a trained model.
 //!
+//! (About 600 lines: the options, the budget planning and the run loop
+//! share the cell types and are read together; the writers of tables and
+//! figures are in `output.rs`.)
+//!
 //! For every sampler spec (taken by [`samplers::by_name`], so any registered
 //! sampler works) and every NFE budget, the sampler runs `seeds` times with
 //! different sampling seeds; each run is scored against its own independent
@@ -21,15 +25,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{s, Array2, ArrayView2};
 
+use super::bars::sample_bar;
 use crate::data::Toy;
 use crate::error::{Error, Result};
 use crate::metrics::{self, MeanSe};
 use crate::model::ScoreModel;
 use crate::report::Table;
-use crate::rng::splitmix64;
+use crate::rng::{self, domain};
 use crate::samplers::{self, SampleOptions};
 use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
@@ -45,8 +49,8 @@ pub const DEFAULT_NFE: [usize; 8] = [5, 10, 20, 50, 100, 250, 500, 1000];
 /// Default samples per run with an exact-score oracle.
 pub const DEFAULT_N: usize = 5_000;
 /// Default samples per run with a trained network: the default grid costs
-/// about 13 samplers × 1935 NFE × 3 seeds ≈ 75,000 evaluations per sample,
-/// so 1,000 samples keep the whole grid to about 7.5·10⁷ evaluations.
+/// about 29 samplers × 1935 NFE × 3 seeds ≈ 170,000 evaluations per sample,
+/// so 1,000 samples keep the whole grid to about 1.7·10⁸ evaluations.
 pub const DEFAULT_N_MODEL: usize = 1_000;
 /// Default number of sampling seeds (and reference draws).
 pub const DEFAULT_SEEDS: usize = 3;
@@ -386,12 +390,16 @@ pub fn run_with(
 
     // Reference and floor draws, one pair per seed.
     let n = opts.n;
-    let ref_seed = |k: u64, s: usize| splitmix64(splitmix64(opts.seed ^ k).wrapping_add(s as u64));
     let refs: Vec<Array2<f32>> = (0..opts.seeds)
-        .map(|s| data.sample(n, ref_seed(0x5245_4600, s)))
+        .map(|s| {
+            data.sample(
+                n,
+                rng::derive(opts.seed, domain::COMPARE_REFERENCE, s as u64),
+            )
+        })
         .collect();
     let floor_draws: Vec<Array2<f32>> = (0..opts.seeds)
-        .map(|s| data.sample(n, ref_seed(0x464c_4f52, s)))
+        .map(|s| data.sample(n, rng::derive(opts.seed, domain::COMPARE_FLOOR, s as u64)))
         .collect();
     let sub =
         |a: &Array2<f32>| -> Array2<f32> { a.slice(s![..n.min(PAIRWISE_SUBSET), ..]).to_owned() };
@@ -441,20 +449,18 @@ pub fn run_with(
                     )
                 }
             };
-            let pb = progress_bar(
-                opts.progress,
-                (n * opts.seeds) as u64,
-                &format!("{spec} @ {budget}"),
-            );
+            let pb = opts
+                .progress
+                .then(|| sample_bar((n * opts.seeds) as u64, format!("{spec} @ {budget}"), 24));
             let mut qs = Vec::with_capacity(opts.seeds);
             let mut secs = Vec::with_capacity(opts.seeds);
             let mut first: Option<(Array2<f32>, usize)> = None;
             for s in 0..opts.seeds {
                 let mut so = SampleOptions::new(
                     n,
-                    splitmix64(opts.seed ^ 0x5341_4d50).wrapping_add(s as u64),
+                    rng::derive(opts.seed, domain::COMPARE_SAMPLING, s as u64),
                 );
-                so.progress = pb.clone();
+                so.progress = pb.as_ref().map(|(_, p)| p.clone());
                 let start = Instant::now();
                 let out = samplers::sample(sampler.as_ref(), sde, score, &so)?;
                 secs.push(start.elapsed().as_secs_f64());
@@ -463,7 +469,7 @@ pub fn run_with(
                     first = Some((out.samples, out.nfe));
                 }
             }
-            if let Some(pb) = &pb {
+            if let Some((pb, _)) = &pb {
                 pb.finish_and_clear();
             }
             let (samples, nfe) = first.expect("seeds >= 1");
@@ -593,17 +599,4 @@ fn rtol_for(i: usize, k: usize) -> f64 {
         i as f64 / (k - 1) as f64
     };
     10f64.powf(a + f * (b - a))
-}
-
-fn progress_bar(show: bool, len: u64, prefix: &str) -> Option<ProgressBar> {
-    if !show {
-        return None;
-    }
-    let pb = ProgressBar::new(len);
-    pb.set_style(
-        ProgressStyle::with_template("{prefix:>24} {bar:30} {pos}/{len} [{elapsed_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    pb.set_prefix(prefix.to_string());
-    Some(pb)
 }

@@ -17,11 +17,8 @@
 //! and a run resumed from a checkpoint ([`Trainer::resume`]) ends with the
 //! same bytes as one that never stopped.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 
@@ -33,6 +30,11 @@ use crate::nn::optim::first_non_finite;
 use crate::nn::{Adam, Ema, MlpConfig, NetCache, NetConfig, ScoreNet};
 use crate::rng::{self, StreamRng};
 use crate::sde::{Sde, SdeConfig};
+
+mod run;
+
+use run::run;
+pub use run::{log_lines, run_trainer, run_with, TrainEvent, ADVICE_LR, ADVICE_SKIP};
 
 /// Everything a training run needs.
 #[derive(Clone, Debug)]
@@ -49,7 +51,8 @@ pub struct TrainOptions {
     /// `checkpoint_every` steps and at the end.
     pub out_dir: Option<PathBuf>,
     pub checkpoint_every: u64,
-    /// Show a progress bar with loss and it/s.
+    /// Without an observer of its own ([`run_with`]): print a line with
+    /// step, loss and it/s to stderr every 5% of the run.
     pub progress: bool,
     /// What to do when the loss or a gradient is NaN or Inf.
     pub on_nonfinite: OnNonFinite,
@@ -58,6 +61,9 @@ pub struct TrainOptions {
     /// [`PREVIEW_IMAGES`] EMA samples ([`PREVIEW_SAMPLER`], fixed seed).
     pub sample_every: u64,
 }
+
+/// Steps between checkpoints of a run that sets no interval.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1_000;
 
 /// Images in a training preview grid.
 pub const PREVIEW_IMAGES: usize = 64;
@@ -87,7 +93,9 @@ impl OnNonFinite {
 
 impl TrainOptions {
     /// docs/SPEC.md's recipe on `data`: VP SDE, 3x256 MLP, batch 512, Adam 1e-3,
-    /// EMA 0.999, 20,000 steps.
+    /// EMA 0.999, 20,000 steps, seed 0, a checkpoint every
+    /// [`DEFAULT_CHECKPOINT_EVERY`] steps. These are the defaults of every
+    /// setting a run leaves unset (`app::options::resolve_train`).
     pub fn spec(data: Toy) -> Self {
         TrainOptions {
             data: TrainData::Toy(data),
@@ -99,7 +107,7 @@ impl TrainOptions {
             ema_decay: 0.999,
             seed: 0,
             out_dir: None,
-            checkpoint_every: 5_000,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             progress: false,
             on_nonfinite: OnNonFinite::Stop,
             sample_every: 0,
@@ -323,7 +331,7 @@ impl Trainer {
                         return Err(Error::Mismatch(format!(
                             "the training data changed since the checkpoint {dir} was saved: {what}; \
                              a resumed run must train on the same data (restore the folder, or start \
-                             a new run with --force or another --out)"
+                             a new run in another folder)"
                         )));
                     }
                 }
@@ -354,7 +362,7 @@ impl Trainer {
                 "steps",
                 opts.steps,
                 format!(
-                    "at least the checkpoint's step {} (--steps is the total)",
+                    "at least the checkpoint's step {} (steps is the total)",
                     cfg.step
                 ),
             ));
@@ -384,7 +392,7 @@ impl Trainer {
     /// Fill x_t, t and the target c ε for step `self.step`.
     fn draw_batch(&mut self) {
         let (b, d) = self.x_t.dim();
-        let data_seed = rng::splitmix64(self.opts.seed ^ rng::splitmix64(self.step));
+        let data_seed = rng::derive(self.opts.seed, rng::domain::TRAIN_DATA, self.step);
         let x0 = self.opts.data.sample(b, data_seed);
         let mut r: StreamRng = rng::stream(self.opts.seed, rng::domain::TRAIN, self.step);
         let (t_eps, t_max) = (self.sde.t_eps(), self.sde.t_max());
@@ -505,133 +513,4 @@ pub fn train(opts: &TrainOptions) -> Result<(ScoreModel, TrainSummary)> {
 /// [`Trainer::resume`]).
 pub fn resume(opts: &TrainOptions, ckpt: Checkpoint) -> Result<(ScoreModel, TrainSummary)> {
     run(Trainer::resume(opts.clone(), ckpt)?)
-}
-
-/// Where the last good checkpoint is, for error messages.
-/// `--on-nonfinite skip` is suggested only for a skippable failure of a
-/// run that does not already skip.
-fn checkpoint_hint(opts: &TrainOptions, last_saved: Option<u64>, skippable: bool) -> String {
-    let advice = if skippable && opts.on_nonfinite == OnNonFinite::Stop {
-        "lower --lr, or pass --on-nonfinite skip to skip such batches"
-    } else {
-        "lower --lr"
-    };
-    match (&opts.out_dir, last_saved) {
-        (Some(dir), Some(step)) => format!(
-            "the last good checkpoint (step {step}) is in {}; {advice}",
-            dir.display()
-        ),
-        (Some(dir), None) => match checkpoint::read_manifest(dir) {
-            Ok(m) => format!(
-                "the checkpoint in {} (step {}) is untouched; {advice}",
-                dir.display(),
-                m.step
-            ),
-            Err(_) => format!("no checkpoint was written yet; {advice}"),
-        },
-        (None, _) => advice.to_string(),
-    }
-}
-
-/// Drive `trainer` to `opts.steps`, checkpointing every `checkpoint_every`
-/// steps and at the end.
-pub fn run_trainer(trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
-    run(trainer)
-}
-
-fn run(mut trainer: Trainer) -> Result<(ScoreModel, TrainSummary)> {
-    let opts = trainer.opts.clone();
-    let start_step = trainer.step;
-    let pb = if opts.progress {
-        let pb = ProgressBar::new(opts.steps);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "train {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_position(start_step);
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
-    let start = Instant::now();
-    let block = (opts.steps / 100).max(1);
-    // Without a terminal (a log file, CI) the bar is invisible: print one
-    // line every 5% of the run instead.
-    let log_every =
-        (opts.progress && !std::io::stderr().is_terminal()).then_some((opts.steps / 20).max(1));
-    let (mut block_sum, mut block_n) = (0.0, 0u64);
-    let mut curve = Vec::new();
-    let mut recent = std::collections::VecDeque::with_capacity(200);
-    let (mut skipped, mut last_saved) = (0u64, None);
-    while trainer.step < opts.steps {
-        match trainer.train_step() {
-            Ok(loss) => {
-                block_sum += loss;
-                block_n += 1;
-                if recent.len() == 200 {
-                    recent.pop_front();
-                }
-                recent.push_back(loss);
-            }
-            Err(Error::NonFinite { step, what, hint }) => {
-                let skippable = hint.is_empty();
-                if skippable && opts.on_nonfinite == OnNonFinite::Skip {
-                    trainer.step += 1;
-                    skipped += 1;
-                } else {
-                    pb.abandon();
-                    let hint = if skippable {
-                        checkpoint_hint(&opts, last_saved, true)
-                    } else {
-                        format!("{hint}; {}", checkpoint_hint(&opts, last_saved, false))
-                    };
-                    return Err(Error::NonFinite { step, what, hint });
-                }
-            }
-            Err(e) => return Err(e),
-        }
-        if (trainer.step.is_multiple_of(block) || trainer.step == opts.steps) && block_n > 0 {
-            curve.push((trainer.step, block_sum / block_n as f64));
-            pb.set_message(format!("loss {:.4}", block_sum / block_n as f64));
-            if log_every
-                .is_some_and(|k| trainer.step.is_multiple_of(k) || trainer.step == opts.steps)
-            {
-                let secs = start.elapsed().as_secs_f64();
-                eprintln!(
-                    "step {}/{} loss {:.4} {:.2} it/s {:.0} s",
-                    trainer.step,
-                    opts.steps,
-                    block_sum / block_n as f64,
-                    (trainer.step - start_step) as f64 / secs.max(1e-9),
-                    secs
-                );
-            }
-            (block_sum, block_n) = (0.0, 0);
-        }
-        pb.inc(1);
-        if let Some(dir) = &opts.out_dir {
-            if trainer.step.is_multiple_of(opts.checkpoint_every) || trainer.step == opts.steps {
-                trainer.save_checkpoint(dir)?;
-                last_saved = Some(trainer.step);
-            }
-            let due = opts.sample_every > 0
-                && (trainer.step.is_multiple_of(opts.sample_every) || trainer.step == opts.steps);
-            if due && opts.data.image_shape().is_some() {
-                trainer.write_preview(dir)?;
-            }
-        }
-    }
-    pb.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let summary = TrainSummary {
-        final_loss: recent.iter().sum::<f64>() / recent.len().max(1) as f64,
-        seconds,
-        steps_per_sec: (opts.steps - start_step) as f64 / seconds.max(1e-9),
-        loss_curve: curve,
-        start_step,
-        skipped,
-    };
-    Ok((trainer.ema_model()?, summary))
 }

@@ -304,32 +304,39 @@ pub(super) fn write_figures(
             .collect()
     };
     let hline = Some((floor.swd.mean, "noise floor (data vs data)".to_string()));
-    viz::line_plot(
-        &dir.join("quality_vs_nfe.png"),
-        &viz::LinePlot {
-            title: format!("Sample quality vs NFE: {label}"),
-            x_label: "model evaluations per sample (NFE)".into(),
-            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
-            log_x: true,
-            log_y: true,
-            series: series(&|c| c.nfe as f64),
-            hline: hline.clone(),
-            ..viz::LinePlot::default()
-        },
-    )?;
-    viz::line_plot(
-        &dir.join("quality_vs_time.png"),
-        &viz::LinePlot {
-            title: format!("Sample quality vs wall time: {label}"),
-            x_label: "seconds per run".into(),
-            y_label: "sliced Wasserstein distance (mean ± SE)".into(),
-            log_x: true,
-            log_y: true,
-            series: series(&|c| c.seconds.mean),
-            hline,
-            ..viz::LinePlot::default()
-        },
-    )?;
+    let by_nfe = |c: &Cell| c.nfe as f64;
+    let by_time = |c: &Cell| c.seconds.mean;
+    // (file, "quality vs ...", x-axis label, x of a cell)
+    type Plot<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(&Cell) -> f64);
+    let plots: [Plot; 2] = [
+        (
+            "quality_vs_nfe.png",
+            "NFE",
+            "model evaluations per sample (NFE)",
+            &by_nfe,
+        ),
+        (
+            "quality_vs_time.png",
+            "wall time",
+            "seconds per run",
+            &by_time,
+        ),
+    ];
+    for (file, versus, x_label, x) in plots {
+        viz::line_plot(
+            &dir.join(file),
+            &viz::LinePlot {
+                title: format!("Sample quality vs {versus}: {label}"),
+                x_label: x_label.into(),
+                y_label: "sliced Wasserstein distance (mean ± SE)".into(),
+                log_x: true,
+                log_y: true,
+                series: series(x),
+                hline: hline.clone(),
+                ..viz::LinePlot::default()
+            },
+        )?;
+    }
     let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
     let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
     let grid: Vec<Vec<Option<ArrayView2<f32>>>> = rows

@@ -4,12 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::Array2;
-
+use super::bars::{sample_bar, TrainBar};
+pub use super::reference::{Quality, Reference, REF_DRAWS, SWD_PROJECTIONS};
 use crate::data::Toy;
 use crate::error::{Error, Result};
-use crate::metrics::{self, MeanSe};
+use crate::metrics::MeanSe;
 use crate::report::Table;
 use crate::samplers::{self, SampleOptions, SampleOutput, Sampler};
 use crate::score::Score;
@@ -110,69 +109,6 @@ impl DemoOptions {
     }
 }
 
-/// Quality figures of one sampler's output against fresh data.
-#[derive(Clone, Debug)]
-pub struct Quality {
-    /// SWD against `REF_DRAWS` independent data draws: mean ± SE.
-    pub swd: MeanSe,
-    /// Unbiased RBF MMD² against the first data draw (can be slightly negative).
-    pub mmd: f64,
-    /// Fraction of points inside the data's support, the 8 filled squares
-    /// (checkerboard only).
-    pub in_support: Option<f64>,
-    /// Fraction of points inside the board's box [-4, 4]², what docs/SPEC.md
-    /// calls the support (checkerboard only).
-    pub in_box: Option<f64>,
-}
-
-/// Number of independent reference draws (and of floor pairs).
-pub const REF_DRAWS: usize = 8;
-/// Projection directions for SWD (docs/SPEC.md).
-pub const SWD_PROJECTIONS: usize = 256;
-
-/// Reference data draws and the SWD noise floor.
-pub struct Reference {
-    /// `REF_DRAWS` independent draws that samples are scored against.
-    pub draws: Vec<Array2<f32>>,
-    /// SWD between `REF_DRAWS` disjoint pairs of further independent data
-    /// draws: mean ± SE.
-    pub floor: MeanSe,
-}
-
-impl Reference {
-    /// Draw 3 × `REF_DRAWS` independent sets of `n` points: the first
-    /// `REF_DRAWS` are references, the rest form the floor's disjoint pairs.
-    pub fn new(data: Toy, n: usize, seed: u64) -> Self {
-        let draw = |k: u64| data.sample(n, crate::rng::splitmix64(seed ^ (0xD47A << 8) ^ k));
-        let floors: Vec<f64> = (0..REF_DRAWS as u64)
-            .map(|k| {
-                let (a, b) = (draw(100 + 2 * k), draw(101 + 2 * k));
-                metrics::swd(a.view(), b.view(), SWD_PROJECTIONS, k)
-            })
-            .collect();
-        Reference {
-            draws: (0..REF_DRAWS as u64).map(draw).collect(),
-            floor: MeanSe::from_samples(&floors),
-        }
-    }
-
-    /// SWD (mean ± SE over the draws), MMD and support fraction of `x`.
-    pub fn quality(&self, data: Toy, x: &Array2<f32>) -> Quality {
-        let swds: Vec<f64> = self
-            .draws
-            .iter()
-            .enumerate()
-            .map(|(k, r)| metrics::swd(x.view(), r.view(), SWD_PROJECTIONS, k as u64))
-            .collect();
-        Quality {
-            swd: MeanSe::from_samples(&swds),
-            mmd: metrics::mmd_rbf(x.view(), self.draws[0].view()),
-            in_support: data.in_support_fraction(x.view()),
-            in_box: data.in_box_fraction(x.view()),
-        }
-    }
-}
-
 /// One row of the demo's table.
 #[derive(Clone, Debug)]
 pub struct DemoRow {
@@ -198,18 +134,14 @@ fn sample_with_bar(
     mut opts: SampleOptions,
     progress: bool,
 ) -> Result<(SampleOutput, f64)> {
-    if progress {
-        let pb = ProgressBar::new(opts.n as u64);
-        pb.set_style(
-            ProgressStyle::with_template("{prefix:>22} {bar:30} {pos}/{len} [{elapsed_precise}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_prefix(sampler.label());
-        opts.progress = Some(pb);
-    }
+    let bar = progress.then(|| {
+        let (pb, p) = sample_bar(opts.n as u64, sampler.label(), 22);
+        opts.progress = Some(p);
+        pb
+    });
     let start = Instant::now();
     let out = samplers::sample(sampler, sde, model, &opts)?;
-    if let Some(pb) = &opts.progress {
+    if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
     Ok((out, start.elapsed().as_secs_f64()))
@@ -225,10 +157,15 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport> {
     let mut topts = TrainOptions::spec(opts.data);
     topts.steps = opts.train_steps;
     topts.seed = opts.seed;
-    topts.progress = opts.progress;
     topts.out_dir = Some(opts.out_dir.join("model"));
     topts.checkpoint_every = opts.train_steps;
-    let (model, summary) = train::train(&topts)?;
+    let trainer = train::Trainer::new(topts)?;
+    let (model, summary) = if opts.progress {
+        let mut bar = TrainBar::new();
+        train::run_with(trainer, &mut |e| bar.observe(e))?
+    } else {
+        train::run_trainer(trainer)?
+    };
 
     let reference = Reference::new(opts.data, opts.samples, opts.seed);
     let sampler_list: Vec<Box<dyn Sampler>> = vec![

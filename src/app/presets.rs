@@ -1,0 +1,66 @@
+//! Training defaults of the image data sets: network, batch, steps,
+//! learning rate and preview interval per set ([`preset`]).
+
+use crate::nn::{MlpConfig, NetConfig, UNetConfig};
+
+/// Training defaults for an image set (chosen for the time per training
+/// step; the measurements are in BENCHMARKS.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImagePreset {
+    pub net: NetConfig,
+    pub batch: usize,
+    pub steps: u64,
+    pub lr: f64,
+    /// Steps between preview grids.
+    pub sample_every: u64,
+}
+
+/// Defaults for `c×h×w` images of data set `name`.
+pub fn preset(name: &str, c: usize, h: usize, w: usize) -> ImagePreset {
+    let unet = |widths: Vec<usize>| {
+        NetConfig::UNet(UNetConfig {
+            widths,
+            time_dim: 64,
+            ..UNetConfig::new(c, h, w)
+        })
+    };
+    match name {
+        // ~30 ms/step at batch 64: 6,000 steps ≈ 3 min.
+        "digits" => ImagePreset {
+            net: unet(vec![16, 32]),
+            batch: 64,
+            steps: 6_000,
+            lr: 2e-3,
+            sample_every: 500,
+        },
+        // 28×28: ~160 ms/step at batch 32 on one core (2 cores shared by
+        // two trainings); 10,000 steps ≈ 30 min.
+        "mnist" => ImagePreset {
+            net: unet(vec![16, 32, 32]),
+            batch: 32,
+            steps: 10_000,
+            lr: 2e-3,
+            sample_every: 1_000,
+        },
+        _ if h <= 8 && w <= 8 => ImagePreset {
+            net: NetConfig::Mlp(MlpConfig::new(c * h * w)),
+            batch: 128,
+            steps: 20_000,
+            lr: 1e-3,
+            sample_every: 2_000,
+        },
+        // emoji (3×16×16) ~110 ms/step at batch 64 on one core: 12,000
+        // steps ≈ 25 min; mnist16 a little less.
+        _ => ImagePreset {
+            net: unet(if h.is_multiple_of(4) && w.is_multiple_of(4) {
+                vec![16, 32, 32]
+            } else {
+                vec![16, 32]
+            }),
+            batch: 64,
+            steps: 12_000,
+            lr: 2e-3,
+            sample_every: 1_000,
+        },
+    }
+}

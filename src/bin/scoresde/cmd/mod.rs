@@ -1,0 +1,155 @@
+//! The commands that hand over to one library call: `demo`, `compare`,
+//! `eval` and `schedule`.
+
+mod sample;
+mod train;
+
+pub(crate) use sample::run_sample;
+pub(crate) use train::run_train;
+
+use anyhow::{bail, Result};
+
+use scoresde::app::demo::{self, DemoOptions};
+use scoresde::data::Toy;
+use scoresde::imaging;
+use scoresde::model::ScoreModel;
+use scoresde::samplers;
+use scoresde::sde::SdeConfig;
+
+use crate::{CompareArgs, DemoArgs, EvalArgs, ScheduleArgs};
+
+pub(crate) fn run_demo(a: DemoArgs) -> Result<()> {
+    for (name, v) in [
+        ("train-steps", a.train_steps as usize),
+        ("sample-steps", a.sample_steps),
+        ("n", a.n),
+    ] {
+        if v == 0 {
+            bail!("invalid {name} = 0: expected an integer >= 1");
+        }
+    }
+    scoresde::fsutil::check_writable_dir("out", &a.out)?;
+    let opts = DemoOptions {
+        out_dir: a.out,
+        train_steps: a.train_steps,
+        sample_steps: a.sample_steps,
+        samples: a.n,
+        seed: a.seed,
+        force: a.force,
+        ..DemoOptions::default()
+    };
+    // Every size and the outputs already there, before training starts.
+    opts.validate()?;
+    let report = demo::run(&opts)?;
+    println!(
+        "trained {} steps on {} in {:.1} s (final loss {:.4})\n",
+        opts.train_steps,
+        opts.data.name(),
+        report.train_seconds,
+        report.final_loss
+    );
+    print!("{}", report.table.to_markdown());
+    println!(
+        "\nwrote {}/{{samples.png, reverse.gif, results.md, results.csv, model/}}",
+        opts.out_dir.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn run_compare(a: CompareArgs) -> Result<()> {
+    use scoresde::app::compare::{self, CompareOptions, Source};
+    let source = match (a.score.model, a.score.oracle) {
+        (Some(dir), _) => Source::Model(dir),
+        (None, Some(o)) => Source::Oracle {
+            data: Toy::from_name(&o)?,
+            sde: SdeConfig::by_name(a.score.sde.as_deref().unwrap_or("vp"))?,
+        },
+        (None, None) => bail!("pass --model DIR or --oracle checkerboard|8gaussians|25gaussians"),
+    };
+    let mut opts = CompareOptions::new(source);
+    opts.data = a.data.as_deref().map(Toy::from_name).transpose()?;
+    opts.samplers = a.samplers.as_deref().map(samplers::split_specs);
+    opts.schedules = a.schedules;
+    opts.nfe = a.nfe;
+    opts.n = a.n.unwrap_or(match opts.source {
+        Source::Model(_) => compare::DEFAULT_N_MODEL,
+        Source::Oracle { .. } => compare::DEFAULT_N,
+    });
+    opts.seeds = a.seeds;
+    opts.seed = a.seed;
+    opts.name = a.name;
+    opts.out = a.out;
+    opts.force = a.force;
+    let start = std::time::Instant::now();
+    let report = compare::run(&opts)?;
+    for (spec, why) in &report.skipped_samplers {
+        println!("skipped sampler {spec}: {why}");
+    }
+    for (spec, budget, why) in &report.skipped_cells {
+        println!("skipped {spec} at budget {budget}: {why}");
+    }
+    print!("{}", report.table.to_markdown());
+    println!();
+    for n in &report.notes {
+        println!("{n}");
+    }
+    println!(
+        "\nwrote {}/{{results.csv, results.md, quality_vs_nfe.png, quality_vs_time.png, thumbnails.png}} in {:.1} s",
+        report.out_dir.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub(crate) fn run_eval(a: EvalArgs) -> Result<()> {
+    let (train, _) = imaging::eval_sets(&a.data)?;
+    let shape = (train.channels, train.height, train.width);
+    let x = imaging::load_samples(&a.samples, shape)?;
+    let start = std::time::Instant::now();
+    let report = imaging::evaluate(x.view(), &a.data)?;
+    print!("{}", report.to_markdown(&a.data));
+    println!("({:.1} s)", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+pub(crate) fn run_schedule(a: ScheduleArgs) -> Result<()> {
+    use scoresde::schedule_opt::{optimize, OptimizeOptions};
+    if a.out.exists() && !a.force {
+        bail!(
+            "--out {} exists (pass --force to overwrite)",
+            a.out.display()
+        );
+    }
+    let mut opts = OptimizeOptions::new(&a.sampler, a.nfe);
+    opts.n = a.n;
+    opts.seed = a.seed;
+    let result = match (a.score.model, a.score.oracle) {
+        (Some(dir), _) => {
+            let model = ScoreModel::load(&dir)?;
+            optimize(model.sde(), &model, &opts)?
+        }
+        (None, Some(o)) => {
+            let sde = SdeConfig::by_name(a.score.sde.as_deref().unwrap_or("vp"))?;
+            let (oracle, oracle_sde) = scoresde::oracle::for_toy(Toy::from_name(&o)?, &sde)?;
+            optimize(oracle_sde.as_ref(), oracle.as_ref(), &opts)?
+        }
+        (None, None) => bail!("pass --model DIR or --oracle checkerboard|8gaussians|25gaussians"),
+    };
+    let json = serde_json::to_string_pretty(&result)?;
+    scoresde::fsutil::write_atomic(&a.out, json.as_bytes())?;
+    println!(
+        "{} at NFE {} ({} steps), endpoint RMS error against the RK45 teacher:",
+        result.sampler, result.nfe, result.steps
+    );
+    for (name, e) in &result.named {
+        println!("  {name:<16} {e:.3e}");
+    }
+    println!(
+        "  {:<16} {:.3e}  ({} runs) -> {}",
+        "optimised",
+        result.error,
+        result.evaluations,
+        a.out.display()
+    );
+    Ok(())
+}

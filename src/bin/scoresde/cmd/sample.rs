@@ -1,0 +1,201 @@
+//! `scoresde sample`: draw samples from a checkpoint and write them as
+//! `.npy` and pictures (with the 2-D reference metrics).
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use scoresde::app::reference::Reference;
+use scoresde::data::Toy;
+use scoresde::imaging;
+use scoresde::model::ScoreModel;
+use scoresde::samplers::{self, SampleOptions};
+use scoresde::{npy, viz};
+
+use crate::{parse_clip, Clip, SampleArgs};
+
+pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
+    // Arguments first, then the model: nothing slow happens before both are
+    // checked, and the output folder is created only after every check.
+    let sampler = samplers::by_name(&a.sampler, a.steps)?;
+    if a.n == 0 {
+        bail!("invalid n = 0: expected an integer >= 1");
+    }
+    if a.batch == 0 {
+        bail!("invalid batch = 0: expected an integer >= 1");
+    }
+    if a.grid == Some(0) {
+        bail!("invalid grid = 0: expected an integer >= 1");
+    }
+    let clip_x0 = a.clip_x0.as_deref().map(parse_clip).transpose()?;
+    let npy_path = a.out.join("samples.npy");
+    let png_path = a.out.join("samples.png");
+    let gif_path = a.out.join("reverse.gif");
+    if !a.force {
+        for p in [&npy_path, &png_path, &gif_path] {
+            if std::fs::symlink_metadata(p).is_ok() {
+                bail!(
+                    "{} exists; pass --force to overwrite or choose another --out",
+                    p.display()
+                );
+            }
+        }
+    }
+    scoresde::fsutil::check_writable_dir("out", &a.out)?;
+    let model = ScoreModel::load(&a.model)?;
+    let image_shape = imaging::image_shape_of(&model.config);
+    if image_shape.is_none() {
+        if let Some(g) = a.grid {
+            bail!("invalid grid = {g}: expected no --grid: it sets the image grid, and this model makes 2-D points");
+        }
+    }
+    let dim = scoresde::score::Score::dim(&model);
+    if image_shape.is_none() && dim != 2 {
+        bail!(
+            "{}: the model makes points of {dim} values, neither 2-D nor a known image shape; \
+             its samples cannot be shown or scored",
+            a.model.display()
+        );
+    }
+    let grid = a.grid.unwrap_or(64);
+    sampler.validate(model.sde())?;
+    // The samples, a trajectory of at most 41 frames and, for 2-D data, the
+    // reference draws of the metrics.
+    let d = dim as f64;
+    let metric_n = a.n.min(scoresde::limits::MAX_QUADRATIC_METRIC_N);
+    let bytes = 4.0
+        * d
+        * (a.n as f64
+            + if a.gif {
+                41.0 * a.n.min(4000) as f64
+            } else {
+                0.0
+            })
+        + if image_shape.is_none() {
+            8.0 * 24.0 * metric_n as f64
+        } else {
+            0.0
+        };
+    scoresde::limits::check_memory("n", a.n, bytes, "samples")?;
+    let mut opts = SampleOptions::new(a.n, a.seed);
+    opts.batch = a.batch;
+    if a.gif {
+        opts.record_every = Some((a.steps / 40).max(1));
+        opts.record_rows = if image_shape.is_some() {
+            a.n.min(grid.max(1))
+        } else {
+            a.n.min(4000)
+        };
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let _lock = scoresde::fsutil::lock_dir(&a.out)?;
+    let start = std::time::Instant::now();
+    let clip = match clip_x0 {
+        Some(Clip::Off) => None,
+        Some(Clip::At(c)) => Some(c),
+        None => image_shape.is_some().then_some(1.0),
+    };
+    let clipped = clip.map(|clip| scoresde::score::ClipX0 {
+        inner: &model,
+        sde: model.sde(),
+        clip,
+    });
+    let score: &dyn scoresde::score::Score = match &clipped {
+        Some(c) => c,
+        None => &model,
+    };
+    let out = samplers::sample(sampler.as_ref(), model.sde(), score, &opts)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(shape) = image_shape {
+        let paths = imaging::write_image_samples(
+            &a.out,
+            out.samples.view(),
+            shape,
+            grid,
+            out.trajectory.as_ref(),
+        )?;
+        if out.trajectory.is_none() {
+            // --force: an older GIF must not sit beside the new samples.
+            remove_stale(&gif_path)?;
+        }
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        println!(
+            "{} images with {} (NFE {}) in {seconds:.1} s -> {}",
+            a.n,
+            sampler.label(),
+            out.nfe,
+            names.join(", ")
+        );
+        return Ok(());
+    }
+    npy::write(&npy_path, out.samples.view())?;
+    if out.trajectory.is_none() {
+        remove_stale(&gif_path)?;
+    }
+    let mut caption = format!("NFE {}, {:.1} s", out.nfe, seconds);
+    if let Ok(data) = Toy::from_name(&model.config.data) {
+        // MMD is quadratic in the count: the metrics use the first
+        // metric_n samples (all of them up to the cap), as `compare` does.
+        let reference = Reference::new(
+            data,
+            metric_n,
+            scoresde::rng::derive(a.seed, scoresde::rng::domain::SAMPLE_REFERENCE, 0),
+        );
+        let scored = out.samples.slice(ndarray::s![..metric_n, ..]).to_owned();
+        let q = reference.quality(data, &scored);
+        if metric_n < a.n {
+            println!(
+                "metrics on the first {metric_n} of {} samples (MMD is quadratic in the count)",
+                a.n
+            );
+        }
+        caption = format!(
+            "SWD {:.4} ({:.2}x floor), {caption}",
+            q.swd.mean,
+            q.swd.mean / reference.floor.mean
+        );
+        println!(
+            "SWD {} (floor {}), MMD² {:.2e}{}",
+            q.swd,
+            reference.floor,
+            q.mmd,
+            q.in_support
+                .zip(q.in_box)
+                .map(|(s, b)| format!(
+                    ", in squares {:.1}%, in [-4,4]² {:.1}%",
+                    100.0 * s,
+                    100.0 * b
+                ))
+                .unwrap_or_default()
+        );
+    }
+    let panel = viz::Panel {
+        title: sampler.label(),
+        caption,
+        points: out.samples.view(),
+    };
+    viz::scatter_panels(&png_path, &[panel], &viz::ScatterOptions::default())?;
+    if let Some(tr) = &out.trajectory {
+        let frames: Vec<_> = tr.frames.iter().map(|f| f.view()).collect();
+        let labels: Vec<String> = tr.times.iter().map(|t| format!("t = {t:.3}")).collect();
+        viz::trajectory_gif(&gif_path, &frames, &labels, &viz::GifOptions::default())?;
+    }
+    println!(
+        "{} samples with {} (NFE {}) in {seconds:.1} s -> {}",
+        a.n,
+        sampler.label(),
+        out.nfe,
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// Remove an output of an earlier run that this run does not rewrite
+/// (only reached with --force, which allows replacing it).
+fn remove_stale(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing the old {}", path.display())),
+    }
+}

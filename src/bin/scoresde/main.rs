@@ -1,0 +1,366 @@
+//! `scoresde` command-line tool: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+mod cmd;
+
+use scoresde::app::demo;
+use scoresde::samplers;
+
+#[derive(Parser)]
+#[command(
+    name = "scoresde",
+    version,
+    about = "Score-based diffusion models: train, sample, compare"
+)]
+struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true, value_parser = parse_usize, allow_negative_numbers = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train on checkerboard, sample with DDPM and Euler–Maruyama, write pictures and a table.
+    Demo(DemoArgs),
+    /// Train a score model by denoising score matching.
+    Train(TrainArgs),
+    /// Draw samples from a trained model.
+    Sample(SampleArgs),
+    /// Compare samplers: sample quality against NFE and wall time, with a model or an exact oracle.
+    Compare(CompareArgs),
+    /// Score generated images: Fréchet distance, classifier scores, nearest neighbours, with floors.
+    Eval(EvalArgs),
+    /// Optimise a solver's time grid for an NFE budget against an adaptive ODE teacher.
+    Schedule(ScheduleArgs),
+}
+
+/// Where scores come from: a trained model or an exact oracle.
+#[derive(Args)]
+struct ScoreArgs {
+    /// Checkpoint directory written by `scoresde train`.
+    #[arg(long, conflicts_with_all = ["oracle", "sde"], required_unless_present = "oracle")]
+    model: Option<PathBuf>,
+    /// Exact-score oracle instead of a model: checkerboard, 8gaussians or 25gaussians.
+    #[arg(long)]
+    oracle: Option<String>,
+    /// Noise process of the oracle: vp, subvp, ve (a model brings its own).
+    #[arg(long)]
+    sde: Option<String>,
+}
+
+#[derive(Args)]
+struct ScheduleArgs {
+    #[command(flatten)]
+    score: ScoreArgs,
+    /// Sampler spec whose grid is optimised (a deterministic one), e.g. `dpm-solver++`.
+    #[arg(long)]
+    sampler: String,
+    /// NFE budget K.
+    #[arg(long)]
+    nfe: usize,
+    /// Prior draws the error is averaged over.
+    #[arg(short, long, default_value_t = 512)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output JSON file, read back by `schedule=FILE`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Generated images: a .npy file ([n, c*h*w] or [n, c, h, w], values in [-1, 1]) or a folder of PNG/JPEG files.
+    #[arg(long)]
+    samples: PathBuf,
+    /// Data set the images imitate: mnist, mnist16, digits, emoji.
+    #[arg(long)]
+    data: String,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    score: ScoreArgs,
+    /// Reference data set (default: the model's data set / the oracle's).
+    #[arg(long)]
+    data: Option<String>,
+    /// Comma-separated sampler specs, e.g. `em,ddpm,edm:churn=10,s_noise=1.003`
+    /// (a token that is not a sampler name continues the spec before it;
+    /// default: every registered sampler that runs on the SDE).
+    #[arg(long)]
+    samplers: Option<String>,
+    /// Comma-separated schedules to cross every sampler with (`all`: every
+    /// named schedule), e.g. `uniform,logsnr,karras` (default: each sampler's own).
+    #[arg(long, value_delimiter = ',')]
+    schedules: Option<Vec<String>>,
+    /// Comma-separated NFE budgets.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "5,10,20,50,100,250,500,1000",
+        value_parser = parse_usize, allow_negative_numbers = true
+    )]
+    nfe: Vec<usize>,
+    /// Samples per run [default: 5000 with --oracle, 1000 with --model].
+    #[arg(short, long, value_parser = parse_usize, allow_negative_numbers = true)]
+    n: Option<usize>,
+    /// Sampling seeds (and independent reference draws) per cell.
+    #[arg(long, default_value_t = scoresde::app::compare::DEFAULT_SEEDS, value_parser = parse_usize, allow_negative_numbers = true)]
+    seeds: usize,
+    /// Base seed.
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
+    seed: u64,
+    /// Name of the comparison (default: <data>-<sde> or the model folder's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Parent output directory; results go to <out>/<name>/.
+    #[arg(long, default_value = "outputs/compare")]
+    out: PathBuf,
+    /// Overwrite an existing comparison of the same name.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Output directory.
+    #[arg(long, default_value = "outputs/demo")]
+    out: PathBuf,
+    /// Training steps.
+    #[arg(long, default_value_t = demo::DEFAULT_TRAIN_STEPS, value_parser = parse_u64, allow_negative_numbers = true)]
+    train_steps: u64,
+    /// Sampler steps (NFE) for both samplers.
+    #[arg(long, default_value_t = demo::DEFAULT_SAMPLE_STEPS, value_parser = parse_usize, allow_negative_numbers = true)]
+    sample_steps: usize,
+    /// Number of samples.
+    #[arg(short, long, default_value_t = 10_000, value_parser = parse_usize, allow_negative_numbers = true)]
+    n: usize,
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
+    seed: u64,
+    /// Replace the outputs (model/, results, pictures) of an earlier demo in --out.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Options left out take their default, or with --resume the checkpoint's value.
+#[derive(Args)]
+struct TrainArgs {
+    /// Data set: a toy (checkerboard, moons, swissroll, 8gaussians, 25gaussians, rings, spirals, pinwheel),
+    /// images (mnist, mnist16, digits, emoji) or a folder of PNG/JPEG files [default: checkerboard].
+    #[arg(long)]
+    data: Option<String>,
+    /// Side of folder images after resizing [default: 16].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    image_size: Option<usize>,
+    /// Channels of folder images: 1 (grey) or 3 (RGB) [default: 3].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    channels: Option<usize>,
+    /// Network for image data: unet or mlp [default: per data set].
+    #[arg(long)]
+    net: Option<String>,
+    /// U-Net channel widths per level, comma-separated, e.g. 32,64 [default: per data set].
+    #[arg(long, value_delimiter = ',', value_parser = parse_usize, allow_negative_numbers = true)]
+    widths: Option<Vec<usize>>,
+    /// For image data: write a grid of samples to <out>/samples/ every this many steps (0 = never) [default: per data set].
+    #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
+    sample_every: Option<u64>,
+    /// Noise process: vp, subvp, ve [default: vp].
+    #[arg(long)]
+    sde: Option<String>,
+    /// Total training steps (a resumed run continues up to this) [default: 20000; per data set for images].
+    #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
+    steps: Option<u64>,
+    /// Batch size [default: 512; per data set for images].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    batch: Option<usize>,
+    /// Adam learning rate [default: 0.001]; may change on --resume.
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// EMA decay of the weights used for sampling [default: 0.999].
+    #[arg(long, allow_negative_numbers = true)]
+    ema: Option<f64>,
+    /// Hidden width of the MLP [default: 256].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    hidden: Option<usize>,
+    /// Number of hidden layers of the MLP [default: 3].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    depth: Option<usize>,
+    /// Seed of initialisation, data order and noise [default: 0].
+    #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
+    seed: Option<u64>,
+    /// Checkpoint directory (default: runs/<data>, or the --resume directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = scoresde::train::DEFAULT_CHECKPOINT_EVERY, value_parser = parse_u64, allow_negative_numbers = true)]
+    checkpoint_every: u64,
+    /// Continue the run whose checkpoint is in DIR (falls back to DIR/prev if
+    /// the last save was interrupted).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// On a NaN/Inf loss or gradient: stop (keep the last checkpoint, exit
+    /// non-zero) or skip (leave the weights unchanged for that batch and count it).
+    #[arg(long, default_value = "stop")]
+    on_nonfinite: String,
+    /// Start a fresh run even if --out already holds a checkpoint (the old one
+    /// is kept in <out>/prev until the first new save completes).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Checkpoint directory written by `scoresde train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Sampler spec `name[:key=value,...]`, e.g. `ddpm`, `em`,
+    /// `dpm-solver++:schedule=karras` (`--help` lists them all).
+    #[arg(long, default_value = "ddpm", long_help = samplers::help())]
+    sampler: String,
+    /// Sampler steps.
+    #[arg(long, default_value_t = 1000, value_parser = parse_usize, allow_negative_numbers = true)]
+    steps: usize,
+    /// Number of samples.
+    #[arg(short, long, default_value_t = 10_000, value_parser = parse_usize, allow_negative_numbers = true)]
+    n: usize,
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
+    seed: u64,
+    /// Samples per work chunk (does not change the output).
+    #[arg(long, default_value_t = 500, value_parser = parse_usize, allow_negative_numbers = true)]
+    batch: usize,
+    /// Output directory for samples.npy, samples.png (and reverse.gif).
+    #[arg(long, default_value = "outputs/samples")]
+    out: PathBuf,
+    /// Image models: how many samples the PNG grid (and GIF) shows [default: 64].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    grid: Option<usize>,
+    /// Also write an animated GIF of the reverse process.
+    #[arg(long)]
+    gif: bool,
+    /// Clip the denoised estimate x̂0 to [-C, C] inside every model call
+    /// ("thresholding"; images live in [-1, 1]). Bounds the error that
+    /// deterministic samplers (ddim, ode-*, dpm-solver++, edm) carry from
+    /// high noise levels. `off` disables it [default: 1 for image models,
+    /// off for 2-D data].
+    #[arg(long, value_name = "C|off", allow_hyphen_values = true)]
+    clip_x0: Option<String>,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `--clip-x0` value: off, or a positive bound.
+#[derive(Clone, Copy, Debug)]
+enum Clip {
+    Off,
+    At(f64),
+}
+
+fn parse_clip(s: &str) -> Result<Clip> {
+    if s == "off" {
+        return Ok(Clip::Off);
+    }
+    match s.parse::<f64>() {
+        Ok(c) if c.is_finite() && c > 0.0 => Ok(Clip::At(c)),
+        _ => bail!("invalid clip-x0 = {s}: expected a finite number > 0 or `off`"),
+    }
+}
+
+/// A count: a non-negative integer, also in exponent form (`1e6`).
+fn parse_u64(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("expected a non-negative integer, got {s}");
+    if let Ok(v) = s.parse::<u64>() {
+        return Ok(v);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 1.8e19 => Ok(v as u64),
+        Ok(v) if v.is_finite() && v >= 1.8e19 => {
+            Err(format!("{s} is too large (at most {})", u64::MAX))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn parse_usize(s: &str) -> std::result::Result<usize, String> {
+    parse_u64(s).and_then(|v| usize::try_from(v).map_err(|_| format!("{s} is too large")))
+}
+
+/// The error and its causes on one line, each cause once (an I/O error
+/// already names its OS error, which is also its source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if msg.contains(&c) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&c);
+    }
+    msg
+}
+
+/// The library's advice spelled as this tool's options.
+fn with_flag_names(msg: String) -> String {
+    msg.replace(scoresde::train::ADVICE_LR, "lower --lr")
+        .replace(
+            scoresde::train::ADVICE_SKIP,
+            "pass --on-nonfinite skip to skip such batches",
+        )
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            // One line: clap's own message (it names the option and the
+            // value), without the usage block.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", with_flag_names(one_line(&e)));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(k) = cli.threads {
+        let max = scoresde::limits::MAX_THREADS;
+        if k == 0 || k > max {
+            bail!("invalid threads = {k}: expected an integer >= 1 and <= {max}");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(k)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    match cli.command {
+        Command::Demo(a) => cmd::run_demo(a),
+        Command::Train(a) => cmd::run_train(a),
+        Command::Sample(a) => cmd::run_sample(a),
+        Command::Compare(a) => cmd::run_compare(a),
+        Command::Eval(a) => cmd::run_eval(a),
+        Command::Schedule(a) => cmd::run_schedule(a),
+    }
+}
