@@ -9,6 +9,7 @@
 //! oracle). Every sampler takes one of each and returns samples plus the
 //! number of model evaluations it used.
 
+pub mod backend;
 pub mod checkpoint;
 pub mod compare;
 pub mod data;
@@ -30,6 +31,7 @@ pub mod samplers;
 pub mod schedule_opt;
 pub mod score;
 pub mod sde;
+pub mod tensors;
 pub mod train;
 pub mod viz;
 

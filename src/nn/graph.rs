@@ -107,7 +107,7 @@ impl Node {
 }
 
 /// A named parameter tensor: name, PyTorch shape, offset in the flat vector.
-pub type TensorSpec = (String, Vec<usize>, usize);
+pub type TensorSpec = crate::tensors::NamedTensor<usize>;
 
 /// The graph: nodes in evaluation order (the last is the output) and the
 /// parameter tensors in the flat layout.
