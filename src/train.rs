@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 
-use crate::checkpoint::{self, Checkpoint, TrainConfig, TrainState};
+use crate::checkpoint::{self, Checkpoint};
 use crate::data::{Toy, TrainData};
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
@@ -33,6 +33,10 @@ use crate::nn::optim::first_non_finite;
 use crate::nn::{Adam, Ema, MlpConfig, NetCache, NetConfig, ScoreNet};
 use crate::rng::{self, StreamRng};
 use crate::sde::{Sde, SdeConfig};
+
+pub mod classifier;
+pub mod state;
+pub use state::{TrainConfig, TrainState};
 
 /// Everything a training run needs.
 #[derive(Clone, Debug)]
