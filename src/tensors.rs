@@ -7,17 +7,20 @@
 //!   the values are owned (`Vec<f32>`, what a file gives back), borrowed
 //!   (`&[f32]`, a network's parameters) or an offset into a flat vector
 //!   (`usize`, a network's layout).
-//! - [`encode_safetensors`] / [`save_tensors`]: the one writer,
-//!   deterministic (the same tensors always give the same bytes) and atomic.
+//! - [`save_tensors`] (the `safetensors` crate's layout) and
+//!   [`encode_safetensors`] (deterministic bytes, used by checkpoints),
+//!   both written after the checks of [`check_writable`]. The two layouts differ only in the key order of each
+//!   header entry, and both are pinned (checkpoint bytes, and the
+//!   `nn_io` test's header text), so both stay until one may change.
 //! - [`parse_tensors`] / [`load_tensors`]: the one reader (bounded, never
 //!   panics; every problem is an [`Error::Format`] or an
 //!   [`Error::Checkpoint`] naming the file, the tensor and what differs).
 //! - [`check_tensors`]: a file holds exactly the expected names and shapes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
 
@@ -91,15 +94,9 @@ pub fn encode_safetensors(
     out
 }
 
-/// Write `tensors` as f32 plus `metadata` to `path` atomically (write
-/// `<name>.tmp`, flush, fsync, rename, fsync the folder), in the bytes of
-/// [`encode_safetensors`]. Fails if a tensor's value count differs from its
-/// shape or two tensors share a name.
-pub fn save_tensors(
-    path: &Path,
-    tensors: &[NamedTensor<&[f32]>],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
+/// Fail unless every tensor's value count matches its shape and no two
+/// tensors share a name.
+pub fn check_writable(path: &Path, tensors: &[NamedTensor<&[f32]>]) -> Result<()> {
     let mut names = std::collections::BTreeSet::new();
     for (name, shape, data) in tensors {
         if !names.insert(name.as_str()) {
@@ -115,7 +112,35 @@ pub fn save_tensors(
             ));
         }
     }
-    crate::fsutil::write_atomic(path, &encode_safetensors(tensors, metadata))
+    Ok(())
+}
+
+/// Write `tensors` as f32 plus `metadata` to `path` atomically (write
+/// `<name>.tmp`, flush, fsync, rename, fsync the folder) in the layout of
+/// the `safetensors` crate (each header entry `dtype`, `shape`,
+/// `data_offsets`, as PyTorch writes it). Fails if a tensor's value count
+/// differs from its shape or two tensors share a name.
+pub fn save_tensors(
+    path: &Path,
+    tensors: &[NamedTensor<&[f32]>],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    check_writable(path, tensors)?;
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
+        let view = TensorView::new(Dtype::F32, shape.clone(), b)
+            .map_err(|e| checkpoint_err(path, format!("tensor '{name}': {e}")))?;
+        views.push((name.clone(), view));
+    }
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let meta = if meta.is_empty() { None } else { Some(meta) };
+    let buf = safetensors::serialize(views, meta)
+        .map_err(|e| checkpoint_err(path, format!("cannot serialise: {e}")))?;
+    crate::fsutil::write_atomic(path, &buf)
 }
 
 /// Read every tensor of a safetensors file. All tensors must be F32.

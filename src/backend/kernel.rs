@@ -31,6 +31,12 @@
 //! holds `B[p, j0 + jj]` at `j0·k + p·w + jj`; the whole buffer is
 //! [`packed_len`]`(k, n) = k·⌈n/16⌉·16` floats. A transposed `B` (the MLP's
 //! `Wᵀ`) is packed by 16 × 16 in-register transposes.
+//!
+//! Why one file (~780 lines, of which ~190 are its tests): the tile, the
+//! edge tiles, the row-lane path and the packing are one `unsafe` AVX-512
+//! kernel sharing private constants and the bounds invariants that make its
+//! raw loads and stores sound (`last_offset`); they are kept where one
+//! reading can check them together.
 
 use super::mat::{Epilogue, MatRef};
 

@@ -35,7 +35,7 @@ pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Resul
         hex(tensor_checksum(&model_tensors)),
     );
     let path = dir.join(MODEL_FILE);
-    tensors::save_tensors(&path, &model_tensors, &meta)?;
+    write_canonical(&path, &model_tensors, &meta)?;
     files.insert(MODEL_FILE.to_string(), digest_of(&path)?);
 
     let state_path = dir.join(TRAIN_STATE_FILE);
@@ -50,7 +50,7 @@ pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Resul
             serde_json::to_string(&s.train).map_err(|e| ckpt_err(&state_path, e.to_string()))?,
         );
         meta.insert("tensors_fnv1a64".into(), hex(tensor_checksum(&tensors)));
-        tensors::save_tensors(&state_path, &tensors, &meta)?;
+        write_canonical(&state_path, &tensors, &meta)?;
         files.insert(TRAIN_STATE_FILE.to_string(), digest_of(&state_path)?);
     }
 
@@ -100,6 +100,16 @@ fn state_tensors<'a>(net: &ScoreNet, s: &'a TrainState) -> Result<Vec<NamedTenso
         }
     }
     Ok(out)
+}
+
+/// Write the canonical bytes of `tensors` atomically to `path`.
+fn write_canonical(
+    path: &Path,
+    t: &[NamedTensor<&[f32]>],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    tensors::check_writable(path, t)?;
+    fsutil::write_atomic(path, &tensors::encode_safetensors(t, metadata))
 }
 
 fn digest_of(path: &Path) -> Result<FileDigest> {

@@ -318,13 +318,6 @@ impl CacheState for ClassifierCache {
 }
 
 impl Classifier {
-    fn specs(&self) -> Vec<TensorShape> {
-        self.graph
-            .tensors
-            .iter()
-            .map(|(n, s, _)| (n.clone(), s.clone()))
-            .collect()
-    }
     /// Logits `[rows, classes]` of the last run on `cache`.
     fn logits(&self, cache: &GraphCache) -> Vec<f32> {
         cache
@@ -346,20 +339,10 @@ impl Network for Classifier {
         &mut self.params
     }
     fn tensor_specs(&self) -> Vec<TensorShape> {
-        self.specs()
+        self.graph.tensor_shapes()
     }
     fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<NamedTensor<&'a [f32]>> {
-        self.graph
-            .tensors
-            .iter()
-            .map(|(n, s, o)| {
-                (
-                    n.clone(),
-                    s.clone(),
-                    &flat[*o..*o + s.iter().product::<usize>()],
-                )
-            })
-            .collect()
+        self.graph.named_slices(flat)
     }
     fn load_tensors(&mut self, tensors: &[NamedTensor<&[f32]>]) -> Result<()> {
         let graph = &self.graph;

@@ -11,6 +11,13 @@
 //! one flat `Vec<f32>`, layer by layer, each layer as its weight `[out, in]`
 //! (row-major, like PyTorch) followed by its bias `[out]`; gradients, Adam
 //! moments and the EMA shadow use the same layout.
+//!
+//! Why one file (~770 lines): inference, the training forward and the
+//! backward of this one network share its private layer layout
+//! ([`LayerShape`]), its packed weights and its per-thread workspaces, and
+//! the backward mirrors the training forward line by line; what other
+//! networks share (GEMM, packing, SIMD) already lives in
+//! [`crate::backend`] and [`super::layers`].
 
 use std::cell::RefCell;
 

@@ -280,27 +280,13 @@ impl UNet {
             self.params.len(),
             "flat vector has the wrong length"
         );
-        self.graph
-            .tensors
-            .iter()
-            .map(|(n, s, o)| {
-                (
-                    n.clone(),
-                    s.clone(),
-                    &flat[*o..*o + s.iter().product::<usize>()],
-                )
-            })
-            .collect()
+        self.graph.named_slices(flat)
     }
     pub fn named_tensors(&self) -> Vec<NamedTensor<&[f32]>> {
         self.named_slices(&self.params)
     }
     pub fn tensor_specs(&self) -> Vec<TensorShape> {
-        self.graph
-            .tensors
-            .iter()
-            .map(|(n, s, _)| (n.clone(), s.clone()))
-            .collect()
+        self.graph.tensor_shapes()
     }
     /// Copy named tensors into the parameters (all present once, right
     /// shapes, no extras); on error nothing changes.
