@@ -2,7 +2,7 @@
 //!
 //! Prints, per rayon thread count (pools built in-process):
 //! - GEMM peak: the best of `matrixmultiply::sgemm` and the network's own
-//!   GEMM (`scoresde::nn::gemm`, AVX-512 kernel where available) on
+//!   GEMM (`scoresde::backend::gemm`, AVX-512 kernel where available) on
 //!   512x256x256 and 1024^3; at 2 threads the rows of C are split in halves
 //!   (`rayon::join` for matrixmultiply, the GEMM's own row split for ours);
 //! - training steps/s (Trainer::train_step: data draw, forward, backward,
@@ -142,7 +142,7 @@ fn sgemm_rows(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize,
 enum Backend {
     /// `matrixmultiply::sgemm`, rows split over `threads` with `rayon::join`.
     MatrixMultiply,
-    /// The network's own `scoresde::nn::gemm::gemm` (row-major B read in
+    /// The network's own `scoresde::backend::gemm::gemm` (row-major B read in
     /// place; rows split over the current rayon pool).
     Own,
 }
@@ -150,7 +150,7 @@ enum Backend {
 /// GFLOP/s of C = A·B (m×k×n, row-major) with `backend` over `threads`,
 /// best of 5 timed repeats.
 fn gemm_gflops(backend: Backend, m: usize, k: usize, n: usize, threads: usize) -> f64 {
-    use scoresde::nn::gemm::{gemm, MatRef};
+    use scoresde::backend::gemm::{gemm, MatRef};
     let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
     let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();
     let mut c = vec![0.0f32; m * n];
@@ -188,7 +188,7 @@ fn gemm_gflops(backend: Backend, m: usize, k: usize, n: usize, threads: usize) -
 /// GEMM GFLOP/s), each total FLOPs over total time: the GEMM figure is a
 /// mean under the same load, not a best-of-5 peak.
 fn paired_windows(tr: &mut Trainer, flop_step: f64, windows: usize, window: usize) -> (f64, f64) {
-    use scoresde::nn::gemm::{gemm, MatRef};
+    use scoresde::backend::gemm::{gemm, MatRef};
     let (m, k, n) = (512, 256, 256);
     let a: Vec<f32> = (0..m * k).map(|i| ((i % 13) as f32 - 6.0) * 0.01).collect();
     let b: Vec<f32> = (0..k * n).map(|i| ((i % 7) as f32 - 3.0) * 0.01).collect();

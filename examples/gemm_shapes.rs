@@ -1,12 +1,12 @@
 //! GFLOP/s of the network's GEMM shapes: `matrixmultiply` (via ndarray)
-//! against `scoresde::nn::gemm` (the AVX-512 kernel when available),
+//! against `scoresde::backend::gemm` (the AVX-512 kernel when available),
 //! measured alternately in one process. `cargo run --release --example gemm_shapes`.
 
 use std::time::Instant;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
-use scoresde::nn::gemm::{gemm, gemm_packed, MatRef, PackedB};
+use scoresde::backend::gemm::{gemm, gemm_packed, MatRef, PackedB};
 
 fn view<'a>(m: &MatRef<'a>) -> ArrayView2<'a, f32> {
     ArrayView2::from_shape((m.rows, m.cols).strides((m.rs, m.cs)), m.data).unwrap()

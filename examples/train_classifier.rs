@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use scoresde::data::images::{load_mnist_dir, Split};
-use scoresde::nn::classifier::{train_classifier, ClassifierConfig, ClassifierTraining};
+use scoresde::nn::classifier::ClassifierConfig;
+use scoresde::nn::Network;
+use scoresde::train::classifier::{train_classifier, ClassifierTraining};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();

@@ -14,6 +14,8 @@
 //!   `/dev/zero`, FIFOs, sockets, directories) before opening it (opening a
 //!   FIFO would block), and count the bytes actually read against the
 //!   caller's limit instead of trusting the metadata length.
+//! - **Hashes** ([`fnv1a64`]): the 64-bit FNV-1a of file bytes that
+//!   checkpoints and data fingerprints record.
 //! - **Locks** ([`lock_dir`]): `flock` on the output directory itself (no
 //!   lock file is created), held for the lifetime of the returned guard and
 //!   released by the kernel when the process exits, however it exits.
@@ -248,4 +250,35 @@ pub fn lock_dir(dir: &Path) -> Result<DirLock> {
         }),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(dir, e)),
     }
+}
+
+/// 64-bit FNV-1a: h ← (h ⊕ byte) · 0x100000001b3, starting at
+/// 0xcbf29ce484222325.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv1a64(u64);
+
+impl Default for Fnv1a64 {
+    fn default() -> Self {
+        Fnv1a64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a64 {
+    /// Feed `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    /// The hash so far.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+/// FNV-1a 64 of `bytes`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h = Fnv1a64::default();
+    h.update(bytes);
+    h.finish()
 }

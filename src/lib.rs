@@ -50,6 +50,7 @@
 //! in `docs/SPEC.md`.
 
 pub mod app;
+pub mod backend;
 pub mod checkpoint;
 pub mod data;
 pub mod dopri5;
@@ -70,6 +71,7 @@ pub mod samplers;
 pub mod schedule_opt;
 pub mod score;
 pub mod sde;
+pub mod tensors;
 pub mod train;
 pub mod viz;
 

@@ -11,8 +11,6 @@
 //! where x_t = alpha(t) x0 + sigma(t) ε. Either way the DSM loss with
 //! λ(t) = sigma(t)² is the mean of (f_θ − target)², target = ±ε.
 
-use std::path::Path;
-
 use ndarray::{ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
@@ -22,9 +20,8 @@ use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
 
 /// Checkpoint format version written into `config.json` (2: checksums and
-/// training state; see [`crate::checkpoint`]).
+/// training state; the checkpoint layer stores it).
 pub const FORMAT_VERSION: u32 = 2;
-pub use crate::checkpoint::{CONFIG_FILE, MODEL_FILE};
 
 /// What the network's output means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,23 +92,6 @@ impl ScoreModel {
     pub fn sde(&self) -> &dyn Sde {
         self.sde.as_ref()
     }
-
-    /// Save the model (without training state) into checkpoint directory
-    /// `dir` with the crash-safe protocol of [`crate::checkpoint::save`].
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        crate::checkpoint::save(dir, self, None)
-    }
-
-    /// Load a checkpoint directory written by [`ScoreModel::save`] or by
-    /// training, with every check of [`crate::checkpoint::load`].
-    pub fn load(dir: &Path) -> Result<Self> {
-        Ok(crate::checkpoint::load(dir)?.model)
-    }
-}
-
-/// Read and check `config.json` of a checkpoint directory (not the weights).
-pub fn read_config(dir: &Path) -> Result<ModelConfig> {
-    Ok(crate::checkpoint::read_manifest(dir)?.model_config())
 }
 
 impl Score for ScoreModel {

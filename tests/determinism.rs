@@ -82,7 +82,7 @@ fn checkpoint_round_trip_is_bit_identical() {
     );
 
     // Truncate the weights.
-    let weights = dir.join(scoresde::model::MODEL_FILE);
+    let weights = dir.join(scoresde::checkpoint::MODEL_FILE);
     let full = std::fs::read(&weights).unwrap();
     std::fs::write(&weights, &full[..full.len() / 2]).unwrap();
     let err = ScoreModel::load(&dir).unwrap_err().to_string();
@@ -90,7 +90,7 @@ fn checkpoint_round_trip_is_bit_identical() {
 
     // Weights of a different shape than the config says.
     std::fs::write(&weights, &full).unwrap();
-    let cfg_path = dir.join(scoresde::model::CONFIG_FILE);
+    let cfg_path = dir.join(scoresde::checkpoint::CONFIG_FILE);
     let cfg = std::fs::read_to_string(&cfg_path).unwrap();
     std::fs::write(&cfg_path, cfg.replace("\"hidden\": 256", "\"hidden\": 128")).unwrap();
     let err = ScoreModel::load(&dir).unwrap_err().to_string();

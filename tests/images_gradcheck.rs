@@ -14,7 +14,7 @@
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 use scoresde::nn::classifier::{Classifier, ClassifierConfig};
-use scoresde::nn::{UNet, UNetCache, UNetConfig};
+use scoresde::nn::{Network, UNet, UNetCache, UNetConfig};
 
 fn rng(seed: u64) -> scoresde::rng::StreamRng {
     scoresde::rng::stream(seed, 7, 0)

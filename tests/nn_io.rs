@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use safetensors::tensor::{Dtype, TensorView};
 use scoresde::error::Error;
-use scoresde::nn::{load_mlp, load_tensors, save_mlp, save_tensors, Mlp, MlpConfig};
+use scoresde::nn::{load_mlp, save_mlp, Mlp, MlpConfig};
+use scoresde::tensors::{load_tensors, save_tensors};
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("scoresde-nn-io-{}-{name}", std::process::id()));

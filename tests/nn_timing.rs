@@ -73,7 +73,7 @@ fn timing_probe() {
 #[test]
 #[ignore = "timing probe; run explicitly"]
 fn timing_kernels() {
-    use scoresde::nn::gemm::{gemm, MatRef};
+    use scoresde::backend::gemm::{gemm, MatRef};
     use scoresde::nn::layers::bias_silu;
     let n = 256 * 256;
     let mut z = vec![0.3f32; n];

@@ -169,7 +169,7 @@ fn a_classifier_config_for_a_huge_network_allocates_nothing() {
         let mut meta = std::collections::BTreeMap::new();
         meta.insert("config".to_string(), serde_json::to_string(&cfg).unwrap());
         let v = [0.0f32; 4];
-        scoresde::nn::save_tensors(&p, &[("x".to_string(), vec![4], &v[..])], &meta).unwrap();
+        scoresde::tensors::save_tensors(&p, &[("x".to_string(), vec![4], &v[..])], &meta).unwrap();
         let m = Classifier::load(&p).unwrap_err().to_string();
         assert!(m.contains("cannot hold"), "{name}: {m}");
     }

@@ -202,7 +202,7 @@ fn written_files_parse_with_safetensors_and_are_deterministic() {
             "{f}"
         );
     }
-    let file = scoresde::nn::load_tensors(&a.join(MODEL_FILE)).unwrap();
+    let file = scoresde::tensors::load_tensors(&a.join(MODEL_FILE)).unwrap();
     let names: Vec<&str> = file.tensors.iter().map(|t| t.0.as_str()).collect();
     assert_eq!(
         names,

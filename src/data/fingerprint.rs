@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::fnv1a64;
 use crate::data::images::folder::{list_images, MAX_IMAGE_FILE_BYTES};
 use crate::error::{Error, Result};
+use crate::fsutil::fnv1a64;
 
 /// Prefix of the `path` of a bundled set's fingerprint.
 pub const BUNDLED: &str = "bundled:";

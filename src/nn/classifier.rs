@@ -16,9 +16,9 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use super::graph::{init_params, nchw_to_nhwc, Graph, GraphCache};
-use super::optim::Adam;
-use crate::data::images::ImageSet;
+use super::network::{CacheState, NetCache, Network};
 use crate::error::{Error, Result};
+use crate::tensors::{NamedTensor, TensorShape};
 
 /// Shape of a [`Classifier`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,15 +127,6 @@ impl Classifier {
     pub fn graph(&self) -> &Graph {
         &self.graph
     }
-    pub fn num_params(&self) -> usize {
-        self.params.len()
-    }
-    pub fn params(&self) -> &[f32] {
-        &self.params
-    }
-    pub fn params_mut(&mut self) -> &mut [f32] {
-        &mut self.params
-    }
 
     fn run(&self, x: ArrayView2<f32>, cache: &mut GraphCache) {
         let n = x.nrows();
@@ -215,22 +206,6 @@ impl Classifier {
         (probs, feats)
     }
 
-    /// Fraction of rows whose arg-max class equals the label.
-    pub fn accuracy(&self, set: &ImageSet) -> Result<f64> {
-        let labels = set
-            .labels
-            .as_ref()
-            .ok_or_else(|| Error::Mismatch("accuracy needs a labelled set".into()))?;
-        let (p, _) = self.predict(set.pixels.view());
-        let correct = p
-            .rows()
-            .into_iter()
-            .zip(labels)
-            .filter(|(r, &y)| argmax(r.as_slice().unwrap()) == y as usize)
-            .count();
-        Ok(correct as f64 / labels.len().max(1) as f64)
-    }
-
     /// Save weights + JSON config (metadata key `config`) atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut meta = BTreeMap::new();
@@ -250,20 +225,20 @@ impl Classifier {
                 )
             })
             .collect();
-        super::io::save_tensors(path, &t, &meta)
+        crate::tensors::save_tensors(path, &t, &meta)
     }
 
     /// Load a file written by [`Classifier::save`].
-    /// The file is read bounded ([`super::io::MAX_TENSOR_FILE_BYTES`]), and
+    /// The file is read bounded ([`crate::tensors::MAX_TENSOR_FILE_BYTES`]), and
     /// the network its config describes is allocated only if the file is
     /// big enough to hold its parameters.
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = crate::fsutil::read_regular(
             path,
-            super::io::MAX_TENSOR_FILE_BYTES,
+            crate::tensors::MAX_TENSOR_FILE_BYTES,
             "a safetensors file",
         )?;
-        let file = super::io::parse_tensors(path, &bytes)?;
+        let file = crate::tensors::parse_tensors(path, &bytes)?;
         let cfg_text = file
             .metadata
             .get("config")
@@ -294,7 +269,7 @@ impl Classifier {
             .iter()
             .map(|(n, s, _)| (n.clone(), s.clone()))
             .collect();
-        super::io::check_tensors(path, &file, &specs)?;
+        crate::tensors::check_tensors(path, &file, &specs)?;
         super::unet::write_named(&net.graph, &mut net.params, &file.tensors).map_err(|e| {
             Error::Checkpoint {
                 path: path.into(),
@@ -323,108 +298,93 @@ pub fn argmax(v: &[f64]) -> usize {
     best
 }
 
-/// Options of [`train_classifier`].
-#[derive(Clone, Debug)]
-pub struct ClassifierTraining {
-    pub epochs: usize,
-    pub batch: usize,
-    pub lr: f64,
-    pub seed: u64,
-    /// Random translation augmentation: each training image is shifted by
-    /// (dy, dx) ∈ [−shift, shift]² (drawn from the epoch's stream), the
-    /// uncovered border filled with the image's corner value (background).
-    pub shift: usize,
+/// Training state of a [`Classifier`]: the graph cache and the logits.
+#[derive(Debug, Default)]
+pub struct ClassifierCache {
+    graph: GraphCache,
+    logits: Vec<f32>,
+    rows: usize,
+    classes: usize,
 }
 
-impl Default for ClassifierTraining {
-    fn default() -> Self {
-        ClassifierTraining {
-            epochs: 8,
-            batch: 64,
-            lr: 2e-3,
-            seed: 0,
-            shift: 2,
-        }
+impl CacheState for ClassifierCache {
+    fn output(&self) -> ArrayView2<'_, f32> {
+        ArrayView2::from_shape((self.rows, self.classes), &self.logits)
+            .expect("cache logits have rows·classes values")
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 
-/// Train a classifier on a labelled set with Adam (learning rate halved
-/// for the last quarter of epochs); epoch e visits the images in a
-/// permutation drawn from stream `(seed, TRAIN, e)`. `log` receives
-/// (epoch, mean loss) after each epoch.
-pub fn train_classifier(
-    set: &ImageSet,
-    cfg: ClassifierConfig,
-    opts: &ClassifierTraining,
-    mut log: impl FnMut(usize, f64),
-) -> Result<Classifier> {
-    use rand::RngExt;
-    let labels = set
-        .labels
-        .as_ref()
-        .ok_or_else(|| Error::Mismatch("training a classifier needs labels".into()))?;
-    if opts.batch == 0 || opts.epochs == 0 {
-        return Err(Error::invalid(
-            "batch/epochs",
-            format!("{}/{}", opts.batch, opts.epochs),
-            "both >= 1",
-        ));
+impl Classifier {
+    /// Logits `[rows, classes]` of the last run on `cache`.
+    fn logits(&self, cache: &GraphCache) -> Vec<f32> {
+        cache
+            .value(&self.graph, self.graph.nodes.len() - 1)
+            .to_vec()
     }
-    let mut net = Classifier::new(cfg, opts.seed)?;
-    let mut adam = Adam::new(opts.lr, net.num_params());
-    let mut grads = vec![0.0; net.num_params()];
-    let mut cache = GraphCache::default();
-    let n = set.len();
-    let d = set.dim();
-    for e in 0..opts.epochs {
-        if e == opts.epochs - opts.epochs / 4 {
-            adam.lr *= 0.5;
-        }
-        let mut r = crate::rng::stream(opts.seed, crate::rng::domain::TRAIN, e as u64);
-        let mut perm: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = r.random_range(0..=i);
-            perm.swap(i, j);
-        }
-        let (mut sum, mut cnt) = (0.0, 0);
-        for chunk in perm.chunks(opts.batch) {
-            let mut xb = Array2::zeros((chunk.len(), d));
-            let mut yb = Vec::with_capacity(chunk.len());
-            for (k, &i) in chunk.iter().enumerate() {
-                let src = set.pixels.row(i);
-                let s = opts.shift as i64;
-                let (dy, dx) = if s > 0 {
-                    (r.random_range(-s..=s), r.random_range(-s..=s))
-                } else {
-                    (0, 0)
-                };
-                let (h, w) = (set.height as i64, set.width as i64);
-                let hw = (h * w) as usize;
-                let mut dst = xb.row_mut(k);
-                for ch in 0..set.channels {
-                    let bg = src[ch * hw];
-                    for y in 0..h {
-                        for x in 0..w {
-                            let (sy, sx) = (y - dy, x - dx);
-                            let v = if sy >= 0 && sy < h && sx >= 0 && sx < w {
-                                src[ch * hw + (sy * w + sx) as usize]
-                            } else {
-                                bg
-                            };
-                            dst[ch * hw + (y * w + x) as usize] = v;
-                        }
-                    }
-                }
-                yb.push(labels[i]);
-            }
-            sum += net.loss_and_grad(xb.view(), &yb, &mut cache, &mut grads);
-            cnt += 1;
-            let p = net.params.clone();
-            let mut p2 = p;
-            adam.update(&mut p2, &grads);
-            net.params = p2;
-        }
-        log(e, sum / cnt as f64);
+}
+
+/// The classifier as a [`Network`]: its output is the logits `[n,
+/// classes]`; it takes no time, so `t` is ignored.
+impl Network for Classifier {
+    fn kind(&self) -> &'static str {
+        "classifier"
     }
-    Ok(net)
+    fn params(&self) -> &[f32] {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+    fn tensor_specs(&self) -> Vec<TensorShape> {
+        self.graph.tensor_shapes()
+    }
+    fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<NamedTensor<&'a [f32]>> {
+        self.graph.named_slices(flat)
+    }
+    fn load_tensors(&mut self, tensors: &[NamedTensor<&[f32]>]) -> Result<()> {
+        let graph = &self.graph;
+        super::network::unflatten_checked(graph.num_params, &mut self.params, |p| {
+            super::unet::write_named(graph, p, tensors)
+        })
+    }
+    fn unflatten_tensors(&self, tensors: &[NamedTensor<&[f32]>], flat: &mut [f32]) -> Result<()> {
+        super::network::unflatten_checked(self.params.len(), flat, |tmp| {
+            super::unet::write_named(&self.graph, tmp, tensors)
+        })
+    }
+    fn forward(
+        &self,
+        x: ArrayView2<f32>,
+        _t: ndarray::ArrayView1<f32>,
+        mut out: ndarray::ArrayViewMut2<f32>,
+    ) {
+        let mut cache = GraphCache::default();
+        self.run(x, &mut cache);
+        for (o, v) in out.iter_mut().zip(self.logits(&cache)) {
+            *o = v;
+        }
+    }
+    fn forward_t(&self, x: ArrayView2<f32>, _t: f64, out: ndarray::ArrayViewMut2<f32>) {
+        self.forward(x, ndarray::ArrayView1::from(&[][..]), out)
+    }
+    fn forward_train(
+        &self,
+        x: ArrayView2<f32>,
+        _t: ndarray::ArrayView1<f32>,
+        cache: &mut NetCache,
+    ) {
+        let c = cache.state::<ClassifierCache>();
+        self.run(x, &mut c.graph);
+        c.logits = self.logits(&c.graph);
+        c.rows = x.nrows();
+        c.classes = self.cfg.classes;
+    }
+    fn backward(&self, cache: &mut NetCache, d_out: ArrayView2<f32>, grads: &mut [f32]) {
+        let c = cache.for_backward::<ClassifierCache>();
+        let d: Vec<f32> = d_out.iter().copied().collect();
+        self.graph.backward(&self.params, &mut c.graph, &d, grads);
+    }
 }

@@ -22,14 +22,14 @@
 //! threads, the backward splits it by image (col2im of neighbouring tiles
 //! overlaps) and walks each image's tiles in order. Each output row depends
 //! only on its own image and the GEMM rows are batch-size invariant (see
-//! [`super::gemm`]); `dW` is a sum of per-image partials taken in image
+//! [`crate::backend::gemm`]); `dW` is a sum of per-image partials taken in image
 //! order, so it does not depend on the thread count.
 
 use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::gemm::{gemm, MatRef};
+use crate::backend::gemm::{gemm, MatRef};
 
 /// Output side of a padded k×k convolution with stride `s`: ⌊(n + 2·pad − k)/s⌋ + 1.
 pub fn out_size(n: usize, k: usize, stride: usize) -> usize {

@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 
-use super::layers::dispatch_simd;
+use crate::backend::simd::dispatch_simd;
 
 /// Scale applied to t ∈ [0, 1] before the sinusoids (SPEC: 1000).
 pub const TIME_SCALE: f64 = 1000.0;

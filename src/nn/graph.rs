@@ -23,8 +23,16 @@
 //! per-node buffers and ∂L/∂θ into the flat gradient. Sums over the batch
 //! run in a fixed order; every per-image op and every GEMM row is
 //! independent of the other images, so outputs are batch-size invariant.
+//!
+//! Why one file (~770 lines): the ops' forward and backward are two
+//! `match`es over the same [`Op`] enum that must stay in step (an op's
+//! backward reads exactly the buffers its forward kept), and both walk the
+//! same private node-buffer layout of [`GraphCache`]; splitting them would
+//! put an op's forward and its derivative in different files.
 
 use rayon::prelude::*;
+
+use crate::tensors::{NamedTensor, TensorShape};
 
 use super::conv::{conv_backward, conv_forward, ConvShape};
 use super::embed::time_embedding;
@@ -107,7 +115,7 @@ impl Node {
 }
 
 /// A named parameter tensor: name, PyTorch shape, offset in the flat vector.
-pub type TensorSpec = (String, Vec<usize>, usize);
+pub type TensorSpec = crate::tensors::NamedTensor<usize>;
 
 /// The graph: nodes in evaluation order (the last is the output) and the
 /// parameter tensors in the flat layout.
@@ -132,6 +140,27 @@ pub enum Init {
 }
 
 impl Graph {
+    /// Any flat vector in this graph's parameter layout cut into its named
+    /// tensors (PyTorch names and shapes).
+    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<NamedTensor<&'a [f32]>> {
+        self.tensors
+            .iter()
+            .map(|(n, s, o)| {
+                (
+                    n.clone(),
+                    s.clone(),
+                    &flat[*o..*o + s.iter().product::<usize>()],
+                )
+            })
+            .collect()
+    }
+    /// Names and shapes of the parameter tensors.
+    pub fn tensor_shapes(&self) -> Vec<TensorShape> {
+        self.tensors
+            .iter()
+            .map(|(n, s, _)| (n.clone(), s.clone()))
+            .collect()
+    }
     fn param(
         &mut self,
         name: String,

@@ -12,12 +12,12 @@
 //! The training forward pass stores SiLU'(z) = s + y·(1 − s) beside y, so
 //! the SiLU backward is one multiply per element with no `exp`, and it can
 //! ride in the store of the GEMM that produces dL/dy, overwriting SiLU'
-//! with dL/dz in place ([`super::gemm::gemm_scale`]).
+//! with dL/dz in place ([`crate::backend::gemm::gemm_scale`]).
 
 use std::cell::RefCell;
 
-use super::gemm::{gemm, gemm_scale, MatRef};
-use super::with_scratch;
+use crate::backend::gemm::{gemm, gemm_scale, MatRef};
+use crate::backend::with_scratch;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
@@ -110,39 +110,8 @@ pub fn bias_add(z: &mut [f32], b: &[f32]) {
     }
 }
 
-/// Run `$body` compiled for the widest available x86 vector unit (AVX-512F,
-/// AVX2 with FMA, else the SSE2 baseline). The bodies use IEEE adds,
-/// multiplies, divisions, square roots and compares, and fused
-/// multiply-adds only where written as `mul_add` (Rust never forms them
-/// implicitly): a hardware FMA on the two vector paths, libm's correctly
-/// rounded `fmaf` on the baseline. Every path therefore gives
-/// bit-identical results; only speed differs.
-macro_rules! dispatch_simd {
-    ($generic:ident($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide512<'a>(f: impl FnOnce() + 'a) { f() }
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn wide256<'a>(f: impl FnOnce() + 'a) { f() }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked above).
-                unsafe { wide512(|| $generic($($arg),*)) };
-                return;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU supports AVX2 and FMA (checked above).
-                unsafe { wide256(|| $generic($($arg),*)) };
-                return;
-            }
-        }
-        $generic($($arg),*)
-    }};
-}
-
-pub(crate) use dispatch_simd;
+use crate::backend::simd::dispatch_simd;
+pub use crate::backend::simd::sum_rows;
 
 /// Fused bias + SiLU, in place: `z ← z + b; s = σ(z); y = z·s; z ← y`.
 /// `dsilu` (same length as `z`) receives SiLU'(z) = `s + y·(1 − s)` when
@@ -209,22 +178,6 @@ fn silu_backward_add_generic(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
     for (((d, &g), &xv), &yv) in dx.iter_mut().zip(dy).zip(x).zip(y) {
         let s = sigmoid(xv);
         *d += g * (s + yv * (1.0 - s));
-    }
-}
-
-/// `out[j] = Σ_i x[i, j]` over the rows of `x: [rows, out.len()]`, added in
-/// row order.
-pub fn sum_rows(x: &[f32], out: &mut [f32]) {
-    dispatch_simd!(sum_rows_generic(x, out))
-}
-
-#[inline(always)]
-fn sum_rows_generic(x: &[f32], out: &mut [f32]) {
-    out.fill(0.0);
-    for row in x.chunks_exact(out.len().max(1)) {
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o += v;
-        }
     }
 }
 

@@ -11,6 +11,13 @@
 //! one flat `Vec<f32>`, layer by layer, each layer as its weight `[out, in]`
 //! (row-major, like PyTorch) followed by its bias `[out]`; gradients, Adam
 //! moments and the EMA shadow use the same layout.
+//!
+//! Why one file (~770 lines): inference, the training forward and the
+//! backward of this one network share its private layer layout
+//! ([`LayerShape`]), its packed weights and its per-thread workspaces, and
+//! the backward mirrors the training forward line by line; what other
+//! networks share (GEMM, packing, SIMD) already lives in
+//! [`crate::backend`] and [`super::layers`].
 
 use std::cell::RefCell;
 
@@ -20,11 +27,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::embed::{time_embedding, time_embedding_rows};
-use super::gemm::{gemm_packed, MatRef, PackedB};
 use super::layers::{bias_add, bias_silu, linear_backward};
-use super::packcache::{PackCache, Packs};
-use super::with_scratch;
+use crate::backend::gemm::{gemm_packed, MatRef, PackedB};
+use crate::backend::packcache::{PackCache, Packs};
+use crate::backend::with_scratch;
 use crate::error::{Error, Result};
+use crate::tensors::{NamedTensor, TensorShape};
 
 fn default_hidden() -> usize {
     256
@@ -225,10 +233,7 @@ impl Mlp {
 
     /// Build a network of shape `cfg` from named tensors (see
     /// [`Mlp::load_named`]).
-    pub fn from_named<D: AsRef<[f32]>>(
-        cfg: MlpConfig,
-        tensors: &[(String, Vec<usize>, D)],
-    ) -> Result<Self> {
+    pub fn from_named<D: AsRef<[f32]>>(cfg: MlpConfig, tensors: &[NamedTensor<D>]) -> Result<Self> {
         let mut net = Self::zeros(cfg)?;
         net.load_named(tensors)?;
         Ok(net)
@@ -261,7 +266,7 @@ impl Mlp {
 
     /// Names and shapes in PyTorch `nn.Sequential` order: `net.{2l}.weight`
     /// `[fan_out, fan_in]` and `net.{2l}.bias` `[fan_out]` for linear layer l.
-    pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
+    pub fn tensor_specs(&self) -> Vec<TensorShape> {
         self.named_tensors()
             .into_iter()
             .map(|(name, shape, _)| (name, shape))
@@ -270,14 +275,14 @@ impl Mlp {
 
     /// The parameters as named tensors (see [`Mlp::tensor_specs`]), borrowing
     /// from the flat vector.
-    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+    pub fn named_tensors(&self) -> Vec<NamedTensor<&[f32]>> {
         self.named_slices(&self.params)
     }
 
     /// Any flat vector in the parameter layout (gradient, Adam moment, EMA
     /// shadow) cut into the same named tensors. Panics if `flat` has the
     /// wrong length (a programming error).
-    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<(String, Vec<usize>, &'a [f32])> {
+    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<NamedTensor<&'a [f32]>> {
         assert_eq!(
             flat.len(),
             self.params.len(),
@@ -303,10 +308,7 @@ impl Mlp {
     /// present exactly once with the expected shape and `shape.product()`
     /// values; unknown names are rejected. On error nothing is modified and
     /// the message names the tensor and what differs.
-    pub fn load_named<D: AsRef<[f32]>>(
-        &mut self,
-        tensors: &[(String, Vec<usize>, D)],
-    ) -> Result<()> {
+    pub fn load_named<D: AsRef<[f32]>>(&mut self, tensors: &[NamedTensor<D>]) -> Result<()> {
         let mut flat = self.params.clone();
         write_named_into(self, &mut flat, tensors).map_err(Error::Mismatch)?;
         self.params = flat;
@@ -318,20 +320,12 @@ impl Mlp {
     /// layout (e.g. an EMA shadow or Adam moment being restored).
     pub fn unflatten_named<D: AsRef<[f32]>>(
         &self,
-        tensors: &[(String, Vec<usize>, D)],
+        tensors: &[NamedTensor<D>],
         flat: &mut [f32],
     ) -> Result<()> {
-        if flat.len() != self.params.len() {
-            return Err(Error::Mismatch(format!(
-                "flat vector has {} values, the network has {}",
-                flat.len(),
-                self.params.len()
-            )));
-        }
-        let mut tmp = flat.to_vec();
-        write_named_into(self, &mut tmp, tensors).map_err(Error::Mismatch)?;
-        flat.copy_from_slice(&tmp);
-        Ok(())
+        super::network::unflatten_checked(self.params.len(), flat, |tmp| {
+            write_named_into(self, tmp, tensors).map_err(Error::Mismatch)
+        })
     }
 
     fn check_io(&self, rows: usize, x: &ArrayView2<f32>, out: &ArrayViewMut2<f32>) {
@@ -534,7 +528,7 @@ impl Mlp {
     ///
     /// The ⊙ SiLU' rides in the store of the g_l·W_l product, which
     /// overwrites the cached SiLU'(z_{l−1}) with g_{l−1}
-    /// ([`super::gemm::gemm_scale`]): no pass over g, no buffer for it.
+    /// ([`crate::backend::gemm::gemm_scale`]): no pass over g, no buffer for it.
     /// The same stores sum g_{l−1} over the rows into ∂b_{l−1}.
     /// The cache therefore serves one backward pass per forward pass.
     ///
@@ -672,7 +666,7 @@ fn fill_input(x: ArrayView2<f32>, t: Times, input: &mut [f32], in0: usize, d: us
 fn write_named_into<D: AsRef<[f32]>>(
     net: &Mlp,
     flat: &mut [f32],
-    tensors: &[(String, Vec<usize>, D)],
+    tensors: &[NamedTensor<D>],
 ) -> std::result::Result<(), String> {
     let specs = net.tensor_specs();
     let mut seen = vec![false; specs.len()];
@@ -780,3 +774,5 @@ impl TrainCache {
         .expect("cache output has rows·data_dim values")
     }
 }
+
+super::network::impl_network!(Mlp, TrainCache, "mlp");

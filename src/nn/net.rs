@@ -1,7 +1,7 @@
-//! The seam between the score model / trainer and the network family:
-//! [`ScoreNet`] is either the MLP or the U-Net, with the MLP's API, so
-//! `model.rs` / `train.rs` switch from `Mlp` / `MlpConfig` / `TrainCache` to
-//! `ScoreNet` / `NetConfig` / `NetCache` with renames only.
+//! The score network a checkpoint names: [`NetConfig`] (the `net` field of
+//! `config.json`) builds a [`ScoreNet`] ([`NetConfig::init`]), the MLP or
+//! the U-Net, used through the [`Network`] trait; plus their `.safetensors`
+//! save and load.
 //!
 //! `NetConfig` is `#[serde(untagged)]`: an existing checkpoint's MLP config
 //! (`{"data_dim":2,"hidden":256,...}`) still parses, and a U-Net config is
@@ -10,9 +10,16 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
-use super::mlp::{Mlp, MlpConfig, TrainCache};
-use super::unet::{UNet, UNetCache, UNetConfig};
-use crate::error::Result;
+use super::mlp::{Mlp, MlpConfig};
+pub use super::network::NetCache;
+use super::network::Network;
+use super::unet::{UNet, UNetConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::tensors;
+use crate::tensors::{NamedTensor, TensorShape};
 
 /// Which network and its shape (the `net` field of a checkpoint config).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,45 +71,63 @@ impl From<UNetConfig> for NetConfig {
     }
 }
 
-/// A score network: MLP or U-Net.
+/// A score network: the MLP or the U-Net, as its config names it. Every
+/// method goes through the [`Network`] trait ([`ScoreNet::network`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum ScoreNet {
     Mlp(Mlp),
     UNet(UNet),
 }
 
-/// Training cache matching a [`ScoreNet`] (created empty, sized on first use).
-#[derive(Clone, Debug, Default)]
-pub enum NetCache {
-    #[default]
-    Empty,
-    Mlp(TrainCache),
-    UNet(UNetCache),
+impl NetConfig {
+    /// The network of this shape, PyTorch-default initialisation from `seed`.
+    pub fn init(&self, seed: u64) -> Result<ScoreNet> {
+        self.build(Some(seed))
+    }
+    /// The network of this shape with all-zero parameters (for loading into).
+    pub fn init_zeros(&self) -> Result<ScoreNet> {
+        self.build(None)
+    }
+    fn build(&self, seed: Option<u64>) -> Result<ScoreNet> {
+        Ok(match (self, seed) {
+            (NetConfig::Mlp(c), Some(s)) => ScoreNet::Mlp(Mlp::new(c.clone(), s)?),
+            (NetConfig::Mlp(c), None) => ScoreNet::Mlp(Mlp::zeros(c.clone())?),
+            (NetConfig::UNet(c), Some(s)) => ScoreNet::UNet(UNet::new(c.clone(), s)?),
+            (NetConfig::UNet(c), None) => ScoreNet::UNet(UNet::zeros(c.clone())?),
+        })
+    }
 }
 
-macro_rules! each {
-    ($self:expr, $n:ident => $e:expr) => {
-        match $self {
-            ScoreNet::Mlp($n) => $e,
-            ScoreNet::UNet($n) => $e,
-        }
-    };
+/// Named tensors with any value storage, borrowed as slices.
+fn as_slices<D: AsRef<[f32]>>(tensors: &[NamedTensor<D>]) -> Vec<NamedTensor<&[f32]>> {
+    tensors
+        .iter()
+        .map(|(n, s, d)| (n.clone(), s.clone(), d.as_ref()))
+        .collect()
 }
 
 impl ScoreNet {
-    /// Fresh PyTorch-default initialisation from `seed`.
+    /// Fresh PyTorch-default initialisation from `seed` ([`NetConfig::init`]).
     pub fn new(cfg: NetConfig, seed: u64) -> Result<Self> {
-        Ok(match cfg {
-            NetConfig::Mlp(c) => ScoreNet::Mlp(Mlp::new(c, seed)?),
-            NetConfig::UNet(c) => ScoreNet::UNet(UNet::new(c, seed)?),
-        })
+        cfg.init(seed)
     }
     /// All-zero parameters (for loading into).
     pub fn zeros(cfg: NetConfig) -> Result<Self> {
-        Ok(match cfg {
-            NetConfig::Mlp(c) => ScoreNet::Mlp(Mlp::zeros(c)?),
-            NetConfig::UNet(c) => ScoreNet::UNet(UNet::zeros(c)?),
-        })
+        cfg.init_zeros()
+    }
+    /// The network behind the trait.
+    pub fn network(&self) -> &dyn Network {
+        match self {
+            ScoreNet::Mlp(n) => n,
+            ScoreNet::UNet(n) => n,
+        }
+    }
+    /// The network behind the trait, mutably.
+    pub fn network_mut(&mut self) -> &mut dyn Network {
+        match self {
+            ScoreNet::Mlp(n) => n,
+            ScoreNet::UNet(n) => n,
+        }
     }
     pub fn config(&self) -> NetConfig {
         match self {
@@ -114,130 +139,93 @@ impl ScoreNet {
         self.config().data_dim()
     }
     pub fn num_params(&self) -> usize {
-        each!(self, n => n.num_params())
+        self.network().num_params()
     }
     pub fn params(&self) -> &[f32] {
-        each!(self, n => n.params())
+        self.network().params()
     }
     pub fn params_mut(&mut self) -> &mut [f32] {
-        each!(self, n => n.params_mut())
+        self.network_mut().params_mut()
     }
     /// ε̂(x_i, t_i) per row; bit-identical rows for any batch size / threads.
     pub fn forward(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, out: ArrayViewMut2<f32>) {
-        each!(self, n => n.forward(x, t, out))
+        self.network().forward(x, t, out)
     }
     /// ε̂(x_i, t) with one time for all rows.
     pub fn forward_t(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
-        each!(self, n => n.forward_t(x, t, out))
+        self.network().forward_t(x, t, out)
     }
     /// Training forward; the output is [`NetCache::output`].
     pub fn forward_train(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, cache: &mut NetCache) {
-        match self {
-            ScoreNet::Mlp(n) => {
-                if !matches!(cache, NetCache::Mlp(_)) {
-                    *cache = NetCache::Mlp(TrainCache::new());
-                }
-                let NetCache::Mlp(c) = cache else {
-                    unreachable!()
-                };
-                n.forward_train(x, t, c)
-            }
-            ScoreNet::UNet(n) => {
-                if !matches!(cache, NetCache::UNet(_)) {
-                    *cache = NetCache::UNet(UNetCache::new());
-                }
-                let NetCache::UNet(c) = cache else {
-                    unreachable!()
-                };
-                n.forward_train(x, t, c)
-            }
-        }
+        self.network().forward_train(x, t, cache)
     }
     /// Backward for the last `forward_train` on `cache`: OVERWRITES `grads`.
     /// Panics if `cache` was not filled by this network (a programming error).
     pub fn backward(&self, cache: &mut NetCache, d_out: ArrayView2<f32>, grads: &mut [f32]) {
-        match (self, cache) {
-            (ScoreNet::Mlp(n), NetCache::Mlp(c)) => n.backward(c, d_out, grads),
-            (ScoreNet::UNet(n), NetCache::UNet(c)) => n.backward(c, d_out, grads),
-            _ => panic!("backward: cache was not filled by forward_train of this network"),
-        }
+        self.network().backward(cache, d_out, grads)
     }
     /// Parameters as named tensors (PyTorch names and shapes).
-    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
-        each!(self, n => n.named_tensors())
+    pub fn named_tensors(&self) -> Vec<NamedTensor<&[f32]>> {
+        self.network().named_tensors()
     }
     /// Any flat vector in the parameter layout (gradient, Adam moment, EMA).
-    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<(String, Vec<usize>, &'a [f32])> {
-        each!(self, n => n.named_slices(flat))
+    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<NamedTensor<&'a [f32]>> {
+        self.network().named_slices(flat)
     }
-    pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
-        each!(self, n => n.tensor_specs())
+    pub fn tensor_specs(&self) -> Vec<TensorShape> {
+        self.network().tensor_specs()
     }
     /// Fill `flat` (parameter layout) from named tensors, checking that
     /// every tensor is present exactly once with its shape.
     pub fn unflatten_named<D: AsRef<[f32]>>(
         &self,
-        tensors: &[(String, Vec<usize>, D)],
+        tensors: &[NamedTensor<D>],
         flat: &mut [f32],
     ) -> Result<()> {
-        match self {
-            ScoreNet::Mlp(n) => n.unflatten_named(tensors, flat),
-            ScoreNet::UNet(n) => {
-                if flat.len() != n.num_params() {
-                    return Err(crate::error::Error::Mismatch(format!(
-                        "flat vector has {} values, the network has {}",
-                        flat.len(),
-                        n.num_params()
-                    )));
-                }
-                let mut tmp = UNet::zeros(n.config().clone())?;
-                tmp.load_named(tensors)?;
-                flat.copy_from_slice(tmp.params());
-                Ok(())
-            }
-        }
+        self.network().unflatten_tensors(&as_slices(tensors), flat)
     }
-    pub fn load_named<D: AsRef<[f32]>>(
-        &mut self,
-        tensors: &[(String, Vec<usize>, D)],
-    ) -> Result<()> {
-        each!(self, n => n.load_named(tensors))
-    }
-}
-
-impl NetCache {
-    /// Output of the last `forward_train`, `[rows, data_dim]`.
-    pub fn output(&self) -> ArrayView2<'_, f32> {
-        match self {
-            NetCache::Mlp(c) => c.output(),
-            NetCache::UNet(c) => c.output(),
-            NetCache::Empty => ArrayView2::from_shape((0, 0), &[]).expect("empty view"),
-        }
+    pub fn load_named<D: AsRef<[f32]>>(&mut self, tensors: &[NamedTensor<D>]) -> Result<()> {
+        self.network_mut().load_tensors(&as_slices(tensors))
     }
 }
 
 /// Save any [`ScoreNet`] (named tensors) with `metadata`, atomically.
-pub fn save_net(
-    path: &std::path::Path,
-    net: &ScoreNet,
-    metadata: &std::collections::BTreeMap<String, String>,
-) -> Result<()> {
-    super::io::save_tensors(path, &net.named_tensors(), metadata)
+pub fn save_net(path: &Path, net: &ScoreNet, metadata: &BTreeMap<String, String>) -> Result<()> {
+    tensors::save_tensors(path, &net.named_tensors(), metadata)
 }
 
 /// Load a network of shape `cfg` from a safetensors file, checking every
 /// tensor name and shape. Returns the network and the file's metadata.
-pub fn load_net(
-    path: &std::path::Path,
-    cfg: NetConfig,
-) -> Result<(ScoreNet, std::collections::BTreeMap<String, String>)> {
-    let file = super::io::load_tensors(path)?;
+pub fn load_net(path: &Path, cfg: NetConfig) -> Result<(ScoreNet, BTreeMap<String, String>)> {
     let mut net = ScoreNet::zeros(cfg)?;
-    super::io::check_tensors(path, &file, &net.tensor_specs())?;
-    net.load_named(&file.tensors)
-        .map_err(|e| crate::error::Error::Checkpoint {
+    let metadata = fill_from_file(path, net.network_mut())?;
+    Ok((net, metadata))
+}
+
+/// Set `net`'s parameters from the safetensors file `path` (exactly its
+/// tensor names and shapes); returns the file's metadata.
+fn fill_from_file(path: &Path, net: &mut dyn Network) -> Result<BTreeMap<String, String>> {
+    let file = tensors::load_tensors(path)?;
+    tensors::check_tensors(path, &file, &net.tensor_specs())?;
+    net.load_tensors(&as_slices(&file.tensors))
+        .map_err(|e| Error::Checkpoint {
             path: path.to_path_buf(),
             msg: e.to_string(),
         })?;
-    Ok((net, file.metadata))
+    Ok(file.metadata)
+}
+
+/// Save an MLP's parameters (PyTorch names, see [`Mlp::named_tensors`])
+/// with `metadata`, atomically.
+pub fn save_mlp(path: &Path, net: &Mlp, metadata: &BTreeMap<String, String>) -> Result<()> {
+    tensors::save_tensors(path, &net.named_tensors(), metadata)
+}
+
+/// Load an MLP of shape `cfg` from a file written by [`save_mlp`] (or by
+/// PyTorch `save_file(model.state_dict())` for the same architecture).
+/// Returns the network and the file's metadata.
+pub fn load_mlp(path: &Path, cfg: MlpConfig) -> Result<(Mlp, BTreeMap<String, String>)> {
+    let mut net = Mlp::zeros(cfg)?;
+    let metadata = fill_from_file(path, &mut net)?;
+    Ok((net, metadata))
 }

@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::layers::dispatch_simd;
+use crate::backend::simd::dispatch_simd;
 
 /// eps of PyTorch's `nn.GroupNorm`.
 pub const GN_EPS: f64 = 1e-5;

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::layers::dispatch_simd;
+use crate::backend::simd::dispatch_simd;
 use crate::error::{Error, Result};
 
 /// Adam (Kingma & Ba), PyTorch's `torch.optim.Adam` with

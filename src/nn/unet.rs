@@ -21,6 +21,7 @@ use super::graph::{
     init_params, nchw_to_nhwc, nhwc_to_nchw, Graph, GraphCache, InferCache, InitList,
 };
 use crate::error::{Error, Result};
+use crate::tensors::{NamedTensor, TensorShape};
 
 fn default_widths() -> Vec<usize> {
     vec![32, 64, 64]
@@ -273,44 +274,39 @@ impl UNet {
 
     /// Any flat vector in the parameter layout cut into named tensors
     /// (PyTorch shapes, e.g. `down.0.res.0.conv1.weight [32, 32, 3, 3]`).
-    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<(String, Vec<usize>, &'a [f32])> {
+    pub fn named_slices<'a>(&self, flat: &'a [f32]) -> Vec<NamedTensor<&'a [f32]>> {
         assert_eq!(
             flat.len(),
             self.params.len(),
             "flat vector has the wrong length"
         );
-        self.graph
-            .tensors
-            .iter()
-            .map(|(n, s, o)| {
-                (
-                    n.clone(),
-                    s.clone(),
-                    &flat[*o..*o + s.iter().product::<usize>()],
-                )
-            })
-            .collect()
+        self.graph.named_slices(flat)
     }
-    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+    pub fn named_tensors(&self) -> Vec<NamedTensor<&[f32]>> {
         self.named_slices(&self.params)
     }
-    pub fn tensor_specs(&self) -> Vec<(String, Vec<usize>)> {
-        self.graph
-            .tensors
-            .iter()
-            .map(|(n, s, _)| (n.clone(), s.clone()))
-            .collect()
+    pub fn tensor_specs(&self) -> Vec<TensorShape> {
+        self.graph.tensor_shapes()
     }
     /// Copy named tensors into the parameters (all present once, right
     /// shapes, no extras); on error nothing changes.
-    pub fn load_named<D: AsRef<[f32]>>(
-        &mut self,
-        tensors: &[(String, Vec<usize>, D)],
+    pub fn load_named<D: AsRef<[f32]>>(&mut self, tensors: &[NamedTensor<D>]) -> Result<()> {
+        let graph = &self.graph;
+        super::network::unflatten_checked(graph.num_params, &mut self.params, |p| {
+            write_named(graph, p, tensors)
+        })
+    }
+
+    /// Fill `flat` (parameter layout) from named tensors, checking that
+    /// every tensor is present exactly once with its shape.
+    pub fn unflatten_named<D: AsRef<[f32]>>(
+        &self,
+        tensors: &[NamedTensor<D>],
+        flat: &mut [f32],
     ) -> Result<()> {
-        let mut flat = self.params.clone();
-        write_named(&self.graph, &mut flat, tensors)?;
-        self.params = flat;
-        Ok(())
+        super::network::unflatten_checked(self.num_params(), flat, |tmp| {
+            write_named(&self.graph, tmp, tensors)
+        })
     }
 
     fn run_block(
@@ -424,7 +420,7 @@ impl UNet {
 pub(crate) fn write_named<D: AsRef<[f32]>>(
     g: &Graph,
     flat: &mut [f32],
-    tensors: &[(String, Vec<usize>, D)],
+    tensors: &[NamedTensor<D>],
 ) -> Result<()> {
     let mut seen = vec![false; g.tensors.len()];
     for (name, shape, data) in tensors {
@@ -461,3 +457,5 @@ pub(crate) fn write_named<D: AsRef<[f32]>>(
     }
     Ok(())
 }
+
+super::network::impl_network!(UNet, UNetCache, "unet");

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 
-use crate::checkpoint::{self, Checkpoint, TrainConfig, TrainState};
+use crate::checkpoint::{self, Checkpoint};
 use crate::data::{Toy, TrainData};
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
@@ -31,10 +31,13 @@ use crate::nn::{Adam, Ema, MlpConfig, NetCache, NetConfig, ScoreNet};
 use crate::rng::{self, StreamRng};
 use crate::sde::{Sde, SdeConfig};
 
+pub mod classifier;
 mod run;
+pub mod state;
 
 use run::run;
 pub use run::{log_lines, run_trainer, run_with, TrainEvent, ADVICE_LR, ADVICE_SKIP};
+pub use state::{TrainConfig, TrainState};
 
 /// Everything a training run needs.
 #[derive(Clone, Debug)]

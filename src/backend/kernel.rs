@@ -31,8 +31,14 @@
 //! holds `B[p, j0 + jj]` at `j0·k + p·w + jj`; the whole buffer is
 //! [`packed_len`]`(k, n) = k·⌈n/16⌉·16` floats. A transposed `B` (the MLP's
 //! `Wᵀ`) is packed by 16 × 16 in-register transposes.
+//!
+//! Why one file (~780 lines, of which ~190 are its tests): the tile, the
+//! edge tiles, the row-lane path and the packing are one `unsafe` AVX-512
+//! kernel sharing private constants and the bounds invariants that make its
+//! raw loads and stores sound (`last_offset`); they are kept where one
+//! reading can check them together.
 
-use super::gemm::{Epilogue, MatRef};
+use super::mat::{Epilogue, MatRef};
 
 /// Rows of the register tile.
 pub const MR: usize = 8;
@@ -152,7 +158,7 @@ fn last_offset(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> 
 ///
 /// With `col_sum` (`[n]`), also `col_sum[j] = Σ_i C[i, j]` of the stored
 /// `C`, added in row order starting from 0 (the bits of
-/// [`super::layers::sum_rows`]): row blocks are visited in order, so each
+/// [`super::simd::sum_rows`]): row blocks are visited in order, so each
 /// tile adds its rows to the running sums while they are still in
 /// registers.
 ///
@@ -593,7 +599,7 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::gemm::tests::naive;
+    use super::super::mat::naive;
     use super::*;
 
     fn view(data: &[f32], rows: usize, cols: usize, trans: bool) -> MatRef<'_> {
@@ -777,7 +783,7 @@ mod tests {
         // The column sums ride in the stores with the bits of a separate
         // pass in row order.
         let mut want = vec![0.0; n];
-        super::super::layers::sum_rows(&separate, &mut want);
+        super::super::simd::sum_rows(&separate, &mut want);
         assert_eq!(sums, want);
     }
 }

@@ -24,7 +24,7 @@
 //!
 //! (The output layer's 512×256×2 product uses the kernel's row-lane path
 //! for n ≤ 8; the first layer's weight gradient is computed transposed,
-//! see [`super::layers`].)
+//! see `nn::layers`.)
 //!
 //! The backend does not use the `gemm` crate: its row `i` changes with `m`,
 //! which would break the batch-size determinism rule above.
@@ -45,88 +45,12 @@
 use std::cell::RefCell;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use ndarray::ArrayViewMut2;
 use rayon::prelude::*;
 
 use super::kernel::{self, KernelB};
+pub use super::mat::{Epilogue, MatRef};
 use super::with_scratch;
-
-/// How a product reaches `C` (`[m, n]` row-major).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Epilogue {
-    /// `C = A·B`.
-    Set,
-    /// `C = C + A·B`: each element's FMA chain starts from its old value.
-    Add,
-    /// `C = (A·B) ⊙ C`: the old `C` is an elementwise factor.
-    Scale,
-}
-
-impl Epilogue {
-    fn from_accumulate(accumulate: bool) -> Self {
-        if accumulate {
-            Epilogue::Add
-        } else {
-            Epilogue::Set
-        }
-    }
-}
-
-/// A read-only strided matrix view over a slice: element `(i, j)` is
-/// `data[i * rs + j * cs]`.
-#[derive(Clone, Copy, Debug)]
-pub struct MatRef<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub rs: usize,
-    pub cs: usize,
-}
-
-impl<'a> MatRef<'a> {
-    /// Row-major `[rows, cols]` matrix stored contiguously.
-    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        MatRef {
-            data,
-            rows,
-            cols,
-            rs: cols,
-            cs: 1,
-        }
-    }
-
-    /// The transpose of a row-major `[cols, rows]` matrix, i.e. a
-    /// `[rows, cols]` view with `rs = 1`, `cs = rows`.
-    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        MatRef {
-            data,
-            rows,
-            cols,
-            rs: 1,
-            cs: rows,
-        }
-    }
-
-    /// Rows `start .. start + len` of this view.
-    fn row_range(&self, start: usize, len: usize) -> MatRef<'a> {
-        let off = (start * self.rs).min(self.data.len());
-        MatRef {
-            data: &self.data[off..],
-            rows: len,
-            ..*self
-        }
-    }
-
-    fn view(&self) -> ArrayView2<'a, f32> {
-        let data = if self.rows == 0 || self.cols == 0 {
-            &self.data[..0]
-        } else {
-            self.data
-        };
-        ArrayView2::from_shape((self.rows, self.cols).strides((self.rs, self.cs)), data)
-            .expect("gemm: matrix view does not fit its slice (internal shape bug)")
-    }
-}
 
 /// Minimum multiply-adds per rayon task before `gemm` splits the rows of `C`.
 const PAR_MIN_WORK: usize = 1 << 20;
@@ -208,7 +132,7 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
 /// with the same row independence and thread-count independence.
 ///
 /// With `col_sum` (`[n]`), also `col_sum[j] = Σ_i C[i, j]` of the new `C`,
-/// added in row order (the bits of [`super::layers::sum_rows`]). When the
+/// added in row order (the bits of [`super::simd::sum_rows`]). When the
 /// kernel does the product on one thread the sums ride in its stores
 /// ([`kernel::gemm_serial`]); otherwise they are a separate pass.
 pub fn gemm_scale(
@@ -231,7 +155,7 @@ pub fn gemm_scale(
         return;
     }
     gemm_with(a, b, c, Epilogue::Scale, parallel);
-    super::layers::sum_rows(c, sum);
+    super::simd::sum_rows(c, sum);
 }
 
 fn gemm_with(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue, parallel: bool) {
@@ -360,22 +284,9 @@ fn gemm_serial(a: MatRef, b: MatRef, c: &mut [f32], epi: Epilogue) {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
+    use super::super::mat::naive;
     use super::*;
-
-    /// C = A·B accumulated in f64, the reference for the kernels' tests.
-    pub(in crate::nn) fn naive(a: MatRef, b: MatRef) -> Vec<f64> {
-        let mut c = vec![0.0; a.rows * b.cols];
-        for i in 0..a.rows {
-            for j in 0..b.cols {
-                for p in 0..a.cols {
-                    c[i * b.cols + j] +=
-                        a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
-                }
-            }
-        }
-        c
-    }
 
     #[test]
     fn gemm_matches_naive_all_layouts_and_accumulates() {
@@ -449,7 +360,7 @@ pub(super) mod tests {
         gemm_scale(a, b, &mut serial, Some(&mut serial_sums), false);
         assert_eq!(serial, want);
         let mut want_sums = vec![0.0; n];
-        super::super::layers::sum_rows(&want, &mut want_sums);
+        super::super::simd::sum_rows(&want, &mut want_sums);
         assert_eq!(sums, want_sums);
         assert_eq!(serial_sums, want_sums);
     }

@@ -1,33 +1,44 @@
-//! Named f32 tensors ⇄ `.safetensors` files (the Hugging Face format, so
-//! `safetensors.numpy.load_file` / `safetensors.torch.load_file` read them:
-//! `net.0.weight` comes back as a `[256, 34]` float32 array).
+//! Named f32 tensors and their one on-disk format, `.safetensors` (the
+//! Hugging Face format, so `safetensors.numpy.load_file` /
+//! `safetensors.torch.load_file` read them: `net.0.weight` comes back as a
+//! `[256, 34]` float32 array).
 //!
-//! Saving is atomic: the bytes go to `<file name>.tmp` in the same folder,
-//! are flushed and fsynced, then renamed over the target, so a crash leaves
-//! either the old file or the new one. Loading never panics: every problem
-//! is an [`Error::Format`] (not a readable f32 safetensors file) or an
-//! [`Error::Checkpoint`] (readable, but not what was expected), naming the
-//! file, the tensor and what differs.
+//! - [`NamedTensor`]: the one named-tensor type, `(name, shape, values)`;
+//!   the values are owned (`Vec<f32>`, what a file gives back), borrowed
+//!   (`&[f32]`, a network's parameters) or an offset into a flat vector
+//!   (`usize`, a network's layout).
+//! - [`save_tensors`] (the `safetensors` crate's layout) and
+//!   [`encode_safetensors`] (deterministic bytes, used by checkpoints),
+//!   both written after the checks of [`check_writable`]. The two layouts differ only in the key order of each
+//!   header entry, and both are pinned (checkpoint bytes, and the
+//!   `nn_io` test's header text), so both stay until one may change.
+//! - [`parse_tensors`] / [`load_tensors`]: the one reader (bounded, never
+//!   panics; every problem is an [`Error::Format`] or an
+//!   [`Error::Checkpoint`] naming the file, the tensor and what differs).
+//! - [`check_tensors`]: a file holds exactly the expected names and shapes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::mlp::{Mlp, MlpConfig};
 use crate::error::{Error, Result};
+
+/// A named tensor: name, shape and row-major values `D` (`Vec<f32>`
+/// owned, `&[f32]` borrowed, `usize` an offset into a flat vector).
+pub type NamedTensor<D = Vec<f32>> = (String, Vec<usize>, D);
+
+/// Name and shape of a tensor a network expects.
+pub type TensorShape = (String, Vec<usize>);
 
 /// Largest safetensors file read (4 GiB); only regular files are read.
 pub const MAX_TENSOR_FILE_BYTES: u64 = 4 << 30;
-
-/// A tensor read from a file: name, shape, values (row-major).
-pub type OwnedTensor = (String, Vec<usize>, Vec<f32>);
 
 /// Contents of a safetensors file: tensors sorted by name, and the header's
 /// `__metadata__` string map.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorFile {
-    pub tensors: Vec<OwnedTensor>,
+    pub tensors: Vec<NamedTensor>,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -42,16 +53,50 @@ fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s))
 }
 
-/// Write `tensors` (name, shape, row-major values) as f32 plus `metadata`
-/// to `path` atomically (write `<name>.tmp`, flush, fsync, rename, fsync the
-/// folder). Fails if a tensor's value count differs from its shape or two
-/// tensors share a name.
-pub fn save_tensors(
-    path: &Path,
-    tensors: &[(String, Vec<usize>, &[f32])],
+/// The bytes of a safetensors file holding `tensors` as F32 and `metadata`,
+/// deterministic (JSON keys sorted, tensors laid out in name order) so that
+/// the same state always gives the same bytes:
+///
+/// ```text
+///   [u64 LE header length n][n bytes of JSON, space-padded to 8-byte alignment][data]
+///   JSON = {"__metadata__": {..}, "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ..}
+/// ```
+pub fn encode_safetensors(
+    tensors: &[NamedTensor<&[f32]>],
     metadata: &BTreeMap<String, String>,
-) -> Result<()> {
-    let mut bytes: Vec<Vec<u8>> = Vec::with_capacity(tensors.len());
+) -> Vec<u8> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!(metadata));
+    let mut offset = 0usize;
+    for &i in &order {
+        let (name, shape, data) = &tensors[i];
+        let end = offset + 4 * data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    while !(8 + json.len()).is_multiple_of(8) {
+        json.push(b' ');
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + offset);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for &i in &order {
+        for v in tensors[i].2 {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Fail unless every tensor's value count matches its shape and no two
+/// tensors share a name.
+pub fn check_writable(path: &Path, tensors: &[NamedTensor<&[f32]>]) -> Result<()> {
     let mut names = std::collections::BTreeSet::new();
     for (name, shape, data) in tensors {
         if !names.insert(name.as_str()) {
@@ -66,8 +111,25 @@ pub fn save_tensors(
                 ),
             ));
         }
-        bytes.push(data.iter().flat_map(|v| v.to_le_bytes()).collect());
     }
+    Ok(())
+}
+
+/// Write `tensors` as f32 plus `metadata` to `path` atomically (write
+/// `<name>.tmp`, flush, fsync, rename, fsync the folder) in the layout of
+/// the `safetensors` crate (each header entry `dtype`, `shape`,
+/// `data_offsets`, as PyTorch writes it). Fails if a tensor's value count
+/// differs from its shape or two tensors share a name.
+pub fn save_tensors(
+    path: &Path,
+    tensors: &[NamedTensor<&[f32]>],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    check_writable(path, tensors)?;
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
     let mut views = Vec::with_capacity(tensors.len());
     for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
         let view = TensorView::new(Dtype::F32, shape.clone(), b)
@@ -78,7 +140,6 @@ pub fn save_tensors(
     let meta = if meta.is_empty() { None } else { Some(meta) };
     let buf = safetensors::serialize(views, meta)
         .map_err(|e| checkpoint_err(path, format!("cannot serialise: {e}")))?;
-
     crate::fsutil::write_atomic(path, &buf)
 }
 
@@ -132,11 +193,7 @@ pub fn parse_tensors(path: &Path, bytes: &[u8]) -> Result<TensorFile> {
 
 /// Check `file` holds exactly the tensors `expected` (name, shape): no
 /// missing, extra or misshapen tensor. Errors are [`Error::Checkpoint`].
-pub fn check_tensors(
-    path: &Path,
-    file: &TensorFile,
-    expected: &[(String, Vec<usize>)],
-) -> Result<()> {
+pub fn check_tensors(path: &Path, file: &TensorFile, expected: &[TensorShape]) -> Result<()> {
     for (name, shape) in expected {
         match file.tensors.iter().find(|t| &t.0 == name) {
             None => {
@@ -165,22 +222,4 @@ pub fn check_tensors(
         ));
     }
     Ok(())
-}
-
-/// Save a network's parameters (PyTorch names, see [`Mlp::named_tensors`])
-/// with `metadata`, atomically.
-pub fn save_mlp(path: &Path, net: &Mlp, metadata: &BTreeMap<String, String>) -> Result<()> {
-    save_tensors(path, &net.named_tensors(), metadata)
-}
-
-/// Load a network of shape `cfg` from a file written by [`save_mlp`] (or by
-/// PyTorch `save_file(model.state_dict())` for the same architecture).
-/// Returns the network and the file's metadata.
-pub fn load_mlp(path: &Path, cfg: MlpConfig) -> Result<(Mlp, BTreeMap<String, String>)> {
-    let file = load_tensors(path)?;
-    let mut net = Mlp::zeros(cfg)?;
-    check_tensors(path, &file, &net.tensor_specs())?;
-    net.load_named(&file.tensors)
-        .map_err(|e| checkpoint_err(path, e.to_string()))?;
-    Ok((net, file.metadata))
 }

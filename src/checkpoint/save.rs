@@ -1,0 +1,156 @@
+//! The crash-safe save protocol (see the [module docs](super)): back up
+//! the complete set into `prev/`, write each data file atomically, then the
+//! commit record `config.json`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::format::{ckpt_err, hex, tensor_checksum, FileDigest, Manifest, MAX_FILE_BYTES};
+use super::load::verify_files;
+use super::{CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
+use crate::error::{Error, Result};
+use crate::fsutil::{self, fnv1a64};
+use crate::model::{ScoreModel, FORMAT_VERSION};
+use crate::nn::ScoreNet;
+use crate::tensors::{self, NamedTensor};
+use crate::train::state::TrainState;
+
+/// Save `model` (EMA weights) and optionally the training `state` into `dir`
+/// with the protocol in the module docs.
+pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    snapshot_previous(dir)?;
+    let config = &model.config;
+    let config_json = serde_json::to_string_pretty(config)
+        .map_err(|e| ckpt_err(dir.join(CONFIG_FILE), e.to_string()))?;
+    let mut files = BTreeMap::new();
+
+    let model_tensors = model.net.named_tensors();
+    let mut meta = BTreeMap::new();
+    meta.insert("config".to_string(), config_json);
+    meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+    meta.insert("step".to_string(), config.step.to_string());
+    meta.insert(
+        "tensors_fnv1a64".into(),
+        hex(tensor_checksum(&model_tensors)),
+    );
+    let path = dir.join(MODEL_FILE);
+    write_canonical(&path, &model_tensors, &meta)?;
+    files.insert(MODEL_FILE.to_string(), digest_of(&path)?);
+
+    let state_path = dir.join(TRAIN_STATE_FILE);
+    if let Some(s) = state {
+        let tensors = state_tensors(&model.net, s)?;
+        let mut meta = BTreeMap::new();
+        meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+        meta.insert("step".to_string(), config.step.to_string());
+        meta.insert("adam_step".to_string(), s.adam_step.to_string());
+        meta.insert(
+            "train".to_string(),
+            serde_json::to_string(&s.train).map_err(|e| ckpt_err(&state_path, e.to_string()))?,
+        );
+        meta.insert("tensors_fnv1a64".into(), hex(tensor_checksum(&tensors)));
+        write_canonical(&state_path, &tensors, &meta)?;
+        files.insert(TRAIN_STATE_FILE.to_string(), digest_of(&state_path)?);
+    }
+
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        sde: config.sde,
+        parameterization: config.parameterization,
+        net: config.net.clone(),
+        data: config.data.clone(),
+        step: config.step,
+        train: state.map(|s| s.train.clone()),
+        files,
+    };
+    let json = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| ckpt_err(dir.join(CONFIG_FILE), e.to_string()))?;
+    fsutil::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())?;
+    if state.is_none() && state_path.exists() {
+        // A stale state from an older save is not part of this set.
+        let _ = std::fs::remove_file(&state_path);
+    }
+    fsutil::sync_dir(dir);
+    Ok(())
+}
+
+fn state_tensors<'a>(net: &ScoreNet, s: &'a TrainState) -> Result<Vec<NamedTensor<&'a [f32]>>> {
+    let n = net.num_params();
+    for (what, v) in [
+        ("params", &s.params),
+        ("adam_m", &s.adam_m),
+        ("adam_v", &s.adam_v),
+    ] {
+        if v.len() != n {
+            return Err(Error::Mismatch(format!(
+                "training state {what} has {} values, the network has {n}",
+                v.len()
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    for (prefix, flat) in [
+        ("params", &s.params),
+        ("adam_m", &s.adam_m),
+        ("adam_v", &s.adam_v),
+    ] {
+        for (name, shape, data) in net.named_slices(flat) {
+            out.push((format!("{prefix}.{name}"), shape, data));
+        }
+    }
+    Ok(out)
+}
+
+/// Write the canonical bytes of `tensors` atomically to `path`.
+fn write_canonical(
+    path: &Path,
+    t: &[NamedTensor<&[f32]>],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    tensors::check_writable(path, t)?;
+    fsutil::write_atomic(path, &tensors::encode_safetensors(t, metadata))
+}
+
+fn digest_of(path: &Path) -> Result<FileDigest> {
+    let bytes = fsutil::read_regular(path, MAX_FILE_BYTES, "a checkpoint file")?;
+    Ok(FileDigest {
+        bytes: bytes.len() as u64,
+        fnv1a64: hex(fnv1a64(&bytes)),
+    })
+}
+
+/// If `dir` holds a complete checkpoint, make `dir/prev` a copy of it. An incomplete top level is
+/// left alone so that a good `prev/` is never replaced by a bad set.
+fn snapshot_previous(dir: &Path) -> Result<()> {
+    let Ok(manifest) = verify_files(dir) else {
+        return Ok(());
+    };
+    let prev = dir.join(PREV_DIR);
+    let io = |p: &Path, e| Error::io(p, e);
+    // A fresh, uniquely named folder: create_dir fails rather than reuse
+    // or follow anything already there.
+    let tmp = fsutil::tmp_path(&prev);
+    std::fs::create_dir(&tmp).map_err(|e| io(&tmp, e))?;
+    let names = manifest
+        .files
+        .keys()
+        .map(String::as_str)
+        .chain([CONFIG_FILE]);
+    for name in names {
+        // Copies, not hard links: a later in-place change to a top-level
+        // file must not reach the backup.
+        let (src, dst) = (dir.join(name), tmp.join(name));
+        std::fs::copy(&src, &dst).map_err(|e| io(&dst, e))?;
+        std::fs::File::open(&dst)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io(&dst, e))?;
+    }
+    fsutil::sync_dir(&tmp);
+    if prev.exists() {
+        std::fs::remove_dir_all(&prev).map_err(|e| io(&prev, e))?;
+    }
+    std::fs::rename(&tmp, &prev).map_err(|e| io(&prev, e))?;
+    fsutil::sync_dir(dir);
+    Ok(())
+}
