@@ -37,7 +37,7 @@ pub struct DemoOptions {
 impl Default for DemoOptions {
     fn default() -> Self {
         DemoOptions {
-            out_dir: PathBuf::from("outputs/demo"),
+            out_dir: PathBuf::from("runs/demo"),
             data: Toy::Checkerboard,
             train_steps: DEFAULT_TRAIN_STEPS,
             sample_steps: DEFAULT_SAMPLE_STEPS,

@@ -124,7 +124,7 @@ impl CompareOptions {
             seeds: DEFAULT_SEEDS,
             seed: 0,
             name: None,
-            out: PathBuf::from("outputs/compare"),
+            out: PathBuf::from("runs/compare"),
             force: false,
             progress: true,
         }

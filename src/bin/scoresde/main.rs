@@ -125,7 +125,7 @@ struct CompareArgs {
     #[arg(long)]
     name: Option<String>,
     /// Parent output directory; results go to <out>/<name>/.
-    #[arg(long, default_value = "outputs/compare")]
+    #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
     /// Overwrite an existing comparison of the same name.
     #[arg(long)]
@@ -135,7 +135,7 @@ struct CompareArgs {
 #[derive(Args)]
 struct DemoArgs {
     /// Output directory.
-    #[arg(long, default_value = "outputs/demo")]
+    #[arg(long, default_value = "runs/demo")]
     out: PathBuf,
     /// Training steps.
     #[arg(long, default_value_t = demo::DEFAULT_TRAIN_STEPS, value_parser = parse_u64, allow_negative_numbers = true)]
