@@ -32,10 +32,12 @@
 //!   the exact Gaussian score.
 //! - [`samplers`]: the sampler driver and one file per sampler family;
 //!   [`dopri5`]: the adaptive ODE integrator they and [`likelihood`] share.
-//! - [`nn`]: the networks (MLP, U-Net, classifier), Adam, EMA, tensor I/O and
-//!   the GEMM backend they run on.
+//! - [`nn`]: the networks (MLP, U-Net, classifier) behind one `Network`
+//!   trait, Adam, EMA; [`backend`]: the GEMM, its AVX-512 kernel, packing and
+//!   SIMD dispatch they run on; [`tensors`]: named tensors and safetensors I/O.
 //! - [`model`], [`checkpoint`], [`train`]: a trained network bound to its
-//!   SDE, its on-disk format, and the DSM training loop.
+//!   SDE, its on-disk format, and the DSM training loop (reporting events,
+//!   drawing nothing).
 //! - [`oracle`]: exact scores that need no training.
 //! - [`data`], [`metrics`]: toy and image data sets; sample-quality metrics.
 //! - [`rng`], [`npy`], [`fsutil`], [`limits`], [`error`], [`report`],
@@ -43,8 +45,9 @@
 //!   errors, tables and figures.
 //!
 //! Application layer (orchestration the binary calls; uses the core):
-//! [`demo`], [`compare`], [`imaging`] (image presets, grids, `eval`),
-//! [`schedule_opt`]; the CLI itself is `src/main.rs`.
+//! [`app`] (demo, compare, image presets, option resolution, progress bars),
+//! [`imaging`] (sample grids, `eval`), [`schedule_opt`] (optimised time
+//! grids); the CLI itself is `src/bin/scoresde/`.
 //!
 //! The reference workload the defaults and benchmarks follow is specified
 //! in `docs/SPEC.md`.

@@ -11,7 +11,7 @@
 //!
 //! Some tasks do not open a stream themselves but hand a *seed* to a
 //! function that does (a data set's `sample(n, seed)`, a sampler run's
-//! `SampleOptions::new(n, seed)`). Those seeds come from [`derive`] with a
+//! `SampleOptions::new(n, seed)`). Those seeds come from [`derive()`] with a
 //! named [`SeedDomain`] of [`domain`], never from an ad-hoc constant at the
 //! call site. Each seed domain records the mixing it has always used, so
 //! the derived seeds (and every output built on them) are the same bits as
@@ -64,14 +64,14 @@ pub mod domain {
 }
 
 /// A named family of derived seeds: a tag and the way seed, tag and index
-/// are mixed (see [`derive`]).
+/// are mixed (see [`derive()`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SeedDomain {
     pub tag: u64,
     pub mix: Mix,
 }
 
-/// How [`derive`] combines `seed`, a domain's `tag` and an `index`
+/// How [`derive()`] combines `seed`, a domain's `tag` and an `index`
 /// (`sm` is [`splitmix64`], `+` wraps). Every domain keeps the mixing its
 /// seeds were first drawn with, so outputs stay byte-identical.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

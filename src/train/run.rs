@@ -59,7 +59,7 @@ pub enum TrainEvent {
     Finished,
 }
 
-/// The observer of [`run_trainer`] and [`train`] when `opts.progress` is
+/// The observer of [`run_trainer`] and [`train`](super::train) when `opts.progress` is
 /// set: one line to stderr every 5% of the run.
 pub fn log_lines(event: &TrainEvent) {
     if let TrainEvent::Step {
