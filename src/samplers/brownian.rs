@@ -42,6 +42,9 @@ pub(super) struct BrownianTree {
     lo: Vec<f64>,
     hi: Vec<f64>,
     z: Vec<f32>,
+    /// W at the two ends of the step being drawn (one row at a time).
+    wt: Vec<f64>,
+    ws: Vec<f64>,
 }
 
 impl BrownianTree {
@@ -55,6 +58,8 @@ impl BrownianTree {
             lo: vec![0.0; d],
             hi: vec![0.0; d],
             z: vec![0.0; d],
+            wt: vec![0.0; d],
+            ws: vec![0.0; d],
         }
     }
 
@@ -73,8 +78,7 @@ impl BrownianTree {
         let dt = (kt.abs_diff(ks)) as f64 / (1u64 << DEPTH) as f64 * self.t_max;
         let inv = 1.0 / dt.sqrt();
         let sign = if kt > ks { 1.0 } else { -1.0 };
-        let mut wt = vec![0.0; self.d];
-        let mut ws = vec![0.0; self.d];
+        let (mut wt, mut ws) = (std::mem::take(&mut self.wt), std::mem::take(&mut self.ws));
         for r in 0..z.nrows() {
             self.value(r, kt, &mut wt);
             self.value(r, ks, &mut ws);
@@ -82,6 +86,7 @@ impl BrownianTree {
                 *o = (sign * (wt[j] - ws[j]) * inv) as f32;
             }
         }
+        (self.wt, self.ws) = (wt, ws);
         true
     }
 
@@ -94,10 +99,9 @@ impl BrownianTree {
             }
         }
         let sample = (self.start + r) as u64;
-        let node_rng = |node: u64| -> StreamRng {
-            let key = splitmix64(splitmix64(self.seed ^ DOMAIN) ^ sample);
-            StreamRng::seed_from_u64(splitmix64(key ^ node))
-        };
+        let key = splitmix64(splitmix64(self.seed ^ DOMAIN) ^ sample);
+        let node_rng =
+            |node: u64| -> StreamRng { StreamRng::seed_from_u64(splitmix64(key ^ node)) };
         let full = 1u64 << DEPTH;
         // Node ids: root 1 (for W(T)), then heap order 2, 3, … of the
         // dyadic intervals, offset so the root's id is distinct.
@@ -137,6 +141,12 @@ impl BrownianTree {
                 heap = 2 * heap + 1;
             }
         }
-        self.last[r] = Some((k, out.to_vec()));
+        match &mut self.last[r] {
+            Some((kl, w)) => {
+                *kl = k;
+                w.copy_from_slice(out);
+            }
+            slot => *slot = Some((k, out.to_vec())),
+        }
     }
 }
