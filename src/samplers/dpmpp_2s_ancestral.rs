@@ -5,27 +5,28 @@
 
 use ndarray::{Array2, Zip};
 
-use super::params::SpecWriter;
-use super::scaled::{
-    add_noise, ancestral_split, check_eta, enter, leave, time_of_sigma, Levels, Rec,
-};
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
+use super::scaled::{add_noise, ancestral_split, enter, leave, time_of_sigma, Rec};
+use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
+
+static FAMILY: Family = Family {
+    spec: "dpmpp-2s-ancestral",
+    label: "dpmpp_2s_ancestral",
+    label_style: Label::Eta,
+    keys: Keys::ScheduleFirst,
+    default_schedule: Schedule::Karras { rho: 7.0 },
+    cost: Nfe::TWO,
+    eta_max: 1.0,
+};
 
 pub(super) const REGISTRY: &[Entry] = &[Entry {
     name: "dpmpp-2s-ancestral",
     aliases: &["dpmpp_2s_ancestral", "dpmpp-2s-a"],
     help: "DPM-Solver++(2S) ancestral (k-diffusion sample_dpmpp_2s_ancestral); NFE 2N; schedule (karras:rho=7), eta (1, in [0, 1]), s_noise (1), noise",
     build: |p: &mut Params, steps| {
-        let d = DpmPP2SAncestral::new(steps);
-        Ok(Box::new(DpmPP2SAncestral {
-            schedule: p.schedule(d.schedule.clone())?,
-            eta: p.f64("eta", d.eta)?,
-            s_noise: p.f64("s_noise", d.s_noise)?,
-            noise: p.noise()?,
-            ..d
-        }))
+        let params = AncestralParams::parse(p, &FAMILY, DpmPP2SAncestral::new(steps).params)?;
+        Ok(Box::new(DpmPP2SAncestral { params }))
     },
 }];
 
@@ -50,56 +51,31 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// deterministic DPM-Solver++(2S). NFE = 2N. Any SDE (VP, sub-VP, VE).
 #[derive(Clone, Debug)]
 pub struct DpmPP2SAncestral {
-    pub steps: usize,
-    pub schedule: Schedule,
-    pub eta: f64,
-    pub s_noise: f64,
-    pub noise: Noise,
+    pub params: AncestralParams,
 }
 
 impl DpmPP2SAncestral {
     /// eta = 1, s_noise = 1, Karras rho = 7.
     pub fn new(steps: usize) -> Self {
         DpmPP2SAncestral {
-            steps,
-            schedule: Schedule::Karras { rho: 7.0 },
-            eta: 1.0,
-            s_noise: 1.0,
-            noise: Noise::Steps,
+            params: AncestralParams::new(steps, FAMILY.default_schedule.clone()),
         }
     }
 }
 
-impl Sampler for DpmPP2SAncestral {
-    fn name(&self) -> String {
-        SpecWriter::new("dpmpp-2s-ancestral", self.steps)
-            .schedule(&self.schedule, &Schedule::Karras { rho: 7.0 })
-            .f64("eta", self.eta, 1.0)
-            .f64("s_noise", self.s_noise, 1.0)
-            .noise(self.noise)
-            .done()
+impl Ancestral for DpmPP2SAncestral {
+    fn family(&self) -> &'static Family {
+        &FAMILY
     }
 
-    fn label(&self) -> String {
-        format!("dpmpp_2s_ancestral({}, eta={})", self.steps, self.eta)
+    fn params(&self) -> &AncestralParams {
+        &self.params
     }
 
-    fn cost(&self) -> Nfe {
-        Nfe::TWO
-    }
-
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        check_eta(self.eta, 1.0, self.s_noise)?;
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let p = &self.params;
         let sde = ctx.sde;
-        let lv = Levels::new(&self.schedule.grid(sde, self.steps)?);
+        let lv = p.levels(sde)?;
         let n = lv.steps();
         let mut x = enter(ctx, x32);
         let mut rec = Rec::new(&x);
@@ -108,7 +84,7 @@ impl Sampler for DpmPP2SAncestral {
         let mut z = Array2::<f32>::zeros(x.raw_dim());
         for i in 0..n {
             let sig = lv.sigma[i];
-            let (sig_d, sig_u) = ancestral_split(sig, lv.sigma[i + 1], self.eta);
+            let (sig_d, sig_u) = ancestral_split(sig, lv.sigma[i + 1], p.eta);
             let h = (sig / sig_d).ln();
             let sig_s = (sig * sig_d).sqrt();
             ctx.denoise_scaled(&x, lv.t[i], &mut d);
@@ -127,7 +103,7 @@ impl Sampler for DpmPP2SAncestral {
                 &mut x,
                 &mut z,
                 (lv.t[i], lv.t[i + 1]),
-                self.s_noise * sig_u,
+                p.s_noise * sig_u,
             );
             rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
         }

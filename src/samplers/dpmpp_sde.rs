@@ -5,25 +5,28 @@
 
 use ndarray::{Array2, Zip};
 
-use super::params::SpecWriter;
-use super::scaled::{ancestral_split, check_eta, enter, leave, time_of_sigma, Levels, Rec};
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
+use super::scaled::{ancestral_split, enter, leave, time_of_sigma, Rec};
+use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
+
+static FAMILY: Family = Family {
+    spec: "dpmpp-sde",
+    label: "dpmpp_sde",
+    label_style: Label::Eta,
+    keys: Keys::ScheduleFirst,
+    default_schedule: Schedule::Karras { rho: 7.0 },
+    cost: Nfe::TWO,
+    eta_max: 1.0,
+};
 
 pub(super) const REGISTRY: &[Entry] = &[Entry {
     name: "dpmpp-sde",
     aliases: &["dpmpp_sde"],
     help: "DPM-Solver++ SDE, two ancestral stages per step (k-diffusion sample_dpmpp_sde, r=1/2); NFE 2N; schedule (karras:rho=7), eta (1, in [0, 1]), s_noise (1), noise",
     build: |p: &mut Params, steps| {
-        let d = DpmPPSde::new(steps);
-        Ok(Box::new(DpmPPSde {
-            schedule: p.schedule(d.schedule.clone())?,
-            eta: p.f64("eta", d.eta)?,
-            s_noise: p.f64("s_noise", d.s_noise)?,
-            noise: p.noise()?,
-            ..d
-        }))
+        let params = AncestralParams::parse(p, &FAMILY, DpmPPSde::new(steps).params)?;
+        Ok(Box::new(DpmPPSde { params }))
     },
 }];
 
@@ -67,56 +70,31 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// σ_down to 0). Any SDE (VP, sub-VP, VE).
 #[derive(Clone, Debug)]
 pub struct DpmPPSde {
-    pub steps: usize,
-    pub schedule: Schedule,
-    pub eta: f64,
-    pub s_noise: f64,
-    pub noise: Noise,
+    pub params: AncestralParams,
 }
 
 impl DpmPPSde {
     /// eta = 1, s_noise = 1, Karras rho = 7.
     pub fn new(steps: usize) -> Self {
         DpmPPSde {
-            steps,
-            schedule: Schedule::Karras { rho: 7.0 },
-            eta: 1.0,
-            s_noise: 1.0,
-            noise: Noise::Steps,
+            params: AncestralParams::new(steps, FAMILY.default_schedule.clone()),
         }
     }
 }
 
-impl Sampler for DpmPPSde {
-    fn name(&self) -> String {
-        SpecWriter::new("dpmpp-sde", self.steps)
-            .schedule(&self.schedule, &Schedule::Karras { rho: 7.0 })
-            .f64("eta", self.eta, 1.0)
-            .f64("s_noise", self.s_noise, 1.0)
-            .noise(self.noise)
-            .done()
+impl Ancestral for DpmPPSde {
+    fn family(&self) -> &'static Family {
+        &FAMILY
     }
 
-    fn label(&self) -> String {
-        format!("dpmpp_sde({}, eta={})", self.steps, self.eta)
+    fn params(&self) -> &AncestralParams {
+        &self.params
     }
 
-    fn cost(&self) -> Nfe {
-        Nfe::TWO
-    }
-
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        check_eta(self.eta, 1.0, self.s_noise)?;
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let p = &self.params;
         let sde = ctx.sde;
-        let lv = Levels::new(&self.schedule.grid(sde, self.steps)?);
+        let lv = p.levels(sde)?;
         let n = lv.steps();
         let mut x = enter(ctx, x32);
         let mut rec = Rec::new(&x);
@@ -129,9 +107,9 @@ impl Sampler for DpmPPSde {
             let (sig, sig_next) = (lv.sigma[i], lv.sigma[i + 1]);
             let sig_s = (sig * sig_next).sqrt();
             let t_s = time_of_sigma(sde, sig_s);
-            let (a, u) = ancestral_split(sig, sig_s, self.eta);
-            let (b, v) = ancestral_split(sig, sig_next, self.eta);
-            let noisy = self.s_noise * v > 0.0;
+            let (a, u) = ancestral_split(sig, sig_s, p.eta);
+            let (b, v) = ancestral_split(sig, sig_next, p.eta);
+            let noisy = p.s_noise * v > 0.0;
             if noisy {
                 // One Brownian path: ξ1 on t_i → t_s (kept in z1), ξ2 on
                 // t_s → t_{i+1}, z2 = the normalised increment over the step.
@@ -146,7 +124,7 @@ impl Sampler for DpmPPSde {
             }
             ctx.denoise_scaled(&x, lv.t[i], &mut d);
             // Stage 1: ancestral step to the midpoint.
-            let (ca, cu) = (a / sig, self.s_noise * u);
+            let (ca, cu) = (a / sig, p.s_noise * u);
             Zip::from(&mut x_s)
                 .and(&x)
                 .and(&d)
@@ -156,7 +134,7 @@ impl Sampler for DpmPPSde {
                 });
             ctx.denoise_scaled(&x_s, t_s, &mut d_s);
             // Stage 2: ancestral step over the whole interval with D_s.
-            let (cb, cv) = (b / sig, self.s_noise * v);
+            let (cb, cv) = (b / sig, p.s_noise * v);
             Zip::from(&mut x)
                 .and(&d_s)
                 .and(&z2)

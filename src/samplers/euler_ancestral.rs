@@ -4,11 +4,20 @@
 
 use ndarray::Array2;
 
-use super::params::SpecWriter;
-use super::scaled::{add_noise, ancestral_split, check_eta, enter, leave, to_d, Rec};
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
+use super::scaled::{add_noise, ancestral_split, enter, leave, to_d, Rec};
+use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
+
+static FAMILY: Family = Family {
+    spec: "euler-ancestral",
+    label: "euler_ancestral",
+    label_style: Label::EtaSNoise,
+    keys: Keys::EtaFirst,
+    default_schedule: Schedule::Karras { rho: 7.0 },
+    cost: Nfe::ONE,
+    eta_max: f64::INFINITY,
+};
 
 pub(super) const REGISTRY: &[Entry] = &[Entry {
     name: "euler-ancestral",
@@ -16,13 +25,8 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
     help:
         "Euler ancestral (k-diffusion); NFE N; eta (1), s_noise (1), schedule (karras:rho=7), noise",
     build: |p: &mut Params, steps| {
-        Ok(Box::new(EulerAncestral {
-            steps,
-            eta: p.f64("eta", 1.0)?,
-            s_noise: p.f64("s_noise", 1.0)?,
-            schedule: p.schedule(Schedule::Karras { rho: 7.0 })?,
-            noise: p.noise()?,
-        }))
+        let params = AncestralParams::parse(p, &FAMILY, EulerAncestral::new(steps).params)?;
+        Ok(Box::new(EulerAncestral { params }))
     },
 }];
 
@@ -46,63 +50,31 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// D_i and re-noises). NFE = N.
 #[derive(Clone, Debug)]
 pub struct EulerAncestral {
-    pub steps: usize,
-    pub eta: f64,
-    pub s_noise: f64,
-    pub schedule: Schedule,
-    pub noise: Noise,
+    pub params: AncestralParams,
 }
 
 impl EulerAncestral {
     /// eta = 1, s_noise = 1, Karras ρ = 7, per-step noise streams.
     pub fn new(steps: usize) -> Self {
         EulerAncestral {
-            steps,
-            eta: 1.0,
-            s_noise: 1.0,
-            schedule: Schedule::Karras { rho: 7.0 },
-            noise: Noise::Steps,
+            params: AncestralParams::new(steps, FAMILY.default_schedule.clone()),
         }
     }
 }
 
-impl Sampler for EulerAncestral {
-    fn name(&self) -> String {
-        SpecWriter::new("euler-ancestral", self.steps)
-            .f64("eta", self.eta, 1.0)
-            .f64("s_noise", self.s_noise, 1.0)
-            .schedule(&self.schedule, &Schedule::Karras { rho: 7.0 })
-            .noise(self.noise)
-            .done()
+impl Ancestral for EulerAncestral {
+    fn family(&self) -> &'static Family {
+        &FAMILY
     }
 
-    fn label(&self) -> String {
-        if self.eta == 1.0 && self.s_noise == 1.0 {
-            format!("euler_ancestral({})", self.steps)
-        } else {
-            format!(
-                "euler_ancestral({}, eta={}, s_noise={})",
-                self.steps, self.eta, self.s_noise
-            )
-        }
+    fn params(&self) -> &AncestralParams {
+        &self.params
     }
 
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
-    }
-
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        check_eta(self.eta, f64::INFINITY, self.s_noise)?;
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let p = &self.params;
         let sde = ctx.sde;
-        let grid = self.schedule.grid(sde, self.steps)?;
+        let grid = p.schedule.grid(sde, p.steps)?;
         let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
         let mut x = enter(ctx, x32);
         let mut den = Array2::<f64>::zeros(x.raw_dim());
@@ -112,14 +84,14 @@ impl Sampler for EulerAncestral {
         for i in 0..n {
             ctx.denoise_scaled(&x, times[i], &mut den);
             to_d(&x, &den, sig[i], &mut d);
-            let (down, up) = ancestral_split(sig[i], sig[i + 1], self.eta);
+            let (down, up) = ancestral_split(sig[i], sig[i + 1], p.eta);
             x.scaled_add(down - sig[i], &d);
             add_noise(
                 ctx,
                 &mut x,
                 &mut z,
                 (times[i], times[i + 1]),
-                self.s_noise * up,
+                p.s_noise * up,
             );
             rec.record(ctx, i + 1, n, times[i + 1], &x);
         }

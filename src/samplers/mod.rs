@@ -14,6 +14,7 @@
 //! ([`Entry`]); [`by_name`], [`SAMPLER_NAMES`], [`help`] and `compare`'s
 //! default list are all generated from those tables.
 
+mod ancestral;
 mod brownian;
 mod ctx;
 mod multistep;
@@ -48,6 +49,7 @@ mod ipndm;
 mod lms;
 
 pub use ald::AnnealedLangevin;
+pub use ancestral::AncestralParams;
 pub use ctx::Ctx;
 pub use ddim::Ddim;
 pub use ddpm::{Ddpm, DdpmSchedule};
