@@ -5,42 +5,43 @@
 
 use ndarray::Array2;
 
-use super::params::SpecWriter;
-use super::scaled::{
-    add_noise, ancestral_split, check_eta, enter, leave, time_of_sigma, to_d, Rec,
-};
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
+use super::scaled::{add_noise, ancestral_split, enter, leave, time_of_sigma, to_d, Rec};
+use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
 
-const DEFAULT_SCHEDULE: Schedule = Schedule::Karras { rho: 7.0 };
+static DPM2: Family = Family {
+    spec: "dpm2",
+    label: "dpm2",
+    label_style: Label::Steps,
+    keys: Keys::Schedule,
+    default_schedule: Schedule::Karras { rho: 7.0 },
+    cost: Nfe::TWO,
+    eta_max: 1.0,
+};
+
+static DPM2_ANCESTRAL: Family = Family {
+    spec: "dpm2-ancestral",
+    label: "dpm2_ancestral",
+    label_style: Label::EtaSNoise,
+    keys: Keys::EtaFirst,
+    default_schedule: Schedule::Karras { rho: 7.0 },
+    cost: Nfe::TWO,
+    eta_max: 1.0,
+};
 
 pub(super) const REGISTRY: &[Entry] = &[
     Entry {
         name: "dpm2",
         aliases: &["dpm_2", "dpm-2"],
         help: "DPM2 (k-diffusion): midpoint in log sigma; NFE 2N; schedule (karras:rho=7)",
-        build: |p: &mut Params, steps| {
-            Ok(Box::new(Dpm2 {
-                schedule: p.schedule(DEFAULT_SCHEDULE)?,
-                ..Dpm2::new(steps)
-            }))
-        },
+        build: |p: &mut Params, steps| Ok(Box::new(Dpm2::new(steps).parse(p)?)),
     },
     Entry {
         name: "dpm2-ancestral",
         aliases: &["dpm_2_ancestral", "dpm2-a", "dpm2a"],
         help: "DPM2 ancestral (k-diffusion); NFE 2N; eta (1, at most 1), s_noise (1), schedule (karras:rho=7), noise",
-        build: |p: &mut Params, steps| {
-            Ok(Box::new(Dpm2 {
-                ancestral: true,
-                eta: p.f64("eta", 1.0)?,
-                s_noise: p.f64("s_noise", 1.0)?,
-                schedule: p.schedule(DEFAULT_SCHEDULE)?,
-                noise: p.noise()?,
-                steps,
-            }))
-        },
+        build: |p: &mut Params, steps| Ok(Box::new(Dpm2::ancestral(steps).parse(p)?)),
     },
 ];
 
@@ -71,25 +72,17 @@ pub(super) const REGISTRY: &[Entry] = &[
 /// x = alpha(ε) x̃_N. DPM2 is second order.
 #[derive(Clone, Debug)]
 pub struct Dpm2 {
-    pub steps: usize,
-    pub schedule: Schedule,
+    pub params: AncestralParams,
     /// DPM2 ancestral (eta, s_noise, noise are used) rather than DPM2.
     pub ancestral: bool,
-    pub eta: f64,
-    pub s_noise: f64,
-    pub noise: Noise,
 }
 
 impl Dpm2 {
     /// Deterministic DPM2 with Karras ρ = 7.
     pub fn new(steps: usize) -> Self {
         Dpm2 {
-            steps,
-            schedule: DEFAULT_SCHEDULE,
+            params: AncestralParams::new(steps, DPM2.default_schedule.clone()),
             ancestral: false,
-            eta: 1.0,
-            s_noise: 1.0,
-            noise: Noise::Steps,
         }
     }
 
@@ -100,51 +93,30 @@ impl Dpm2 {
             ..Dpm2::new(steps)
         }
     }
+
+    fn parse(self, p: &mut Params) -> Result<Self> {
+        let params = AncestralParams::parse(p, self.family(), self.params)?;
+        Ok(Dpm2 { params, ..self })
+    }
 }
 
-impl Sampler for Dpm2 {
-    fn name(&self) -> String {
+impl Ancestral for Dpm2 {
+    fn family(&self) -> &'static Family {
         if self.ancestral {
-            SpecWriter::new("dpm2-ancestral", self.steps)
-                .f64("eta", self.eta, 1.0)
-                .f64("s_noise", self.s_noise, 1.0)
-                .schedule(&self.schedule, &DEFAULT_SCHEDULE)
-                .noise(self.noise)
-                .done()
+            &DPM2_ANCESTRAL
         } else {
-            SpecWriter::new("dpm2", self.steps)
-                .schedule(&self.schedule, &DEFAULT_SCHEDULE)
-                .done()
+            &DPM2
         }
     }
 
-    fn label(&self) -> String {
-        match (self.ancestral, self.eta == 1.0 && self.s_noise == 1.0) {
-            (false, _) => format!("dpm2({})", self.steps),
-            (true, true) => format!("dpm2_ancestral({})", self.steps),
-            (true, false) => format!(
-                "dpm2_ancestral({}, eta={}, s_noise={})",
-                self.steps, self.eta, self.s_noise
-            ),
-        }
+    fn params(&self) -> &AncestralParams {
+        &self.params
     }
 
-    fn cost(&self) -> Nfe {
-        Nfe::TWO
-    }
-
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        check_eta(self.eta, 1.0, self.s_noise)?;
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let p = &self.params;
         let sde = ctx.sde;
-        let grid = self.schedule.grid(sde, self.steps)?;
+        let grid = p.schedule.grid(sde, p.steps)?;
         let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
         let mut x = enter(ctx, x32);
         let mut x_mid = Array2::<f64>::zeros(x.raw_dim());
@@ -154,7 +126,7 @@ impl Sampler for Dpm2 {
         let mut rec = Rec::new(&x);
         for i in 0..n {
             let (target, up) = if self.ancestral {
-                ancestral_split(sig[i], sig[i + 1], self.eta)
+                ancestral_split(sig[i], sig[i + 1], p.eta)
             } else {
                 (sig[i + 1], 0.0)
             };
@@ -171,7 +143,7 @@ impl Sampler for Dpm2 {
                 &mut x,
                 &mut z,
                 (times[i], times[i + 1]),
-                self.s_noise * up,
+                p.s_noise * up,
             );
             rec.record(ctx, i + 1, n, times[i + 1], &x);
         }

@@ -4,22 +4,36 @@
 
 use ndarray::{Array2, Zip};
 
-use super::params::SpecWriter;
+use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
 use super::phi::phi;
-use super::scaled::{add_noise, check_eta, enter, leave, Levels, Rec};
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::scaled::{add_noise, enter, leave, Rec};
+use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
 
-fn build(p: &mut Params, steps: usize, solver: TwoMSolver) -> Result<Box<dyn Sampler>> {
+static MIDPOINT: Family = Family {
+    spec: "dpmpp-2m-sde",
+    label: "dpmpp_2m_sde",
+    label_style: Label::Eta,
+    keys: Keys::ScheduleFirst,
+    default_schedule: Schedule::Karras { rho: 7.0 },
+    cost: Nfe::ONE,
+    eta_max: f64::INFINITY,
+};
+
+static HEUN: Family = Family {
+    spec: "dpmpp-2m-sde-heun",
+    label: "dpmpp_2m_sde_heun",
+    label_style: Label::Eta,
+    keys: Keys::ScheduleFirst,
+    default_schedule: Schedule::Karras { rho: 7.0 },
+    cost: Nfe::ONE,
+    eta_max: f64::INFINITY,
+};
+
+fn build(p: &mut Params, steps: usize, solver: TwoMSolver) -> Result<Box<dyn super::Sampler>> {
     let d = DpmPP2MSde::new(steps, solver);
-    Ok(Box::new(DpmPP2MSde {
-        schedule: p.schedule(d.schedule.clone())?,
-        eta: p.f64("eta", d.eta)?,
-        s_noise: p.f64("s_noise", d.s_noise)?,
-        noise: p.noise()?,
-        ..d
-    }))
+    let params = AncestralParams::parse(p, d.family(), d.params)?;
+    Ok(Box::new(DpmPP2MSde { params, solver }))
 }
 
 pub(super) const REGISTRY: &[Entry] = &[
@@ -69,68 +83,35 @@ pub enum TwoMSolver {
 /// the output samples the marginal at ε. NFE = N. Any SDE (VP, sub-VP, VE).
 #[derive(Clone, Debug)]
 pub struct DpmPP2MSde {
-    pub steps: usize,
-    pub schedule: Schedule,
+    pub params: AncestralParams,
     pub solver: TwoMSolver,
-    pub eta: f64,
-    pub s_noise: f64,
-    pub noise: Noise,
 }
 
 impl DpmPP2MSde {
     /// eta = 1, s_noise = 1, Karras rho = 7.
     pub fn new(steps: usize, solver: TwoMSolver) -> Self {
         DpmPP2MSde {
-            steps,
-            schedule: Schedule::Karras { rho: 7.0 },
+            params: AncestralParams::new(steps, MIDPOINT.default_schedule.clone()),
             solver,
-            eta: 1.0,
-            s_noise: 1.0,
-            noise: Noise::Steps,
-        }
-    }
-
-    fn spec_name(&self) -> &'static str {
-        match self.solver {
-            TwoMSolver::Midpoint => "dpmpp-2m-sde",
-            TwoMSolver::Heun => "dpmpp-2m-sde-heun",
         }
     }
 }
 
-impl Sampler for DpmPP2MSde {
-    fn name(&self) -> String {
-        SpecWriter::new(self.spec_name(), self.steps)
-            .schedule(&self.schedule, &Schedule::Karras { rho: 7.0 })
-            .f64("eta", self.eta, 1.0)
-            .f64("s_noise", self.s_noise, 1.0)
-            .noise(self.noise)
-            .done()
+impl Ancestral for DpmPP2MSde {
+    fn family(&self) -> &'static Family {
+        match self.solver {
+            TwoMSolver::Midpoint => &MIDPOINT,
+            TwoMSolver::Heun => &HEUN,
+        }
     }
 
-    fn label(&self) -> String {
-        let solver = match self.solver {
-            TwoMSolver::Midpoint => "",
-            TwoMSolver::Heun => "_heun",
-        };
-        format!("dpmpp_2m_sde{solver}({}, eta={})", self.steps, self.eta)
+    fn params(&self) -> &AncestralParams {
+        &self.params
     }
 
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
-    }
-
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        check_eta(self.eta, f64::INFINITY, self.s_noise)?;
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let lv = Levels::new(&self.schedule.grid(ctx.sde, self.steps)?);
+    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let p = &self.params;
+        let lv = p.levels(ctx.sde)?;
         let n = lv.steps();
         let mut x = enter(ctx, x32);
         let mut rec = Rec::new(&x);
@@ -141,7 +122,7 @@ impl Sampler for DpmPP2MSde {
         for i in 0..n {
             ctx.denoise_scaled(&x, lv.t[i], &mut d0);
             let h = lv.lambda[i + 1] - lv.lambda[i];
-            let hh = (1.0 + self.eta) * h;
+            let hh = (1.0 + p.eta) * h;
             let c_x = (-hh).exp();
             let c0 = hh * phi(1, -hh);
             if i == 0 {
@@ -159,7 +140,7 @@ impl Sampler for DpmPP2MSde {
                     .and(&d_1)
                     .for_each(|xv, &d, &p| *xv = c_x * *xv + c0 * d + c * (d - p));
             }
-            let c_z = self.s_noise * lv.sigma[i + 1] * (-(-2.0 * self.eta * h).exp_m1()).sqrt();
+            let c_z = p.s_noise * lv.sigma[i + 1] * (-(-2.0 * p.eta * h).exp_m1()).sqrt();
             add_noise(ctx, &mut x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
             std::mem::swap(&mut d_1, &mut d0);
             h_1 = h;

@@ -5,38 +5,49 @@
 
 use ndarray::{Array2, Zip};
 
-use super::params::SpecWriter;
+use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
 use super::phi::phi;
-use super::scaled::{add_noise, check_eta, enter, leave, Levels, Rec};
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::scaled::{add_noise, enter, leave, Rec};
+use super::{Ctx, Entry, Nfe, Noise, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
+
+static ODE: Family = Family {
+    spec: "dpmpp-3m",
+    label: "dpmpp_3m",
+    label_style: Label::Steps,
+    keys: Keys::Schedule,
+    default_schedule: Schedule::LogSnr,
+    cost: Nfe::ONE,
+    eta_max: f64::INFINITY,
+};
+
+static SDE: Family = Family {
+    spec: "dpmpp-3m-sde",
+    label: "dpmpp_3m_sde",
+    label_style: Label::Eta,
+    keys: Keys::ScheduleFirst,
+    default_schedule: Schedule::LogSnr,
+    cost: Nfe::ONE,
+    eta_max: f64::INFINITY,
+};
+
+fn build(p: &mut Params, family: &Family, steps: usize) -> Result<Box<dyn super::Sampler>> {
+    let params = AncestralParams::parse(p, family, DpmPP3M::ode(steps).params)?;
+    Ok(Box::new(DpmPP3M { params }))
+}
 
 pub(super) const REGISTRY: &[Entry] = &[
     Entry {
         name: "dpmpp-3m",
         aliases: &["dpmpp_3m", "dpm-solver++-3m"],
         help: "DPM-Solver++(3M) on the PF-ODE, orders 1, 2 to start, lower order final below 15 steps; NFE N; schedule (logsnr)",
-        build: |p: &mut Params, steps| {
-            Ok(Box::new(DpmPP3M {
-                schedule: p.schedule(Schedule::LogSnr)?,
-                ..DpmPP3M::ode(steps)
-            }))
-        },
+        build: |p: &mut Params, steps| build(p, &ODE, steps),
     },
     Entry {
         name: "dpmpp-3m-sde",
         aliases: &["dpmpp_3m_sde"],
         help: "DPM-Solver++(3M) SDE (k-diffusion sample_dpmpp_3m_sde); NFE N; schedule (logsnr), eta (1), s_noise (1), noise",
-        build: |p: &mut Params, steps| {
-            Ok(Box::new(DpmPP3M {
-                schedule: p.schedule(Schedule::LogSnr)?,
-                eta: p.f64("eta", 1.0)?,
-                s_noise: p.f64("s_noise", 1.0)?,
-                noise: p.noise()?,
-                ..DpmPP3M::ode(steps)
-            }))
-        },
+        build: |p: &mut Params, steps| build(p, &SDE, steps),
     },
 ];
 
@@ -80,76 +91,46 @@ pub(super) const REGISTRY: &[Entry] = &[
 /// sigma > 0 (VP, sub-VP, VE).
 #[derive(Clone, Debug)]
 pub struct DpmPP3M {
-    pub steps: usize,
-    pub schedule: Schedule,
-    pub eta: f64,
-    pub s_noise: f64,
-    pub noise: Noise,
+    pub params: AncestralParams,
 }
 
 impl DpmPP3M {
     /// The deterministic solver, N steps uniform in log-SNR.
     pub fn ode(steps: usize) -> Self {
         DpmPP3M {
-            steps,
-            schedule: Schedule::LogSnr,
-            eta: 0.0,
-            s_noise: 1.0,
-            noise: Noise::Steps,
+            params: AncestralParams {
+                eta: 0.0,
+                ..AncestralParams::new(steps, ODE.default_schedule.clone())
+            },
         }
     }
 
     /// The SDE solver with eta = 1.
     pub fn sde(steps: usize) -> Self {
         DpmPP3M {
-            eta: 1.0,
-            ..DpmPP3M::ode(steps)
+            params: AncestralParams::new(steps, SDE.default_schedule.clone()),
         }
-    }
-
-    fn is_ode(&self) -> bool {
-        self.eta == 0.0 && self.s_noise == 1.0 && self.noise == Noise::Steps
     }
 }
 
-impl Sampler for DpmPP3M {
-    fn name(&self) -> String {
-        if self.is_ode() {
-            return SpecWriter::new("dpmpp-3m", self.steps)
-                .schedule(&self.schedule, &Schedule::LogSnr)
-                .done();
-        }
-        SpecWriter::new("dpmpp-3m-sde", self.steps)
-            .schedule(&self.schedule, &Schedule::LogSnr)
-            .f64("eta", self.eta, 1.0)
-            .f64("s_noise", self.s_noise, 1.0)
-            .noise(self.noise)
-            .done()
-    }
-
-    fn label(&self) -> String {
-        if self.is_ode() {
-            format!("dpmpp_3m({})", self.steps)
+impl Ancestral for DpmPP3M {
+    /// The ODE spec at eta = 0 with the default noise, else the SDE spec.
+    fn family(&self) -> &'static Family {
+        let p = &self.params;
+        if p.eta == 0.0 && p.s_noise == 1.0 && p.noise == Noise::Steps {
+            &ODE
         } else {
-            format!("dpmpp_3m_sde({}, eta={})", self.steps, self.eta)
+            &SDE
         }
     }
 
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
+    fn params(&self) -> &AncestralParams {
+        &self.params
     }
 
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        check_eta(self.eta, f64::INFINITY, self.s_noise)?;
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let lv = Levels::new(&self.schedule.grid(ctx.sde, self.steps)?);
+    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+        let p = &self.params;
+        let lv = p.levels(ctx.sde)?;
         let n = lv.steps();
         let mut x = enter(ctx, x32);
         let mut rec = Rec::new(&x);
@@ -161,7 +142,7 @@ impl Sampler for DpmPP3M {
         for i in 0..n {
             ctx.denoise_scaled(&x, lv.t[i], &mut d0);
             let h = lv.lambda[i + 1] - lv.lambda[i];
-            let hh = (1.0 + self.eta) * h;
+            let hh = (1.0 + p.eta) * h;
             let mut order = (i + 1).min(3);
             if n < 15 {
                 order = order.min(n - i);
@@ -196,7 +177,7 @@ impl Sampler for DpmPP3M {
                         })
                 }
             }
-            let c_z = self.s_noise * lv.sigma[i + 1] * (-(-2.0 * self.eta * h).exp_m1()).sqrt();
+            let c_z = p.s_noise * lv.sigma[i + 1] * (-(-2.0 * p.eta * h).exp_m1()).sqrt();
             add_noise(ctx, &mut x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
             // Shift the history: D_{i−2} ← D_{i−1} ← D_i.
             std::mem::swap(&mut d_2, &mut d_1);
