@@ -52,19 +52,45 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (
         body.len()
     );
     s.write_all(req.as_bytes()).unwrap();
+    // Read the head, then exactly the body (a peer may keep the connection
+    // open despite `Connection: close`).
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
+    let mut buf = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let k = s.read(&mut buf).unwrap();
+        assert!(k > 0, "connection closed before the response head");
+        raw.extend_from_slice(&buf[..k]);
     };
+    let head = String::from_utf8(raw[..head_end].to_vec())
+        .unwrap()
+        .to_ascii_lowercase();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[head_end + 4..].to_vec();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse::<usize>().unwrap());
+    let chunked = head.contains("transfer-encoding: chunked");
+    loop {
+        let complete = match length {
+            Some(n) => body.len() >= n,
+            None if chunked => body.ends_with(b"0\r\n\r\n"),
+            None => false,
+        };
+        if complete {
+            break;
+        }
+        let k = s.read(&mut buf).unwrap();
+        if k == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..k]);
+    }
+    let text = String::from_utf8(body).unwrap();
+    let body = if chunked { dechunk(&text) } else { text };
     (status, body)
 }
 
