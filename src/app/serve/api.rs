@@ -168,19 +168,19 @@ async fn start_job(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
     (StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response()
 }
 
-fn parse_id(id: &str) -> Result<u64, Response> {
+fn parse_id(id: &str) -> Result<u64, Box<Response>> {
     id.parse::<u64>().map_err(|_| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("invalid job id = {id}: expected a non-negative integer"),
-        )
+        ))
     })
 }
 
 async fn job_status(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match st.jobs.get(id) {
         Some(j) => Json(j.status()).into_response(),
@@ -191,7 +191,7 @@ async fn job_status(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> 
 async fn cancel_job(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let id = match parse_id(&id) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match st.jobs.get(id) {
         Some(j) => {
