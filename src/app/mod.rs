@@ -12,3 +12,4 @@ pub mod demo;
 pub mod options;
 pub mod presets;
 pub mod reference;
+pub mod serve;

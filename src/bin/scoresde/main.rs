@@ -39,6 +39,24 @@ enum Command {
     Eval(EvalArgs),
     /// Optimise a solver's time grid for an NFE budget against an adaptive ODE teacher.
     Schedule(ScheduleArgs),
+    /// Serve the sampler explorer: a local web page to run samplers side by side and watch them.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TCP port (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on; other than 127.0.0.1 makes the page reachable from other machines.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Directory whose checkpoints the page offers; no file outside it is read.
+    #[arg(long, default_value = "runs")]
+    runs: PathBuf,
+    /// Jobs running at once.
+    #[arg(long, default_value_t = 2, value_parser = parse_usize, allow_negative_numbers = true)]
+    max_jobs: usize,
 }
 
 /// Where scores come from: a trained model or an exact oracle.
@@ -362,5 +380,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare(a) => cmd::run_compare(a),
         Command::Eval(a) => cmd::run_eval(a),
         Command::Schedule(a) => cmd::run_schedule(a),
+        Command::Serve(a) => cmd::run_serve(a),
     }
 }

@@ -2,9 +2,11 @@
 //! `eval` and `schedule`.
 
 mod sample;
+mod serve;
 mod train;
 
 pub(crate) use sample::run_sample;
+pub(crate) use serve::run_serve;
 pub(crate) use train::run_train;
 
 use anyhow::{bail, Result};
