@@ -259,6 +259,8 @@ struct Quality {
     energy: f64,
     mixture: Option<metrics::MixtureMetrics>,
     in_support: Option<f64>,
+    /// Precision, recall (k-NN manifolds, k = 3), density, coverage (k = 5).
+    prdc: [f64; 4],
 }
 
 /// Mean ± SE over seeds of every metric.
@@ -272,6 +274,10 @@ pub struct Summary {
     pub mixture: Option<[MeanSe; 3]>,
     /// Fraction inside the support (checkerboard).
     pub in_support: Option<MeanSe>,
+    /// Precision and recall (k-NN manifolds, k = [`metrics::PR_K`]),
+    /// density and coverage (k = [`metrics::DC_K`]), on the first
+    /// [`PAIRWISE_SUBSET`] points of each set.
+    pub prdc: [MeanSe; 4],
 }
 
 fn summarise(qs: &[Quality]) -> Summary {
@@ -291,6 +297,7 @@ fn summarise(qs: &[Quality]) -> Summary {
         in_support: qs[0]
             .in_support
             .map(|_| ms(&|q| q.in_support.unwrap_or(f64::NAN))),
+        prdc: [0, 1, 2, 3].map(|i| ms(&|q| q.prdc[i])),
     }
 }
 
@@ -468,21 +475,29 @@ pub fn run_with(
         |a: &Array2<f32>| -> Array2<f32> { a.slice(s![..n.min(PAIRWISE_SUBSET), ..]).to_owned() };
     let bandwidth = metrics::median_bandwidth(sub(&refs[0]).view(), sub(&floor_draws[0]).view());
     let mixture = data.mixture();
-    let evaluate = |x: ArrayView2<f32>, s: usize| -> Quality {
+    let ref_subs: Vec<Array2<f32>> = refs.iter().map(sub).collect();
+    let balls: Vec<metrics::RealBalls> = ref_subs
+        .iter()
+        .map(|r| metrics::RealBalls::new(r.view(), metrics::DC_K))
+        .collect::<Result<_>>()?;
+    let evaluate = |x: ArrayView2<f32>, s: usize| -> Result<Quality> {
         let (xs, rs) = (x.slice(s![..n.min(PAIRWISE_SUBSET), ..]), sub(&refs[s]));
-        Quality {
+        let (p, r) = metrics::precision_recall(ref_subs[s].view(), xs, metrics::PR_K)?;
+        let (d, c) = metrics::density_coverage_with(ref_subs[s].view(), &balls[s], xs)?;
+        Ok(Quality {
             swd: metrics::swd(x, refs[s].view(), SWD_PROJECTIONS, s as u64),
             mmd: metrics::mmd_rbf_with_bandwidth(xs, rs.view(), bandwidth),
             energy: metrics::energy_distance(xs, rs.view()),
             mixture: mixture.as_ref().map(|gm| metrics::mixture_metrics(gm, x)),
             in_support: data.in_support_fraction(x),
-        }
+            prdc: [p, r, d, c],
+        })
     };
     let floor_q: Vec<Quality> = floor_draws
         .iter()
         .enumerate()
         .map(|(s, f)| evaluate(f.view(), s))
-        .collect();
+        .collect::<Result<_>>()?;
     let floor = summarise(&floor_q);
 
     let mut cells = Vec::new();
@@ -515,7 +530,7 @@ pub fn run_with(
                 let start = Instant::now();
                 let out = samplers::sample(sampler.as_ref(), sde, score, &so)?;
                 secs.push(start.elapsed().as_secs_f64());
-                qs.push(evaluate(out.samples.view(), s));
+                qs.push(evaluate(out.samples.view(), s)?);
                 if first.is_none() {
                     first = Some((out.samples, out.nfe));
                 }
