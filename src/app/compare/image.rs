@@ -31,13 +31,13 @@
 //! `ClipX0`); the oracle's x̂0 is a mean of training images and needs none.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 
-use super::{check_options, check_out_dir, plan_cell, plan_samplers, CellPlan, CompareOptions};
-use crate::app::bars::sample_bar;
+use super::{
+    check_options, check_out_dir, plan_cell, plan_samplers, run_seeds, CellPlan, CompareOptions,
+};
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
 use crate::metrics::image::{classifier_scores, FrechetReference};
@@ -45,7 +45,6 @@ use crate::metrics::{self, MeanSe, RealBalls, DC_K, PR_K};
 use crate::nn::classifier::Classifier;
 use crate::report::Table;
 use crate::rng::{self, domain};
-use crate::samplers::{self, SampleOptions};
 use crate::score::Score;
 use crate::sde::Sde;
 
@@ -53,10 +52,12 @@ use super::image_output as output;
 
 /// Default NFE budgets for images.
 pub const DEFAULT_NFE_IMAGE: [usize; 6] = [5, 10, 20, 50, 100, 250];
-/// Default images per run: the default digits grid (28 samplers × 435 NFE ×
-/// 3 seeds ≈ 36,500 evaluations per image) takes about 8 minutes at 300
-/// images on 2 cores (BENCHMARKS.md).
-pub const DEFAULT_N_IMAGE: usize = 300;
+/// Default images per run: the default digits grid (27 samplers on VP ×
+/// 435 NFE × 3 seeds ≈ 35,000 evaluations per image) at 0.125 ms of CPU per
+/// 8×8 U-Net evaluation (measured: DDIM over the default budgets, 300
+/// images, 3 seeds, 49 s CPU) is about 1,100 s of CPU at 250 images, i.e.
+/// about 9 minutes on 2 cores.
+pub const DEFAULT_N_IMAGE: usize = 250;
 /// Images per thumbnail cell: the first this many of the first seed (the
 /// same per-sample seeds in every cell).
 pub const THUMB_IMAGES: usize = 4;
@@ -333,32 +334,18 @@ pub fn run_images(
                     continue;
                 }
             };
-            let pb = opts
-                .progress
-                .then(|| sample_bar((n * opts.seeds) as u64, format!("{spec} @ {budget}"), 24));
-            let mut qs = Vec::with_capacity(opts.seeds);
-            let mut secs = Vec::with_capacity(opts.seeds);
-            let mut first: Option<(Array2<f32>, usize)> = None;
-            for s in 0..opts.seeds {
-                let mut so = SampleOptions::new(
-                    n,
-                    rng::derive(opts.seed, domain::COMPARE_SAMPLING, s as u64),
-                );
-                so.batch = BATCH;
-                so.progress = pb.as_ref().map(|(_, p)| p.clone());
-                let start = Instant::now();
-                let out = samplers::sample(sampler.as_ref(), sde, score, &so)?;
-                secs.push(start.elapsed().as_secs_f64());
-                qs.push(evaluate(out.samples.view(), s)?);
-                if first.is_none() {
-                    let k = THUMB_IMAGES.min(n);
-                    first = Some((out.samples.slice(ndarray::s![..k, ..]).to_owned(), out.nfe));
-                }
-            }
-            if let Some((pb, _)) = &pb {
-                pb.finish_and_clear();
-            }
-            let (thumbs, nfe) = first.expect("seeds >= 1");
+            let (qs, secs, samples, nfe) = run_seeds(
+                sampler.as_ref(),
+                sde,
+                score,
+                opts,
+                Some(BATCH),
+                &format!("{spec} @ {budget}"),
+                &evaluate,
+            )?;
+            let thumbs = samples
+                .slice(ndarray::s![..THUMB_IMAGES.min(n), ..])
+                .to_owned();
             cells.push(ImageCell {
                 spec: spec.clone(),
                 sampler: sampler.label(),

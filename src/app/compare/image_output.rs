@@ -5,10 +5,8 @@
 
 use std::path::Path;
 
-use ndarray::ArrayView2;
-
 use super::image::{ImageCell, ImageData, ImageSummary, NN_SUBSET, THUMB_IMAGES};
-use super::output::{fmt_ms_p, fmt_sci};
+use super::output::{fmt_ms_p, fmt_sci, sheet_cells};
 use super::{CompareOptions, Plan};
 use crate::error::Result;
 use crate::metrics::{MeanSe, DC_K, PR_K};
@@ -329,22 +327,9 @@ pub(super) fn write_figures(
             },
         )?;
     }
-    let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
-    let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
-    let grid: Vec<Vec<Option<ArrayView2<f32>>>> = rows
-        .iter()
-        .map(|spec| {
-            budgets
-                .iter()
-                .map(|&b| {
-                    cells
-                        .iter()
-                        .find(|c| &c.spec == spec && c.budget == b)
-                        .map(|c| c.thumbs.view())
-                })
-                .collect()
-        })
-        .collect();
+    let (rows, cols, grid) = sheet_cells(plans, budgets, cells, &|c: &ImageCell| {
+        (c.spec.as_str(), c.budget, c.thumbs.view())
+    });
     let tr = &data.train;
     let mut g = viz::grid::GridOptions::new(tr.channels, tr.height, tr.width);
     g.cols = (THUMB_IMAGES as f64).sqrt().ceil() as usize;

@@ -515,30 +515,15 @@ pub fn run_with(
                     continue;
                 }
             };
-            let pb = opts
-                .progress
-                .then(|| sample_bar((n * opts.seeds) as u64, format!("{spec} @ {budget}"), 24));
-            let mut qs = Vec::with_capacity(opts.seeds);
-            let mut secs = Vec::with_capacity(opts.seeds);
-            let mut first: Option<(Array2<f32>, usize)> = None;
-            for s in 0..opts.seeds {
-                let mut so = SampleOptions::new(
-                    n,
-                    rng::derive(opts.seed, domain::COMPARE_SAMPLING, s as u64),
-                );
-                so.progress = pb.as_ref().map(|(_, p)| p.clone());
-                let start = Instant::now();
-                let out = samplers::sample(sampler.as_ref(), sde, score, &so)?;
-                secs.push(start.elapsed().as_secs_f64());
-                qs.push(evaluate(out.samples.view(), s)?);
-                if first.is_none() {
-                    first = Some((out.samples, out.nfe));
-                }
-            }
-            if let Some((pb, _)) = &pb {
-                pb.finish_and_clear();
-            }
-            let (samples, nfe) = first.expect("seeds >= 1");
+            let (qs, secs, samples, nfe) = run_seeds(
+                sampler.as_ref(),
+                sde,
+                score,
+                opts,
+                None,
+                &format!("{spec} @ {budget}"),
+                &evaluate,
+            )?;
             cells.push(Cell {
                 spec: spec.clone(),
                 sampler: sampler.label(),
@@ -579,6 +564,52 @@ pub fn run_with(
         notes,
         table,
     })
+}
+
+/// What [`run_seeds`] returns: per-seed metrics, per-seed seconds, the
+/// first seed's samples and their NFE.
+type SeedRuns<Q> = (Vec<Q>, Vec<f64>, Array2<f32>, usize);
+
+/// Run one cell's sampler once per seed (sampling seed s scored by
+/// `evaluate(samples, s)`), with a progress bar if asked.
+fn run_seeds<Q>(
+    sampler: &dyn samplers::Sampler,
+    sde: &dyn Sde,
+    score: &dyn Score,
+    opts: &CompareOptions,
+    batch: Option<usize>,
+    what: &str,
+    evaluate: &dyn Fn(ArrayView2<f32>, usize) -> Result<Q>,
+) -> Result<SeedRuns<Q>> {
+    let n = opts.n;
+    let pb = opts
+        .progress
+        .then(|| sample_bar((n * opts.seeds) as u64, what.to_string(), 24));
+    let mut qs = Vec::with_capacity(opts.seeds);
+    let mut secs = Vec::with_capacity(opts.seeds);
+    let mut first: Option<(Array2<f32>, usize)> = None;
+    for s in 0..opts.seeds {
+        let mut so = SampleOptions::new(
+            n,
+            rng::derive(opts.seed, domain::COMPARE_SAMPLING, s as u64),
+        );
+        if let Some(b) = batch {
+            so.batch = b;
+        }
+        so.progress = pb.as_ref().map(|(_, p)| p.clone());
+        let start = Instant::now();
+        let out = samplers::sample(sampler, sde, score, &so)?;
+        secs.push(start.elapsed().as_secs_f64());
+        qs.push(evaluate(out.samples.view(), s)?);
+        if first.is_none() {
+            first = Some((out.samples, out.nfe));
+        }
+    }
+    if let Some((pb, _)) = &pb {
+        pb.finish_and_clear();
+    }
+    let (samples, nfe) = first.expect("seeds >= 1");
+    Ok((qs, secs, samples, nfe))
 }
 
 /// Files a 2-D comparison writes.

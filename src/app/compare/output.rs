@@ -356,22 +356,9 @@ pub(super) fn write_figures(
             },
         )?;
     }
-    let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
-    let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
-    let grid: Vec<Vec<Option<ArrayView2<f32>>>> = rows
-        .iter()
-        .map(|spec| {
-            budgets
-                .iter()
-                .map(|&b| {
-                    cells
-                        .iter()
-                        .find(|c| &c.spec == spec && c.budget == b)
-                        .map(|c| c.samples.view())
-                })
-                .collect()
-        })
-        .collect();
+    let (rows, cols, grid) = sheet_cells(plans, budgets, cells, &|c: &Cell| {
+        (c.spec.as_str(), c.budget, c.samples.view())
+    });
     let r = reference
         .iter()
         .filter(|v| v.is_finite())
@@ -382,4 +369,36 @@ pub(super) fn write_figures(
     };
     topts.density.range = [(-r, r), (-r, r)];
     viz::thumbnail_grid(&dir.join("thumbnails.png"), &rows, &cols, &grid, &topts)
+}
+
+/// Row labels (sampler specs), column labels (`NFE b`) and the cells of a
+/// thumbnail sheet; `part` gives a cell's (spec, budget, points or images).
+#[allow(clippy::type_complexity)]
+pub(super) fn sheet_cells<'a, C>(
+    plans: &[(String, Plan)],
+    budgets: &[usize],
+    cells: &'a [C],
+    part: &dyn Fn(&'a C) -> (&'a str, usize, ArrayView2<'a, f32>),
+) -> (
+    Vec<String>,
+    Vec<String>,
+    Vec<Vec<Option<ArrayView2<'a, f32>>>>,
+) {
+    let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
+    let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
+    let grid = rows
+        .iter()
+        .map(|spec| {
+            budgets
+                .iter()
+                .map(|&b| {
+                    cells
+                        .iter()
+                        .map(part)
+                        .find_map(|(s, bb, v)| (s == spec && bb == b).then_some(v))
+                })
+                .collect()
+        })
+        .collect();
+    (rows, cols, grid)
 }

@@ -113,7 +113,7 @@ struct CompareArgs {
     )]
     nfe: Option<Vec<usize>>,
     /// Samples per run [default: 5000 with a 2-D oracle, 1000 with a 2-D
-    /// model, 300 for images].
+    /// model, 250 for images].
     #[arg(short, long, value_parser = parse_usize, allow_negative_numbers = true)]
     n: Option<usize>,
     /// Sampling seeds (and independent reference draws) per cell.
