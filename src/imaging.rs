@@ -213,22 +213,27 @@ pub fn eval_sets(data: &str) -> Result<(ImageSet, ImageSet)> {
                     format!("one of: {}", crate::data::source::IMAGE_SETS.join(", ")),
                 ));
             };
-            // Even / odd rows: the files are ordered by writer or category,
-            // so contiguous halves would differ in distribution.
-            let pick = |parity: usize| {
-                let rows: Vec<usize> = (parity..all.len()).step_by(2).collect();
-                ImageSet {
-                    pixels: all.pixels.select(ndarray::Axis(0), &rows),
-                    labels: all
-                        .labels
-                        .as_ref()
-                        .map(|l| rows.iter().map(|&i| l[i]).collect()),
-                    ..all.clone()
-                }
-            };
-            Ok((pick(0), pick(1)))
+            Ok(split_even_odd(&all))
         }
     }
+}
+
+/// The even rows (a training split) and the odd rows (a held-out split) of
+/// a set: the bundled files are ordered by writer or category, so
+/// contiguous halves would differ in distribution.
+pub fn split_even_odd(all: &ImageSet) -> (ImageSet, ImageSet) {
+    let pick = |parity: usize| {
+        let rows: Vec<usize> = (parity..all.len()).step_by(2).collect();
+        ImageSet {
+            pixels: all.pixels.select(ndarray::Axis(0), &rows),
+            labels: all
+                .labels
+                .as_ref()
+                .map(|l| rows.iter().map(|&i| l[i]).collect()),
+            ..all.clone()
+        }
+    };
+    (pick(0), pick(1))
 }
 
 fn label_stats(clf: &Classifier, x: ArrayView2<f32>) -> (f64, f64, usize) {

@@ -75,6 +75,10 @@ fn all_files_and_one_csv_row_per_sampler_and_budget() {
                 "mode_coverage_mean",
                 "high_quality_mean",
                 "log_density_mean",
+                "precision_mean",
+                "recall_mean",
+                "density_mean",
+                "coverage_mean",
             ]
             .contains(h)
             {

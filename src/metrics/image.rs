@@ -15,7 +15,9 @@
 //!   nats) of the histogram of predicted labels (ln 10 ≈ 2.303 when all ten
 //!   digits are equally frequent; lower means missing modes).
 //! - Nearest-neighbour L2 distance from each generated image to the training
-//!   set (memorisation check: distances near 0 mean copies).
+//!   set (memorisation check: distances near 0 mean copies), in
+//!   [`super::nearest`].
+//! - [`FrechetReference`]: the reference side of FD computed once.
 
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
@@ -132,13 +134,7 @@ pub fn frechet_distance(mu1: &[f64], c1: &[f64], mu2: &[f64], c2: &[f64]) -> f64
     let dm: f64 = mu1.iter().zip(mu2).map(|(a, b)| (a - b) * (a - b)).sum();
     let s1 = sqrtm_psd(c1, d);
     let mut m = matmul(&matmul(&s1, c2, d), &s1, d);
-    for i in 0..d {
-        for j in i + 1..d {
-            let avg = 0.5 * (m[i * d + j] + m[j * d + i]);
-            m[i * d + j] = avg;
-            m[j * d + i] = avg;
-        }
-    }
+    symmetrise(&mut m, d);
     let (lam, _) = jacobi_eigh(&m, d);
     let tr_sqrt: f64 = lam.iter().map(|&l| l.max(0.0).sqrt()).sum();
     let tr: f64 = (0..d).map(|i| c1[i * d + i] + c2[i * d + i]).sum();
@@ -150,6 +146,57 @@ pub fn frechet_distance_features(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f64 
     let (m1, c1) = mean_cov(a);
     let (m2, c2) = mean_cov(b);
     frechet_distance(&m1, &c1, &m2, &c2)
+}
+
+/// The reference side of a Fréchet distance computed once (mean,
+/// covariance, its square root and trace), for scoring many generated sets
+/// against one reference: FD = ‖μ_r − μ_g‖² + tr C_r + tr C_g
+/// − 2 tr (C_r^{1/2} C_g C_r^{1/2})^{1/2}, one eigen-decomposition per call.
+#[derive(Clone, Debug)]
+pub struct FrechetReference {
+    mu: Vec<f64>,
+    sqrt_cov: Vec<f64>,
+    trace: f64,
+}
+
+impl FrechetReference {
+    /// From reference features (rows; at least 2).
+    pub fn new(reference: ArrayView2<f32>) -> Self {
+        let (mu, cov) = mean_cov(reference);
+        let d = mu.len();
+        FrechetReference {
+            trace: (0..d).map(|i| cov[i * d + i]).sum(),
+            sqrt_cov: sqrtm_psd(&cov, d),
+            mu,
+        }
+    }
+
+    /// Fréchet distance of the feature set `generated` to the reference.
+    pub fn distance(&self, generated: ArrayView2<f32>) -> f64 {
+        let (mu, cov) = mean_cov(generated);
+        let d = mu.len();
+        let dm: f64 = mu
+            .iter()
+            .zip(&self.mu)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
+        let mut m = matmul(&matmul(&self.sqrt_cov, &cov, d), &self.sqrt_cov, d);
+        symmetrise(&mut m, d);
+        let (lam, _) = jacobi_eigh(&m, d);
+        let tr_sqrt: f64 = lam.iter().map(|&l| l.max(0.0).sqrt()).sum();
+        let tr_g: f64 = (0..d).map(|i| cov[i * d + i]).sum();
+        (dm + self.trace + tr_g - 2.0 * tr_sqrt).max(0.0)
+    }
+}
+
+fn symmetrise(m: &mut [f64], d: usize) {
+    for i in 0..d {
+        for j in i + 1..d {
+            let avg = 0.5 * (m[i * d + j] + m[j * d + i]);
+            m[i * d + j] = avg;
+            m[j * d + i] = avg;
+        }
+    }
 }
 
 /// (mean max-probability, entropy in nats of the predicted-label histogram).
@@ -174,26 +221,7 @@ pub fn classifier_scores(probs: &Array2<f64>) -> (f64, f64) {
     (conf / n.max(1) as f64, ent)
 }
 
-/// For each row of `gen`, the L2 distance to its nearest row of `train`.
-pub fn nearest_neighbor_l2(gen: ArrayView2<f32>, train: ArrayView2<f32>) -> Vec<f64> {
-    (0..gen.nrows())
-        .into_par_iter()
-        .map(|i| {
-            let g = gen.row(i);
-            train
-                .rows()
-                .into_iter()
-                .map(|t| {
-                    g.iter()
-                        .zip(t)
-                        .map(|(&a, &b)| ((a - b) as f64).powi(2))
-                        .sum::<f64>()
-                })
-                .fold(f64::INFINITY, f64::min)
-                .sqrt()
-        })
-        .collect()
-}
+pub use super::nearest::nearest_neighbor_l2;
 
 /// Summary of generated images against a reference (test) set.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,16 +1,14 @@
 //! Line plots (sample quality against NFE or wall time, optional log axes,
-//! error bars, a reference line) and grids of density thumbnails.
+//! error bars, a reference line).
 
 use std::path::Path;
 
-use ndarray::ArrayView2;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::canvas::{draw_err, ensure_fonts, Align, Canvas, Label, FONT};
-use super::density::{render_density, DensityOptions};
-use super::scatter::{FRAME, SUBTLE, TEXT};
+use super::canvas::{draw_err, ensure_fonts, Canvas, FONT};
+use super::scatter::{SUBTLE, TEXT};
 use crate::error::{Error, Result};
 
 /// One named curve of a [`LinePlot`].
@@ -399,157 +397,6 @@ fn marker_shape(kind: usize, c: (i32, i32), color: RGBColor) -> Polygon<(i32, i3
             .collect::<Vec<_>>(),
         color.filled(),
     )
-}
-
-/// Options for [`thumbnail_grid`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct ThumbnailOptions {
-    /// Side of each square thumbnail in pixels (16..=1024). Default 140.
-    pub cell_px: u32,
-    /// Optional title above the grid.
-    pub title: Option<String>,
-    /// Range, histogram, colour and style settings.
-    pub density: DensityOptions,
-}
-
-impl Default for ThumbnailOptions {
-    fn default() -> Self {
-        ThumbnailOptions {
-            cell_px: 140,
-            title: None,
-            density: DensityOptions {
-                bins: 64,
-                ..DensityOptions::default()
-            },
-        }
-    }
-}
-
-/// Writes a PNG grid of density thumbnails: `cells[r][c]` is drawn in row
-/// `r` (labelled `rows[r]` on the left, e.g. a sampler) and column `c`
-/// (labelled `cols[c]` on top, e.g. an NFE budget). A `None` cell is drawn
-/// as a grey "n/a" box.
-///
-/// Errors if `rows` or `cols` is empty or `cells` is not `rows.len()` ×
-/// `cols.len()`.
-pub fn thumbnail_grid(
-    path: &Path,
-    rows: &[String],
-    cols: &[String],
-    cells: &[Vec<Option<ArrayView2<'_, f32>>>],
-    opts: &ThumbnailOptions,
-) -> Result<()> {
-    if rows.is_empty() || cols.is_empty() {
-        return Err(Error::invalid(
-            "thumbnail grid",
-            format!("{}×{}", rows.len(), cols.len()),
-            "at least one row and one column",
-        ));
-    }
-    if cells.len() != rows.len() || cells.iter().any(|r| r.len() != cols.len()) {
-        return Err(Error::Mismatch(format!(
-            "thumbnail_grid: {} row labels × {} column labels but cells have {} rows of lengths {:?}",
-            rows.len(),
-            cols.len(),
-            cells.len(),
-            cells.iter().map(Vec::len).collect::<Vec<_>>()
-        )));
-    }
-    if !(16..=1024).contains(&opts.cell_px) {
-        return Err(Error::invalid("cell_px", opts.cell_px, "16..=1024"));
-    }
-    opts.density.validate()?;
-    ensure_fonts()?;
-
-    const PAD: u32 = 12;
-    const GAP: u32 = 10;
-    const LABEL_SIZE: f64 = 15.0;
-    let c = opts.cell_px;
-    let mut label_w = 0u32;
-    for r in rows {
-        let (tw, _) = (FONT, LABEL_SIZE)
-            .into_font()
-            .box_size(r)
-            .map_err(|e| draw_err(path, format!("{e:?}")))?;
-        label_w = label_w.max(tw);
-    }
-    let label_w = label_w.min(320) + 2 * PAD;
-    let title_h = if opts.title.as_deref().is_some_and(|t| !t.is_empty()) {
-        40
-    } else {
-        0
-    };
-    let col_h = 30;
-    let w = label_w + cols.len() as u32 * (c + GAP) + PAD;
-    let h = title_h + col_h + rows.len() as u32 * (c + GAP) + PAD;
-    let mut canvas = Canvas::new(w, h)?;
-    let mut labels = Vec::new();
-    if let Some(t) = &opts.title {
-        labels.push(Label {
-            text: t,
-            x: (w / 2) as i32,
-            y: (title_h / 2) as i32 + 2,
-            size: 20.0,
-            bold: false,
-            align: Align::Center,
-            v_center: true,
-            max_width: w - 2 * PAD,
-            color: TEXT,
-        });
-    }
-    for (j, col) in cols.iter().enumerate() {
-        labels.push(Label {
-            text: col,
-            x: (label_w + j as u32 * (c + GAP) + c / 2) as i32,
-            y: (title_h + col_h / 2) as i32,
-            size: LABEL_SIZE,
-            bold: false,
-            align: Align::Center,
-            v_center: true,
-            max_width: c + GAP - 2,
-            color: TEXT,
-        });
-    }
-    for (i, (row, cells_row)) in rows.iter().zip(cells).enumerate() {
-        let y0 = title_h + col_h + i as u32 * (c + GAP);
-        labels.push(Label {
-            text: row,
-            x: (label_w - PAD) as i32,
-            y: (y0 + c / 2) as i32,
-            size: LABEL_SIZE,
-            bold: false,
-            align: Align::Right,
-            v_center: true,
-            max_width: label_w - PAD - 4,
-            color: TEXT,
-        });
-        for (j, cell) in cells_row.iter().enumerate() {
-            let x0 = label_w + j as u32 * (c + GAP);
-            match cell {
-                Some(pts) => {
-                    let img = render_density(*pts, c, c, &opts.density)?;
-                    canvas.blit(&img, c, c, x0, y0);
-                }
-                None => {
-                    canvas.fill_rect(x0, y0, c, c, [242, 242, 242]);
-                    labels.push(Label {
-                        text: "n/a",
-                        x: (x0 + c / 2) as i32,
-                        y: (y0 + c / 2) as i32,
-                        size: 14.0,
-                        bold: false,
-                        align: Align::Center,
-                        v_center: true,
-                        max_width: c,
-                        color: RGBColor(150, 150, 150),
-                    });
-                }
-            }
-            canvas.frame(x0, y0, c, c, FRAME);
-        }
-    }
-    canvas.text(path, &labels)?;
-    canvas.save_png(path)
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ pub mod gif;
 pub mod grid;
 pub mod lines;
 pub mod scatter;
+mod sheet;
 
 pub use density::{render_density, Colormap, DensityOptions, Scale, Style};
 pub use gif::{trajectory_gif, GifOptions};
-pub use lines::{line_plot, thumbnail_grid, LinePlot, Series, ThumbnailOptions};
+pub use lines::{line_plot, LinePlot, Series};
 pub use scatter::{scatter_panels, Panel, ScatterOptions};
+pub use sheet::{image_thumbnail_grid, thumbnail_grid, ThumbnailOptions};

@@ -39,7 +39,13 @@ use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
 use crate::viz;
 
+pub mod image;
+mod image_output;
 mod output;
+pub use image::{
+    run_images, ImageCell, ImageCompareReport, ImageData, ImageSummary, DEFAULT_NFE_IMAGE,
+    DEFAULT_N_IMAGE,
+};
 use output::{
     indistinguishable_notes, results_csv, results_markdown, results_table, write_figures,
 };
@@ -79,6 +85,120 @@ pub enum Source {
     Model(PathBuf),
     /// The exact score of a toy mixture (8 or 25 Gaussians) under an SDE.
     Oracle { data: Toy, sde: SdeConfig },
+    /// The exact score of an image set's noised training split
+    /// ([`crate::oracle::EmpiricalScore`]): `digits`, `mnist`, `mnist16`,
+    /// `emoji`.
+    ImageOracle { data: String, sde: SdeConfig },
+}
+
+/// Image sets with an empirical-score oracle (`--oracle <name>-empirical`).
+pub const IMAGE_ORACLES: [&str; 4] = ["digits", "mnist", "mnist16", "emoji"];
+
+/// What a comparison produced: 2-D or images.
+#[derive(Clone, Debug)]
+pub enum Report {
+    Points(CompareReport),
+    Images(ImageCompareReport),
+}
+
+/// Run a 2-D or an image comparison, whichever the source makes.
+pub fn run_any(opts: &CompareOptions) -> Result<Report> {
+    let image_source = || -> Result<()> {
+        if opts.data.is_some() {
+            return Err(Error::invalid(
+                "data",
+                opts.data.map(|d| d.name()).unwrap_or_default(),
+                "no --data for an image comparison (the images' own set is the reference)",
+            ));
+        }
+        Ok(())
+    };
+    match &opts.source {
+        Source::Model(dir) => {
+            let model = ScoreModel::load(dir)?;
+            let Some((c, h, w)) = crate::imaging::image_shape_of(&model.config) else {
+                return run(opts).map(Report::Points);
+            };
+            image_source()?;
+            let name = model.config.data.clone();
+            let folder = if IMAGE_ORACLES.contains(&name.as_str()) {
+                None
+            } else {
+                let mode = if c == 1 {
+                    crate::data::images::ColorMode::Grey
+                } else {
+                    crate::data::images::ColorMode::Rgb
+                };
+                if h != w {
+                    return Err(Error::invalid(
+                        "image shape",
+                        format!("{h}x{w}"),
+                        "square images",
+                    ));
+                }
+                Some(crate::data::images::load_folder(
+                    std::path::Path::new(&name),
+                    h,
+                    mode,
+                )?)
+            };
+            let data = ImageData::load(&name, folder.as_ref())?;
+            let clipped = crate::score::ClipX0 {
+                inner: &model,
+                sde: model.sde(),
+                clip: 1.0,
+            };
+            let label = format!(
+                "model {} ({} SDE, x̂0 clipped to ±1)",
+                dir.display(),
+                model.config.sde.name()
+            );
+            run_images(
+                &clipped,
+                model.sde(),
+                &data,
+                &folder_name(opts, dir),
+                &label,
+                opts,
+            )
+            .map(Report::Images)
+        }
+        Source::Oracle { .. } => run(opts).map(Report::Points),
+        Source::ImageOracle { data: set, sde } => {
+            if !IMAGE_ORACLES.contains(&set.as_str()) {
+                return Err(Error::invalid(
+                    "oracle",
+                    format!("{set}-empirical"),
+                    format!(
+                        "one of: {}",
+                        IMAGE_ORACLES.map(|s| format!("{s}-empirical")).join(", ")
+                    ),
+                ));
+            }
+            let data = ImageData::load(set, None)?;
+            let oracle = crate::oracle::EmpiricalScore::new(data.train.pixels.view(), sde)?;
+            image_source()?;
+            let name = opts
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("{set}-empirical-{}", sde.name()));
+            let label = format!(
+                "exact score of the {} {set} training images ({} SDE)",
+                data.train.len(),
+                sde.name()
+            );
+            run_images(&oracle, oracle.sde(), &data, &name, &label, opts).map(Report::Images)
+        }
+    }
+}
+
+/// `opts.name`, or the last component of the model folder.
+fn folder_name(opts: &CompareOptions, dir: &Path) -> String {
+    opts.name.clone().unwrap_or_else(|| {
+        dir.file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    })
 }
 
 /// Settings of a comparison.
@@ -139,6 +259,8 @@ struct Quality {
     energy: f64,
     mixture: Option<metrics::MixtureMetrics>,
     in_support: Option<f64>,
+    /// Precision, recall (k-NN manifolds, k = 3), density, coverage (k = 5).
+    prdc: [f64; 4],
 }
 
 /// Mean ± SE over seeds of every metric.
@@ -152,6 +274,10 @@ pub struct Summary {
     pub mixture: Option<[MeanSe; 3]>,
     /// Fraction inside the support (checkerboard).
     pub in_support: Option<MeanSe>,
+    /// Precision and recall (k-NN manifolds, k = [`metrics::PR_K`]),
+    /// density and coverage (k = [`metrics::DC_K`]), on the first
+    /// [`PAIRWISE_SUBSET`] points of each set.
+    pub prdc: [MeanSe; 4],
 }
 
 fn summarise(qs: &[Quality]) -> Summary {
@@ -171,6 +297,7 @@ fn summarise(qs: &[Quality]) -> Summary {
         in_support: qs[0]
             .in_support
             .map(|_| ms(&|q| q.in_support.unwrap_or(f64::NAN))),
+        prdc: [0, 1, 2, 3].map(|i| ms(&|q| q.prdc[i])),
     }
 }
 
@@ -229,14 +356,15 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
                 Some(d) => d,
                 None => Toy::from_name(&model.config.data)?,
             };
-            let name = opts.name.clone().unwrap_or_else(|| {
-                dir.file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "model".into())
-            });
+            let name = folder_name(opts, dir);
             let label = format!("model {} ({} SDE)", dir.display(), model.config.sde.name());
             run_with(&model, model.sde(), data, &name, &label, opts)
         }
+        Source::ImageOracle { data, .. } => Err(Error::invalid(
+            "oracle",
+            format!("{data}-empirical"),
+            "a 2-D oracle here (image oracles run through run_any)",
+        )),
         Source::Oracle { data, sde } => {
             let (oracle, oracle_sde) = crate::oracle::for_toy(*data, sde)?;
             let name = opts
@@ -323,68 +451,10 @@ pub fn run_with(
             data.name()
         )));
     }
-    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-        return Err(Error::invalid(
-            "name",
-            name,
-            "a non-empty folder name without path separators",
-        ));
-    }
-    let out_dir = opts.out.join(name);
-    let files = [
-        "results.csv",
-        "results.md",
-        "quality_vs_nfe.png",
-        "quality_vs_time.png",
-        "thumbnails.png",
-    ];
-    if !opts.force {
-        if let Some(f) = files
-            .iter()
-            .map(|f| out_dir.join(f))
-            .find(|p| p.symlink_metadata().is_ok())
-        {
-            return Err(Error::invalid(
-                "name",
-                name,
-                format!(
-                    "a new comparison name: {} exists (pass --force to overwrite)",
-                    f.display()
-                ),
-            ));
-        }
-    }
-
-    // Samplers: explicit specs must all work; default ones are filtered.
+    let out_dir = check_out_dir(opts, name, &FILES_2D)?;
     let mut budgets = opts.nfe.clone();
     budgets.sort_unstable();
-    let mut skipped_samplers = Vec::new();
-    let mut plans: Vec<(String, Plan)> = Vec::new();
-    let explicit = opts.samplers.is_some();
-    let specs = cross_schedules(
-        &opts.samplers.clone().unwrap_or_else(default_specs),
-        opts.schedules.as_deref(),
-    )?;
-    for spec in &specs {
-        if plans.iter().any(|(s, _)| s == spec) {
-            return Err(Error::invalid("samplers", spec, "each sampler spec once"));
-        }
-        match plan_sampler(spec, sde) {
-            Ok(p) => plans.push((spec.clone(), p)),
-            Err(e) if !explicit => skipped_samplers.push((spec.clone(), e.to_string())),
-            Err(e) => return Err(e),
-        }
-    }
-    if plans.is_empty() {
-        return Err(Error::invalid(
-            "samplers",
-            specs.join(","),
-            format!(
-                "at least one sampler that runs on the {} SDE",
-                sde.config().name()
-            ),
-        ));
-    }
+    let (plans, skipped_samplers) = plan_samplers(opts, sde)?;
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let _lock = crate::fsutil::lock_dir(&out_dir)?;
 
@@ -405,74 +475,55 @@ pub fn run_with(
         |a: &Array2<f32>| -> Array2<f32> { a.slice(s![..n.min(PAIRWISE_SUBSET), ..]).to_owned() };
     let bandwidth = metrics::median_bandwidth(sub(&refs[0]).view(), sub(&floor_draws[0]).view());
     let mixture = data.mixture();
-    let evaluate = |x: ArrayView2<f32>, s: usize| -> Quality {
+    let ref_subs: Vec<Array2<f32>> = refs.iter().map(sub).collect();
+    let balls: Vec<metrics::RealBalls> = ref_subs
+        .iter()
+        .map(|r| metrics::RealBalls::new(r.view(), metrics::DC_K))
+        .collect::<Result<_>>()?;
+    let evaluate = |x: ArrayView2<f32>, s: usize| -> Result<Quality> {
         let (xs, rs) = (x.slice(s![..n.min(PAIRWISE_SUBSET), ..]), sub(&refs[s]));
-        Quality {
+        let (p, r) = metrics::precision_recall(ref_subs[s].view(), xs, metrics::PR_K)?;
+        let (d, c) = metrics::density_coverage_with(ref_subs[s].view(), &balls[s], xs)?;
+        Ok(Quality {
             swd: metrics::swd(x, refs[s].view(), SWD_PROJECTIONS, s as u64),
             mmd: metrics::mmd_rbf_with_bandwidth(xs, rs.view(), bandwidth),
             energy: metrics::energy_distance(xs, rs.view()),
             mixture: mixture.as_ref().map(|gm| metrics::mixture_metrics(gm, x)),
             in_support: data.in_support_fraction(x),
-        }
+            prdc: [p, r, d, c],
+        })
     };
     let floor_q: Vec<Quality> = floor_draws
         .iter()
         .enumerate()
         .map(|(s, f)| evaluate(f.view(), s))
-        .collect();
+        .collect::<Result<_>>()?;
     let floor = summarise(&floor_q);
 
     let mut cells = Vec::new();
     let mut skipped_cells = Vec::new();
     for (spec, plan) in &plans {
         for (bi, &budget) in budgets.iter().enumerate() {
-            let (sampler, steps, rtol) = match plan {
-                Plan::Fixed { per_step, offset } => {
-                    let steps = (((budget as f64 - offset) / per_step).floor() as usize).max(1);
-                    let predicted = offset + per_step * steps as f64;
-                    if predicted > 2.0 * budget as f64 {
-                        skipped_cells.push((
-                            spec.clone(),
-                            budget,
-                            format!("needs NFE {predicted} > 2 x budget at 1 step"),
-                        ));
-                        continue;
-                    }
-                    (samplers::by_name(spec, steps)?, Some(steps), None)
-                }
-                Plan::Adaptive => {
-                    let rtol = rtol_for(bi, budgets.len());
-                    (
-                        samplers::by_name(&with_rtol(spec, rtol), 1)?,
-                        None,
-                        Some(rtol),
-                    )
+            let (sampler, steps, rtol) = match plan_cell(spec, plan, bi, budget, budgets.len())? {
+                CellPlan::Run {
+                    sampler,
+                    steps,
+                    rtol,
+                } => (sampler, steps, rtol),
+                CellPlan::Skip(why) => {
+                    skipped_cells.push((spec.clone(), budget, why));
+                    continue;
                 }
             };
-            let pb = opts
-                .progress
-                .then(|| sample_bar((n * opts.seeds) as u64, format!("{spec} @ {budget}"), 24));
-            let mut qs = Vec::with_capacity(opts.seeds);
-            let mut secs = Vec::with_capacity(opts.seeds);
-            let mut first: Option<(Array2<f32>, usize)> = None;
-            for s in 0..opts.seeds {
-                let mut so = SampleOptions::new(
-                    n,
-                    rng::derive(opts.seed, domain::COMPARE_SAMPLING, s as u64),
-                );
-                so.progress = pb.as_ref().map(|(_, p)| p.clone());
-                let start = Instant::now();
-                let out = samplers::sample(sampler.as_ref(), sde, score, &so)?;
-                secs.push(start.elapsed().as_secs_f64());
-                qs.push(evaluate(out.samples.view(), s));
-                if first.is_none() {
-                    first = Some((out.samples, out.nfe));
-                }
-            }
-            if let Some((pb, _)) = &pb {
-                pb.finish_and_clear();
-            }
-            let (samples, nfe) = first.expect("seeds >= 1");
+            let (qs, secs, samples, nfe) = run_seeds(
+                sampler.as_ref(),
+                sde,
+                score,
+                opts,
+                None,
+                &format!("{spec} @ {budget}"),
+                &evaluate,
+            )?;
             cells.push(Cell {
                 spec: spec.clone(),
                 sampler: sampler.label(),
@@ -512,6 +563,165 @@ pub fn run_with(
         skipped_samplers,
         notes,
         table,
+    })
+}
+
+/// What [`run_seeds`] returns: per-seed metrics, per-seed seconds, the
+/// first seed's samples and their NFE.
+type SeedRuns<Q> = (Vec<Q>, Vec<f64>, Array2<f32>, usize);
+
+/// Run one cell's sampler once per seed (sampling seed s scored by
+/// `evaluate(samples, s)`), with a progress bar if asked.
+fn run_seeds<Q>(
+    sampler: &dyn samplers::Sampler,
+    sde: &dyn Sde,
+    score: &dyn Score,
+    opts: &CompareOptions,
+    batch: Option<usize>,
+    what: &str,
+    evaluate: &dyn Fn(ArrayView2<f32>, usize) -> Result<Q>,
+) -> Result<SeedRuns<Q>> {
+    let n = opts.n;
+    let pb = opts
+        .progress
+        .then(|| sample_bar((n * opts.seeds) as u64, what.to_string(), 24));
+    let mut qs = Vec::with_capacity(opts.seeds);
+    let mut secs = Vec::with_capacity(opts.seeds);
+    let mut first: Option<(Array2<f32>, usize)> = None;
+    for s in 0..opts.seeds {
+        let mut so = SampleOptions::new(
+            n,
+            rng::derive(opts.seed, domain::COMPARE_SAMPLING, s as u64),
+        );
+        if let Some(b) = batch {
+            so.batch = b;
+        }
+        so.progress = pb.as_ref().map(|(_, p)| p.clone());
+        let start = Instant::now();
+        let out = samplers::sample(sampler, sde, score, &so)?;
+        secs.push(start.elapsed().as_secs_f64());
+        qs.push(evaluate(out.samples.view(), s)?);
+        if first.is_none() {
+            first = Some((out.samples, out.nfe));
+        }
+    }
+    if let Some((pb, _)) = &pb {
+        pb.finish_and_clear();
+    }
+    let (samples, nfe) = first.expect("seeds >= 1");
+    Ok((qs, secs, samples, nfe))
+}
+
+/// Files a 2-D comparison writes.
+const FILES_2D: [&str; 5] = [
+    "results.csv",
+    "results.md",
+    "quality_vs_nfe.png",
+    "quality_vs_time.png",
+    "thumbnails.png",
+];
+
+/// Check the comparison name and that none of `files` exists in
+/// `opts.out/<name>/` unless forced; returns that folder.
+fn check_out_dir(opts: &CompareOptions, name: &str, files: &[&str]) -> Result<PathBuf> {
+    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(Error::invalid(
+            "name",
+            name,
+            "a non-empty folder name without path separators",
+        ));
+    }
+    let out_dir = opts.out.join(name);
+    if !opts.force {
+        if let Some(f) = files
+            .iter()
+            .map(|f| out_dir.join(f))
+            .find(|p| p.symlink_metadata().is_ok())
+        {
+            return Err(Error::invalid(
+                "name",
+                name,
+                format!(
+                    "a new comparison name: {} exists (pass --force to overwrite)",
+                    f.display()
+                ),
+            ));
+        }
+    }
+    Ok(out_dir)
+}
+
+/// Sampler specs crossed with schedules and planned: explicit specs must
+/// all work on `sde`, default ones that do not are returned with the reason.
+#[allow(clippy::type_complexity)]
+fn plan_samplers(
+    opts: &CompareOptions,
+    sde: &dyn Sde,
+) -> Result<(Vec<(String, Plan)>, Vec<(String, String)>)> {
+    let mut skipped_samplers = Vec::new();
+    let mut plans: Vec<(String, Plan)> = Vec::new();
+    let explicit = opts.samplers.is_some();
+    let specs = cross_schedules(
+        &opts.samplers.clone().unwrap_or_else(default_specs),
+        opts.schedules.as_deref(),
+    )?;
+    for spec in &specs {
+        if plans.iter().any(|(s, _)| s == spec) {
+            return Err(Error::invalid("samplers", spec, "each sampler spec once"));
+        }
+        match plan_sampler(spec, sde) {
+            Ok(p) => plans.push((spec.clone(), p)),
+            Err(e) if !explicit => skipped_samplers.push((spec.clone(), e.to_string())),
+            Err(e) => return Err(e),
+        }
+    }
+    if plans.is_empty() {
+        return Err(Error::invalid(
+            "samplers",
+            specs.join(","),
+            format!(
+                "at least one sampler that runs on the {} SDE",
+                sde.config().name()
+            ),
+        ));
+    }
+    Ok((plans, skipped_samplers))
+}
+
+/// What one (sampler, budget) cell runs, or why it is left empty.
+enum CellPlan {
+    Run {
+        sampler: Box<dyn samplers::Sampler>,
+        steps: Option<usize>,
+        rtol: Option<f64>,
+    },
+    Skip(String),
+}
+
+/// The sampler of the cell at budget index `bi` of `k` ascending budgets.
+fn plan_cell(spec: &str, plan: &Plan, bi: usize, budget: usize, k: usize) -> Result<CellPlan> {
+    Ok(match plan {
+        Plan::Fixed { per_step, offset } => {
+            let steps = (((budget as f64 - offset) / per_step).floor() as usize).max(1);
+            let predicted = offset + per_step * steps as f64;
+            if predicted > 2.0 * budget as f64 {
+                CellPlan::Skip(format!("needs NFE {predicted} > 2 x budget at 1 step"))
+            } else {
+                CellPlan::Run {
+                    sampler: samplers::by_name(spec, steps)?,
+                    steps: Some(steps),
+                    rtol: None,
+                }
+            }
+        }
+        Plan::Adaptive => {
+            let rtol = rtol_for(bi, k);
+            CellPlan::Run {
+                sampler: samplers::by_name(&with_rtol(spec, rtol), 1)?,
+                steps: None,
+                rtol: Some(rtol),
+            }
+        }
     })
 }
 

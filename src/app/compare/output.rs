@@ -102,6 +102,7 @@ pub(super) fn results_table(
     if support {
         headers.push("in support");
     }
+    headers.extend(["precision", "recall", "density", "coverage"]);
     let mut t = Table::new(&headers);
     let extra = |q: &Summary| -> Vec<String> {
         let mut v = Vec::new();
@@ -111,6 +112,7 @@ pub(super) fn results_table(
         if let Some(s) = &q.in_support {
             v.push(pct(s));
         }
+        v.extend(q.prdc.iter().map(|m| fmt_ms_p(m, 3)));
         v
     };
     for c in cells {
@@ -184,6 +186,14 @@ pub(super) fn results_csv(
         "in_support_mean",
         "in_support_se",
         "note",
+        "precision_mean",
+        "precision_se",
+        "recall_mean",
+        "recall_se",
+        "density_mean",
+        "density_se",
+        "coverage_mean",
+        "coverage_se",
     ]);
     let ms = |m: Option<&MeanSe>| -> [String; 2] {
         match m {
@@ -214,6 +224,9 @@ pub(super) fn results_csv(
                 }
                 row.extend(ms(q.in_support.as_ref()));
                 row.push(String::new());
+                for m in &q.prdc {
+                    row.extend(ms(Some(m)));
+                }
                 t.rows.push(row);
             } else if let Some((_, _, why)) =
                 skipped.iter().find(|(s, bb, _)| s == spec && *bb == b)
@@ -221,6 +234,7 @@ pub(super) fn results_csv(
                 let mut row = vec![spec.clone(), String::new(), b.to_string()];
                 row.resize(25, String::new());
                 row.push(why.clone());
+                row.resize(34, String::new());
                 t.rows.push(row);
             }
         }
@@ -247,7 +261,9 @@ pub(super) fn results_markdown(
          Every metric is mean ± SE over seeds. SWD: {} directions, all {} points. \
          MMD² (unbiased, RBF, one median-heuristic bandwidth for the whole comparison) and \
          energy distance: the first {} points of each set. The noise floor is the same \
-         metric between two independent data draws: SWD floor {}.\n\n",
+         metric between two independent data draws: SWD floor {}. Precision / recall (k-NN \
+         manifolds, k = {}) and density / coverage (k = {}): the first {} points of each set \
+         against the same reference points.\n\n",
         data.name(),
         sde.config().name(),
         sde.t_max(),
@@ -259,6 +275,9 @@ pub(super) fn results_markdown(
         opts.n,
         opts.n.min(PAIRWISE_SUBSET),
         fmt_ms(&floor.swd),
+        crate::metrics::PR_K,
+        crate::metrics::DC_K,
+        opts.n.min(PAIRWISE_SUBSET),
     );
     md.push_str(&table.to_markdown());
     md.push_str("\n## Not distinguishable\n\n");
@@ -337,22 +356,9 @@ pub(super) fn write_figures(
             },
         )?;
     }
-    let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
-    let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
-    let grid: Vec<Vec<Option<ArrayView2<f32>>>> = rows
-        .iter()
-        .map(|spec| {
-            budgets
-                .iter()
-                .map(|&b| {
-                    cells
-                        .iter()
-                        .find(|c| &c.spec == spec && c.budget == b)
-                        .map(|c| c.samples.view())
-                })
-                .collect()
-        })
-        .collect();
+    let (rows, cols, grid) = sheet_cells(plans, budgets, cells, &|c: &Cell| {
+        (c.spec.as_str(), c.budget, c.samples.view())
+    });
     let r = reference
         .iter()
         .filter(|v| v.is_finite())
@@ -363,4 +369,36 @@ pub(super) fn write_figures(
     };
     topts.density.range = [(-r, r), (-r, r)];
     viz::thumbnail_grid(&dir.join("thumbnails.png"), &rows, &cols, &grid, &topts)
+}
+
+/// Row labels (sampler specs), column labels (`NFE b`) and the cells of a
+/// thumbnail sheet; `part` gives a cell's (spec, budget, points or images).
+#[allow(clippy::type_complexity)]
+pub(super) fn sheet_cells<'a, C>(
+    plans: &[(String, Plan)],
+    budgets: &[usize],
+    cells: &'a [C],
+    part: &dyn Fn(&'a C) -> (&'a str, usize, ArrayView2<'a, f32>),
+) -> (
+    Vec<String>,
+    Vec<String>,
+    Vec<Vec<Option<ArrayView2<'a, f32>>>>,
+) {
+    let rows: Vec<String> = plans.iter().map(|(s, _)| s.clone()).collect();
+    let cols: Vec<String> = budgets.iter().map(|b| format!("NFE {b}")).collect();
+    let grid = rows
+        .iter()
+        .map(|spec| {
+            budgets
+                .iter()
+                .map(|&b| {
+                    cells
+                        .iter()
+                        .map(part)
+                        .find_map(|(s, bb, v)| (s == spec && bb == b).then_some(v))
+                })
+                .collect()
+        })
+        .collect();
+    (rows, cols, grid)
 }

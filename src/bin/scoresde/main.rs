@@ -65,7 +65,7 @@ struct ScoreArgs {
     /// Checkpoint directory written by `scoresde train`.
     #[arg(long, conflicts_with_all = ["oracle", "sde"], required_unless_present = "oracle")]
     model: Option<PathBuf>,
-    /// Exact-score oracle instead of a model: checkerboard, 8gaussians or 25gaussians.
+    /// Exact-score oracle instead of a model: checkerboard, 8gaussians or 25gaussians; for `compare` also digits-empirical, mnist-empirical, mnist16-empirical, emoji-empirical (the exact score of the noised training images).
     #[arg(long)]
     oracle: Option<String>,
     /// Noise process of the oracle: vp, subvp, ve (a model brings its own).
@@ -122,15 +122,16 @@ struct CompareArgs {
     /// named schedule), e.g. `uniform,logsnr,karras` (default: each sampler's own).
     #[arg(long, value_delimiter = ',')]
     schedules: Option<Vec<String>>,
-    /// Comma-separated NFE budgets.
+    /// Comma-separated NFE budgets [default: 5,10,20,50,100,250,500,1000;
+    /// for images 5,10,20,50,100,250].
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "5,10,20,50,100,250,500,1000",
         value_parser = parse_usize, allow_negative_numbers = true
     )]
-    nfe: Vec<usize>,
-    /// Samples per run [default: 5000 with --oracle, 1000 with --model].
+    nfe: Option<Vec<usize>>,
+    /// Samples per run [default: 5000 with a 2-D oracle, 1000 with a 2-D
+    /// model, 250 for images].
     #[arg(short, long, value_parser = parse_usize, allow_negative_numbers = true)]
     n: Option<usize>,
     /// Sampling seeds (and independent reference draws) per cell.

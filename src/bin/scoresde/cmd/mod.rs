@@ -59,23 +59,49 @@ pub(crate) fn run_demo(a: DemoArgs) -> Result<()> {
 }
 
 pub(crate) fn run_compare(a: CompareArgs) -> Result<()> {
-    use scoresde::app::compare::{self, CompareOptions, Source};
-    let source = match (a.score.model, a.score.oracle) {
-        (Some(dir), _) => Source::Model(dir),
-        (None, Some(o)) => Source::Oracle {
-            data: Toy::from_name(&o)?,
-            sde: SdeConfig::by_name(a.score.sde.as_deref().unwrap_or("vp"))?,
+    use scoresde::app::compare::{self, CompareOptions, Report, Source};
+    let sde = || SdeConfig::by_name(a.score.sde.as_deref().unwrap_or("vp"));
+    let (source, images) = match (a.score.model, a.score.oracle) {
+        (Some(dir), _) => {
+            let model = ScoreModel::load(&dir)?;
+            let images = imaging::image_shape_of(&model.config).is_some();
+            (Source::Model(dir), images)
+        }
+        (None, Some(o)) => match o.strip_suffix("-empirical") {
+            Some(set) => (
+                Source::ImageOracle {
+                    data: set.to_string(),
+                    sde: sde()?,
+                },
+                true,
+            ),
+            None => (
+                Source::Oracle {
+                    data: Toy::from_name(&o)?,
+                    sde: sde()?,
+                },
+                false,
+            ),
         },
-        (None, None) => bail!("pass --model DIR or --oracle checkerboard|8gaussians|25gaussians"),
+        (None, None) => bail!(
+            "pass --model DIR or --oracle checkerboard|8gaussians|25gaussians|digits-empirical|mnist-empirical|mnist16-empirical|emoji-empirical"
+        ),
     };
     let mut opts = CompareOptions::new(source);
     opts.data = a.data.as_deref().map(Toy::from_name).transpose()?;
     opts.samplers = a.samplers.as_deref().map(samplers::split_specs);
     opts.schedules = a.schedules;
-    opts.nfe = a.nfe;
-    opts.n = a.n.unwrap_or(match opts.source {
-        Source::Model(_) => compare::DEFAULT_N_MODEL,
-        Source::Oracle { .. } => compare::DEFAULT_N,
+    opts.nfe = a.nfe.unwrap_or_else(|| {
+        if images {
+            compare::DEFAULT_NFE_IMAGE.to_vec()
+        } else {
+            compare::DEFAULT_NFE.to_vec()
+        }
+    });
+    opts.n = a.n.unwrap_or(match (&opts.source, images) {
+        (_, true) => compare::DEFAULT_N_IMAGE,
+        (Source::Model(_), false) => compare::DEFAULT_N_MODEL,
+        _ => compare::DEFAULT_N,
     });
     opts.seeds = a.seeds;
     opts.seed = a.seed;
@@ -83,21 +109,39 @@ pub(crate) fn run_compare(a: CompareArgs) -> Result<()> {
     opts.out = a.out;
     opts.force = a.force;
     let start = std::time::Instant::now();
-    let report = compare::run(&opts)?;
-    for (spec, why) in &report.skipped_samplers {
+    let (out_dir, table, skipped_samplers, skipped_cells, notes, files) =
+        match compare::run_any(&opts)? {
+            Report::Points(r) => (
+                r.out_dir,
+                r.table,
+                r.skipped_samplers,
+                r.skipped_cells,
+                r.notes,
+                "results.csv, results.md, quality_vs_nfe.png, quality_vs_time.png, thumbnails.png",
+            ),
+            Report::Images(r) => (
+                r.out_dir,
+                r.table,
+                r.skipped_samplers,
+                r.skipped_cells,
+                Vec::new(),
+                "results.csv, results.md, quality_vs_nfe.png, quality_vs_time.png, memorisation_vs_nfe.png, thumbnails.png",
+            ),
+        };
+    for (spec, why) in &skipped_samplers {
         println!("skipped sampler {spec}: {why}");
     }
-    for (spec, budget, why) in &report.skipped_cells {
+    for (spec, budget, why) in &skipped_cells {
         println!("skipped {spec} at budget {budget}: {why}");
     }
-    print!("{}", report.table.to_markdown());
+    print!("{}", table.to_markdown());
     println!();
-    for n in &report.notes {
+    for n in &notes {
         println!("{n}");
     }
     println!(
-        "\nwrote {}/{{results.csv, results.md, quality_vs_nfe.png, quality_vs_time.png, thumbnails.png}} in {:.1} s",
-        report.out_dir.display(),
+        "\nwrote {}/{{{files}}} in {:.1} s",
+        out_dir.display(),
         start.elapsed().as_secs_f64()
     );
     Ok(())
