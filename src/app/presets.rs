@@ -2,6 +2,21 @@
 //! learning rate and preview interval per set ([`preset`]).
 
 use crate::nn::{MlpConfig, NetConfig, UNetConfig};
+use crate::sde::SdeConfig;
+use crate::train::{LrDecay, Recipe, EMA_WARMUP};
+
+/// The best recipe measured for data set `name` on process `sde` within
+/// the data set's default wall time (the ablation in docs/recipes.md).
+pub fn tuned_recipe(name: &str, sde: &SdeConfig) -> Recipe {
+    let _ = (name, sde);
+    Recipe {
+        lr_warmup: 200,
+        lr_decay: LrDecay::Cosine,
+        final_lr: 0.05,
+        ema_warmup: Some(EMA_WARMUP),
+        ..Recipe::default()
+    }
+}
 
 /// Training defaults for an image set (chosen for the time per training
 /// step; the measurements are in BENCHMARKS.md).

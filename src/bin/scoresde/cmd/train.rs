@@ -64,6 +64,8 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
             lr: a.lr,
             ema: a.ema,
             seed: a.seed,
+            recipe: a.recipe.clone(),
+            target: a.target.clone(),
         },
         run: RunRequest {
             sde: a.sde.clone(),
