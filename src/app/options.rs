@@ -70,6 +70,8 @@ pub struct HyperRequest {
     pub recipe: Option<String>,
     /// A training target spec replacing the recipe's ([`crate::train::target`]).
     pub target: Option<String>,
+    /// Horizontal flips of image batches (image data only).
+    pub flip: Option<bool>,
 }
 
 /// The noise process by name (`vp`, `subvp`, `ve`), the steps between
@@ -187,6 +189,9 @@ fn resolve_recipe(
     };
     if let Some(t) = &req.hyper.target {
         recipe.target = Objective::parse(t)?.spec();
+    }
+    if let Some(f) = req.hyper.flip {
+        recipe.flip = f;
     }
     recipe.validate()?;
     Ok(recipe)

@@ -190,7 +190,7 @@ impl Objective {
         };
         let weighting = if p.keys.iter().any(|(k, _)| k == "min_snr") {
             let gamma = p.f64("min_snr", 5.0)?;
-            if !(gamma > 0.0) {
+            if gamma <= 0.0 {
                 return Err(Error::invalid("min_snr", gamma, "a number > 0 (γ)"));
             }
             Weighting::MinSnr { gamma }

@@ -198,6 +198,10 @@ struct TrainArgs {
     /// (`--help` lists them).
     #[arg(long, long_help = scoresde::train::target::help())]
     target: Option<String>,
+    /// Mirror each training image left-right with probability 1/2 (for data
+    /// whose content allows it, e.g. emoji; not digits).
+    #[arg(long)]
+    flip: bool,
     /// Total training steps (a resumed run continues up to this) [default: 20000; per data set for images].
     #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     steps: Option<u64>,

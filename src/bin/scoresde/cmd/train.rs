@@ -66,6 +66,7 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
             seed: a.seed,
             recipe: a.recipe.clone(),
             target: a.target.clone(),
+            flip: a.flip.then_some(true),
         },
         run: RunRequest {
             sde: a.sde.clone(),
