@@ -308,3 +308,48 @@ fn every_recipe_is_independent_of_the_thread_count() {
         assert_eq!(run(1), run(3), "{what}");
     }
 }
+
+/// `train` takes the data set's tuned recipe, `--recipe spec` the SPEC's
+/// bit for bit, and a resumed checkpoint its own (an old one without a
+/// recipe resumes as SPEC).
+#[test]
+fn options_pick_the_tuned_spec_or_saved_recipe() {
+    use scoresde::app::options::{resolve_train, HyperRequest, TrainRequest};
+    let req = |recipe: Option<&str>| TrainRequest {
+        hyper: HyperRequest {
+            recipe: recipe.map(String::from),
+            ..HyperRequest::default()
+        },
+        ..TrainRequest::default()
+    };
+    let vp = SdeConfig::by_name("vp").unwrap();
+    let tuned = resolve_train(&req(None), None).unwrap().recipe;
+    assert_eq!(
+        tuned,
+        scoresde::app::presets::tuned_recipe("checkerboard", &vp)
+    );
+    assert!(!tuned.is_spec());
+    assert!(resolve_train(&req(Some("spec")), None)
+        .unwrap()
+        .recipe
+        .is_spec());
+    assert!(resolve_train(&req(Some("best")), None).is_err());
+    // A SPEC checkpoint (no recipe recorded, as every older one) resumes as SPEC.
+    let dir = std::env::temp_dir().join(format!("scoresde-recipes-opts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut opts = TrainOptions::spec(Toy::Checkerboard);
+    opts.net = MlpConfig {
+        hidden: 8,
+        depth: 1,
+        ..MlpConfig::new(2)
+    }
+    .into();
+    let mut tr = Trainer::new(opts).unwrap();
+    tr.train_step().unwrap();
+    tr.save_checkpoint(&dir).unwrap();
+    let ckpt = scoresde::checkpoint::load(&dir).unwrap();
+    assert!(ckpt.model.config.output.is_none());
+    let resumed = resolve_train(&req(None), Some(&ckpt)).unwrap();
+    assert!(resumed.recipe.is_spec());
+    let _ = std::fs::remove_dir_all(&dir);
+}
