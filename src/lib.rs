@@ -28,8 +28,9 @@
 //!
 //! Library core (no module here imports the application layer):
 //!
-//! - [`sde`], [`score`]: the two traits, the VP / sub-VP / VE processes,
-//!   the exact Gaussian score.
+//! - [`sde`], [`score`]: the two traits, the VP / sub-VP / VE / linear
+//!   processes, the exact Gaussian score; [`convert`]: ε, x0, v, score and
+//!   velocity into one another.
 //! - [`samplers`]: the sampler driver and one file per sampler family;
 //!   [`dopri5`]: the adaptive ODE integrator they and [`likelihood`] share.
 //! - [`nn`]: the networks (MLP, U-Net, classifier) behind one `Network`
@@ -55,6 +56,7 @@
 pub mod app;
 pub mod backend;
 pub mod checkpoint;
+pub mod convert;
 pub mod data;
 pub mod dopri5;
 pub mod error;

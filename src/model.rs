@@ -9,11 +9,14 @@
 //! ```
 //!
 //! where x_t = alpha(t) x0 + sigma(t) ε. Either way the DSM loss with
-//! λ(t) = sigma(t)² is the mean of (f_θ − target)², target = ±ε.
+//! λ(t) = sigma(t)² is the mean of (f_θ − target)², target = ±ε. A model
+//! trained on another target (x0, v, velocity, EDM) records its
+//! [`Output`] and converts through [`crate::convert`].
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use serde::{Deserialize, Serialize};
 
+use crate::convert::{Coeffs, Output};
 use crate::error::Result;
 use crate::nn::{NetConfig, ScoreNet};
 use crate::score::Score;
@@ -64,6 +67,10 @@ pub struct ModelConfig {
     pub data: String,
     /// Training steps taken when these weights were saved.
     pub step: u64,
+    /// What the output predicts when it is not the `parameterization`'s
+    /// ±ε (absent in checkpoints of the ε target, so those are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
 }
 
 /// A score network bound to its SDE: implements [`Score`].
@@ -99,8 +106,23 @@ impl Score for ScoreModel {
         self.config.net.data_dim()
     }
 
-    /// s(x,t) = −c f_θ(x,t) / sigma(t), c = +1 (ε-prediction) or −1 (VE).
+    /// s(x,t) = −c f_θ(x,t) / sigma(t), c = +1 (ε-prediction) or −1 (VE);
+    /// with an [`Output`], s = [`Output::score`] of f_θ(c_in x, t).
     fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
+        if let Some(o) = self.config.output {
+            let c = Coeffs::at(self.sde.as_ref(), t);
+            let c_in = o.input_scale(&c);
+            if c_in == 1.0 {
+                self.net.forward_t(x, t, out.view_mut());
+            } else {
+                let scaled = x.mapv(|v| (v as f64 * c_in) as f32);
+                self.net.forward_t(scaled.view(), t, out.view_mut());
+            }
+            ndarray::Zip::from(&mut out)
+                .and(&x)
+                .for_each(|o_, &xv| *o_ = o.score(&c, xv as f64, *o_ as f64) as f32);
+            return;
+        }
         self.net.forward_t(x, t, out.view_mut());
         let k = -self.config.parameterization.eps_sign() / self.sde.sigma(t) as f32;
         out.mapv_inplace(|v| k * v);

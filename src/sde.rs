@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod linear;
+pub use linear::{LinearSde, LINEAR_T_GAP};
+
 /// A forward noise process with affine drift `f(x,t) = drift_coef(t) · x`.
 pub trait Sde: Send + Sync + std::fmt::Debug {
     /// Final time T (the prior lives there).
@@ -91,6 +94,9 @@ pub enum SdeConfig {
         sigma_max: f64,
         eps: f64,
     },
+    /// The linear flow-matching path α = 1 − t, σ = t on [eps, t_max]
+    /// ([`LinearSde`]).
+    Linear { eps: f64, t_max: f64 },
 }
 
 /// `v` for a message: exponent form when very large or very small.
@@ -135,16 +141,22 @@ impl SdeConfig {
                 sigma_max: 50.0,
                 eps: 1e-5,
             }),
-            other => Err(Error::invalid("sde", other, "one of: vp, subvp, ve")),
+            "linear" => Ok(LinearSde::default().config()),
+            other => Err(Error::invalid(
+                "sde",
+                other,
+                "one of: vp, subvp, ve, linear",
+            )),
         }
     }
 
-    /// Short name: `vp`, `subvp` or `ve`.
+    /// Short name: `vp`, `subvp`, `ve` or `linear`.
     pub fn name(&self) -> &'static str {
         match self {
             SdeConfig::Vp { .. } => "vp",
             SdeConfig::SubVp { .. } => "subvp",
             SdeConfig::Ve { .. } => "ve",
+            SdeConfig::Linear { .. } => "linear",
         }
     }
 
@@ -207,6 +219,17 @@ impl SdeConfig {
                     sigma_max,
                     eps,
                 }))
+            }
+            SdeConfig::Linear { eps, t_max } => {
+                check_eps(eps)?;
+                if !(t_max > eps && t_max <= 1.0 - MIN_EPS) {
+                    return Err(Error::invalid(
+                        "t_max",
+                        num(t_max),
+                        format!("eps < t_max <= 1 - {MIN_EPS:e} (f and g diverge at t = 1)"),
+                    ));
+                }
+                Ok(Box::new(LinearSde { eps, t_max }))
             }
         }
     }
@@ -473,7 +496,7 @@ mod tests {
     /// for an affine SDE, d/dt sigma² = 2 f sigma² + g², d/dt ln alpha = f.
     #[test]
     fn coefficients_match_marginal() {
-        for cfg in ["vp", "subvp", "ve"] {
+        for cfg in ["vp", "subvp", "ve", "linear"] {
             let sde = SdeConfig::by_name(cfg).unwrap().build().unwrap();
             for &t in &[0.01, 0.1, 0.5, 0.9] {
                 let h = 1e-6;
@@ -495,7 +518,7 @@ mod tests {
 
     #[test]
     fn lambda_inverse_round_trips() {
-        for cfg in ["vp", "subvp", "ve"] {
+        for cfg in ["vp", "subvp", "ve", "linear"] {
             let sde = SdeConfig::by_name(cfg).unwrap().build().unwrap();
             for &t in &[1e-3, 0.05, 0.5, 0.99] {
                 let back = sde.t_of_lambda(sde.lambda(t));

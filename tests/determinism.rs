@@ -19,6 +19,7 @@ fn model() -> ScoreModel {
         net: net.clone().into(),
         data: "checkerboard".into(),
         step: 0,
+        output: None,
     };
     ScoreModel::new(config, ScoreNet::Mlp(Mlp::new(net, 7).unwrap())).unwrap()
 }

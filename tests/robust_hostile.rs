@@ -74,6 +74,7 @@ fn model(dir: &Path, data: &str, data_dim: usize) {
         net: NetConfig::Mlp(cfg),
         data: data.into(),
         step: 1,
+        output: None,
     };
     ScoreModel::new(config, net).unwrap().save(dir).unwrap();
 }

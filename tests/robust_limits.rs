@@ -67,6 +67,7 @@ fn tiny_model(dir: &Path, scale: f32) {
         net: NetConfig::Mlp(cfg),
         data: "checkerboard".into(),
         step: 1,
+        output: None,
     };
     ScoreModel::new(config, net).unwrap().save(dir).unwrap();
 }

@@ -156,6 +156,9 @@ fn on_nonfinite_skip_is_only_suggested_when_it_helps() {
                 "5",
                 "--lr",
                 "1e39",
+                // The SPEC recipe's constant rate (a warm-up would start lower).
+                "--recipe",
+                "spec",
                 "--on-nonfinite",
                 policy,
                 "--out",

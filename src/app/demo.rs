@@ -32,6 +32,17 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Replace the outputs of an earlier demo in `out_dir`.
     pub force: bool,
+    /// Training recipe (default: the checkerboard's tuned one; `Recipe::default()`
+    /// is the SPEC recipe of the earlier demo).
+    pub recipe: crate::train::Recipe,
+    /// Noise process.
+    pub sde: crate::sde::SdeConfig,
+    /// The two sampler specs (`ddpm` needs VP; on other processes `em` and `ode-heun`).
+    pub samplers: Vec<String>,
+}
+
+fn vp() -> crate::sde::SdeConfig {
+    crate::sde::SdeConfig::by_name("vp").expect("vp is a valid SDE name")
 }
 
 impl Default for DemoOptions {
@@ -45,6 +56,9 @@ impl Default for DemoOptions {
             seed: 0,
             progress: true,
             force: false,
+            recipe: super::presets::tuned_recipe("checkerboard", &vp()),
+            sde: vp(),
+            samplers: vec!["ddpm".into(), "em".into()],
         }
     }
 }
@@ -159,6 +173,8 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport> {
     topts.seed = opts.seed;
     topts.out_dir = Some(opts.out_dir.join("model"));
     topts.checkpoint_every = opts.train_steps;
+    topts.recipe = opts.recipe.clone();
+    topts.sde = opts.sde;
     let trainer = train::Trainer::new(topts)?;
     let (model, summary) = if opts.progress {
         let mut bar = TrainBar::new();
@@ -168,10 +184,11 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport> {
     };
 
     let reference = Reference::new(opts.data, opts.samples, opts.seed);
-    let sampler_list: Vec<Box<dyn Sampler>> = vec![
-        samplers::by_name("ddpm", opts.sample_steps)?,
-        samplers::by_name("em", opts.sample_steps)?,
-    ];
+    let sampler_list = opts
+        .samplers
+        .iter()
+        .map(|s| samplers::by_name(s, opts.sample_steps))
+        .collect::<Result<Vec<Box<dyn Sampler>>>>()?;
     let mut rows = Vec::new();
     let mut outputs = Vec::new();
     for s in &sampler_list {

@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::presets::{preset, ImagePreset};
+use super::presets::{preset, tuned_recipe, ImagePreset};
 use crate::checkpoint::{Checkpoint, TrainConfig};
 use crate::data::{Toy, TrainData};
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
 use crate::nn::{MlpConfig, NetConfig, UNetConfig};
 use crate::sde::SdeConfig;
-use crate::train::{OnNonFinite, TrainOptions};
+use crate::train::{Objective, OnNonFinite, Recipe, TrainOptions};
 
 /// Data set of a run that names none.
 pub const DEFAULT_DATA: Toy = Toy::Checkerboard;
@@ -65,6 +65,13 @@ pub struct HyperRequest {
     pub lr: Option<f64>,
     pub ema: Option<f64>,
     pub seed: Option<u64>,
+    /// `spec` (docs/SPEC.md's recipe, bit for bit) or `tuned` (the data
+    /// set's best measured recipe, [`super::presets::tuned_recipe`]).
+    pub recipe: Option<String>,
+    /// A training target spec replacing the recipe's ([`crate::train::target`]).
+    pub target: Option<String>,
+    /// Horizontal flips of image batches (image data only).
+    pub flip: Option<bool>,
 }
 
 /// The noise process by name (`vp`, `subvp`, `ve`), the steps between
@@ -118,7 +125,9 @@ pub fn resolve_train(req: &TrainRequest, resumed: Option<&Checkpoint>) -> Result
         .or(req.out.clone())
         .unwrap_or_else(|| Path::new(DEFAULT_RUNS_DIR).join(data.name()));
     let p = preset.as_ref();
+    let recipe = resolve_recipe(req, &data, &sde, tc.as_ref())?;
     Ok(TrainOptions {
+        recipe,
         steps: req
             .hyper
             .steps
@@ -162,6 +171,30 @@ pub fn resolve_train(req: &TrainRequest, resumed: Option<&Checkpoint>) -> Result
         sde,
         net,
     })
+}
+
+/// The recipe: a resumed run's, else the named one (`spec` or `tuned`, the
+/// default), with the target the request names.
+fn resolve_recipe(
+    req: &TrainRequest,
+    data: &TrainData,
+    sde: &SdeConfig,
+    saved: Option<&TrainConfig>,
+) -> Result<Recipe> {
+    let mut recipe = match (req.hyper.recipe.as_deref(), saved) {
+        (None, Some(t)) => t.recipe.clone().unwrap_or_default(),
+        (None | Some("tuned"), _) => tuned_recipe(data.name(), sde),
+        (Some("spec"), _) => Recipe::default(),
+        (Some(other), _) => return Err(Error::invalid("recipe", other, "spec or tuned")),
+    };
+    if let Some(t) = &req.hyper.target {
+        recipe.target = Objective::parse(t)?.spec();
+    }
+    if let Some(f) = req.hyper.flip {
+        recipe.flip = f;
+    }
+    recipe.validate()?;
+    Ok(recipe)
 }
 
 /// The data set: named, or the checkpoint's (a folder run's stored size and

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::convert::Output;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Fnv1a64};
 use crate::model::{ModelConfig, Parameterization, FORMAT_VERSION};
@@ -73,6 +74,8 @@ pub struct Manifest {
     pub data: String,
     pub step: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<TrainConfig>,
     pub files: BTreeMap<String, FileDigest>,
 }
@@ -87,6 +90,7 @@ impl Manifest {
             net: self.net.clone(),
             data: self.data.clone(),
             step: self.step,
+            output: self.output,
         }
     }
 }

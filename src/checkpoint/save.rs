@@ -61,6 +61,7 @@ pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Resul
         net: config.net.clone(),
         data: config.data.clone(),
         step: config.step,
+        output: config.output,
         train: state.map(|s| s.train.clone()),
         files,
     };

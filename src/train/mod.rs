@@ -23,6 +23,7 @@ use ndarray::{Array1, Array2};
 use rand::RngExt;
 
 use crate::checkpoint::{self, Checkpoint};
+use crate::convert::Coeffs;
 use crate::data::{Toy, TrainData};
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
@@ -32,12 +33,16 @@ use crate::rng::{self, StreamRng};
 use crate::sde::{Sde, SdeConfig};
 
 pub mod classifier;
+pub mod recipe;
 mod run;
 pub mod state;
+pub mod target;
 
+pub use recipe::{LrDecay, Recipe, EMA_WARMUP};
 use run::run;
 pub use run::{log_lines, run_trainer, run_with, TrainEvent, ADVICE_LR, ADVICE_SKIP};
 pub use state::{TrainConfig, TrainState};
+pub use target::{Objective, TARGETS};
 
 /// Everything a training run needs.
 #[derive(Clone, Debug)]
@@ -63,6 +68,8 @@ pub struct TrainOptions {
     /// write `out_dir/samples/step_NNNNNNN.png`, a grid of
     /// [`PREVIEW_IMAGES`] EMA samples ([`PREVIEW_SAMPLER`], fixed seed).
     pub sample_every: u64,
+    /// Target, schedules and augmentation ([`Recipe::default`]: the SPEC's).
+    pub recipe: Recipe,
 }
 
 /// Steps between checkpoints of a run that sets no interval.
@@ -114,6 +121,7 @@ impl TrainOptions {
             progress: false,
             on_nonfinite: OnNonFinite::Stop,
             sample_every: 0,
+            recipe: Recipe::default(),
         }
     }
 
@@ -172,6 +180,17 @@ impl TrainOptions {
             }
         }
         self.sde.build()?;
+        self.recipe.validate()?;
+        if self.recipe.flip && self.data.image_shape().is_none() {
+            return Err(Error::invalid(
+                "flip",
+                "true",
+                format!(
+                    "no flips: they are for image data, and {} is 2-D",
+                    self.data.name()
+                ),
+            ));
+        }
         // Batch buffers and activations, estimated per point (see
         // `activation_floats`), before any of them is allocated.
         // Parameters: weights, gradients, Adam's two moments, the EMA and
@@ -194,6 +213,7 @@ impl TrainOptions {
             ema_decay: self.ema_decay,
             seed: self.seed,
             data: self.data.fingerprint().cloned(),
+            recipe: (!self.recipe.is_spec()).then(|| self.recipe.clone()),
         }
     }
 }
@@ -241,6 +261,9 @@ pub struct Trainer {
     pub step: u64,
     sde: Box<dyn Sde>,
     param: Parameterization,
+    objective: Objective,
+    /// Per-sample loss weight w_i of the batch.
+    weight: Vec<f32>,
     cache: NetCache,
     grads: Vec<f32>,
     x_t: Array2<f32>,
@@ -261,6 +284,8 @@ impl Trainer {
         let (b, d) = (opts.batch, opts.net.data_dim());
         Ok(Trainer {
             param: Parameterization::for_sde(&opts.sde),
+            objective: opts.recipe.objective()?,
+            weight: vec![1.0; b],
             sde,
             net,
             adam,
@@ -349,6 +374,11 @@ impl Trainer {
         }
         for (what, a, b) in [
             ("seed", ours.seed.to_string(), saved.seed.to_string()),
+            (
+                "recipe",
+                format!("{:?}", ours.recipe),
+                format!("{:?}", saved.recipe),
+            ),
             ("batch", ours.batch.to_string(), saved.batch.to_string()),
             (
                 "ema",
@@ -392,23 +422,49 @@ impl Trainer {
         checkpoint::save(dir, &self.ema_model()?, Some(&state))
     }
 
-    /// Fill x_t, t and the target c ε for step `self.step`.
+    /// Fill x_t (the network's input c_in x_t), t, the target and the
+    /// weights for step `self.step`. The SPEC objective draws t ~ U(ε, T)
+    /// and sets target c ε, w = 1.
     fn draw_batch(&mut self) {
         let (b, d) = self.x_t.dim();
         let data_seed = rng::derive(self.opts.seed, rng::domain::TRAIN_DATA, self.step);
-        let x0 = self.opts.data.sample(b, data_seed);
+        let mut x0 = self.opts.data.sample(b, data_seed);
         let mut r: StreamRng = rng::stream(self.opts.seed, rng::domain::TRAIN, self.step);
-        let (t_eps, t_max) = (self.sde.t_eps(), self.sde.t_max());
+        if self.opts.recipe.flip {
+            if let Some((_, h, w)) = self.opts.data.image_shape() {
+                for mut row in x0.outer_iter_mut() {
+                    if r.random::<bool>() {
+                        let row = row.as_slice_mut().expect("rows of a batch are contiguous");
+                        debug_assert_eq!(row.len() % (h * w), 0);
+                        row.chunks_mut(w).for_each(<[f32]>::reverse);
+                    }
+                }
+            }
+        }
         let c = self.param.eps_sign();
+        let obj = self.objective;
         let mut eps = vec![0.0f32; d];
         for i in 0..b {
-            let t = t_eps + (t_max - t_eps) * r.random::<f64>();
+            let t = obj.draw_t(self.sde.as_ref(), &mut r);
             let (alpha, sigma) = (self.sde.alpha(t) as f32, self.sde.sigma(t) as f32);
             rng::fill_normal(&mut r, &mut eps);
             self.t[i] = t as f32;
             for j in 0..d {
                 self.x_t[[i, j]] = alpha * x0[[i, j]] + sigma * eps[j];
                 self.target[[i, j]] = c * eps[j];
+            }
+            if let Some(out) = obj.output {
+                let k = Coeffs::at(self.sde.as_ref(), t);
+                let c_in = out.input_scale(&k);
+                for j in 0..d {
+                    let x = self.x_t[[i, j]] as f64;
+                    let y = out.target(&k, x, x0[[i, j]] as f64, eps[j] as f64);
+                    self.target[[i, j]] = y as f32;
+                    self.x_t[[i, j]] = (x * c_in) as f32;
+                }
+                self.weight[i] = obj.weight(&k) as f32;
+            } else if obj.weighting != target::Weighting::None {
+                self.weight[i] = obj.weight(&Coeffs::at(self.sde.as_ref(), t)) as f32;
             }
         }
     }
@@ -418,31 +474,55 @@ impl Trainer {
     /// anything is updated, so the state is still that of the last step.
     pub fn train_step(&mut self) -> Result<f64> {
         self.draw_batch();
+        let loss = self.batch_loss(false);
+        if !loss.is_finite() {
+            return Err(self.non_finite(format!("loss ({loss})")));
+        }
+        self.net
+            .backward(&mut self.cache, self.d_out.view(), &mut self.grads);
+        self.apply_update(loss)
+    }
+
+    /// The loss of the drawn batch, mean_i w_i · mean_dims (F − y)², with
+    /// its gradient in the output written to `d_out` (and, with
+    /// `backward`, in the parameters to `grads`).
+    fn batch_loss(&mut self, backward: bool) -> f64 {
         self.net
             .forward_train(self.x_t.view(), self.t.view(), &mut self.cache);
         let out = self.cache.output();
         let n = out.len() as f64;
         let mut loss = 0.0f64;
         let scale = (2.0 / n) as f32;
-        for ((d, &o), &y) in self
+        // w = 1 (the SPEC objective) multiplies exactly, so its bits are unchanged.
+        let dim = self.target.ncols().max(1);
+        for (k, ((d, &o), &y)) in self
             .d_out
             .iter_mut()
             .zip(out.iter())
             .zip(self.target.iter())
+            .enumerate()
         {
+            let w = self.weight[k / dim];
             let r = o - y;
-            loss += (r as f64) * (r as f64);
-            *d = scale * r;
+            loss += (w as f64) * (r as f64) * (r as f64);
+            *d = scale * w * r;
         }
         loss /= n;
-        if !loss.is_finite() {
-            return Err(self.non_finite(format!("loss ({loss})")));
+        if backward {
+            self.net
+                .backward(&mut self.cache, self.d_out.view(), &mut self.grads);
         }
-        self.net
-            .backward(&mut self.cache, self.d_out.view(), &mut self.grads);
+        loss
+    }
+
+    /// Adam and EMA on `self.grads`, after the non-finite checks.
+    fn apply_update(&mut self, loss: f64) -> Result<f64> {
         if let Some(i) = first_non_finite(&self.grads) {
             return Err(self.non_finite(format!("gradient ({} at parameter {i})", self.grads[i])));
         }
+        let recipe = &self.opts.recipe;
+        self.adam.lr = recipe.lr(self.opts.lr, self.step, self.opts.steps);
+        self.ema.decay = recipe.ema_decay(self.opts.ema_decay, self.step);
         let finite = self
             .adam
             .update_with_ema(self.net.params_mut(), &self.grads, &mut self.ema);
@@ -502,6 +582,7 @@ impl Trainer {
             net: self.opts.net.clone(),
             data: self.opts.data.name().to_string(),
             step: self.step,
+            output: self.objective.output,
         };
         ScoreModel::new(config, net)
     }
@@ -517,3 +598,6 @@ pub fn train(opts: &TrainOptions) -> Result<(ScoreModel, TrainSummary)> {
 pub fn resume(opts: &TrainOptions, ckpt: Checkpoint) -> Result<(ScoreModel, TrainSummary)> {
     run(Trainer::resume(opts.clone(), ckpt)?)
 }
+
+#[cfg(test)]
+mod tests;

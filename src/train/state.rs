@@ -19,6 +19,10 @@ pub struct TrainConfig {
     /// unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<crate::data::fingerprint::DataFingerprint>,
+    /// The recipe beyond the SPEC's (absent for the SPEC recipe, so its
+    /// checkpoints are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<super::recipe::Recipe>,
 }
 
 /// What training needs beyond the EMA weights to continue a run.

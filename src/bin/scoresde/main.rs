@@ -170,6 +170,18 @@ struct DemoArgs {
     /// Replace the outputs (model/, results, pictures) of an earlier demo in --out.
     #[arg(long)]
     force: bool,
+    /// Training recipe: tuned or spec (the SPEC recipe of the earlier demo) [default: tuned].
+    #[arg(long, default_value = "tuned")]
+    recipe: String,
+    /// Training target replacing the recipe's (see `train --help`).
+    #[arg(long)]
+    target: Option<String>,
+    /// Noise process: vp, subvp, ve, linear [default: vp].
+    #[arg(long, default_value = "vp")]
+    sde: String,
+    /// The samplers, comma-separated [default: ddpm,em on VP; em,ode-heun otherwise].
+    #[arg(long, value_delimiter = ',')]
+    samplers: Option<Vec<String>>,
 }
 
 /// Options left out take their default, or with --resume the checkpoint's value.
@@ -194,9 +206,21 @@ struct TrainArgs {
     /// For image data: write a grid of samples to <out>/samples/ every this many steps (0 = never) [default: per data set].
     #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     sample_every: Option<u64>,
-    /// Noise process: vp, subvp, ve [default: vp].
+    /// Noise process: vp, subvp, ve, linear (the flow-matching path) [default: vp].
     #[arg(long)]
     sde: Option<String>,
+    /// Training recipe: tuned (the data set's best measured target and
+    /// schedules) or spec (docs/SPEC.md's, bit for bit) [default: tuned].
+    #[arg(long)]
+    recipe: Option<String>,
+    /// Training target `name[:key=value,...]` replacing the recipe's
+    /// (`--help` lists them).
+    #[arg(long, long_help = scoresde::train::target::help())]
+    target: Option<String>,
+    /// Mirror each training image left-right with probability 1/2 (for data
+    /// whose content allows it, e.g. emoji; not digits).
+    #[arg(long)]
+    flip: bool,
     /// Total training steps (a resumed run continues up to this) [default: 20000; per data set for images].
     #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     steps: Option<u64>,

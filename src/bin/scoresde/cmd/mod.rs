@@ -31,7 +31,26 @@ pub(crate) fn run_demo(a: DemoArgs) -> Result<()> {
         }
     }
     scoresde::fsutil::check_writable_dir("out", &a.out)?;
+    let sde = SdeConfig::by_name(&a.sde)?;
+    let mut recipe = match a.recipe.as_str() {
+        "tuned" => scoresde::app::presets::tuned_recipe("checkerboard", &sde),
+        "spec" => scoresde::train::Recipe::default(),
+        other => bail!("invalid recipe = {other}: expected spec or tuned"),
+    };
+    if let Some(t) = &a.target {
+        recipe.target = scoresde::train::Objective::parse(t)?.spec();
+    }
+    let samplers = a.samplers.unwrap_or_else(|| {
+        if matches!(sde, SdeConfig::Vp { .. }) {
+            vec!["ddpm".into(), "em".into()]
+        } else {
+            vec!["em".into(), "ode-heun".into()]
+        }
+    });
     let opts = DemoOptions {
+        recipe,
+        sde,
+        samplers,
         out_dir: a.out,
         train_steps: a.train_steps,
         sample_steps: a.sample_steps,

@@ -64,6 +64,9 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
             lr: a.lr,
             ema: a.ema,
             seed: a.seed,
+            recipe: a.recipe.clone(),
+            target: a.target.clone(),
+            flip: a.flip.then_some(true),
         },
         run: RunRequest {
             sde: a.sde.clone(),
