@@ -154,14 +154,22 @@ fn export(dir: &Path, name: &str, batch: usize) {
     let sub = dir.join(name);
     std::fs::create_dir_all(&sub).expect("export directory");
     let meta = BTreeMap::new();
-    scoresde::tensors::save_tensors(&sub.join("weights.safetensors"), &net.named_tensors(), &meta)
-        .expect("write weights");
+    scoresde::tensors::save_tensors(
+        &sub.join("weights.safetensors"),
+        &net.named_tensors(),
+        &meta,
+    )
+    .expect("write weights");
     let img = vec![batch, u.channels, u.height, u.width];
     let loss32 = [loss as f32];
     let mut batch_t: Vec<(String, Vec<usize>, &[f32])> = vec![
         ("x".into(), img.clone(), x.as_slice().expect("contiguous")),
         ("t".into(), vec![batch], t.as_slice().expect("contiguous")),
-        ("target".into(), img.clone(), target.as_slice().expect("contiguous")),
+        (
+            "target".into(),
+            img.clone(),
+            target.as_slice().expect("contiguous"),
+        ),
         ("out".into(), img, out.as_slice().expect("contiguous")),
         ("loss".into(), vec![1], &loss32),
     ];
@@ -226,7 +234,9 @@ fn main() {
                 let eps = (args.images * args.calls) as f64 / t0.elapsed().as_secs_f64();
                 std::hint::black_box(&out);
                 result(&format!("{name}_evals_per_s"), threads, eps);
-                println!("{name} threads {threads}: train {sps:.2} steps/s, sampling {eps:.1} evals/s");
+                println!(
+                    "{name} threads {threads}: train {sps:.2} steps/s, sampling {eps:.1} evals/s"
+                );
             });
         }
     }

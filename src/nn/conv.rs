@@ -163,42 +163,56 @@ fn col2im_rows_add(dcols: &[f32], s: &ConvShape, q0: usize, n: usize, dxi: &mut 
     }
 }
 
-/// Forward: `out = conv(x) + b` (`out`: `[rows, cout]`). `wp` is scratch
-/// for the permuted weight (unused for pointwise convolutions).
+/// `Wt[(ky·k + kx)·cin + ci, co] = W[co, ci, ky, kx]` into `wt` (`[kdim, cout]`
+/// row-major, the layout the GEMM reads in place as the right-hand factor).
+fn transpose_weight(w: &[f32], s: &ConvShape, wt: &mut [f32]) {
+    let (kk, cin, co) = (s.k * s.k, s.cin, s.cout);
+    for (o, wr) in w.chunks_exact(cin * kk).enumerate().take(co) {
+        for ci in 0..cin {
+            for q in 0..kk {
+                wt[(q * cin + ci) * co + o] = wr[ci * kk + q];
+            }
+        }
+    }
+}
+
+/// Forward: `out = conv(x) + b` (`out`: `[rows, cout]`), and with `add`
+/// (`[images, cout]`, a per-image channel vector such as the time
+/// projection) `out = (conv(x) + b) + add[img]` in the same pass. `wt` is
+/// scratch for the transposed weight.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_forward(
     x: &[f32],
     s: &ConvShape,
     w: &[f32],
     b: &[f32],
+    add: Option<&[f32]>,
     out: &mut [f32],
-    wp: &mut Vec<f32>,
+    wt: &mut Vec<f32>,
 ) {
     let (rows, kd, co) = (s.rows(), s.kdim(), s.cout);
+    let ppi = s.ho() * s.wo();
     let pointwise = s.is_pointwise();
-    let wk: &[f32] = if pointwise {
-        w
-    } else {
-        wp.resize(co * kd, 0.0);
-        permute_weight(w, s, wp);
-        wp
-    };
+    wt.resize(co * kd, 0.0);
+    transpose_weight(w, s, wt);
+    let wk: &[f32] = wt;
     let tile = s.tile_rows();
     out[..rows * co]
         .par_chunks_mut(tile * co)
         .enumerate()
         .for_each(|(i, o)| {
             let (p0, n) = (i * tile, o.len() / co);
-            let wt = MatRef::transposed(wk, kd, co);
+            let wm = MatRef::row_major(wk, kd, co);
             if pointwise {
                 let a = MatRef::row_major(&x[p0 * kd..(p0 + n) * kd], n, kd);
-                gemm(a, wt, o, false, false);
+                gemm(a, wm, o, false, false);
             } else {
                 TILE.with_borrow_mut(|(cols, _)| {
                     grow(cols, n * kd);
                     im2col_rows(x, s, p0, n, cols);
                     gemm(
                         MatRef::row_major(&cols[..n * kd], n, kd),
-                        wt,
+                        wm,
                         o,
                         false,
                         false,
@@ -206,6 +220,14 @@ pub fn conv_forward(
                 });
             }
             super::layers::bias_add(o, b);
+            if let Some(v) = add {
+                for (r, row) in o.chunks_exact_mut(co).enumerate() {
+                    let img = (p0 + r) / ppi;
+                    for (y, &a) in row.iter_mut().zip(&v[img * co..(img + 1) * co]) {
+                        *y += a;
+                    }
+                }
+            }
         });
 }
 

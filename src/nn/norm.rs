@@ -77,6 +77,7 @@ pub fn group_norm_forward(
     groups: usize,
     gamma: &[f32],
     beta: &[f32],
+    silu: bool,
     y: &mut [f32],
     stats: &mut [f64],
 ) {
@@ -102,17 +103,40 @@ pub fn group_norm_forward(
             }
             let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
             let r32: Vec<f32> = r.iter().map(|&m| m as f32).collect();
-            norm_apply(xi, &mu32, &r32, gamma, beta, yi);
+            norm_apply(xi, &mu32, &r32, gamma, beta, silu, yi);
         });
 }
 
-/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32).
-fn norm_apply(x: &[f32], mu: &[f32], r: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
-    dispatch_simd!(norm_apply_generic(x, mu, r, gamma, beta, y))
+/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32), then with `silu`
+/// `y ← y·σ(y)` in the same pass (the bits of [`super::layers::silu`]).
+fn norm_apply(
+    x: &[f32],
+    mu: &[f32],
+    r: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    silu: bool,
+    y: &mut [f32],
+) {
+    if silu {
+        dispatch_simd!(norm_apply_silu(x, mu, r, gamma, beta, y))
+    } else {
+        dispatch_simd!(norm_apply_plain(x, mu, r, gamma, beta, y))
+    }
 }
 
 #[inline(always)]
-fn norm_apply_generic(
+fn norm_apply_silu(x: &[f32], mu: &[f32], r: &[f32], g: &[f32], b: &[f32], y: &mut [f32]) {
+    norm_apply_generic::<true>(x, mu, r, g, b, y)
+}
+
+#[inline(always)]
+fn norm_apply_plain(x: &[f32], mu: &[f32], r: &[f32], g: &[f32], b: &[f32], y: &mut [f32]) {
+    norm_apply_generic::<false>(x, mu, r, g, b, y)
+}
+
+#[inline(always)]
+fn norm_apply_generic<const SILU: bool>(
     x: &[f32],
     mu: &[f32],
     r: &[f32],
@@ -123,7 +147,12 @@ fn norm_apply_generic(
     let c = mu.len();
     for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
         for j in 0..c {
-            yr[j] = gamma[j] * ((xr[j] - mu[j]) * r[j]) + beta[j];
+            let v = gamma[j] * ((xr[j] - mu[j]) * r[j]) + beta[j];
+            yr[j] = if SILU {
+                v * super::layers::sigmoid(v)
+            } else {
+                v
+            };
         }
     }
 }
