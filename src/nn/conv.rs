@@ -128,13 +128,27 @@ fn im2col_rows(x: &[f32], s: &ConvShape, p0: usize, n: usize, cols: &mut [f32]) 
                 let ix = (s.stride * ox + kx) as isize - pad as isize;
                 let dst = &mut row[(ky * s.k + kx) * cin..][..cin];
                 if iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w {
-                    dst.copy_from_slice(&xi[(iy as usize * s.w + ix as usize) * cin..][..cin]);
+                    copy_run(dst, &xi[(iy as usize * s.w + ix as usize) * cin..][..cin]);
                 } else {
                     dst.fill(0.0);
                 }
             }
         }
     }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (16–64
+/// values): whole 16-value blocks as fixed-size moves, which compile to
+/// vector loads and stores instead of a `memmove` call per run.
+#[inline(always)]
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [f32; 16] = d.try_into().expect("16-value block");
+        *d = *<&[f32; 16]>::try_from(s).expect("16-value block");
+    }
+    d.into_remainder().copy_from_slice(s.remainder());
 }
 
 /// Scatter-add rows `q0 .. q0 + n` (pixel indices within one image) of
@@ -196,6 +210,19 @@ pub fn conv_forward(
     wt.resize(co * kd, 0.0);
     transpose_weight(w, s, wt);
     let wk: &[f32] = wt;
+    if s.k == 3 && s.stride == 1 && crate::backend::kernel::available() {
+        // Same bits as the im2col product below (see `conv_shift`).
+        let (per_in, per_out) = (s.h * s.w * s.cin, ppi * co);
+        out[..rows * co]
+            .par_chunks_mut(per_out)
+            .enumerate()
+            .for_each(|(img, o)| {
+                let v = add.map(|v| &v[img * co..(img + 1) * co]);
+                let xi = &x[img * per_in..(img + 1) * per_in];
+                super::conv_shift::conv3_image(xi, s.h, s.w, s.cin, co, wk, b, v, o);
+            });
+        return;
+    }
     let tile = s.tile_rows();
     out[..rows * co]
         .par_chunks_mut(tile * co)

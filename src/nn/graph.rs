@@ -34,7 +34,7 @@ use rayon::prelude::*;
 
 use crate::tensors::{NamedTensor, TensorShape};
 
-use super::conv::{conv_backward, conv_forward, ConvShape};
+use super::conv::{conv_backward, conv_forward, copy_run, ConvShape};
 use super::embed::time_embedding;
 use super::layers::{silu, silu_backward_add};
 use super::norm::{group_norm_backward, group_norm_forward};
@@ -514,8 +514,8 @@ impl Graph {
                     .zip(val(a).chunks_exact(ca))
                     .zip(val(b).chunks_exact(cb))
                 {
-                    yr[..ca].copy_from_slice(ar);
-                    yr[ca..].copy_from_slice(br);
+                    copy_run(&mut yr[..ca], ar);
+                    copy_run(&mut yr[ca..], br);
                 }
             }
             Op::Upsample { src } => {
@@ -528,7 +528,7 @@ impl Graph {
                         for oy in 0..2 * h {
                             for ox in 0..2 * w {
                                 let s = &xs[((b * h + oy / 2) * w + ox / 2) * c..][..c];
-                                yi[(oy * 2 * w + ox) * c..][..c].copy_from_slice(s);
+                                copy_run(&mut yi[(oy * 2 * w + ox) * c..][..c], s);
                             }
                         }
                     });

@@ -108,7 +108,8 @@ pub fn group_norm_forward(
 }
 
 /// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32), then with `silu`
-/// `y ← y·σ(y)` in the same pass (the bits of [`super::layers::silu`]).
+/// `y ← y·σ(y)` (the bits of [`super::layers::silu`]) while the image is
+/// still in cache.
 fn norm_apply(
     x: &[f32],
     mu: &[f32],
@@ -118,25 +119,19 @@ fn norm_apply(
     silu: bool,
     y: &mut [f32],
 ) {
+    norm_apply_plain(x, mu, r, gamma, beta, y);
     if silu {
-        dispatch_simd!(norm_apply_silu(x, mu, r, gamma, beta, y))
-    } else {
-        dispatch_simd!(norm_apply_plain(x, mu, r, gamma, beta, y))
+        super::layers::silu_in_place(y);
     }
 }
 
-#[inline(always)]
-fn norm_apply_silu(x: &[f32], mu: &[f32], r: &[f32], g: &[f32], b: &[f32], y: &mut [f32]) {
-    norm_apply_generic::<true>(x, mu, r, g, b, y)
+fn norm_apply_plain(x: &[f32], mu: &[f32], r: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
+    // (dispatch_simd! returns from the function it expands in)
+    dispatch_simd!(norm_apply_generic(x, mu, r, gamma, beta, y))
 }
 
 #[inline(always)]
-fn norm_apply_plain(x: &[f32], mu: &[f32], r: &[f32], g: &[f32], b: &[f32], y: &mut [f32]) {
-    norm_apply_generic::<false>(x, mu, r, g, b, y)
-}
-
-#[inline(always)]
-fn norm_apply_generic<const SILU: bool>(
+fn norm_apply_generic(
     x: &[f32],
     mu: &[f32],
     r: &[f32],
@@ -147,12 +142,7 @@ fn norm_apply_generic<const SILU: bool>(
     let c = mu.len();
     for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
         for j in 0..c {
-            let v = gamma[j] * ((xr[j] - mu[j]) * r[j]) + beta[j];
-            yr[j] = if SILU {
-                v * super::layers::sigmoid(v)
-            } else {
-                v
-            };
+            yr[j] = gamma[j] * ((xr[j] - mu[j]) * r[j]) + beta[j];
         }
     }
 }
