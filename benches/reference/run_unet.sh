@@ -8,6 +8,8 @@
 #   benches/reference/run_unet.sh [ROUNDS=3]
 #   env: PRESETS (mnist,emoji) VARIANTS (eager,eager_cl,compiled,compiled_cl) THREADS (1,2)
 #        TRAIN_STEPS (60) WARMUP (5) CALLS (6) OUT (log dir)
+#        BASELINE (optional: another build of the bench binary, e.g. of main, run in the same
+#        rounds and shown as its own column, so that a speed-up is a ratio from one run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
@@ -33,6 +35,10 @@ for r in $(seq 1 "$ROUNDS"); do
   : > "$OUT/rust-$r.txt"; : > "$OUT/torch-$r.txt"
   for k in ${THREADS//,/ }; do
     pin "$k" "$BIN" --threads "$k" "${COMMON[@]}" | tee -a "$OUT/rust-$r.txt" | grep -v '^RESULT' || true
+    if [ -n "${BASELINE:-}" ]; then
+      pin "$k" "$BASELINE" --threads "$k" "${COMMON[@]}" | sed 's/^RESULT \([^ ]*\)/RESULT \1@baseline/' \
+        | tee -a "$OUT/rust-$r.txt" | grep -v '^RESULT' | sed 's/^/baseline /' || true
+    fi
     pin "$k" python3 benches/reference/unet_torch.py --threads "$k" --variants "$VARIANTS" "${COMMON[@]}" \
       >> "$OUT/torch-$r.txt" 2>&1 || echo "torch ($k threads) failed (see $OUT/torch-$r.txt)"
   done
@@ -53,14 +59,20 @@ med = {k: statistics.median(v) for k, v in vals.items()}
 figs = sorted({k[1] for k in med})
 threads = sorted({k[2] for k in med})
 print(f"\nmedians over rounds ({out})")
-print("| figure | threads | scoresde | " + " | ".join(variants) + " | ours / best |")
-print("|---|---:|---:|" + "---:|" * len(variants) + "---:|")
+has_base = any(k[0] == "baseline" for k in med)
+cols = (["baseline"] if has_base else []) + variants
+print("| figure | threads | scoresde | " + " | ".join(cols) + " | ours / best torch |"
+      + (" ours / baseline |" if has_base else ""))
+print("|---|---:|---:|" + "---:|" * len(cols) + "---:|" + ("---:|" if has_base else ""))
 for fig in figs:
     for k in threads:
         o = med.get(("ours", fig, k))
         th = [med.get((v, fig, k)) for v in variants]
         best = max([v for v in th if v is not None], default=None)
+        base = med.get(("baseline", fig, k))
         f = lambda v: "-" if v is None else f"{v:.3g}"
-        r = "-" if o is None or best is None else f"{o / best:.2f}x"
-        print(f"| {fig} | {k} | {f(o)} | " + " | ".join(f(v) for v in th) + f" | {r} |")
+        r = lambda a, b: "-" if a is None or b is None else f"{a / b:.2f}x"
+        row = [f(base)] if has_base else []
+        line = f"| {fig} | {k} | {f(o)} | " + " | ".join(row + [f(v) for v in th]) + f" | {r(o, best)} |"
+        print(line + (f" {r(o, base)} |" if has_base else ""))
 PY
