@@ -87,3 +87,34 @@ fn unet_weights_round_trip_through_safetensors_and_json_config() {
     let e = load_net(&p, other).unwrap_err().to_string();
     assert!(e.contains("m.safetensors") && e.contains("shape"), "{e}");
 }
+
+/// Inference (node buffers recycled and kept between calls, convolution +
+/// time add and GroupNorm + SiLU fused into single passes) computes the
+/// same bits as the training forward, which keeps every node separately,
+/// on the first call and on a repeated call with other times in between.
+#[test]
+fn inference_fusions_and_reused_buffers_keep_the_training_forward_bits() {
+    let cfg = NetConfig::UNet(UNetConfig {
+        widths: vec![8, 16, 16],
+        time_dim: 32,
+        ..UNetConfig::new(2, 12, 12)
+    });
+    let net = ScoreNet::new(cfg, 3).unwrap();
+    let mut r = scoresde::rng::stream(2, 3, 0);
+    let (n, d) = (70, 2 * 12 * 12);
+    let x = Array2::from_shape_fn((n, d), |_| r.random::<f32>() * 2.0 - 1.0);
+    let t = Array1::from_shape_fn(n, |i| 0.01 + 0.014 * i as f32);
+    let mut cache = NetCache::default();
+    net.forward_train(x.view(), t.view(), &mut cache);
+    let want = cache.output().to_owned();
+    let mut out = Array2::zeros((n, d));
+    for _ in 0..2 {
+        net.forward(x.view(), t.view(), out.view_mut());
+        assert!(out
+            .iter()
+            .zip(want.iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let mut other = Array2::zeros((3, d));
+        net.forward_t(x.slice(ndarray::s![..3, ..]), 0.7, other.view_mut());
+    }
+}

@@ -128,13 +128,27 @@ fn im2col_rows(x: &[f32], s: &ConvShape, p0: usize, n: usize, cols: &mut [f32]) 
                 let ix = (s.stride * ox + kx) as isize - pad as isize;
                 let dst = &mut row[(ky * s.k + kx) * cin..][..cin];
                 if iy >= 0 && ix >= 0 && (iy as usize) < s.h && (ix as usize) < s.w {
-                    dst.copy_from_slice(&xi[(iy as usize * s.w + ix as usize) * cin..][..cin]);
+                    copy_run(dst, &xi[(iy as usize * s.w + ix as usize) * cin..][..cin]);
                 } else {
                     dst.fill(0.0);
                 }
             }
         }
     }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (16–64
+/// values): whole 16-value blocks as fixed-size moves, which compile to
+/// vector loads and stores instead of a `memmove` call per run.
+#[inline(always)]
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [f32; 16] = d.try_into().expect("16-value block");
+        *d = *<&[f32; 16]>::try_from(s).expect("16-value block");
+    }
+    d.into_remainder().copy_from_slice(s.remainder());
 }
 
 /// Scatter-add rows `q0 .. q0 + n` (pixel indices within one image) of
@@ -163,42 +177,69 @@ fn col2im_rows_add(dcols: &[f32], s: &ConvShape, q0: usize, n: usize, dxi: &mut 
     }
 }
 
-/// Forward: `out = conv(x) + b` (`out`: `[rows, cout]`). `wp` is scratch
-/// for the permuted weight (unused for pointwise convolutions).
+/// `Wt[(ky·k + kx)·cin + ci, co] = W[co, ci, ky, kx]` into `wt` (`[kdim, cout]`
+/// row-major, the layout the GEMM reads in place as the right-hand factor).
+fn transpose_weight(w: &[f32], s: &ConvShape, wt: &mut [f32]) {
+    let (kk, cin, co) = (s.k * s.k, s.cin, s.cout);
+    for (o, wr) in w.chunks_exact(cin * kk).enumerate().take(co) {
+        for ci in 0..cin {
+            for q in 0..kk {
+                wt[(q * cin + ci) * co + o] = wr[ci * kk + q];
+            }
+        }
+    }
+}
+
+/// Forward: `out = conv(x) + b` (`out`: `[rows, cout]`), and with `add`
+/// (`[images, cout]`, a per-image channel vector such as the time
+/// projection) `out = (conv(x) + b) + add[img]` in the same pass. `wt` is
+/// scratch for the transposed weight.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_forward(
     x: &[f32],
     s: &ConvShape,
     w: &[f32],
     b: &[f32],
+    add: Option<&[f32]>,
     out: &mut [f32],
-    wp: &mut Vec<f32>,
+    wt: &mut Vec<f32>,
 ) {
     let (rows, kd, co) = (s.rows(), s.kdim(), s.cout);
+    let ppi = s.ho() * s.wo();
     let pointwise = s.is_pointwise();
-    let wk: &[f32] = if pointwise {
-        w
-    } else {
-        wp.resize(co * kd, 0.0);
-        permute_weight(w, s, wp);
-        wp
-    };
+    wt.resize(co * kd, 0.0);
+    transpose_weight(w, s, wt);
+    let wk: &[f32] = wt;
+    if s.k == 3 && s.stride == 1 && crate::backend::kernel::available() {
+        // Same bits as the im2col product below (see `conv_shift`).
+        let (per_in, per_out) = (s.h * s.w * s.cin, ppi * co);
+        out[..rows * co]
+            .par_chunks_mut(per_out)
+            .enumerate()
+            .for_each(|(img, o)| {
+                let v = add.map(|v| &v[img * co..(img + 1) * co]);
+                let xi = &x[img * per_in..(img + 1) * per_in];
+                super::conv_shift::conv3_image(xi, s.h, s.w, s.cin, co, wk, b, v, o);
+            });
+        return;
+    }
     let tile = s.tile_rows();
     out[..rows * co]
         .par_chunks_mut(tile * co)
         .enumerate()
         .for_each(|(i, o)| {
             let (p0, n) = (i * tile, o.len() / co);
-            let wt = MatRef::transposed(wk, kd, co);
+            let wm = MatRef::row_major(wk, kd, co);
             if pointwise {
                 let a = MatRef::row_major(&x[p0 * kd..(p0 + n) * kd], n, kd);
-                gemm(a, wt, o, false, false);
+                gemm(a, wm, o, false, false);
             } else {
                 TILE.with_borrow_mut(|(cols, _)| {
                     grow(cols, n * kd);
                     im2col_rows(x, s, p0, n, cols);
                     gemm(
                         MatRef::row_major(&cols[..n * kd], n, kd),
-                        wt,
+                        wm,
                         o,
                         false,
                         false,
@@ -206,6 +247,14 @@ pub fn conv_forward(
                 });
             }
             super::layers::bias_add(o, b);
+            if let Some(v) = add {
+                for (r, row) in o.chunks_exact_mut(co).enumerate() {
+                    let img = (p0 + r) / ppi;
+                    for (y, &a) in row.iter_mut().zip(&v[img * co..(img + 1) * co]) {
+                        *y += a;
+                    }
+                }
+            }
         });
 }
 

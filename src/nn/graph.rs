@@ -34,7 +34,7 @@ use rayon::prelude::*;
 
 use crate::tensors::{NamedTensor, TensorShape};
 
-use super::conv::{conv_backward, conv_forward, ConvShape};
+use super::conv::{conv_backward, conv_forward, copy_run, ConvShape};
 use super::embed::time_embedding;
 use super::layers::{silu, silu_backward_add};
 use super::norm::{group_norm_backward, group_norm_forward};
@@ -327,7 +327,18 @@ impl Graph {
             let (done, rest) = vals.split_at_mut(i);
             let y = &mut rest[0][..images * node.size()];
             let val = |j: usize| &done[j][..];
-            self.eval(i, params, images, x, t, val, y, &mut stats[i], scratch);
+            self.eval(
+                i,
+                params,
+                images,
+                x,
+                t,
+                val,
+                y,
+                &mut stats[i],
+                scratch,
+                Fuse::None,
+            );
         }
         cache.images = images;
     }
@@ -360,26 +371,56 @@ impl Graph {
             ..
         } = cache;
         slot_of.clear();
-        let mut free: Vec<usize> = Vec::new();
-        for (i, node) in self.nodes.iter().enumerate() {
+        // Buffers kept from an earlier call are all free again.
+        let mut free: Vec<usize> = (0..slots.len()).rev().collect();
+        let mut i = 0;
+        while i < n {
+            let node = &self.nodes[i];
+            // A node read only by the next one that is an elementwise
+            // follow-up (`Conv → AddChannel`, `GroupNorm → Silu`) is
+            // evaluated with it in one pass into one buffer; the pair's
+            // value is the follow-up's, with the bits of the two passes.
+            let fuse = match self.nodes.get(i + 1).map(|nx| &nx.op) {
+                Some(&Op::AddChannel { src, v }) if src == i && last_use[i] == i + 1 => {
+                    if matches!(node.op, Op::Conv { .. }) {
+                        Fuse::AddChannel(v)
+                    } else {
+                        Fuse::None
+                    }
+                }
+                Some(&Op::Silu { src }) if src == i && last_use[i] == i + 1 => {
+                    if matches!(node.op, Op::GroupNorm { .. }) {
+                        Fuse::Silu
+                    } else {
+                        Fuse::None
+                    }
+                }
+                _ => Fuse::None,
+            };
+            let span = if fuse == Fuse::None { 1 } else { 2 };
             let slot = free.pop().unwrap_or_else(|| {
                 slots.push(Vec::new());
                 slots.len() - 1
             });
-            slot_of.push(slot);
             let mut buf = std::mem::take(&mut slots[slot]);
             if buf.len() < images * node.size() {
                 buf.resize(images * node.size(), 0.0);
             }
             let y = &mut buf[..images * node.size()];
             let val = |j: usize| &slots[slot_of[j]][..];
-            self.eval(i, params, images, x, t, val, y, stats, scratch);
+            self.eval(i, params, images, x, t, val, y, stats, scratch, fuse);
             slots[slot] = buf;
-            for j in node.op.inputs().into_iter().flatten() {
-                if last_use[j] == i && !free.contains(&slot_of[j]) {
-                    free.push(slot_of[j]);
+            for _ in 0..span {
+                slot_of.push(slot);
+            }
+            for k in i..i + span {
+                for j in self.nodes[k].op.inputs().into_iter().flatten() {
+                    if j < i && last_use[j] < i + span && !free.contains(&slot_of[j]) {
+                        free.push(slot_of[j]);
+                    }
                 }
             }
+            i += span;
         }
         &slots[slot_of[n - 1]][..images * self.output().size()]
     }
@@ -399,6 +440,7 @@ impl Graph {
         y: &mut [f32],
         stats: &mut Vec<f64>,
         scratch: &mut Vec<f32>,
+        fuse: Fuse,
     ) {
         let node = &self.nodes[i];
         match node.op {
@@ -410,11 +452,16 @@ impl Graph {
             }
             Op::Conv { .. } | Op::Dense { .. } => {
                 let (src, s, w, b) = self.linear_op(node, images);
+                let add = match fuse {
+                    Fuse::AddChannel(v) => Some(&val(v)[..images * node.c]),
+                    _ => None,
+                };
                 conv_forward(
                     val(src),
                     &s,
                     &params[w..w + node.c * s.kdim()],
                     &params[b..b + node.c],
+                    add,
                     y,
                     scratch,
                 );
@@ -429,6 +476,7 @@ impl Graph {
                     groups,
                     &params[g..g + node.c],
                     &params[b..b + node.c],
+                    fuse == Fuse::Silu,
                     y,
                     stats,
                 );
@@ -466,8 +514,8 @@ impl Graph {
                     .zip(val(a).chunks_exact(ca))
                     .zip(val(b).chunks_exact(cb))
                 {
-                    yr[..ca].copy_from_slice(ar);
-                    yr[ca..].copy_from_slice(br);
+                    copy_run(&mut yr[..ca], ar);
+                    copy_run(&mut yr[ca..], br);
                 }
             }
             Op::Upsample { src } => {
@@ -480,7 +528,7 @@ impl Graph {
                         for oy in 0..2 * h {
                             for ox in 0..2 * w {
                                 let s = &xs[((b * h + oy / 2) * w + ox / 2) * c..][..c];
-                                yi[(oy * 2 * w + ox) * c..][..c].copy_from_slice(s);
+                                copy_run(&mut yi[(oy * 2 * w + ox) * c..][..c], s);
                             }
                         }
                     });
@@ -695,6 +743,18 @@ impl Graph {
     }
 }
 
+/// An elementwise follow-up evaluated in the same pass as its only input
+/// (inference, [`Graph::infer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fuse {
+    None,
+    /// `Conv` then `AddChannel { v }`: the channel vector added in the
+    /// convolution's bias pass.
+    AddChannel(usize),
+    /// `GroupNorm` then `Silu`: SiLU applied in the normalisation pass.
+    Silu,
+}
+
 /// Only nodes that (transitively) depend on parameters or on the input need
 /// a gradient; the `Time` node does not.
 fn needs_grad(nodes: &[Node], i: usize) -> bool {
@@ -747,6 +807,8 @@ pub struct InferCache {
     pub scratch: Vec<f32>,
     pub stage_in: Vec<f32>,
     pub stage_out: Vec<f32>,
+    /// Per-image times of the current block (staging for callers).
+    pub times: Vec<f64>,
 }
 
 /// Fill `params` as the `inits` list says, drawing uniforms in tensor order

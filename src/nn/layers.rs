@@ -167,6 +167,18 @@ fn silu_generic(x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// SiLU in place: `y ← y·σ(y)` (the bits of [`silu`]).
+pub fn silu_in_place(y: &mut [f32]) {
+    dispatch_simd!(silu_in_place_generic(y))
+}
+
+#[inline(always)]
+fn silu_in_place_generic(y: &mut [f32]) {
+    for v in y.iter_mut() {
+        *v *= sigmoid(*v);
+    }
+}
+
 /// SiLU backward, accumulating: `dx += dy ⊙ (s + y ⊙ (1 − s))` with
 /// `s = σ(x)` recomputed from the input `x` and `y = x·s` the output.
 pub fn silu_backward_add(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {

@@ -16,6 +16,7 @@ pub use mlp::{LayerShape, Mlp, MlpConfig, TrainCache};
 pub use optim::{Adam, Ema};
 
 pub mod conv;
+mod conv_shift;
 pub mod graph;
 pub mod net;
 pub mod network;

@@ -77,6 +77,7 @@ pub fn group_norm_forward(
     groups: usize,
     gamma: &[f32],
     beta: &[f32],
+    silu: bool,
     y: &mut [f32],
     stats: &mut [f64],
 ) {
@@ -102,12 +103,30 @@ pub fn group_norm_forward(
             }
             let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
             let r32: Vec<f32> = r.iter().map(|&m| m as f32).collect();
-            norm_apply(xi, &mu32, &r32, gamma, beta, yi);
+            norm_apply(xi, &mu32, &r32, gamma, beta, silu, yi);
         });
 }
 
-/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32).
-fn norm_apply(x: &[f32], mu: &[f32], r: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
+/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32), then with `silu`
+/// `y ← y·σ(y)` (the bits of [`super::layers::silu`]) while the image is
+/// still in cache.
+fn norm_apply(
+    x: &[f32],
+    mu: &[f32],
+    r: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    silu: bool,
+    y: &mut [f32],
+) {
+    norm_apply_plain(x, mu, r, gamma, beta, y);
+    if silu {
+        super::layers::silu_in_place(y);
+    }
+}
+
+fn norm_apply_plain(x: &[f32], mu: &[f32], r: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
+    // (dispatch_simd! returns from the function it expands in)
     dispatch_simd!(norm_apply_generic(x, mu, r, gamma, beta, y))
 }
 

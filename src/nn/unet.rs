@@ -204,6 +204,11 @@ impl UNetConfig {
 /// not depend on it.
 const INFER_BLOCK: usize = 64;
 
+thread_local! {
+    /// Inference buffers of this thread, reused by every [`UNet::forward`].
+    static INFER: std::cell::RefCell<InferCache> = std::cell::RefCell::new(InferCache::default());
+}
+
 /// The U-Net ε-network: graph + flat parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UNet {
@@ -358,20 +363,31 @@ impl UNet {
             "x must have data_dim columns"
         );
         assert_eq!(out.dim(), x.dim(), "out must have the shape of x");
-        let mut cache = InferCache::default();
-        let n = x.nrows();
-        let mut start = 0;
-        while start < n {
-            let end = (start + INFER_BLOCK).min(n);
-            let ts: Vec<f64> = (start..end).map(&time_of).collect();
-            self.run_block(
-                x.slice(ndarray::s![start..end, ..]),
-                &ts,
-                out.slice_mut(ndarray::s![start..end, ..]),
-                &mut cache,
-            );
-            start = end;
-        }
+        let mut run = |cache: &mut InferCache| {
+            let n = x.nrows();
+            let mut start = 0;
+            let mut ts = std::mem::take(&mut cache.times);
+            while start < n {
+                let end = (start + INFER_BLOCK).min(n);
+                ts.clear();
+                ts.extend((start..end).map(&time_of));
+                self.run_block(
+                    x.slice(ndarray::s![start..end, ..]),
+                    &ts,
+                    out.slice_mut(ndarray::s![start..end, ..]),
+                    cache,
+                );
+                start = end;
+            }
+            cache.times = ts;
+        };
+        // The buffers outlive the call (a sampler calls the network once
+        // per step with the same shapes): no allocation or page faults
+        // after the first call on this thread.
+        INFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut cache) => run(&mut cache),
+            Err(_) => run(&mut InferCache::default()),
+        });
     }
 
     /// Training forward: keeps every activation in `cache`; output in

@@ -1,0 +1,178 @@
+//! 3×3, stride-1, padding-1 convolution of one NHWC image as nine shifted
+//! GEMMs over a zero-padded copy of the image, with no im2col matrix.
+//!
+//! With `W2 = w + 2`, the padded image `xp[(y + 1)·W2 + (x + 1), ci] = x[y, x, ci]`
+//! (zero border) and the "wide" output row index `u = oy·W2 + ox`, tap
+//! `q = ky·3 + kx` reads `xp[u + ky·W2 + kx]` for every output pixel, so
+//!
+//! ```text
+//!   Cw = 0;  for q = 0..9:  Cw += Xp[q-shift] · Wt_q      ([m, cin]·[cin, cout], m = (h−1)·W2 + w)
+//!   out[oy·w + ox] = Cw[oy·W2 + ox] + b                    (the two wrap-around rows per image row dropped)
+//! ```
+//!
+//! where `Xp[q-shift]` is a strided view of `xp` (row stride `cin`) starting
+//! at pixel `ky·W2 + kx`, and `Wt_q` the rows `q·cin .. (q+1)·cin` of the
+//! `[9·cin, cout]` weight of [`super::conv`]. Each GEMM continues every
+//! element's FMA chain from the stored value (`C += A·B`), so `Cw[u, co]` is
+//! one chain over `p = q·cin + ci` in ascending order, starting from 0 and
+//! including the products with the zero border, exactly the chain of the
+//! im2col product `cols·Wt` of [`super::conv`]: the bits are the same.
+//! Per image this copies the input once instead of nine times.
+
+use std::cell::RefCell;
+
+use crate::backend::gemm::{gemm, MatRef};
+
+thread_local! {
+    /// Padded image and wide output of this thread.
+    static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Zero-padded copy of one `[h, w, c]` image: `[(h + 2)·(w + 2), c]`.
+pub fn pad_image(x: &[f32], h: usize, w: usize, c: usize, xp: &mut Vec<f32>) {
+    let w2 = w + 2;
+    xp.clear();
+    xp.resize((h + 2) * w2 * c, 0.0);
+    for y in 0..h {
+        let dst = &mut xp[((y + 1) * w2 + 1) * c..][..w * c];
+        super::conv::copy_run(dst, &x[y * w * c..][..w * c]);
+    }
+}
+
+/// Rows of the wide output of an `h × w` image: `(h − 1)·(w + 2) + w`.
+pub fn wide_rows(h: usize, w: usize) -> usize {
+    (h - 1) * (w + 2) + w
+}
+
+/// The view `Xp[q-shift]` of a padded image: `[wide_rows, cin]`.
+pub fn shifted<'a>(xp: &'a [f32], h: usize, w: usize, cin: usize, q: usize) -> MatRef<'a> {
+    let off = ((q / 3) * (w + 2) + q % 3) * cin;
+    MatRef {
+        data: &xp[off..],
+        rows: wide_rows(h, w),
+        cols: cin,
+        rs: cin,
+        cs: 1,
+    }
+}
+
+/// One image: `out = conv3x3(x) + b` (`[h·w, cout]`), plus `add` (`[cout]`)
+/// when given, with the transposed weight `wt` (`[9·cin, cout]`).
+#[allow(clippy::too_many_arguments)]
+pub fn conv3_image(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    cin: usize,
+    cout: usize,
+    wt: &[f32],
+    b: &[f32],
+    add: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    BUFS.with(|cell| {
+        let mut guard = cell.try_borrow_mut();
+        let mut fresh = (Vec::new(), Vec::new());
+        let (xp, cw) = match guard.as_deref_mut() {
+            Ok((a, b)) => (a, b),
+            Err(_) => (&mut fresh.0, &mut fresh.1),
+        };
+        pad_image(x, h, w, cin, xp);
+        let m = wide_rows(h, w);
+        cw.clear();
+        cw.resize(m * cout, 0.0);
+        for q in 0..9 {
+            let wq = MatRef::row_major(&wt[q * cin * cout..(q + 1) * cin * cout], cin, cout);
+            gemm(shifted(xp, h, w, cin, q), wq, cw, true, false);
+        }
+        let w2 = w + 2;
+        for oy in 0..h {
+            for ox in 0..w {
+                let src = &cw[(oy * w2 + ox) * cout..][..cout];
+                let dst = &mut out[(oy * w + ox) * cout..][..cout];
+                match add {
+                    None => {
+                        for ((d, &s), &bb) in dst.iter_mut().zip(src).zip(b) {
+                            *d = s + bb;
+                        }
+                    }
+                    Some(v) => {
+                        for (((d, &s), &bb), &a) in dst.iter_mut().zip(src).zip(b).zip(v) {
+                            *d = (s + bb) + a;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::{conv_forward, ConvShape};
+
+    /// Small integers are exact in f32: the shifted GEMMs must equal the
+    /// direct sum over taps, border included, for narrow and wide outputs.
+    #[test]
+    fn shifted_gemms_equal_the_direct_convolution() {
+        for (h, w, cin, cout) in [
+            (8, 8, 2, 8),
+            (5, 7, 3, 17),
+            (4, 4, 16, 32),
+            (1, 1, 4, 4),
+            (6, 3, 20, 2),
+        ] {
+            let s = ConvShape {
+                images: 3,
+                h,
+                w,
+                cin,
+                cout,
+                k: 3,
+                stride: 1,
+            };
+            let x: Vec<f32> = (0..3 * h * w * cin)
+                .map(|i| ((i * 7 % 11) as f32) - 5.0)
+                .collect();
+            let wv: Vec<f32> = (0..cout * cin * 9)
+                .map(|i| ((i * 5 % 7) as f32) - 3.0)
+                .collect();
+            let b: Vec<f32> = (0..cout).map(|i| i as f32).collect();
+            let add: Vec<f32> = (0..3 * cout).map(|i| (i % 5) as f32).collect();
+            let mut out = vec![f32::NAN; 3 * h * w * cout];
+            conv_forward(&x, &s, &wv, &b, Some(&add), &mut out, &mut Vec::new());
+            for img in 0..3 {
+                for oy in 0..h {
+                    for ox in 0..w {
+                        for co in 0..cout {
+                            let mut acc = b[co] as f64 + add[img * cout + co] as f64;
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (iy, ix) = (
+                                        oy as isize + ky as isize - 1,
+                                        ox as isize + kx as isize - 1,
+                                    );
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        continue;
+                                    }
+                                    for ci in 0..cin {
+                                        let xv = x[((img * h + iy as usize) * w + ix as usize)
+                                            * cin
+                                            + ci];
+                                        acc += xv as f64
+                                            * wv[((co * cin + ci) * 3 + ky) * 3 + kx] as f64;
+                                    }
+                                }
+                            }
+                            let got = out[((img * h + oy) * w + ox) * cout + co];
+                            assert_eq!(
+                                got as f64, acc,
+                                "h={h} w={w} cin={cin} cout={cout} at {img},{oy},{ox},{co}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
