@@ -92,11 +92,18 @@ impl Score for ClassifierFree<'_> {
         let mut u = Array2::<f32>::zeros(x.raw_dim());
         self.uncond.score(x, t, u.view_mut());
         let (a, b) = (1.0 + self.w, self.w);
-        Zip::from(&mut out).and(&u).for_each(|o, &uv| *o = a * *o - b * uv);
+        Zip::from(&mut out)
+            .and(&u)
+            .for_each(|o, &uv| *o = a * *o - b * uv);
     }
 
     fn evals(&self, t: f64) -> usize {
-        self.cond.evals(t) + if self.guided(t) { self.uncond.evals(t) } else { 0 }
+        self.cond.evals(t)
+            + if self.guided(t) {
+                self.uncond.evals(t)
+            } else {
+                0
+            }
     }
 
     fn describe(&self) -> String {

@@ -60,7 +60,9 @@ impl Score for ClassifierGuidance<'_> {
         self.classifier
             .log_prob_grad(x, t, self.class, g.view_mut());
         let gamma = self.gamma;
-        Zip::from(&mut out).and(&g).for_each(|o, &gv| *o += gamma * gv);
+        Zip::from(&mut out)
+            .and(&g)
+            .for_each(|o, &gv| *o += gamma * gv);
     }
 
     fn evals(&self, t: f64) -> usize {

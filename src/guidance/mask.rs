@@ -38,7 +38,13 @@ impl Mask {
     /// `bottom` / `left` (that half), `random:P` (each pixel hidden with
     /// probability P, drawn from `seed`), or a PNG file of exactly
     /// height × width pixels whose light pixels (grey ≥ 128) are hidden.
-    pub fn parse(spec: &str, channels: usize, height: usize, width: usize, seed: u64) -> Result<Mask> {
+    pub fn parse(
+        spec: &str,
+        channels: usize,
+        height: usize,
+        width: usize,
+        seed: u64,
+    ) -> Result<Mask> {
         let (h, w) = (height, width);
         let spatial: Vec<bool> = match spec {
             // `true` = hidden in this closure's output, inverted below.
@@ -53,7 +59,11 @@ impl Mask {
             s if s.starts_with("random:") => {
                 let p: f64 = s["random:".len()..].parse().map_err(|_| bad_spec(spec))?;
                 if !(p > 0.0 && p < 1.0) {
-                    return Err(Error::invalid("mask random fraction", p, "a number in (0, 1)"));
+                    return Err(Error::invalid(
+                        "mask random fraction",
+                        p,
+                        "a number in (0, 1)",
+                    ));
                 }
                 let mut r = rng::stream(seed, rng::domain::MASK, 0);
                 (0..h * w).map(|_| r.random::<f64>() < p).collect()
@@ -64,9 +74,8 @@ impl Mask {
         let known = (0..channels)
             .flat_map(|_| spatial.iter().map(|&hidden| !hidden))
             .collect();
-        Mask::from_known(known).map_err(|_| {
-            Error::invalid("mask", spec, "a mask that hides at least one pixel")
-        })
+        Mask::from_known(known)
+            .map_err(|_| Error::invalid("mask", spec, "a mask that hides at least one pixel"))
     }
 
     /// Number of coordinates d.
@@ -139,7 +148,10 @@ mod tests {
         let m = Mask::parse("bottom", 1, 4, 4, 0).unwrap();
         assert_eq!(m.known_indices(), (0..8).collect::<Vec<_>>());
         let m = Mask::parse("left", 2, 2, 2, 0).unwrap();
-        assert_eq!(m.known(), &[false, true, false, true, false, true, false, true]);
+        assert_eq!(
+            m.known(),
+            &[false, true, false, true, false, true, false, true]
+        );
         let m = Mask::parse("center", 1, 8, 8, 0).unwrap();
         assert_eq!(m.unknown_indices().len(), 16);
         assert!(!m.is_known(27) && m.is_known(0));
@@ -155,7 +167,9 @@ mod tests {
             let e = Mask::parse(s, 1, 8, 8, 0).unwrap_err().to_string();
             assert!(e.contains("mask"), "{s}: {e}");
         }
-        let e = Mask::parse("missing.png", 1, 8, 8, 0).unwrap_err().to_string();
+        let e = Mask::parse("missing.png", 1, 8, 8, 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing.png"), "{e}");
     }
 }

@@ -57,7 +57,10 @@ impl Condition {
             Err(Error::invalid(
                 "class",
                 k,
-                format!("a class in 0..={} ({n_classes} classes)", n_classes.max(1) - 1),
+                format!(
+                    "a class in 0..={} ({n_classes} classes)",
+                    n_classes.max(1) - 1
+                ),
             ))
         }
     }

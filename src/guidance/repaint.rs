@@ -214,14 +214,11 @@ fn fill(mut row: ArrayViewMut1<f32>, rng: &mut StreamRng, f: impl Fn(f64, f64) -
 }
 
 /// q(x_t | x_s) draw for every row: x_t = a x_s + sqrt(v_ts) z.
-fn forward(
-    x: &mut ArrayViewMut2<f32>,
-    rngs: &mut [StreamRng],
-    sde: &dyn Sde,
-    (s, t): (f64, f64),
-) {
+fn forward(x: &mut ArrayViewMut2<f32>, rngs: &mut [StreamRng], sde: &dyn Sde, (s, t): (f64, f64)) {
     let a = sde.alpha(t) / sde.alpha(s);
-    let sd = (sde.sigma(t).powi(2) - a * a * sde.sigma(s).powi(2)).max(0.0).sqrt();
+    let sd = (sde.sigma(t).powi(2) - a * a * sde.sigma(s).powi(2))
+        .max(0.0)
+        .sqrt();
     for (row, rng) in x.outer_iter_mut().zip(rngs.iter_mut()) {
         fill(row, rng, |xv, z| a * xv + sd * z);
     }

@@ -117,7 +117,13 @@ fn log_sum_exp(v: &[f64]) -> f64 {
 impl CheckerboardScore {
     /// s(x, t | square) (all 8 squares when `class` is None) for every row:
     /// the square's own product of ∂ ln h, or their softmax-weighted mean.
-    fn score_class(&self, x: ArrayView2<f32>, t: f64, class: Option<usize>, mut out: ArrayViewMut2<f32>) {
+    fn score_class(
+        &self,
+        x: ArrayView2<f32>,
+        t: f64,
+        class: Option<usize>,
+        mut out: ArrayViewMut2<f32>,
+    ) {
         let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
         let sq = squares();
         let mut ln_w = [0.0f64; 8]; // log-weights, then softmax weights

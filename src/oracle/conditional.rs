@@ -162,12 +162,7 @@ impl KnownPixelsScore {
         let data = oracle.data();
         let d2: Vec<f64> = data
             .outer_iter()
-            .map(|y| {
-                known
-                    .iter()
-                    .map(|&j| (y[j] - x0[j] as f64).powi(2))
-                    .sum()
-            })
+            .map(|y| known.iter().map(|&j| (y[j] - x0[j] as f64).powi(2)).sum())
             .collect();
         let best = d2.iter().copied().fold(f64::INFINITY, f64::min);
         let log_w = d2
@@ -213,7 +208,11 @@ impl Score for KnownPixelsScore {
         self.unknown_part
             .score_weighted(xu.view(), t, Some(&self.log_w), su.view_mut());
         let (alpha, var) = (self.sde.alpha(t), self.sde.sigma(t).powi(2));
-        for ((xr, mut or), sr) in x.outer_iter().zip(out.outer_iter_mut()).zip(su.outer_iter()) {
+        for ((xr, mut or), sr) in x
+            .outer_iter()
+            .zip(out.outer_iter_mut())
+            .zip(su.outer_iter())
+        {
             for (&j, &s) in self.unknown.iter().zip(sr.iter()) {
                 or[j] = s;
             }

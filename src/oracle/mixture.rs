@@ -4,8 +4,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::softmax_in_place;
 use crate::data::GaussianMixture;
-use crate::guidance::{Condition, ConditionalScore, NoisyClassifier};
 use crate::error::{Error, Result};
+use crate::guidance::{Condition, ConditionalScore, NoisyClassifier};
 use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
 
@@ -204,7 +204,13 @@ impl MixtureScore {
 
 impl MixtureScore {
     /// s(x, t | class) (all components when `class` is None) for every row.
-    fn score_class(&self, x: ArrayView2<f32>, t: f64, class: Option<usize>, mut out: ArrayViewMut2<f32>) {
+    fn score_class(
+        &self,
+        x: ArrayView2<f32>,
+        t: f64,
+        class: Option<usize>,
+        mut out: ArrayViewMut2<f32>,
+    ) {
         let a = self.sde.alpha(t);
         let v = self.variance(t);
         let inv_2v = 0.5 / v;
