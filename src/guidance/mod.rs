@@ -103,3 +103,18 @@ pub trait NoisyClassifier: Send + Sync {
         1
     }
 }
+
+/// Bayes' rule for an exact classifier: ∇_x ln p_t(y | x) = s(x, t | y) − s(x, t),
+/// from `class_score(class, out)` writing s(x, t | class) for the rows of
+/// `x` (`None`: the unconditional score).
+pub(crate) fn bayes_grad(
+    x: ArrayView2<f32>,
+    y: usize,
+    class_score: impl Fn(Option<usize>, ArrayViewMut2<f32>),
+    mut out: ArrayViewMut2<f32>,
+) {
+    let mut all = ndarray::Array2::<f32>::zeros(x.raw_dim());
+    class_score(None, all.view_mut());
+    class_score(Some(y), out.view_mut());
+    out -= &all;
+}

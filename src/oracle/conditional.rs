@@ -109,12 +109,14 @@ impl NoisyClassifier for LabelledEmpirical {
         self.class_log_w.len()
     }
 
-    fn log_prob_grad(&self, x: ArrayView2<f32>, t: f64, y: usize, mut out: ArrayViewMut2<f32>) {
-        let mut all = Array2::<f32>::zeros(x.raw_dim());
-        self.oracle.score_weighted(x, t, None, all.view_mut());
-        self.oracle
-            .score_weighted(x, t, Some(&self.class_log_w[y]), out.view_mut());
-        out -= &all;
+    fn log_prob_grad(&self, x: ArrayView2<f32>, t: f64, y: usize, out: ArrayViewMut2<f32>) {
+        let log_w = |c: Option<usize>| c.map(|c| self.class_log_w[c].as_slice());
+        crate::guidance::bayes_grad(
+            x,
+            y,
+            |c, o| self.oracle.score_weighted(x, t, log_w(c), o),
+            out,
+        );
     }
 }
 

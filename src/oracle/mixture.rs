@@ -317,11 +317,8 @@ impl NoisyClassifier for MixtureScore {
     }
 
     /// ∇ ln p_t(y | x) = s(x, t | y) − s(x, t), both exact.
-    fn log_prob_grad(&self, x: ArrayView2<f32>, t: f64, y: usize, mut out: ArrayViewMut2<f32>) {
-        let mut all = ndarray::Array2::<f32>::zeros(x.raw_dim());
-        self.score_class(x, t, None, all.view_mut());
-        self.score_class(x, t, Some(y), out.view_mut());
-        out -= &all;
+    fn log_prob_grad(&self, x: ArrayView2<f32>, t: f64, y: usize, out: ArrayViewMut2<f32>) {
+        crate::guidance::bayes_grad(x, y, |c, o| self.score_class(x, t, c, o), out);
     }
 }
 
