@@ -39,7 +39,10 @@
 //! - [`model`], [`checkpoint`], [`train`]: a trained network bound to its
 //!   SDE, its on-disk format, and the DSM training loop (reporting events,
 //!   drawing nothing).
-//! - [`oracle`]: exact scores that need no training.
+//! - [`oracle`]: exact scores that need no training, and their exact
+//!   conditionals.
+//! - [`guidance`]: conditioning as `Score` adapters (classifier-free and
+//!   classifier guidance, inpainting by replacement), and the RePaint driver.
 //! - [`data`], [`metrics`]: toy and image data sets; sample-quality metrics.
 //! - [`rng`], [`npy`], [`fsutil`], [`limits`], [`error`], [`report`],
 //!   [`viz`]: seeds, `.npy` files, crash-safe file writes, size caps,
@@ -61,6 +64,7 @@ pub mod data;
 pub mod dopri5;
 pub mod error;
 pub mod fsutil;
+pub mod guidance;
 pub mod imaging;
 pub mod likelihood;
 pub mod limits;

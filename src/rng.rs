@@ -38,6 +38,11 @@ pub mod domain {
     /// Hutchinson probes of the likelihood estimate: point i owns stream
     /// `(seed, LIKELIHOOD_PROBE, i)` ("LIKE").
     pub const LIKELIHOOD_PROBE: u64 = 0x4c49_4b45;
+    /// Per-sample noise of the inpainting driver (`guidance::repaint`):
+    /// sample i owns stream `(seed, INPAINT, i)` ("INPT").
+    pub const INPAINT: u64 = 0x494e_5054;
+    /// The pixels of a `random:P` inpainting mask ("MASK").
+    pub const MASK: u64 = 0x4d41_534b;
 
     use super::{Mix, SeedDomain};
 

@@ -28,6 +28,16 @@ pub trait Score: Send + Sync {
     fn describe(&self) -> String {
         format!("score(d={})", self.dim())
     }
+
+    /// Network evaluations one call of [`Score::score`] at time `t` costs
+    /// per row: 1 for a plain network or oracle; an adapter that calls
+    /// several (classifier-free guidance: the conditional and the
+    /// unconditional pass) returns their sum, so the NFE a sampler reports
+    /// counts every network call.
+    fn evals(&self, t: f64) -> usize {
+        let _ = t;
+        1
+    }
 }
 
 /// ε̂ = -sigma(t) s(x,t), written into `out`. One model evaluation.
@@ -85,6 +95,10 @@ pub struct ClipX0<'a> {
 impl Score for ClipX0<'_> {
     fn dim(&self) -> usize {
         self.inner.dim()
+    }
+
+    fn evals(&self, t: f64) -> usize {
+        self.inner.evals(t)
     }
 
     fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {

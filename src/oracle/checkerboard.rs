@@ -18,6 +18,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::error::Result;
+use crate::guidance::{Condition, ConditionalScore, NoisyClassifier};
 use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
 
@@ -113,12 +114,16 @@ fn log_sum_exp(v: &[f64]) -> f64 {
     m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
 }
 
-impl Score for CheckerboardScore {
-    fn dim(&self) -> usize {
-        2
-    }
-
-    fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
+impl CheckerboardScore {
+    /// s(x, t | square) (all 8 squares when `class` is None) for every row:
+    /// the square's own product of ∂ ln h, or their softmax-weighted mean.
+    fn score_class(
+        &self,
+        x: ArrayView2<f32>,
+        t: f64,
+        class: Option<usize>,
+        mut out: ArrayViewMut2<f32>,
+    ) {
         let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
         let sq = squares();
         let mut ln_w = [0.0f64; 8]; // log-weights, then softmax weights
@@ -126,6 +131,11 @@ impl Score for CheckerboardScore {
         for (xr, mut or) in x.outer_iter().zip(out.outer_iter_mut()) {
             let (x1, x2) = (xr[0] as f64, xr[1] as f64);
             for (k, &(ax, ay)) in sq.iter().enumerate() {
+                if class.is_some_and(|c| c != k) {
+                    ln_w[k] = f64::NEG_INFINITY;
+                    d[k] = [0.0, 0.0];
+                    continue;
+                }
                 let (l1, d1) = coord(x1, ax, alpha, sigma);
                 let (l2, d2) = coord(x2, ay, alpha, sigma);
                 ln_w[k] = l1 + l2;
@@ -140,6 +150,74 @@ impl Score for CheckerboardScore {
             or[0] = s0 as f32;
             or[1] = s1 as f32;
         }
+    }
+}
+
+/// The checkerboard given one square (class k = `squares()[k]`): the
+/// uniform square pushed through the SDE, whose score is the product rule's
+/// (∂ ln h_1, ∂ ln h_2). With `None`, the whole board.
+struct SquareScore<'a> {
+    oracle: &'a CheckerboardScore,
+    class: Option<usize>,
+}
+
+impl Score for SquareScore<'_> {
+    fn dim(&self) -> usize {
+        2
+    }
+
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.oracle.score_class(x, t, self.class, out);
+    }
+
+    fn describe(&self) -> String {
+        match self.class {
+            Some(k) => format!("exact checkerboard score given square {k}"),
+            None => self.oracle.describe(),
+        }
+    }
+}
+
+/// Labels are the 8 squares of [`squares`], in that order.
+impl ConditionalScore for CheckerboardScore {
+    fn n_classes(&self) -> usize {
+        8
+    }
+
+    fn with_condition(&self, c: Condition) -> Result<Box<dyn Score + '_>> {
+        let class = match c.check(8)? {
+            Condition::Null => None,
+            Condition::Class(k) => Some(k),
+        };
+        Ok(Box::new(SquareScore {
+            oracle: self,
+            class,
+        }))
+    }
+}
+
+/// The exact p_t(square | x): ∇ ln p_t(k | x) = s(x, t | k) − s(x, t).
+impl NoisyClassifier for CheckerboardScore {
+    fn input_dim(&self) -> usize {
+        2
+    }
+
+    fn label_count(&self) -> usize {
+        8
+    }
+
+    fn log_prob_grad(&self, x: ArrayView2<f32>, t: f64, y: usize, out: ArrayViewMut2<f32>) {
+        crate::guidance::bayes_grad(x, y, |c, o| self.score_class(x, t, c, o), out);
+    }
+}
+
+impl Score for CheckerboardScore {
+    fn dim(&self) -> usize {
+        2
+    }
+
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.score_class(x, t, None, out);
     }
 
     fn describe(&self) -> String {

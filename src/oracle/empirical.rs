@@ -114,7 +114,37 @@ impl Score for EmpiricalScore {
         self.data.ncols()
     }
 
-    fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.score_weighted(x, t, None, out);
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "exact score of the noised empirical distribution of {} points (d = {}) under the {} SDE",
+            self.len(),
+            self.dim(),
+            self.sde.config().name()
+        )
+    }
+}
+
+impl EmpiricalScore {
+    /// The training points [M, d] (f64).
+    pub(crate) fn data(&self) -> &Array2<f64> {
+        &self.data
+    }
+
+    /// The score of the weighted empirical distribution
+    /// Σ_j w_j N(alpha y_j, sigma² I), w_j ∝ exp(log_w[j]) (uniform when
+    /// `log_w` is None): the logits of the type docs plus log_w[j]. Points
+    /// with log_w = −∞ drop out; at least one must be finite.
+    pub(crate) fn score_weighted(
+        &self,
+        x: ArrayView2<f32>,
+        t: f64,
+        log_w: Option<&[f64]>,
+        mut out: ArrayViewMut2<f32>,
+    ) {
         if x.nrows() == 0 {
             return;
         }
@@ -126,9 +156,9 @@ impl Score for EmpiricalScore {
         let mut resp = x64.dot(&self.data.t());
         for (xr, mut lr) in x64.outer_iter().zip(resp.outer_iter_mut()) {
             let x2 = xr.dot(&xr);
-            for (l, y2) in lr.iter_mut().zip(self.sq_norms.iter()) {
+            for (j, (l, y2)) in lr.iter_mut().zip(self.sq_norms.iter()).enumerate() {
                 let d2 = (x2 - 2.0 * a * *l + a * a * y2).max(0.0);
-                *l = -d2 * inv_2var;
+                *l = -d2 * inv_2var + log_w.map_or(0.0, |w| w[j]);
             }
             if let Some(sl) = lr.as_slice_mut() {
                 softmax_in_place(sl);
@@ -145,14 +175,5 @@ impl Score for EmpiricalScore {
                 *ov = ((a * mv - xv) / var) as f32;
             }
         }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "exact score of the noised empirical distribution of {} points (d = {}) under the {} SDE",
-            self.len(),
-            self.dim(),
-            self.sde.config().name()
-        )
     }
 }

@@ -5,6 +5,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use super::softmax_in_place;
 use crate::data::GaussianMixture;
 use crate::error::{Error, Result};
+use crate::guidance::{Condition, ConditionalScore, NoisyClassifier};
 use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
 
@@ -19,10 +20,22 @@ use crate::sde::{Sde, SdeConfig};
 ///
 /// The normalisers −(d/2) ln(2π v) are the same for every component and
 /// cancel in the softmax. Everything is evaluated in f64 per row.
+///
+/// **Labels.** Each component k has a class label c_k (by default c_k = k).
+/// Conditioned on class y the data are the mixture of the components with
+/// c_k = y, so the exact conditional score is the same formula with the
+/// softmax over those components only, and Bayes' rule gives the exact
+/// noisy classifier
+///
+/// ```text
+///   ln p_t(y | x)   = logsumexp_{k: c_k = y} l_k − logsumexp_k l_k
+///   ∇ ln p_t(y | x) = s(x, t | y) − s(x, t)
+/// ```
 #[derive(Debug)]
 pub struct MixtureScore {
     mixture: GaussianMixture,
     log_w: Vec<f64>,
+    labels: Vec<usize>,
     sde: Box<dyn Sde>,
 }
 
@@ -79,11 +92,79 @@ impl MixtureScore {
             ));
         }
         let log_w = mixture.weights.iter().map(|w| (w / total).ln()).collect();
+        let labels = (0..mixture.n_modes()).collect();
         Ok(MixtureScore {
             mixture,
             log_w,
+            labels,
             sde: sde.build()?,
         })
+    }
+
+    /// The same oracle with class label `labels[k]` for component k (one per
+    /// component; every class in 0..=max must have a component of positive weight).
+    pub fn with_labels(mut self, labels: Vec<usize>) -> Result<Self> {
+        if labels.len() != self.mixture.n_modes() {
+            return Err(Error::invalid(
+                "mixture labels",
+                format!("{} labels", labels.len()),
+                format!("one per component ({})", self.mixture.n_modes()),
+            ));
+        }
+        let n = labels.iter().max().map_or(0, |m| m + 1);
+        if let Some(y) = (0..n).find(|&y| {
+            !labels
+                .iter()
+                .zip(&self.log_w)
+                .any(|(&c, &lw)| c == y && lw.is_finite())
+        }) {
+            return Err(Error::invalid(
+                "mixture labels",
+                format!("no component of positive weight with label {y}"),
+                "labels 0..K-1, each on a component of positive weight",
+            ));
+        }
+        self.labels = labels;
+        Ok(self)
+    }
+
+    /// The class label of each component.
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// The class posterior p_t(y | x) of one point (f64).
+    pub fn class_posterior(&self, x: &[f64], t: f64) -> Vec<f64> {
+        let mut resp = self.logits(x, t, None);
+        softmax_in_place(&mut resp);
+        let mut p = vec![0.0; ConditionalScore::n_classes(self)];
+        for (r, &c) in resp.iter().zip(&self.labels) {
+            p[c] += r;
+        }
+        p
+    }
+
+    /// l_k(x) for one point; components outside `class` get −∞.
+    fn logits(&self, x: &[f64], t: f64, class: Option<usize>) -> Vec<f64> {
+        let a = self.sde.alpha(t);
+        let inv_2v = 0.5 / self.variance(t);
+        self.mixture
+            .means
+            .iter()
+            .zip(&self.log_w)
+            .zip(&self.labels)
+            .map(|((mu, lw), &c)| {
+                if class.is_some_and(|y| y != c) {
+                    return f64::NEG_INFINITY;
+                }
+                let d2: f64 = x
+                    .iter()
+                    .zip(mu)
+                    .map(|(xv, m)| (xv - a * m) * (xv - a * m))
+                    .sum();
+                lw - d2 * inv_2v
+            })
+            .collect()
     }
 
     /// The data mixture p_0.
@@ -121,16 +202,19 @@ impl MixtureScore {
     }
 }
 
-impl Score for MixtureScore {
-    fn dim(&self) -> usize {
-        self.mixture.dim()
-    }
-
-    fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
+impl MixtureScore {
+    /// s(x, t | class) (all components when `class` is None) for every row.
+    fn score_class(
+        &self,
+        x: ArrayView2<f32>,
+        t: f64,
+        class: Option<usize>,
+        mut out: ArrayViewMut2<f32>,
+    ) {
         let a = self.sde.alpha(t);
         let v = self.variance(t);
         let inv_2v = 0.5 / v;
-        let d = self.dim();
+        let d = self.mixture.dim();
         // alpha mu_k for every k, flat [K·d].
         let centres: Vec<f64> = self.mixture.means.iter().flatten().map(|m| a * m).collect();
         let mut xr = vec![0f64; d];
@@ -140,11 +224,16 @@ impl Score for MixtureScore {
             for (dst, &v) in xr.iter_mut().zip(row.iter()) {
                 *dst = v as f64;
             }
-            for ((l, c), lw) in resp
+            for (((l, c), lw), &lab) in resp
                 .iter_mut()
                 .zip(centres.chunks_exact(d))
                 .zip(&self.log_w)
+                .zip(&self.labels)
             {
+                if class.is_some_and(|y| y != lab) {
+                    *l = f64::NEG_INFINITY;
+                    continue;
+                }
                 let d2: f64 = xr.iter().zip(c).map(|(xv, cv)| (xv - cv) * (xv - cv)).sum();
                 *l = lw - d2 * inv_2v;
             }
@@ -162,6 +251,84 @@ impl Score for MixtureScore {
                 *o = ((m - xv) / v) as f32;
             }
         }
+    }
+}
+
+/// The exact conditional score of one class of a [`MixtureScore`].
+struct MixtureClass<'a> {
+    oracle: &'a MixtureScore,
+    class: usize,
+}
+
+impl Score for MixtureClass<'_> {
+    fn dim(&self) -> usize {
+        self.oracle.mixture.dim()
+    }
+
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.oracle.score_class(x, t, Some(self.class), out);
+    }
+
+    fn describe(&self) -> String {
+        format!("{} given class {}", self.oracle.describe(), self.class)
+    }
+}
+
+impl ConditionalScore for MixtureScore {
+    fn n_classes(&self) -> usize {
+        self.labels.iter().max().map_or(0, |m| m + 1)
+    }
+
+    fn with_condition(&self, c: Condition) -> Result<Box<dyn Score + '_>> {
+        Ok(match c.check(ConditionalScore::n_classes(self))? {
+            Condition::Null => Box::new(MixtureClassNull(self)),
+            Condition::Class(class) => Box::new(MixtureClass {
+                oracle: self,
+                class,
+            }),
+        })
+    }
+}
+
+/// The unconditional score of a [`MixtureScore`] behind a borrow.
+struct MixtureClassNull<'a>(&'a MixtureScore);
+
+impl Score for MixtureClassNull<'_> {
+    fn dim(&self) -> usize {
+        self.0.mixture.dim()
+    }
+
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.0.score(x, t, out);
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+impl NoisyClassifier for MixtureScore {
+    fn input_dim(&self) -> usize {
+        self.mixture.dim()
+    }
+
+    fn label_count(&self) -> usize {
+        ConditionalScore::n_classes(self)
+    }
+
+    /// ∇ ln p_t(y | x) = s(x, t | y) − s(x, t), both exact.
+    fn log_prob_grad(&self, x: ArrayView2<f32>, t: f64, y: usize, out: ArrayViewMut2<f32>) {
+        crate::guidance::bayes_grad(x, y, |c, o| self.score_class(x, t, c, o), out);
+    }
+}
+
+impl Score for MixtureScore {
+    fn dim(&self) -> usize {
+        self.mixture.dim()
+    }
+
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.score_class(x, t, None, out);
     }
 
     fn describe(&self) -> String {

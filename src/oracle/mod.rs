@@ -13,14 +13,22 @@
 //!   so p_t = (1/M) Σ_j N(alpha y_j, sigma² I). A sampler driven by it
 //!   reproduces training points as ε → 0 (it memorises by construction).
 //!
+//! Conditionals (the `guidance` module's traits): [`MixtureScore`] with a
+//! class label per component and [`CheckerboardScore`] with its 8 squares
+//! give the exact conditional score and the exact ∇ ln p_t(y | x_t);
+//! [`LabelledEmpirical`] conditions the empirical distribution on a label,
+//! [`KnownPixelsScore`] on known pixels.
+//!
 //! Responsibilities are a softmax over components computed with the max-shift
 //! log-sum-exp in f64, so far-away points and tiny t give finite scores.
 
 pub mod checkerboard;
+mod conditional;
 mod empirical;
 mod mixture;
 
 pub use checkerboard::CheckerboardScore;
+pub use conditional::{KnownPixelsScore, LabelledEmpirical};
 pub use empirical::EmpiricalScore;
 pub use mixture::MixtureScore;
 

@@ -74,9 +74,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// s(x, t) into `out`; counts one model evaluation per sample.
+    /// s(x, t) into `out`; counts the score's network evaluations per
+    /// sample ([`Score::evals`]: one for a plain network or oracle).
     pub fn score(&mut self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
-        self.nfe += 1;
+        self.nfe += self.score.evals(t);
         self.score.score(x, t, out.view_mut());
         if self.bad.score.is_none() && out.iter().any(|v| !v.is_finite()) {
             self.bad.score = Some((self.nfe, t));
