@@ -15,8 +15,8 @@ pub const CHECKERBOARD_SIGMA_DATA: f64 = 2.3;
 /// docs/recipes.md): for the 2-D sets EDM preconditioning with σ_data =
 /// [`CHECKERBOARD_SIGMA_DATA`] and its log-normal σ density, learning-rate
 /// warm-up and cosine decay and the EMA warm-up (measured on the
-/// checkerboard); for `digits` EDM with σ_data = 0.5 and the same
-/// schedules; the other image sets keep the SPEC recipe (not yet measured).
+/// checkerboard); the image sets keep the SPEC recipe (not yet measured:
+/// `--target edm` and the schedules apply to them too).
 /// Any SDE takes the same recipe.
 pub fn tuned_recipe(name: &str, sde: &SdeConfig) -> Recipe {
     let _ = sde;
@@ -34,11 +34,6 @@ pub fn tuned_recipe(name: &str, sde: &SdeConfig) -> Recipe {
     if crate::data::Toy::from_name(name).is_ok() {
         Recipe {
             target: edm(CHECKERBOARD_SIGMA_DATA).spec(),
-            ..schedules
-        }
-    } else if name == "digits" {
-        Recipe {
-            target: edm(0.5).spec(),
             ..schedules
         }
     } else {
