@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::image::{ImageCell, ImageData, ImageSummary, NN_SUBSET, THUMB_IMAGES};
-use super::output::{fmt_ms_p, fmt_sci, sheet_cells};
+use super::output::{fmt_ms_p, fmt_sci, push_skipped, sheet_cells};
 use super::{CompareOptions, Plan};
 use crate::error::Result;
 use crate::metrics::{MeanSe, DC_K, PR_K};
@@ -226,18 +226,7 @@ pub(super) fn results_markdown(
         );
     }
     md.push_str(&table.to_markdown());
-    if !skipped_cells.is_empty() {
-        md.push_str("\n## Skipped cells\n\n");
-        for (s, b, why) in skipped_cells {
-            md.push_str(&format!("- {s} at budget {b}: {why}\n"));
-        }
-    }
-    if !skipped_samplers.is_empty() {
-        md.push_str("\n## Skipped samplers\n\n");
-        for (s, why) in skipped_samplers {
-            md.push_str(&format!("- {s}: {why}\n"));
-        }
-    }
+    push_skipped(&mut md, skipped_cells, skipped_samplers);
     md
 }
 

@@ -284,18 +284,7 @@ pub(super) fn results_markdown(
     for n in notes {
         md.push_str(&format!("- {n}\n"));
     }
-    if !skipped_cells.is_empty() {
-        md.push_str("\n## Skipped cells\n\n");
-        for (s, b, why) in skipped_cells {
-            md.push_str(&format!("- {s} at budget {b}: {why}\n"));
-        }
-    }
-    if !skipped_samplers.is_empty() {
-        md.push_str("\n## Skipped samplers\n\n");
-        for (s, why) in skipped_samplers {
-            md.push_str(&format!("- {s}: {why}\n"));
-        }
-    }
+    push_skipped(&mut md, skipped_cells, skipped_samplers);
     md
 }
 
@@ -401,4 +390,24 @@ pub(super) fn sheet_cells<'a, C>(
         })
         .collect();
     (rows, cols, grid)
+}
+
+/// The "Skipped cells" and "Skipped samplers" sections of a results page.
+pub(super) fn push_skipped(
+    md: &mut String,
+    skipped_cells: &[(String, usize, String)],
+    skipped_samplers: &[(String, String)],
+) {
+    if !skipped_cells.is_empty() {
+        md.push_str("\n## Skipped cells\n\n");
+        for (s, b, why) in skipped_cells {
+            md.push_str(&format!("- {s} at budget {b}: {why}\n"));
+        }
+    }
+    if !skipped_samplers.is_empty() {
+        md.push_str("\n## Skipped samplers\n\n");
+        for (s, why) in skipped_samplers {
+            md.push_str(&format!("- {s}: {why}\n"));
+        }
+    }
 }
