@@ -162,3 +162,14 @@ pub fn f32s(b64: &serde_json::Value) -> Vec<f32> {
 pub fn via_json(x: f64) -> f64 {
     serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap()
 }
+
+/// The ids `GET /api/sources` lists.
+pub fn source_ids(addr: SocketAddr) -> Vec<String> {
+    let (_, src) = json(addr, "GET", "/api/sources", None);
+    src["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
