@@ -128,6 +128,20 @@ impl Score for ScoreModel {
         out.mapv_inplace(|v| k * v);
     }
 
+    /// One network pass with a time per row; row i is bit-identical to
+    /// [`Score::score`] of that row alone at `t[i]`.
+    fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], mut out: ArrayViewMut2<f32>) {
+        match &self.net {
+            ScoreNet::Mlp(m) => m.forward_rows(x, t, out.view_mut()),
+            ScoreNet::UNet(u) => u.forward_rows(x, t, out.view_mut()),
+        }
+        let c = -self.config.parameterization.eps_sign();
+        for (mut row, &ti) in out.outer_iter_mut().zip(t) {
+            let k = c / self.sde.sigma(ti) as f32;
+            row.mapv_inplace(|v| k * v);
+        }
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} score model ({} SDE, {} steps on {})",

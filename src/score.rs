@@ -24,6 +24,17 @@ pub trait Score: Send + Sync {
     /// results do not depend on how rows are batched.
     fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>);
 
+    /// Write s(x_i, t_i) for every row x_i of `x` at its own time `t[i]`
+    /// (`t.len()` = rows). Row i must be bit-identical to
+    /// `score(x_i, t[i])` on that row alone, so a solver that moves every
+    /// sample on its own clock (adaptive RK45, the likelihood ODE) can
+    /// evaluate them in one call. The default groups the rows by equal time
+    /// and calls [`Score::score`] once per group; networks whose time input
+    /// is per row anyway override it with one batched call.
+    fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], out: ArrayViewMut2<f32>) {
+        score_rows_grouped(self, x, t, out);
+    }
+
     /// Short human-readable description (for reports).
     fn describe(&self) -> String {
         format!("score(d={})", self.dim())
@@ -37,6 +48,45 @@ pub trait Score: Send + Sync {
     fn evals(&self, t: f64) -> usize {
         let _ = t;
         1
+    }
+}
+
+/// [`Score::score_rows`] by groups of equal time (compared bitwise), each
+/// group gathered into one [`Score::score`] call; rows keep their bytes.
+pub fn score_rows_grouped<S: Score + ?Sized>(
+    score: &S,
+    x: ArrayView2<f32>,
+    t: &[f64],
+    mut out: ArrayViewMut2<f32>,
+) {
+    let n = x.nrows();
+    assert_eq!(t.len(), n, "t must have one time per row of x");
+    if n == 0 {
+        return;
+    }
+    if t.iter().all(|v| v.to_bits() == t[0].to_bits()) {
+        score.score(x, t[0], out);
+        return;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (t[i].to_bits(), i));
+    let d = x.ncols();
+    let mut start = 0;
+    while start < n {
+        let tb = t[order[start]].to_bits();
+        let end = start
+            + order[start..]
+                .iter()
+                .take_while(|&&i| t[i].to_bits() == tb)
+                .count();
+        let rows = &order[start..end];
+        let xs = x.select(ndarray::Axis(0), rows);
+        let mut os = ndarray::Array2::<f32>::zeros((rows.len(), d));
+        score.score(xs.view(), t[rows[0]], os.view_mut());
+        for (k, &i) in rows.iter().enumerate() {
+            out.row_mut(i).assign(&os.row(k));
+        }
+        start = end;
     }
 }
 
@@ -92,6 +142,28 @@ pub struct ClipX0<'a> {
     pub clip: f64,
 }
 
+impl ClipX0<'_> {
+    /// Clip x̂0 of every row i of the inner score `out`, row i at `time(i)`.
+    fn clip_rows(
+        &self,
+        x: ArrayView2<f32>,
+        time: impl Fn(usize) -> f64,
+        mut out: ArrayViewMut2<f32>,
+    ) {
+        for (i, (xr, mut or)) in x.outer_iter().zip(out.outer_iter_mut()).enumerate() {
+            let t = time(i);
+            let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
+            let s2 = sigma * sigma;
+            Zip::from(&mut or).and(&xr).for_each(|o, &xv| {
+                let x0 = (xv as f64 + s2 * *o as f64) / alpha;
+                if x0.abs() > self.clip {
+                    *o = ((alpha * x0.clamp(-self.clip, self.clip) - xv as f64) / s2) as f32;
+                }
+            });
+        }
+    }
+}
+
 impl Score for ClipX0<'_> {
     fn dim(&self) -> usize {
         self.inner.dim()
@@ -103,14 +175,12 @@ impl Score for ClipX0<'_> {
 
     fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
         self.inner.score(x, t, out.view_mut());
-        let (alpha, sigma) = (self.sde.alpha(t), self.sde.sigma(t));
-        let s2 = sigma * sigma;
-        Zip::from(&mut out).and(&x).for_each(|o, &xv| {
-            let x0 = (xv as f64 + s2 * *o as f64) / alpha;
-            if x0.abs() > self.clip {
-                *o = ((alpha * x0.clamp(-self.clip, self.clip) - xv as f64) / s2) as f32;
-            }
-        });
+        self.clip_rows(x, |_| t, out);
+    }
+
+    fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], mut out: ArrayViewMut2<f32>) {
+        self.inner.score_rows(x, t, out.view_mut());
+        self.clip_rows(x, |i| t[i], out);
     }
 
     fn describe(&self) -> String {
@@ -132,19 +202,31 @@ pub struct GaussianScore<S> {
     pub s: f64,
 }
 
+impl<S: Sde> GaussianScore<S> {
+    /// The score of row i at time `time(i)`.
+    fn rows(&self, x: ArrayView2<f32>, time: impl Fn(usize) -> f64, mut out: ArrayViewMut2<f32>) {
+        for (i, (xr, mut or)) in x.outer_iter().zip(out.outer_iter_mut()).enumerate() {
+            let t = time(i);
+            let a = self.sde.alpha(t);
+            let var = a * a * self.s * self.s + self.sde.sigma(t).powi(2);
+            for ((o, &xv), m) in or.iter_mut().zip(xr.iter()).zip(&self.mu) {
+                *o = (-(xv as f64 - a * m) / var) as f32;
+            }
+        }
+    }
+}
+
 impl<S: Sde + Clone> Score for GaussianScore<S> {
     fn dim(&self) -> usize {
         self.mu.len()
     }
 
-    fn score(&self, x: ArrayView2<f32>, t: f64, mut out: ArrayViewMut2<f32>) {
-        let a = self.sde.alpha(t);
-        let var = a * a * self.s * self.s + self.sde.sigma(t).powi(2);
-        for (xr, mut or) in x.outer_iter().zip(out.outer_iter_mut()) {
-            for ((o, &xv), m) in or.iter_mut().zip(xr.iter()).zip(&self.mu) {
-                *o = (-(xv as f64 - a * m) / var) as f32;
-            }
-        }
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        self.rows(x, |_| t, out);
+    }
+
+    fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], out: ArrayViewMut2<f32>) {
+        self.rows(x, |i| t[i], out);
     }
 
     fn describe(&self) -> String {

@@ -172,6 +172,8 @@ thread_local! {
 #[derive(Clone, Copy)]
 enum Times<'a> {
     Rows(ArrayView1<'a, f32>),
+    /// One f64 time per row (as [`Times::Scalar`] would give each row).
+    RowsF64(&'a [f64]),
     Scalar(f64),
 }
 
@@ -181,6 +183,10 @@ impl Times<'_> {
             Times::Rows(t) => {
                 let (a, b) = t.split_at(Axis(0), mid);
                 (Times::Rows(a), Times::Rows(b))
+            }
+            Times::RowsF64(t) => {
+                let (a, b) = t.split_at(mid);
+                (Times::RowsF64(a), Times::RowsF64(b))
             }
             Times::Scalar(t) => (Times::Scalar(t), Times::Scalar(t)),
         }
@@ -354,6 +360,15 @@ impl Mlp {
     pub fn forward_t(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
         self.check_io(x.nrows(), &x, &out);
         self.forward_split(x, Times::Scalar(t), out);
+    }
+
+    /// [`Mlp::forward`] with one f64 time per row: row i is bit-identical to
+    /// `forward_t` of that row alone at `t[i]` (the embedding is per row in
+    /// f64 either way), so rows at different times share one pass.
+    pub fn forward_rows(&self, x: ArrayView2<f32>, t: &[f64], out: ArrayViewMut2<f32>) {
+        assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
+        self.check_io(x.nrows(), &x, &out);
+        self.forward_split(x, Times::RowsF64(t), out);
     }
 
     /// Split rows into blocks of `BLOCK_ROWS` (boundaries at multiples of
@@ -650,6 +665,7 @@ fn fill_input(x: ArrayView2<f32>, t: Times, input: &mut [f32], in0: usize, d: us
         Times::Rows(tv) => {
             time_embedding_rows(tv.iter().map(|&v| v as f64), input, in0, d, in0 - d)
         }
+        Times::RowsF64(tv) => time_embedding_rows(tv.iter().copied(), input, in0, d, in0 - d),
         Times::Scalar(tt) if rows > 0 => time_embedding(tt, &mut input[d..in0]),
         Times::Scalar(_) => {}
     }

@@ -350,6 +350,13 @@ impl UNet {
         self.forward_blocks(x, out, |_| t);
     }
 
+    /// [`UNet::forward`] with one f64 time per row (row i as `forward_t` of
+    /// that row alone at `t[i]`).
+    pub fn forward_rows(&self, x: ArrayView2<f32>, t: &[f64], out: ArrayViewMut2<f32>) {
+        assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
+        self.forward_blocks(x, out, |i| t[i]);
+    }
+
     /// Inference in blocks of at most `INFER_BLOCK` rows, row i at time `time_of(i)`.
     fn forward_blocks(
         &self,

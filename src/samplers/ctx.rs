@@ -161,6 +161,38 @@ impl<'a> Ctx<'a> {
         self.s32 = sc;
     }
 
+    /// F(x_i, t_i) = f(t_i) x_i − ½ g(t_i)² s(x_i, t_i) for rows at their own
+    /// times, in one [`Score::score_rows`] call (row i as a call of that row
+    /// alone). Not counted: a sampler using it reports its NFE itself.
+    pub fn pf_drift_rows(&mut self, x: ArrayView2<f64>, t: &[f64], mut out: ArrayViewMut2<f64>) {
+        let (mut xs, mut sc) = self.scratch32(x.nrows(), x.ncols());
+        Zip::from(&mut xs).and(&x).for_each(|a, &b| *a = b as f32);
+        self.score.score_rows(xs.view(), t, sc.view_mut());
+        if self.bad.score.is_none() {
+            if let Some(i) = sc
+                .outer_iter()
+                .position(|r| r.iter().any(|v| !v.is_finite()))
+            {
+                self.bad.score = Some((self.nfe, t[i]));
+            }
+        }
+        for (((mut o, xr), sr), &ti) in out
+            .outer_iter_mut()
+            .zip(x.outer_iter())
+            .zip(sc.outer_iter())
+            .zip(t)
+        {
+            let f = self.sde.drift_coef(ti);
+            let half_g2 = 0.5 * self.sde.diffusion(ti).powi(2);
+            Zip::from(&mut o)
+                .and(&xr)
+                .and(&sr)
+                .for_each(|o, &xv, &s| *o = f * xv - half_g2 * f64::from(s));
+        }
+        self.x32 = xs;
+        self.s32 = sc;
+    }
+
     /// The f32 score of an f64 state (returned buffer is the s32 scratch).
     fn score_f64(&mut self, x: ArrayView2<f64>, t: f64) -> Array2<f32> {
         let (mut xs, mut sc) = self.scratch32(x.nrows(), x.ncols());

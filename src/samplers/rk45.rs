@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use super::ctx::write_back;
 use super::params::SpecWriter;
 use super::{Ctx, Entry, Nfe, Params, Sampler};
-use crate::dopri5::{dopri5, Dopri5Options};
+use crate::dopri5::{dopri5_rows, Dopri5Options};
 use crate::error::Result;
 use crate::sde::Sde;
 
@@ -26,16 +26,19 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// Probability-flow ODE dx/dt = f(t) x − ½ g(t)² s(x, t) from T to ε with
 /// adaptive [`dopri5`](crate::dopri5::dopri5) (defaults rtol = atol = 1e-5, as score_sde).
 ///
-/// **Per-sample adaptivity.** Every sample is integrated on its own, with
-/// its own step sizes and accept/reject decisions, through 1-row score calls:
-/// a `Score` takes one t per call, and rows of a chunk sit at different times.
-/// So a sample's trajectory never depends on the other rows of its chunk and
-/// the output is the same bytes for any batch size. The cost is one model
-/// call per row per stage (no batching across samples): fine for low-d data
-/// where a call is cheap, slow for image-sized networks.
+/// **Per-sample adaptivity, batched.** Every sample keeps its own time, step
+/// sizes and accept/reject decisions ([`dopri5_rows`]); the samples of a
+/// chunk advance together, and each stage evaluates all samples still
+/// running in one [`Score::score_rows`](crate::score::Score::score_rows)
+/// call with a time per row. Row i of such a call is bit-identical to a
+/// call of that row alone, so a sample's trajectory never depends on the
+/// other rows of its chunk and the output is the same bytes for any batch
+/// size or thread count (and the same as integrating each sample alone).
+/// Samples that finish leave the batch.
 ///
-/// NFE is the mean over samples of the evaluations actually used (6 per
-/// attempted step + 2 to start), rounded up per chunk (the driver reports
+/// NFE is per sample: the mean over samples of the evaluations each sample
+/// actually used (6 per attempted step + 2 to start), not the number of
+/// batched calls (the batch runs as long as its slowest sample), rounded up per chunk (the driver reports
 /// per-chunk NFE × rows, so the reported mean can differ by at most 1 from
 /// the exact mean across batch sizes). The step count given to the sampler
 /// is ignored; `max_steps` caps the attempts per sample. A sample that hits
@@ -87,20 +90,16 @@ impl Sampler for Rk45 {
         let sde = ctx.sde;
         let (rows, d) = x32.dim();
         let mut x = x32.mapv(f64::from);
-        let mut total_nfe = 0usize;
-        for mut row in x.outer_iter_mut() {
-            let Some(y) = row.as_slice_mut() else {
-                continue; // unreachable: rows of a standard-layout array are contiguous
-            };
-            let before = ctx.nfe();
-            let field = |t: f64, y: &[f64], dy: &mut [f64]| {
-                let yv = ArrayView2::from_shape((1, d), y).expect("1 x d view");
-                let dv = ArrayViewMut2::from_shape((1, d), dy).expect("1 x d view");
-                ctx.pf_drift(yv, t, dv);
-            };
-            dopri5(field, sde.t_max(), sde.t_eps(), y, &self.opts);
-            total_nfe += ctx.nfe() - before;
-        }
+        let Some(y) = x.as_slice_mut() else {
+            unreachable!("a fresh Array2 is contiguous")
+        };
+        let field = |t: &[f64], ys: &[f64], dys: &mut [f64]| {
+            let yv = ArrayView2::from_shape((t.len(), d), ys).expect("m x d view");
+            let dv = ArrayViewMut2::from_shape((t.len(), d), dys).expect("m x d view");
+            ctx.pf_drift_rows(yv, t, dv);
+        };
+        let stats = dopri5_rows(field, sde.t_max(), sde.t_eps(), y, d, &self.opts);
+        let total_nfe: usize = stats.iter().map(|s| s.nfe).sum();
         // Per-sample mean for the driver, which multiplies by the row count.
         ctx.set_nfe(total_nfe.div_ceil(rows.max(1)));
         write_back(x32, &x);
