@@ -131,10 +131,33 @@ impl Score for ScoreModel {
     /// One network pass with a time per row; row i is bit-identical to
     /// [`Score::score`] of that row alone at `t[i]`.
     fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], mut out: ArrayViewMut2<f32>) {
-        match &self.net {
-            ScoreNet::Mlp(m) => m.forward_rows(x, t, out.view_mut()),
-            ScoreNet::UNet(u) => u.forward_rows(x, t, out.view_mut()),
+        let forward = |x: ArrayView2<f32>, out: ArrayViewMut2<f32>| match &self.net {
+            ScoreNet::Mlp(m) => m.forward_rows(x, t, out),
+            ScoreNet::UNet(u) => u.forward_rows(x, t, out),
+        };
+        if let Some(o) = self.config.output {
+            // As `score`, row by row: f_θ(c_in(t_i) x_i, t_i), then the
+            // output's conversion at t_i.
+            let coeffs: Vec<Coeffs> = t
+                .iter()
+                .map(|&ti| Coeffs::at(self.sde.as_ref(), ti))
+                .collect();
+            let mut scaled = x.to_owned();
+            for (mut row, c) in scaled.outer_iter_mut().zip(&coeffs) {
+                let c_in = o.input_scale(c);
+                if c_in != 1.0 {
+                    row.mapv_inplace(|v| (v as f64 * c_in) as f32);
+                }
+            }
+            forward(scaled.view(), out.view_mut());
+            for ((mut orow, xrow), c) in out.outer_iter_mut().zip(x.outer_iter()).zip(&coeffs) {
+                ndarray::Zip::from(&mut orow)
+                    .and(&xrow)
+                    .for_each(|o_, &xv| *o_ = o.score(c, xv as f64, *o_ as f64) as f32);
+            }
+            return;
         }
+        forward(x, out.view_mut());
         let c = -self.config.parameterization.eps_sign();
         for (mut row, &ti) in out.outer_iter_mut().zip(t) {
             let k = c / self.sde.sigma(ti) as f32;

@@ -5,6 +5,7 @@
 //! known marginal.
 
 use ndarray::Array2;
+use scoresde::convert::Output;
 use scoresde::dopri5::{dopri5, dopri5_rows, Dopri5Options};
 use scoresde::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
 use scoresde::nn::{Mlp, MlpConfig, ScoreNet};
@@ -14,6 +15,11 @@ use scoresde::score::{GaussianScore, Score};
 use scoresde::sde::{Sde, SdeConfig, VpSde};
 
 fn model() -> ScoreModel {
+    model_with(None)
+}
+
+/// The MLP with a network output convention (`None`: ε, the SPEC recipe).
+fn model_with(output: Option<Output>) -> ScoreModel {
     let sde = SdeConfig::by_name("vp").unwrap();
     let net = MlpConfig::new(2);
     let config = ModelConfig {
@@ -23,6 +29,7 @@ fn model() -> ScoreModel {
         net: net.clone().into(),
         data: "checkerboard".into(),
         step: 0,
+        output,
     };
     ScoreModel::new(config, ScoreNet::Mlp(Mlp::new(net, 7).unwrap())).unwrap()
 }
@@ -58,6 +65,9 @@ fn check_rows(score: &dyn Score) {
 #[test]
 fn score_rows_equals_one_row_calls() {
     check_rows(&model()); // the MLP override
+                          // the per-row input scale and output conversion of EDM and x0 outputs
+    check_rows(&model_with(Some(Output::Edm { sigma_data: 0.5 })));
+    check_rows(&model_with(Some(Output::X0)));
     let sde = VpSde::default();
     check_rows(&GaussianScore {
         sde,
