@@ -161,16 +161,16 @@ fn batched_rk45_gaussian_marginal() {
     let t = sde.t_eps();
     let (a, sig) = (sde.alpha(t), sde.sigma(t));
     let var = a * a * s * s + sig * sig;
-    for j in 0..2 {
+    for (j, &mu_j) in mu.iter().enumerate() {
         let col: Vec<f64> = x.column(j).iter().map(|&v| v as f64).collect();
         let mean = col.iter().sum::<f64>() / n as f64;
         let v = col.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         let se_mean = (var / n as f64).sqrt();
         let se_var = var * (2.0 / (n - 1) as f64).sqrt();
         assert!(
-            (mean - a * mu[j]).abs() < 4.0 * se_mean,
+            (mean - a * mu_j).abs() < 4.0 * se_mean,
             "mean {mean} vs {}",
-            a * mu[j]
+            a * mu_j
         );
         assert!((v - var).abs() < 4.0 * se_var, "variance {v} vs {var}");
     }
