@@ -38,6 +38,18 @@ pub enum Error {
     /// Two things that must agree do not (e.g. a model and a data set).
     #[error("{0}")]
     Mismatch(String),
+    /// A resumed run's option `what` is `ours`, the checkpoint in `dir` was
+    /// trained with `saved`.
+    #[error(
+        "{what} {ours} differs from {saved} in the checkpoint {dir}; \
+         a resumed run must use the same {what} (leave it unset to take the saved one)"
+    )]
+    ResumeMismatch {
+        what: String,
+        ours: String,
+        saved: String,
+        dir: String,
+    },
     /// Another process holds the advisory lock of an output directory.
     #[error(
         "{path} is in use by another scoresde process (it holds the directory's lock); \

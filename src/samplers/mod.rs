@@ -251,7 +251,7 @@ pub fn by_name(spec: &str, steps: usize) -> Result<Box<dyn Sampler>> {
             )
         })?;
     let sampler = (entry.build)(&mut p, steps)?;
-    p.finish()?;
+    p.finish(entry.help)?;
     Ok(sampler)
 }
 

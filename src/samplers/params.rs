@@ -117,14 +117,15 @@ impl Params {
         }
     }
 
-    /// Error if any parameter was not used by the sampler.
-    pub fn finish(self) -> Result<()> {
+    /// Error if any parameter was not used by the sampler; `takes` is the
+    /// sampler's description of its parameters (its registry help).
+    pub fn finish(self, takes: &str) -> Result<()> {
         match self.values.first() {
             None => Ok(()),
             Some((k, v)) => Err(Error::invalid(
                 format!("parameter of sampler {}", self.name),
                 format!("{k}={v}"),
-                "a parameter this sampler takes (see `scoresde sample --help`)",
+                format!("a parameter this sampler takes ({takes})"),
             )),
         }
     }

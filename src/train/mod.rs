@@ -313,11 +313,11 @@ impl Trainer {
             path: ckpt.dir.clone(),
             msg: "holds no training state (train_state.safetensors); it cannot be resumed".into(),
         })?;
-        let differs = |what: &str, ours: String, saved: String| {
-            Error::Mismatch(format!(
-                "--{what} {ours} differs from {saved} in the checkpoint {dir}; \
-                 a resumed run must use the same {what} (omit --{what} to take the saved one)"
-            ))
+        let differs = |what: &str, ours: String, saved: String| Error::ResumeMismatch {
+            what: what.to_string(),
+            ours,
+            saved,
+            dir: dir.clone(),
         };
         if opts.data.name() != cfg.data {
             return Err(differs(

@@ -381,7 +381,19 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", with_flag_names(one_line(&e)));
+            let msg = match e.downcast_ref::<scoresde::Error>() {
+                Some(scoresde::Error::ResumeMismatch {
+                    what,
+                    ours,
+                    saved,
+                    dir,
+                }) => format!(
+                    "--{what} {ours} differs from {saved} in the checkpoint {dir}; \
+                     a resumed run must use the same {what} (omit --{what} to take the saved one)"
+                ),
+                _ => one_line(&e),
+            };
+            eprintln!("error: {}", with_flag_names(msg));
             ExitCode::FAILURE
         }
     }
