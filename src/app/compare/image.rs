@@ -36,7 +36,8 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 
 use super::{
-    check_options, check_out_dir, plan_cell, plan_samplers, run_seeds, CellPlan, CompareOptions,
+    check_options, check_out_dir, plan_cell, plan_samplers, run_seeds, Cell, CellPlan,
+    CompareOptions,
 };
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
@@ -183,20 +184,9 @@ fn summarise(qs: &[ImageQuality]) -> ImageSummary {
     }
 }
 
-/// One (sampler, budget) cell of an image comparison.
-#[derive(Clone, Debug)]
-pub struct ImageCell {
-    pub spec: String,
-    pub sampler: String,
-    pub budget: usize,
-    pub steps: Option<usize>,
-    pub rtol: Option<f64>,
-    pub nfe: usize,
-    pub seconds: MeanSe,
-    pub quality: ImageSummary,
-    /// The first [`THUMB_IMAGES`] images of the first seed.
-    pub thumbs: Array2<f32>,
-}
+/// One (sampler, budget) cell of an image comparison; its `samples` are
+/// the first [`THUMB_IMAGES`] images of the first seed.
+pub type ImageCell = Cell<ImageSummary>;
 
 /// What an image comparison produced.
 #[derive(Clone, Debug)]
@@ -343,7 +333,7 @@ pub fn run_images(
                 &format!("{spec} @ {budget}"),
                 &evaluate,
             )?;
-            let thumbs = samples
+            let samples = samples
                 .slice(ndarray::s![..THUMB_IMAGES.min(n), ..])
                 .to_owned();
             cells.push(ImageCell {
@@ -355,7 +345,7 @@ pub fn run_images(
                 nfe,
                 seconds: MeanSe::from_samples(&secs),
                 quality: summarise(&qs),
-                thumbs,
+                samples,
             });
         }
     }

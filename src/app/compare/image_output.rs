@@ -317,7 +317,7 @@ pub(super) fn write_figures(
         )?;
     }
     let (rows, cols, grid) = sheet_cells(plans, budgets, cells, &|c: &ImageCell| {
-        (c.spec.as_str(), c.budget, c.thumbs.view())
+        (c.spec.as_str(), c.budget, c.samples.view())
     });
     let tr = &data.train;
     let mut g = viz::grid::GridOptions::new(tr.channels, tr.height, tr.width);

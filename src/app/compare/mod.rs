@@ -301,9 +301,10 @@ fn summarise(qs: &[Quality]) -> Summary {
     }
 }
 
-/// One (sampler, budget) cell.
+/// One (sampler, budget) cell, with its quality summary `Q` (2-D:
+/// [`Summary`]; images: [`ImageSummary`]).
 #[derive(Clone, Debug)]
-pub struct Cell {
+pub struct Cell<Q = Summary> {
     /// The sampler spec as given (e.g. `em`).
     pub spec: String,
     /// The sampler's own name at this budget (e.g. `euler_maruyama(20)`).
@@ -317,8 +318,8 @@ pub struct Cell {
     pub nfe: usize,
     /// Wall time of one run, mean ± SE over seeds.
     pub seconds: MeanSe,
-    pub quality: Summary,
-    /// Samples of the first seed.
+    pub quality: Q,
+    /// Samples of the first seed (images: the first few, for thumbnails).
     pub samples: Array2<f32>,
 }
 
