@@ -635,3 +635,93 @@ fn render_samples_for_inspection() {
         );
     }
 }
+
+/// `n` decaying curves with distinct names, like a sampler comparison.
+fn many_series(n: usize) -> Vec<Series> {
+    (0..n)
+        .map(|k| Series {
+            name: format!("sampler-{k}"),
+            points: [5.0, 10.0, 20.0, 50.0]
+                .iter()
+                .map(|&x: &f64| (x, 1.0 + (k as f64 + 1.0) / x))
+                .collect(),
+            err: None,
+        })
+        .collect()
+}
+
+#[test]
+fn long_legends_go_beside_the_chart_and_cover_no_data() {
+    let path = tmp("side_legend.png");
+    let (w, h) = (600, 400);
+    let plot = LinePlot {
+        log_x: true,
+        log_y: true,
+        series: many_series(20),
+        hline: Some((1.0, "floor".into())),
+        size: (w, h),
+        ..LinePlot::default()
+    };
+    line_plot(&path, &plot).unwrap();
+    let img = image::open(&path).unwrap().to_rgb8();
+    assert!(img.width() > w, "legend panel widens the image");
+    assert_eq!(img.height(), h);
+    // The first series' colour (tab10 blue) is in the panel, right of the chart.
+    let in_panel = |c: [u8; 3]| {
+        (w..img.width()).any(|x| (0..img.height()).any(|y| img.get_pixel(x, y).0 == c))
+    };
+    assert!(in_panel([0x1f, 0x77, 0xb4]) && in_panel([0xff, 0x7f, 0x0e]));
+    // A legend longer than three columns of the chart's height: taller image.
+    let tall = LinePlot {
+        series: many_series(80),
+        ..plot.clone()
+    };
+    line_plot(&path, &tall).unwrap();
+    assert!(image::open(&path).unwrap().height() > h);
+    // A short legend stays inside: the image is exactly `size`.
+    let short = LinePlot {
+        series: many_series(3),
+        ..plot
+    };
+    line_plot(&path, &short).unwrap();
+    assert_eq!(image::open(&path).unwrap().to_rgb8().dimensions(), (w, h));
+}
+
+#[test]
+fn points_above_y_max_are_clamped_to_the_axis_end() {
+    // With the axis capped, how far above the cap a diverged point lies
+    // cannot change the picture.
+    let render = |off: f64| {
+        let mut series = many_series(8);
+        series[2].points[0].1 = off;
+        let plot = LinePlot {
+            log_x: true,
+            log_y: true,
+            series,
+            y_max: Some(30.0),
+            ..LinePlot::default()
+        };
+        let path = tmp(&format!("ymax_{off}.png"));
+        line_plot(&path, &plot).unwrap();
+        std::fs::read(&path).unwrap()
+    };
+    assert_eq!(render(1e3), render(1e9));
+    // Without the cap the same point stretches the axis: a different image.
+    let uncapped = |off: f64| {
+        let mut series = many_series(8);
+        series[2].points[0].1 = off;
+        let path = tmp(&format!("noymax_{off}.png"));
+        line_plot(
+            &path,
+            &LinePlot {
+                log_x: true,
+                log_y: true,
+                series,
+                ..LinePlot::default()
+            },
+        )
+        .unwrap();
+        std::fs::read(&path).unwrap()
+    };
+    assert_ne!(uncapped(1e3), uncapped(1e9));
+}

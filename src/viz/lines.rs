@@ -8,6 +8,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::canvas::{draw_err, ensure_fonts, Canvas, FONT};
+use super::legend::{
+    draw_side_legend, legend_entries, marker_outline, marker_shape, side_legend_size, PALETTE,
+};
 use super::scatter::{SUBTLE, TEXT};
 use crate::error::{Error, Result};
 
@@ -42,9 +45,20 @@ pub struct LinePlot {
     /// Optional dashed horizontal reference line `(y, legend label)`, e.g.
     /// the noise floor of the metric.
     pub hline: Option<(f64, String)>,
-    /// Image size in pixels `(width, height)`. Default 760 × 500.
+    /// Optional upper end of the y axis: points above it are drawn on the
+    /// top edge with hollow markers (off scale), so a few diverged runs do
+    /// not flatten the curves that matter.
+    pub y_max: Option<f64>,
+    /// Size of the chart in pixels `(width, height)`. Default 760 × 500.
+    /// A legend of more than [`INSIDE_LEGEND`] entries goes to a panel to the
+    /// right of the chart, which widens the image (and, for a long legend,
+    /// heightens it).
     pub size: (u32, u32),
 }
+
+/// Legends with at most this many entries are drawn inside the chart (upper
+/// right); longer ones in columns beside it, where they cover no data.
+pub const INSIDE_LEGEND: usize = 6;
 
 impl Default for LinePlot {
     fn default() -> Self {
@@ -56,32 +70,15 @@ impl Default for LinePlot {
             log_y: false,
             series: Vec::new(),
             hline: None,
+            y_max: None,
             size: (760, 500),
         }
     }
 }
 
-/// Categorical palette (matplotlib "tab10" then four darker extras, so up to
-/// 14 series get distinct colours), cycled.
-const PALETTE: [RGBColor; 14] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x8c, 0x56, 0x4b),
-    RGBColor(0xe3, 0x77, 0xc2),
-    RGBColor(0x7f, 0x7f, 0x7f),
-    RGBColor(0xbc, 0xbd, 0x22),
-    RGBColor(0x17, 0xbe, 0xcf),
-    RGBColor(0x00, 0x00, 0x00),
-    RGBColor(0x39, 0x3b, 0x79),
-    RGBColor(0x63, 0x79, 0x39),
-    RGBColor(0xad, 0x49, 0x4a),
-];
-
-/// A point that survived filtering, with its error bar if any.
-type Pt = (f64, f64, Option<f64>);
+/// A point that survived filtering: x, y (clamped to `y_max`), its error
+/// bar if any, and whether it was clamped (off scale).
+pub(super) type Pt = (f64, f64, Option<f64>, bool);
 
 /// Writes `plot` as a PNG line chart with a legend (upper right), distinct
 /// colours and markers per series, optional ± error bars and an optional
@@ -103,6 +100,7 @@ pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
     }
     let ok_x = |x: f64| x.is_finite() && (!plot.log_x || x > 0.0);
     let ok_y = |y: f64| y.is_finite() && (!plot.log_y || y > 0.0);
+    let y_max = plot.y_max.filter(|&m| ok_y(m));
     let mut data: Vec<Vec<Pt>> = Vec::with_capacity(plot.series.len());
     for s in &plot.series {
         if let Some(e) = &s.err {
@@ -120,20 +118,24 @@ pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
             .iter()
             .enumerate()
             .filter(|(_, &(x, y))| ok_x(x) && ok_y(y))
-            .map(|(i, &(x, y))| {
-                let e = s
-                    .err
-                    .as_ref()
-                    .map(|e| e[i])
-                    .filter(|e| e.is_finite() && *e > 0.0);
-                (x, y, e)
+            .map(|(i, &(x, y))| match y_max {
+                Some(m) if y > m => (x, m, None, true),
+                _ => {
+                    let e = s
+                        .err
+                        .as_ref()
+                        .map(|e| e[i])
+                        .filter(|e| e.is_finite() && *e > 0.0);
+                    let e = e.map(|e| y_max.map_or(e, |m| e.min(m - y)));
+                    (x, y, e.filter(|e| *e > 0.0), false)
+                }
             })
             .collect();
         data.push(pts);
     }
     let xs: Vec<f64> = data.iter().flatten().map(|p| p.0).collect();
     let mut ys: Vec<f64> = Vec::new();
-    for &(_, y, e) in data.iter().flatten() {
+    for &(_, y, e, _) in data.iter().flatten() {
         ys.push(y);
         if let Some(e) = e {
             ys.push(y + e);
@@ -157,9 +159,37 @@ pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
     };
 
     ensure_fonts()?;
-    let mut buf = vec![255u8; w as usize * h as usize * 3];
+    let legend = legend_entries(plot, &data);
+    let side = legend.len() > INSIDE_LEGEND;
+    let (panel_w, h, rows) = if side {
+        side_legend_size(&legend, h)
+    } else {
+        (0, h, 0)
+    };
+    let total_w = w + panel_w;
+    if total_w > 8000 || h > 8000 {
+        return Err(Error::invalid(
+            "line_plot legend",
+            format!("{} entries", legend.len()),
+            "a legend that fits in 8000 pixels a side",
+        ));
+    }
+    let mut buf = vec![255u8; total_w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let full = BitMapBackend::with_buffer(&mut buf, (total_w, h)).into_drawing_area();
+        full.fill(&WHITE).map_err(|e| draw_err(path, e))?;
+        // With a side legend the title spans chart and legend, so a long
+        // one is not cut at the chart's edge.
+        let body = if side {
+            full.titled(&plot.title, (FONT, 21).into_font().color(&TEXT))
+                .map_err(|e| draw_err(path, e))?
+        } else {
+            full.clone()
+        };
+        let (root, panel) = body.split_horizontally(w);
+        if side {
+            draw_side_legend(&panel, &legend, rows).map_err(|e| draw_err(path, e))?;
+        }
         let lx = || {
             (xr.0..xr.1)
                 .log_scale()
@@ -173,15 +203,19 @@ pub fn line_plot(path: &Path, plot: &LinePlot) -> Result<()> {
                 .with_light_points(log_ticks(yr).1)
         };
         let r = match (plot.log_x, plot.log_y) {
-            (false, false) => draw_chart(&root, plot, &data, yr, xr.0..xr.1, yr.0..yr.1),
-            (true, false) => draw_chart(&root, plot, &data, yr, lx(), yr.0..yr.1),
-            (false, true) => draw_chart(&root, plot, &data, yr, xr.0..xr.1, ly()),
-            (true, true) => draw_chart(&root, plot, &data, yr, lx(), ly()),
+            (false, false) => draw_chart(&root, plot, &data, yr, !side, xr.0..xr.1, yr.0..yr.1),
+            (true, false) => draw_chart(&root, plot, &data, yr, !side, lx(), yr.0..yr.1),
+            (false, true) => draw_chart(&root, plot, &data, yr, !side, xr.0..xr.1, ly()),
+            (true, true) => draw_chart(&root, plot, &data, yr, !side, lx(), ly()),
         };
         r.map_err(|e| draw_err(path, e))?;
-        root.present().map_err(|e| draw_err(path, e))?;
+        full.present().map_err(|e| draw_err(path, e))?;
     }
-    let canvas = Canvas { w, h, rgb: buf };
+    let canvas = Canvas {
+        w: total_w,
+        h,
+        rgb: buf,
+    };
     canvas.save_png(path)
 }
 
@@ -248,7 +282,7 @@ fn log_ticks((lo, hi): (f64, f64)) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Tick label: integers plainly up to 1e5, otherwise compact.
-fn fmt_tick(v: f64) -> String {
+pub(super) fn fmt_tick(v: f64) -> String {
     let a = v.abs();
     if v == 0.0 {
         "0".into()
@@ -268,6 +302,7 @@ fn draw_chart<XS, YS>(
     plot: &LinePlot,
     data: &[Vec<Pt>],
     yr: (f64, f64),
+    inside_legend: bool,
     xs: XS,
     ys: YS,
 ) -> std::result::Result<(), String>
@@ -278,9 +313,15 @@ where
     YS::CoordDescType: ValueFormatter<f64>,
 {
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(&plot.title, (FONT, 21).into_font().color(&TEXT))
+        .caption(
+            if inside_legend {
+                plot.title.as_str()
+            } else {
+                ""
+            },
+            (FONT, 21).into_font().color(&TEXT),
+        )
         .margin(16)
         .margin_right(24)
         .x_label_area_size(50)
@@ -310,7 +351,7 @@ where
         let color = PALETTE[k % PALETTE.len()];
         let marker = k % 3;
         // Error bars first so that lines and markers sit on top.
-        for &(x, y, err) in pts {
+        for &(x, y, err, _) in pts {
             let Some(err) = err else { continue };
             let lo = if y - err > yr.0 { y - err } else { yr.0 };
             let hi = y + err;
@@ -327,6 +368,7 @@ where
             }
         }
         let line: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1)).collect();
+        let hollow: Vec<(f64, f64)> = pts.iter().filter(|p| p.3).map(|p| (p.0, p.1)).collect();
         chart
             .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
             .map_err(e)?
@@ -338,9 +380,15 @@ where
             });
         chart
             .draw_series(
-                line.iter()
-                    .map(|&p| EmptyElement::at(p) + marker_shape(marker, (0, 0), color)),
+                pts.iter()
+                    .filter(|p| !p.3)
+                    .map(|p| EmptyElement::at((p.0, p.1)) + marker_shape(marker, (0, 0), color)),
             )
+            .map_err(e)?;
+        chart
+            .draw_series(hollow.iter().map(|&p| {
+                EmptyElement::at(p) + marker_outline(marker, (0, 0), color.stroke_width(2))
+            }))
             .map_err(e)?;
     }
     if let Some((y, label)) = &plot.hline {
@@ -359,7 +407,7 @@ where
                 });
         }
     }
-    if plot.series.iter().any(|s| !s.name.is_empty()) || plot.hline.is_some() {
+    if inside_legend && (plot.series.iter().any(|s| !s.name.is_empty()) || plot.hline.is_some()) {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -372,31 +420,6 @@ where
             .map_err(e)?;
     }
     Ok(())
-}
-
-/// Vertices of a small marker centred at pixel offset `c`: an octagon
-/// ("circle"), a triangle or a square, so series stay distinguishable in
-/// greyscale.
-fn marker_shape(kind: usize, c: (i32, i32), color: RGBColor) -> Polygon<(i32, i32)> {
-    let pts: Vec<(i32, i32)> = match kind % 3 {
-        0 => (0..8)
-            .map(|k| {
-                let a = std::f64::consts::PI / 8.0 + k as f64 * std::f64::consts::PI / 4.0;
-                (
-                    (4.2 * a.cos()).round() as i32,
-                    (4.2 * a.sin()).round() as i32,
-                )
-            })
-            .collect(),
-        1 => vec![(0, -5), (5, 4), (-5, 4)],
-        _ => vec![(-4, -4), (4, -4), (4, 4), (-4, 4)],
-    };
-    Polygon::new(
-        pts.into_iter()
-            .map(|(x, y)| (x + c.0, y + c.1))
-            .collect::<Vec<_>>(),
-        color.filled(),
-    )
 }
 
 #[cfg(test)]

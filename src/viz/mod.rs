@@ -15,6 +15,7 @@ mod canvas;
 mod density;
 pub mod gif;
 pub mod grid;
+mod legend;
 pub mod lines;
 pub mod scatter;
 mod sheet;

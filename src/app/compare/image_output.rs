@@ -269,6 +269,9 @@ pub(super) fn write_figures(
         f64,
         &'a str,
     );
+    // Diverged runs (FD 10⁵ at 4 NFE) would squeeze the curves that matter
+    // into the bottom decade: the axes end at this multiple of the floor.
+    const OFF_SCALE: f64 = 30.0;
     let plots: [Plot; 3] = [
         (
             "quality_vs_nfe.png",
@@ -312,6 +315,7 @@ pub(super) fn write_figures(
                 log_y: true,
                 series: series(x, y),
                 hline: Some((h, h_label.to_string())),
+                y_max: Some(OFF_SCALE * h),
                 ..viz::LinePlot::default()
             },
         )?;
