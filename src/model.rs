@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::convert::{Coeffs, Output};
 use crate::error::Result;
+use crate::guidance::{Condition, ConditionalScore};
 use crate::nn::{NetConfig, ScoreNet};
 use crate::score::Score;
 use crate::sde::{Sde, SdeConfig};
@@ -130,10 +131,35 @@ impl Score for ScoreModel {
 
     /// One network pass with a time per row; row i is bit-identical to
     /// [`Score::score`] of that row alone at `t[i]`.
-    fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], mut out: ArrayViewMut2<f32>) {
-        let forward = |x: ArrayView2<f32>, out: ArrayViewMut2<f32>| match &self.net {
-            ScoreNet::Mlp(m) => m.forward_rows(x, t, out),
-            ScoreNet::UNet(u) => u.forward_rows(x, t, out),
+    fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], out: ArrayViewMut2<f32>) {
+        self.score_rows_given(x, t, None, out)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} score model ({} SDE, {} steps on {})",
+            self.config.net.kind(),
+            self.config.sde.name(),
+            self.config.step,
+            self.config.data
+        )
+    }
+}
+
+impl ScoreModel {
+    /// [`Score::score_rows`], given one label per row for a conditional
+    /// network (`None`: the network's unlabelled pass, ∅ for a conditional one).
+    fn score_rows_given(
+        &self,
+        x: ArrayView2<f32>,
+        t: &[f64],
+        labels: Option<&[u32]>,
+        mut out: ArrayViewMut2<f32>,
+    ) {
+        let forward = |x: ArrayView2<f32>, out: ArrayViewMut2<f32>| match (&self.net, labels) {
+            (net, Some(y)) => net.forward_labelled(x, t, y, out),
+            (ScoreNet::Mlp(m), None) => m.forward_rows(x, t, out),
+            (ScoreNet::UNet(u), None) => u.forward_rows(x, t, out),
         };
         if let Some(o) = self.config.output {
             // As `score`, row by row: f_θ(c_in(t_i) x_i, t_i), then the
@@ -164,14 +190,70 @@ impl Score for ScoreModel {
             row.mapv_inplace(|v| k * v);
         }
     }
+}
 
+/// A class-conditional model given one condition: s(x, t | y), or
+/// s(x, t | ∅) (the network's ∅ row) for [`Condition::Null`].
+struct Conditioned<'a> {
+    model: &'a ScoreModel,
+    /// `None`: the unconditional model itself.
+    label: Option<u32>,
+}
+
+impl Score for Conditioned<'_> {
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
+    fn score(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
+        match self.label {
+            None => self.model.score(x, t, out),
+            Some(_) => self.score_rows(x, &vec![t; x.nrows()], out),
+        }
+    }
+    fn score_rows(&self, x: ArrayView2<f32>, t: &[f64], out: ArrayViewMut2<f32>) {
+        let labels = self.label.map(|y| vec![y; x.nrows()]);
+        self.model.score_rows_given(x, t, labels.as_deref(), out)
+    }
     fn describe(&self) -> String {
-        format!(
-            "{} score model ({} SDE, {} steps on {})",
-            self.config.net.kind(),
-            self.config.sde.name(),
-            self.config.step,
-            self.config.data
-        )
+        let n = self.model.config.net.n_classes();
+        match self.label {
+            None => self.model.describe(),
+            Some(y) if y as usize == n => format!("{} given no class", self.model.describe()),
+            Some(y) => format!("{} given class {y}", self.model.describe()),
+        }
+    }
+}
+
+impl ConditionalScore for ScoreModel {
+    /// The classes the network was trained on (0: an unconditional model).
+    fn n_classes(&self) -> usize {
+        self.config.net.n_classes()
+    }
+
+    /// s(x, t | c) of a class-conditional model; an unconditional model
+    /// has only [`Condition::Null`] (itself).
+    fn with_condition(&self, c: Condition) -> Result<Box<dyn Score + '_>> {
+        let n = self.config.net.n_classes();
+        if n == 0 {
+            return match c {
+                Condition::Null => Ok(Box::new(Conditioned {
+                    model: self,
+                    label: None,
+                })),
+                Condition::Class(k) => Err(crate::error::Error::invalid(
+                    "class",
+                    k,
+                    "none: this model is unconditional (trained without class labels)",
+                )),
+            };
+        }
+        let label = match c.check(n)? {
+            Condition::Null => crate::nn::label::null_label(n),
+            Condition::Class(k) => k as u32,
+        };
+        Ok(Box::new(Conditioned {
+            model: self,
+            label: Some(label),
+        }))
     }
 }

@@ -43,6 +43,9 @@ pub mod domain {
     pub const INPAINT: u64 = 0x494e_5054;
     /// The pixels of a `random:P` inpainting mask ("MASK").
     pub const MASK: u64 = 0x4d41_534b;
+    /// Label dropout of conditional training: step k's stream
+    /// `(seed, LABEL_DROP, k)` ("LDRP").
+    pub const LABEL_DROP: u64 = 0x4c44_5250;
 
     use super::{Mix, SeedDomain};
 

@@ -171,12 +171,14 @@ fn mlp_gradient_matches_finite_differences_other_shapes() {
             hidden: 5,
             depth: 1,
             emb_dim: 8,
+            n_classes: 0,
         },
         MlpConfig {
             data_dim: 3,
             hidden: 17,
             depth: 4,
             emb_dim: 8,
+            n_classes: 0,
         },
     ] {
         check_mlp_gradient(cfg);

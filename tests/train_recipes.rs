@@ -204,7 +204,16 @@ fn recipes() -> Vec<(TrainOptions, &'static str)> {
         target: Objective::parse("v:min_snr=5").unwrap().spec(),
         ..Recipe::default()
     };
+    // Class-conditional runs: labels and label dropout drawn per step.
+    let mut cond = small("vp", "eps", true);
+    cond.data = TrainData::Toy(Toy::EightGaussians);
+    cond.net = cond.net.clone().with_classes(8);
+    cond.label_dropout = 0.5;
+    let mut cond_digits = digits.clone();
+    cond_digits.net = cond_digits.net.clone().with_classes(10);
     vec![
+        (cond, "conditional 8gaussians"),
+        (cond_digits, "conditional digits"),
         (small("vp", "eps", false), "spec"),
         (small("vp", "eps", true), "tuned eps"),
         (small("vp", "edm", true), "tuned edm"),

@@ -72,6 +72,11 @@ pub struct HyperRequest {
     pub target: Option<String>,
     /// Horizontal flips of image batches (image data only).
     pub flip: Option<bool>,
+    /// Train a class-conditional network on the data's labels.
+    pub conditional: bool,
+    /// Label dropout of a conditional run (default
+    /// [`crate::train::DEFAULT_LABEL_DROPOUT`], or the resumed run's).
+    pub label_dropout: Option<f64>,
 }
 
 /// The noise process by name (`vp`, `subvp`, `ve`), the steps between
@@ -119,6 +124,12 @@ pub fn resolve_train(req: &TrainRequest, resumed: Option<&Checkpoint>) -> Result
         .map(|(c, h, w)| preset(data.name(), c, h, w));
     let net = resolve_net(req, &data, saved.as_ref().map(|(c, _)| c), preset.as_ref())?;
     let tc = saved.as_ref().and_then(|(_, t)| t.clone());
+    let net = resolve_classes(req, &data, net, saved.is_some())?;
+    let label_dropout = req
+        .hyper
+        .label_dropout
+        .or(tc.as_ref().and_then(|t| t.label_dropout))
+        .unwrap_or(crate::train::DEFAULT_LABEL_DROPOUT);
     let out = req
         .resume
         .clone()
@@ -170,7 +181,44 @@ pub fn resolve_train(req: &TrainRequest, resumed: Option<&Checkpoint>) -> Result
         data,
         sde,
         net,
+        label_dropout,
     })
+}
+
+/// The network with the data's classes for a conditional request; a
+/// resumed run keeps the checkpoint's (conditional or not).
+fn resolve_classes(
+    req: &TrainRequest,
+    data: &TrainData,
+    net: NetConfig,
+    resumed: bool,
+) -> Result<NetConfig> {
+    let conditional = req.hyper.conditional || (resumed && net.n_classes() > 0);
+    if !conditional {
+        if let Some(p) = req.hyper.label_dropout {
+            return Err(Error::invalid(
+                "label-dropout",
+                p,
+                "no label-dropout: it applies to conditional runs",
+            ));
+        }
+        return Ok(net);
+    }
+    if resumed && net.n_classes() == 0 {
+        return Err(Error::invalid(
+            "conditional",
+            "true",
+            "no conditional on resume: the run being resumed is unconditional",
+        ));
+    }
+    match data.n_classes() {
+        Some(k) if k > 0 => Ok(net.with_classes(k)),
+        _ => Err(Error::invalid(
+            "conditional",
+            data.name(),
+            "a labelled data set (mnist, mnist16, digits, checkerboard, 8gaussians, 25gaussians)",
+        )),
+    }
 }
 
 /// The recipe: a resumed run's, else the named one (`spec` or `tuned`, the

@@ -60,6 +60,24 @@ impl GaussianMixture {
     /// `(seed, DATA, i)`: first a component k with probability w_k / Σ w
     /// (one uniform u, inverse CDF of the weights), then x = μ_k + σ z with
     /// z ~ N(0, I).
+    /// The component point i of [`GaussianMixture::sample`]`(_, seed)` was
+    /// drawn from (the first draw of its stream picks it).
+    pub fn component_of(&self, seed: u64, i: usize) -> usize {
+        let total: f64 = self.weights.iter().sum();
+        let mut r = rng::stream(seed, domain::DATA, i as u64);
+        let u: f64 = r.random::<f64>() * total;
+        let mut k = 0;
+        let mut acc = 0.0;
+        for (j, w) in self.weights.iter().enumerate() {
+            acc += w;
+            k = j;
+            if u < acc {
+                break;
+            }
+        }
+        k
+    }
+
     pub fn sample(&self, n: usize, seed: u64) -> Array2<f32> {
         let d = self.dim();
         let total: f64 = self.weights.iter().sum();

@@ -246,6 +246,65 @@ impl TrainData {
         }
     }
 
+    /// Classes of the labels [`TrainData::labels`] gives: the digit of
+    /// MNIST and digits (10), the component of 8 and 25 Gaussians, the
+    /// square of the checkerboard (8, in `oracle::checkerboard::squares`
+    /// order); `None` for unlabelled data.
+    pub fn n_classes(&self) -> Option<usize> {
+        match self {
+            TrainData::Toy(Toy::Checkerboard) => Some(8),
+            TrainData::Toy(t) => t.mixture().map(|m| m.n_modes()),
+            TrainData::Images(i) => i
+                .set
+                .labels
+                .as_ref()
+                .map(|l| l.iter().map(|&y| y as usize + 1).max().unwrap_or(0)),
+        }
+    }
+
+    /// The class of each point of [`TrainData::sample`]`(b, seed)` (see
+    /// [`TrainData::n_classes`]); `None` for unlabelled data. Recomputed
+    /// from the same streams (images, mixtures) or from the points
+    /// (`x`, the checkerboard's square), so `sample` is unchanged.
+    pub fn labels(&self, x: &Array2<f32>, seed: u64) -> Option<Vec<u32>> {
+        match self {
+            TrainData::Toy(Toy::Checkerboard) => {
+                // Squares (i, j) ∈ [−2, 2)² with i + j even, i major (the
+                // oracle's `squares()` order): index = 2(i + 2) + ⌊(j + 2)/2⌋.
+                Some(
+                    x.rows()
+                        .into_iter()
+                        .map(|p| {
+                            let cell = |v: f32| ((v as f64 / 2.0).floor() as i64).clamp(-2, 1);
+                            let (i, j) = (cell(p[0]), cell(p[1]));
+                            (2 * (i + 2) + (j + 2) / 2) as u32
+                        })
+                        .collect(),
+                )
+            }
+            TrainData::Toy(t) => {
+                let m = t.mixture()?;
+                Some(
+                    (0..x.nrows())
+                        .map(|i| m.component_of(seed, i) as u32)
+                        .collect(),
+                )
+            }
+            TrainData::Images(i) => {
+                let labels = i.set.labels.as_ref()?;
+                let n = i.set.len();
+                Some(
+                    (0..x.nrows())
+                        .map(|k| {
+                            let mut r = rng::stream(seed, rng::domain::DATA, k as u64);
+                            labels[r.random_range(0..n)] as u32
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
     /// `b` training points for `seed` (see the module docs).
     pub fn sample(&self, b: usize, seed: u64) -> Array2<f32> {
         match self {

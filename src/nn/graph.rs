@@ -9,6 +9,7 @@
 //! ```text
 //!   Input            x                        (the caller's image, NHWC)
 //!   Time             emb(t)                   [B, 1, 1, E], see super::embed
+//!   Label            E[y]                     [B, 1, 1, E], a learned table row, see super::label
 //!   Conv k,s         y = conv_k,s(x; W, b)    see super::conv
 //!   Dense            y = flat(x)·Wᵀ + b       [B, 1, 1, out], flat in NHWC order
 //!   GroupNorm        y = γ·x̂ + β              see super::norm
@@ -44,6 +45,12 @@ use super::norm::{group_norm_backward, group_norm_forward};
 pub enum Op {
     Input,
     Time,
+    /// The label embedding: row `y_i` of the table at `table`
+    /// (`classes` rows; labels from the cache, none = the last row).
+    Label {
+        table: usize,
+        classes: usize,
+    },
     Conv {
         src: usize,
         k: usize,
@@ -86,7 +93,7 @@ impl Op {
     /// The nodes this op reads.
     pub fn inputs(&self) -> [Option<usize>; 2] {
         match *self {
-            Op::Input | Op::Time => [None, None],
+            Op::Input | Op::Time | Op::Label { .. } => [None, None],
             Op::Conv { src, .. }
             | Op::Dense { src, .. }
             | Op::GroupNorm { src, .. }
@@ -184,6 +191,23 @@ impl Graph {
     }
     pub fn time(&mut self, emb_dim: usize) -> usize {
         self.push(Op::Time, 1, 1, emb_dim)
+    }
+    /// Label embedding `name.weight` `[classes, dim]` (U(−1, 1)), see
+    /// [`super::label`].
+    pub fn label(
+        &mut self,
+        inits: &mut Vec<(usize, usize, Init)>,
+        classes: usize,
+        dim: usize,
+        name: &str,
+    ) -> usize {
+        let table = self.param(
+            format!("{name}.weight"),
+            vec![classes, dim],
+            inits,
+            Init::Uniform { fan_in: 1 },
+        );
+        self.push(Op::Label { table, classes }, 1, 1, dim)
     }
     /// k×k convolution (`k` 1 or 3, padding (k−1)/2) with `name.weight`
     /// `[cout, cin, k, k]` and `name.bias` `[cout]`.
@@ -321,6 +345,7 @@ impl Graph {
             vals,
             stats,
             scratch,
+            labels,
             ..
         } = cache;
         for (i, node) in self.nodes.iter().enumerate() {
@@ -332,7 +357,7 @@ impl Graph {
                 params,
                 images,
                 x,
-                t,
+                (t, labels),
                 val,
                 y,
                 &mut stats[i],
@@ -368,6 +393,7 @@ impl Graph {
             slot_of,
             stats,
             scratch,
+            labels,
             ..
         } = cache;
         slot_of.clear();
@@ -408,7 +434,18 @@ impl Graph {
             }
             let y = &mut buf[..images * node.size()];
             let val = |j: usize| &slots[slot_of[j]][..];
-            self.eval(i, params, images, x, t, val, y, stats, scratch, fuse);
+            self.eval(
+                i,
+                params,
+                images,
+                x,
+                (t, labels),
+                val,
+                y,
+                stats,
+                scratch,
+                fuse,
+            );
             slots[slot] = buf;
             for _ in 0..span {
                 slot_of.push(slot);
@@ -435,7 +472,7 @@ impl Graph {
         params: &[f32],
         images: usize,
         x: &[f32],
-        t: &[f64],
+        (t, labels): (&[f64], &[u32]),
         val: impl Fn(usize) -> &'v [f32],
         y: &mut [f32],
         stats: &mut Vec<f64>,
@@ -449,6 +486,10 @@ impl Graph {
                 for (row, &tt) in y.chunks_exact_mut(node.c).zip(t) {
                     time_embedding(tt, row);
                 }
+            }
+            Op::Label { table, classes } => {
+                let tab = &params[table..table + classes * node.c];
+                super::label::table_forward(y, tab, node.c, labels);
             }
             Op::Conv { .. } | Op::Dense { .. } => {
                 let (src, s, w, b) = self.linear_op(node, images);
@@ -594,6 +635,7 @@ impl Graph {
             stats,
             scratch,
             grads: gv,
+            labels,
             ..
         } = cache;
         gv.resize_with(self.nodes.len(), Vec::new);
@@ -609,6 +651,10 @@ impl Graph {
             let gy = &grest[0][..images * node.size()];
             match node.op {
                 Op::Input | Op::Time => {}
+                Op::Label { table, classes } => {
+                    let d_table = &mut grads[table..table + classes * node.c];
+                    super::label::table_backward(gy, d_table, node.c, labels);
+                }
                 Op::Conv { .. } | Op::Dense { .. } => {
                     let (src, s, w, b) = self.linear_op(node, images);
                     self.conv_bwd(
@@ -756,7 +802,8 @@ enum Fuse {
 }
 
 /// Only nodes that (transitively) depend on parameters or on the input need
-/// a gradient; the `Time` node does not.
+/// a gradient; the `Time` node does not (a `Label` node's gradient goes
+/// to its table).
 fn needs_grad(nodes: &[Node], i: usize) -> bool {
     !matches!(nodes[i].op, Op::Time)
 }
@@ -771,6 +818,9 @@ pub struct GraphCache {
     pub grads: Vec<Vec<f32>>,
     pub stats: Vec<Vec<f64>>,
     pub scratch: Vec<f32>,
+    /// Per-image class labels for a `Label` node (set by the caller before
+    /// [`Graph::forward`]; empty: the ∅ row for every image).
+    pub labels: Vec<u32>,
 }
 
 impl GraphCache {
@@ -809,6 +859,8 @@ pub struct InferCache {
     pub stage_out: Vec<f32>,
     /// Per-image times of the current block (staging for callers).
     pub times: Vec<f64>,
+    /// Per-image labels of the current block for a `Label` node (empty: ∅).
+    pub labels: Vec<u32>,
 }
 
 /// Fill `params` as the `inits` list says, drawing uniforms in tensor order

@@ -59,6 +59,15 @@ pub struct MlpConfig {
     /// Width of the sinusoidal time embedding, even (default 32).
     #[serde(default = "default_emb_dim")]
     pub emb_dim: usize,
+    /// Classes of a class-conditional network (0: unconditional, and the
+    /// field is not written). A conditional network adds a learned label
+    /// embedding to emb(t) ([`super::label`]), the table after the layers.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_classes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Largest parameter count accepted (keeps every size computation far from
@@ -74,6 +83,7 @@ impl MlpConfig {
             hidden: default_hidden(),
             depth: default_depth(),
             emb_dim: default_emb_dim(),
+            n_classes: 0,
         }
     }
 
@@ -100,6 +110,7 @@ impl MlpConfig {
         if self.depth > 1024 {
             return Err(Error::invalid("depth", self.depth, "at most 1024"));
         }
+        super::label::check_classes(self.n_classes)?;
         match self.try_layer_shapes() {
             Some((_, total)) if total <= MAX_PARAMS => Ok(()),
             _ => Err(Error::invalid(
@@ -135,6 +146,10 @@ impl MlpConfig {
             });
             offset = b_offset.checked_add(fan_out)?;
             fan_in = fan_out;
+        }
+        let table = (self.n_classes.checked_add(1)?).checked_mul(self.emb_dim)?;
+        if self.n_classes > 0 {
+            offset = offset.checked_add(table)?;
         }
         Some((layers, offset))
     }
@@ -175,6 +190,8 @@ enum Times<'a> {
     /// One f64 time per row (as [`Times::Scalar`] would give each row).
     RowsF64(&'a [f64]),
     Scalar(f64),
+    /// One f64 time and one class label per row (conditional networks).
+    Labelled(&'a [f64], &'a [u32]),
 }
 
 impl Times<'_> {
@@ -189,6 +206,18 @@ impl Times<'_> {
                 (Times::RowsF64(a), Times::RowsF64(b))
             }
             Times::Scalar(t) => (Times::Scalar(t), Times::Scalar(t)),
+            Times::Labelled(t, y) => {
+                let ((t0, t1), (y0, y1)) = (t.split_at(mid), y.split_at(mid));
+                (Times::Labelled(t0, y0), Times::Labelled(t1, y1))
+            }
+        }
+    }
+
+    /// The rows' labels (empty: ∅ for every row).
+    fn labels(&self) -> &[u32] {
+        match self {
+            Times::Labelled(_, y) => y,
+            _ => &[],
         }
     }
 }
@@ -219,6 +248,14 @@ impl Mlp {
                 let u = (rng.next_u32() >> 8) as f64 * (1.0 / (1u64 << 24) as f64);
                 *p = (bound * (2.0 * u - 1.0)) as f32;
             }
+        }
+        // The label table (after the layers, so the layers draw what an
+        // unconditional network of this seed draws): U(−1, 1), the scale
+        // of the sin/cos entries it is added to.
+        let start = net.table_offset();
+        for p in &mut net.params[start..] {
+            let u = (rng.next_u32() >> 8) as f64 * (1.0 / (1u64 << 24) as f64);
+            *p = (2.0 * u - 1.0) as f32;
         }
         Ok(net)
     }
@@ -307,7 +344,20 @@ impl Mlp {
                 &flat[layer.b_range()],
             ));
         }
+        if self.cfg.n_classes > 0 {
+            v.push((
+                super::label::TENSOR.to_string(),
+                vec![self.cfg.n_classes + 1, self.cfg.emb_dim],
+                &flat[self.table_offset()..],
+            ));
+        }
         v
+    }
+
+    /// Offset of the label table (the end of the layers; = the parameter
+    /// count of an unconditional network).
+    fn table_offset(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.b_offset + l.fan_out)
     }
 
     /// Copy named tensors into the parameters. Every expected tensor must be
@@ -452,6 +502,7 @@ impl Mlp {
         let (buf_a, rest) = rest.split_at_mut(rows * widest);
         let (buf_b, out_tmp) = rest.split_at_mut(rows * widest);
         fill_input(x, t, input, in0, d);
+        self.add_labels(input, rows, t.labels());
 
         let last = self.layers.len() - 1;
         // Ping-pong: layer 0 reads `input`, odd layers write `buf_b`, even
@@ -503,6 +554,19 @@ impl Mlp {
     /// of each product split across threads; bit-identical for any thread
     /// count). No allocation once `cache` has seen this batch size.
     pub fn forward_train(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, cache: &mut TrainCache) {
+        self.forward_train_labelled(x, t, &[], cache)
+    }
+
+    /// [`Mlp::forward_train`] of a class-conditional network with one label
+    /// per row (`labels` empty: ∅ for every row; ignored by an
+    /// unconditional network).
+    pub fn forward_train_labelled(
+        &self,
+        x: ArrayView2<f32>,
+        t: ArrayView1<f32>,
+        labels: &[u32],
+        cache: &mut TrainCache,
+    ) {
         let rows = x.nrows();
         assert_eq!(t.len(), rows, "t must have one time per row of x");
         assert_eq!(x.ncols(), self.cfg.data_dim, "x must have data_dim columns");
@@ -510,6 +574,15 @@ impl Mlp {
         let d = self.cfg.data_dim;
         let in0 = self.cfg.input_dim();
         par_fill_input(x, t, &mut cache.input, in0, d);
+        cache.labels.clear();
+        if self.cfg.n_classes > 0 {
+            assert!(
+                labels.is_empty() || labels.len() == rows,
+                "one label per row"
+            );
+            cache.labels.extend_from_slice(labels);
+            self.add_labels(&mut cache.input, rows, labels);
+        }
         let packs = self.packed_weights();
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers[..last].iter().enumerate() {
@@ -569,6 +642,7 @@ impl Mlp {
             dsilu,
             act,
             d_top,
+            labels,
             ..
         } = cache;
         for (dst, src) in d_top.chunks_exact_mut(d).zip(d_out.rows()) {
@@ -610,6 +684,51 @@ impl Mlp {
                 true,
             );
         }
+        if self.cfg.n_classes > 0 {
+            // ∂L/∂z₀ is left in dsilu[0] by layer 1 (d_top without hidden layers).
+            let l0 = &self.layers[0];
+            let g0: &[f32] = if last == 0 { d_top } else { &dsilu[0] };
+            let start = self.table_offset();
+            super::label::mlp_table_grad(
+                &g0[..rows * l0.fan_out],
+                rows,
+                &self.params[l0.w_range()],
+                l0.fan_out,
+                l0.fan_in,
+                d,
+                self.cfg.emb_dim,
+                labels,
+                &mut grads[start..],
+            );
+        }
+    }
+
+    /// ε̂ of a class-conditional network for row i at time `t[i]` given
+    /// label `labels[i]` (in `0..=n_classes`, the last = ∅); bit-identical
+    /// rows for any batch size or thread count. Without classes the labels
+    /// are ignored (= [`Mlp::forward_rows`]).
+    pub fn forward_labelled(
+        &self,
+        x: ArrayView2<f32>,
+        t: &[f64],
+        labels: &[u32],
+        out: ArrayViewMut2<f32>,
+    ) {
+        assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
+        assert_eq!(labels.len(), x.nrows(), "labels must have one per row of x");
+        super::label::assert_labels(labels, self.cfg.n_classes);
+        self.check_io(x.nrows(), &x, &out);
+        self.forward_split(x, Times::Labelled(t, labels), out);
+    }
+
+    /// Add E[y_i] to the time-embedding columns of `rows` input rows.
+    fn add_labels(&self, input: &mut [f32], rows: usize, labels: &[u32]) {
+        if self.cfg.n_classes == 0 {
+            return;
+        }
+        let (d, e) = (self.cfg.data_dim, self.cfg.emb_dim);
+        let table = &self.params[self.table_offset()..];
+        super::label::add_rows(input, rows, d + e, d, table, e, labels);
     }
 }
 
@@ -665,7 +784,9 @@ fn fill_input(x: ArrayView2<f32>, t: Times, input: &mut [f32], in0: usize, d: us
         Times::Rows(tv) => {
             time_embedding_rows(tv.iter().map(|&v| v as f64), input, in0, d, in0 - d)
         }
-        Times::RowsF64(tv) => time_embedding_rows(tv.iter().copied(), input, in0, d, in0 - d),
+        Times::RowsF64(tv) | Times::Labelled(tv, _) => {
+            time_embedding_rows(tv.iter().copied(), input, in0, d, in0 - d)
+        }
         Times::Scalar(tt) if rows > 0 => time_embedding(tt, &mut input[d..in0]),
         Times::Scalar(_) => {}
     }
@@ -712,6 +833,10 @@ fn write_named_into<D: AsRef<[f32]>>(
                 data.len()
             ));
         }
+        if idx == 2 * net.layers.len() {
+            flat[net.table_offset()..].copy_from_slice(data);
+            continue;
+        }
         let layer = &net.layers[idx / 2];
         let range = if idx % 2 == 0 {
             layer.w_range()
@@ -746,6 +871,8 @@ pub struct TrainCache {
     out: Vec<f32>,
     /// Copy of ∂L/∂y, `[rows, data_dim]`.
     d_top: Vec<f32>,
+    /// Labels of the batch (conditional networks; empty: ∅).
+    labels: Vec<u32>,
 }
 
 impl TrainCache {

@@ -7,6 +7,7 @@
 //! - [`optim`]: Adam and the parameter EMA.
 
 pub mod embed;
+pub mod label;
 pub mod layers;
 pub mod mlp;
 pub mod optim;

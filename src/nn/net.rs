@@ -50,6 +50,21 @@ impl NetConfig {
             NetConfig::UNet(c) => c.build().ok().map(|(g, _)| g.num_params),
         }
     }
+    /// Classes of a class-conditional network (0: unconditional).
+    pub fn n_classes(&self) -> usize {
+        match self {
+            NetConfig::Mlp(c) => c.n_classes,
+            NetConfig::UNet(c) => c.n_classes,
+        }
+    }
+    /// The same shape with `n` classes (0: unconditional).
+    pub fn with_classes(mut self, n: usize) -> Self {
+        match &mut self {
+            NetConfig::Mlp(c) => c.n_classes = n,
+            NetConfig::UNet(c) => c.n_classes = n,
+        }
+        self
+    }
     /// Short name for logs ("mlp" / "unet").
     pub fn kind(&self) -> &'static str {
         match self {
@@ -158,6 +173,41 @@ impl ScoreNet {
     /// Training forward; the output is [`NetCache::output`].
     pub fn forward_train(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, cache: &mut NetCache) {
         self.network().forward_train(x, t, cache)
+    }
+    /// Classes of a class-conditional network (0: unconditional).
+    pub fn n_classes(&self) -> usize {
+        match self {
+            ScoreNet::Mlp(n) => n.config().n_classes,
+            ScoreNet::UNet(n) => n.config().n_classes,
+        }
+    }
+    /// ε̂(x_i, t_i | y_i) per row, labels in `0..=n_classes` (the last = ∅);
+    /// bit-identical rows for any batch size or thread count.
+    pub fn forward_labelled(
+        &self,
+        x: ArrayView2<f32>,
+        t: &[f64],
+        labels: &[u32],
+        out: ArrayViewMut2<f32>,
+    ) {
+        match self {
+            ScoreNet::Mlp(n) => n.forward_labelled(x, t, labels, out),
+            ScoreNet::UNet(n) => n.forward_labelled(x, t, labels, out),
+        }
+    }
+    /// Training forward given one label per row (empty: ∅ for every row);
+    /// [`ScoreNet::backward`] then also fills the label table's gradient.
+    pub fn forward_train_labelled(
+        &self,
+        x: ArrayView2<f32>,
+        t: ArrayView1<f32>,
+        labels: &[u32],
+        cache: &mut NetCache,
+    ) {
+        match self {
+            ScoreNet::Mlp(n) => n.forward_train_labelled(x, t, labels, cache.state()),
+            ScoreNet::UNet(n) => n.forward_train_labelled(x, t, labels, cache.state()),
+        }
     }
     /// Backward for the last `forward_train` on `cache`: OVERWRITES `grads`.
     /// Panics if `cache` was not filled by this network (a programming error).

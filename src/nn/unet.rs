@@ -1,7 +1,8 @@
 //! A small DDPM-style U-Net ε-network on images, built as a [`Graph`]:
 //!
 //! ```text
-//!   temb = SiLU(Lin(SiLU(Lin(emb(t)))))                      time MLP (emb_dim → time_dim → time_dim)
+//!   temb = SiLU(Lin(SiLU(Lin(emb(t) [+ E[y]])))))             time MLP (emb_dim → time_dim → time_dim)
+//!                                                            E[y]: label embedding of a conditional net (super::label)
 //!   h = Conv3(x)                                             conv_in → widths[0]
 //!   down l = 0..L−1:  res_blocks × ResBlock(→ widths[l]), push skip;  Conv3 stride 2 (l < L−1)
 //!   mid:              ResBlock(widths[L−1])
@@ -64,6 +65,14 @@ pub struct UNetConfig {
     /// divisor of its channel count not above this.
     #[serde(default = "default_groups")]
     pub groups: usize,
+    /// Classes of a class-conditional network (0: unconditional, and the
+    /// field is not written); see [`super::label`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_classes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl UNetConfig {
@@ -78,6 +87,7 @@ impl UNetConfig {
             emb_dim: 32,
             time_dim: 128,
             groups: 8,
+            n_classes: 0,
         }
     }
 
@@ -129,6 +139,7 @@ impl UNetConfig {
         if !(1..=64).contains(&self.groups) {
             return Err(Error::invalid("groups", self.groups, "1..=64"));
         }
+        super::label::check_classes(self.n_classes)?;
         Ok(())
     }
 
@@ -145,7 +156,11 @@ impl UNetConfig {
         let mut g = Graph::default();
         let mut ini = Vec::new();
         let x = g.input(self.height, self.width, self.channels);
-        let te = g.time(self.emb_dim);
+        let mut te = g.time(self.emb_dim);
+        if self.n_classes > 0 {
+            let lab = g.label(&mut ini, self.n_classes + 1, self.emb_dim, "label_emb");
+            te = g.add(te, lab);
+        }
         let t1 = g.conv(&mut ini, te, self.time_dim, 1, 1, "time.0");
         let t1 = g.silu(t1);
         let t2 = g.conv(&mut ini, t1, self.time_dim, 1, 1, "time.2");
@@ -342,27 +357,45 @@ impl UNet {
     /// Row i is bit-identical for any batch size or thread count.
     pub fn forward(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, out: ArrayViewMut2<f32>) {
         assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
-        self.forward_blocks(x, out, |i| t[i] as f64);
+        self.forward_blocks(x, out, |i| t[i] as f64, &[]);
     }
 
     /// [`UNet::forward`] with one time `t` for every row.
     pub fn forward_t(&self, x: ArrayView2<f32>, t: f64, out: ArrayViewMut2<f32>) {
-        self.forward_blocks(x, out, |_| t);
+        self.forward_blocks(x, out, |_| t, &[]);
     }
 
     /// [`UNet::forward`] with one f64 time per row (row i as `forward_t` of
     /// that row alone at `t[i]`).
     pub fn forward_rows(&self, x: ArrayView2<f32>, t: &[f64], out: ArrayViewMut2<f32>) {
         assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
-        self.forward_blocks(x, out, |i| t[i]);
+        self.forward_blocks(x, out, |i| t[i], &[]);
     }
 
-    /// Inference in blocks of at most `INFER_BLOCK` rows, row i at time `time_of(i)`.
+    /// [`UNet::forward_rows`] of a class-conditional network given one
+    /// label per row (in `0..=n_classes`, the last = ∅); labels are
+    /// ignored by an unconditional network.
+    pub fn forward_labelled(
+        &self,
+        x: ArrayView2<f32>,
+        t: &[f64],
+        labels: &[u32],
+        out: ArrayViewMut2<f32>,
+    ) {
+        assert_eq!(t.len(), x.nrows(), "t must have one time per row of x");
+        assert_eq!(labels.len(), x.nrows(), "labels must have one per row of x");
+        super::label::assert_labels(labels, self.cfg.n_classes);
+        self.forward_blocks(x, out, |i| t[i], labels);
+    }
+
+    /// Inference in blocks of at most `INFER_BLOCK` rows, row i at time
+    /// `time_of(i)` with label `labels[i]` (empty: ∅).
     fn forward_blocks(
         &self,
         x: ArrayView2<f32>,
         mut out: ArrayViewMut2<f32>,
         time_of: impl Fn(usize) -> f64,
+        labels: &[u32],
     ) {
         assert_eq!(
             x.ncols(),
@@ -378,6 +411,10 @@ impl UNet {
                 let end = (start + INFER_BLOCK).min(n);
                 ts.clear();
                 ts.extend((start..end).map(&time_of));
+                cache.labels.clear();
+                if !labels.is_empty() {
+                    cache.labels.extend_from_slice(&labels[start..end]);
+                }
                 self.run_block(
                     x.slice(ndarray::s![start..end, ..]),
                     &ts,
@@ -400,7 +437,21 @@ impl UNet {
     /// Training forward: keeps every activation in `cache`; output in
     /// [`UNetCache::output`].
     pub fn forward_train(&self, x: ArrayView2<f32>, t: ArrayView1<f32>, cache: &mut UNetCache) {
+        self.forward_train_labelled(x, t, &[], cache)
+    }
+
+    /// [`UNet::forward_train`] given one label per row (empty: ∅).
+    pub fn forward_train_labelled(
+        &self,
+        x: ArrayView2<f32>,
+        t: ArrayView1<f32>,
+        labels: &[u32],
+        cache: &mut UNetCache,
+    ) {
         let (n, d) = (x.nrows(), self.cfg.data_dim());
+        assert!(labels.is_empty() || labels.len() == n, "one label per row");
+        cache.graph.labels.clear();
+        cache.graph.labels.extend_from_slice(labels);
         assert_eq!(t.len(), n, "t must have one time per row of x");
         assert_eq!(x.ncols(), d, "x must have data_dim columns");
         let (c, hw) = (self.cfg.channels, self.cfg.height * self.cfg.width);

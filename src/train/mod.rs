@@ -16,6 +16,12 @@
 //! data stream of step k, so a run is a function of its seed and step count,
 //! and a run resumed from a checkpoint ([`Trainer::resume`]) ends with the
 //! same bytes as one that never stopped.
+//!
+//! A class-conditional network (`n_classes > 0`) is trained on the data's
+//! labels ([`TrainData::labels`]) with label dropout: each label is
+//! replaced by ∅ with probability `label_dropout` (stream
+//! `(seed, LABEL_DROP, k)`), so the one network learns s(x, t | y) and
+//! s(x, t | ∅) for classifier-free guidance.
 
 use std::path::PathBuf;
 
@@ -70,7 +76,13 @@ pub struct TrainOptions {
     pub sample_every: u64,
     /// Target, schedules and augmentation ([`Recipe::default`]: the SPEC's).
     pub recipe: Recipe,
+    /// For a class-conditional network: the probability that a label is
+    /// replaced by ∅ (default [`DEFAULT_LABEL_DROPOUT`]); unused otherwise.
+    pub label_dropout: f64,
 }
+
+/// Label dropout of a conditional run that sets none.
+pub const DEFAULT_LABEL_DROPOUT: f64 = 0.1;
 
 /// Steps between checkpoints of a run that sets no interval.
 pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1_000;
@@ -122,6 +134,7 @@ impl TrainOptions {
             on_nonfinite: OnNonFinite::Stop,
             sample_every: 0,
             recipe: Recipe::default(),
+            label_dropout: DEFAULT_LABEL_DROPOUT,
         }
     }
 
@@ -179,6 +192,33 @@ impl TrainOptions {
                 )));
             }
         }
+        let classes = self.net.n_classes();
+        if classes > 0 {
+            match self.data.n_classes() {
+                Some(k) if k == classes => {}
+                Some(k) => {
+                    return Err(Error::Mismatch(format!(
+                        "the network has {classes} classes, data set {} has {k}",
+                        self.data.name()
+                    )))
+                }
+                None => {
+                    return Err(Error::invalid(
+                        "data set",
+                        self.data.name(),
+                        "a labelled set for a class-conditional network (mnist, mnist16, \
+                         digits, checkerboard, 8gaussians, 25gaussians)",
+                    ))
+                }
+            }
+            if !(0.0..1.0).contains(&self.label_dropout) {
+                return Err(Error::invalid(
+                    "label-dropout",
+                    self.label_dropout,
+                    "0 <= p < 1 (the probability a label is replaced by the null label)",
+                ));
+            }
+        }
         self.sde.build()?;
         self.recipe.validate()?;
         if self.recipe.flip && self.data.image_shape().is_none() {
@@ -214,6 +254,7 @@ impl TrainOptions {
             seed: self.seed,
             data: self.data.fingerprint().cloned(),
             recipe: (!self.recipe.is_spec()).then(|| self.recipe.clone()),
+            label_dropout: (self.net.n_classes() > 0).then_some(self.label_dropout),
         }
     }
 }
@@ -270,6 +311,8 @@ pub struct Trainer {
     t: Array1<f32>,
     target: Array2<f32>,
     d_out: Array2<f32>,
+    /// Labels of the batch (class-conditional networks; ∅ = n_classes).
+    labels: Vec<u32>,
 }
 
 impl Trainer {
@@ -297,6 +340,7 @@ impl Trainer {
             t: Array1::zeros(b),
             target: Array2::zeros((b, d)),
             d_out: Array2::zeros((b, d)),
+            labels: Vec::new(),
             opts,
         })
     }
@@ -340,6 +384,7 @@ impl Trainer {
                     ("depth", o.depth, c.depth),
                     ("data_dim", o.data_dim, c.data_dim),
                     ("emb_dim", o.emb_dim, c.emb_dim),
+                    ("n_classes", o.n_classes, c.n_classes),
                 ] {
                     if a != b {
                         return Err(differs(what, a.to_string(), b.to_string()));
@@ -380,6 +425,11 @@ impl Trainer {
                 format!("{:?}", saved.recipe),
             ),
             ("batch", ours.batch.to_string(), saved.batch.to_string()),
+            (
+                "label-dropout",
+                ours.label_dropout.map_or("none".into(), |p| p.to_string()),
+                saved.label_dropout.map_or("none".into(), |p| p.to_string()),
+            ),
             (
                 "ema",
                 ours.ema_decay.to_string(),
@@ -429,6 +479,17 @@ impl Trainer {
         let (b, d) = self.x_t.dim();
         let data_seed = rng::derive(self.opts.seed, rng::domain::TRAIN_DATA, self.step);
         let mut x0 = self.opts.data.sample(b, data_seed);
+        let classes = self.opts.net.n_classes();
+        if classes > 0 {
+            self.labels = self.opts.data.labels(&x0, data_seed).unwrap_or_default();
+            let mut r: StreamRng = rng::stream(self.opts.seed, rng::domain::LABEL_DROP, self.step);
+            let null = crate::nn::label::null_label(classes);
+            for y in &mut self.labels {
+                if r.random::<f64>() < self.opts.label_dropout {
+                    *y = null;
+                }
+            }
+        }
         let mut r: StreamRng = rng::stream(self.opts.seed, rng::domain::TRAIN, self.step);
         if self.opts.recipe.flip {
             if let Some((_, h, w)) = self.opts.data.image_shape() {
@@ -487,8 +548,17 @@ impl Trainer {
     /// its gradient in the output written to `d_out` (and, with
     /// `backward`, in the parameters to `grads`).
     fn batch_loss(&mut self, backward: bool) -> f64 {
-        self.net
-            .forward_train(self.x_t.view(), self.t.view(), &mut self.cache);
+        if self.labels.is_empty() {
+            self.net
+                .forward_train(self.x_t.view(), self.t.view(), &mut self.cache);
+        } else {
+            self.net.forward_train_labelled(
+                self.x_t.view(),
+                self.t.view(),
+                &self.labels,
+                &mut self.cache,
+            );
+        }
         let out = self.cache.output();
         let n = out.len() as f64;
         let mut loss = 0.0f64;

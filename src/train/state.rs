@@ -23,6 +23,10 @@ pub struct TrainConfig {
     /// checkpoints are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<super::recipe::Recipe>,
+    /// Label dropout of a class-conditional run (absent for unconditional
+    /// runs, so their checkpoints are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_dropout: Option<f64>,
 }
 
 /// What training needs beyond the EMA weights to continue a run.

@@ -41,6 +41,53 @@ enum Command {
     Schedule(ScheduleArgs),
     /// Serve the sampler explorer: a local web page to run samplers side by side and watch them.
     Serve(ServeArgs),
+    /// Fill in the hidden part of data-set images (replacement or RePaint) and write a grid.
+    Inpaint(InpaintArgs),
+}
+
+#[derive(Args)]
+struct InpaintArgs {
+    /// Checkpoint directory of an image model of --data's shape.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Instead of a model: the exact empirical oracle, `<data>-empirical` (e.g. digits-empirical).
+    #[arg(long)]
+    oracle: Option<String>,
+    /// Image set: digits, mnist, mnist16 or emoji (the training split).
+    #[arg(long, default_value = "digits")]
+    data: String,
+    /// Image index, or a comma-separated list (`3,17,40`).
+    #[arg(long, default_value = "0", allow_hyphen_values = true)]
+    index: String,
+    /// Hidden part: center, bottom, left, random:P, or a PNG of the image size (white = hidden).
+    #[arg(long, default_value = "bottom")]
+    mask: String,
+    /// replacement (score_sde's, with any --sampler) or repaint (resampling, --jump, --resample).
+    #[arg(long, default_value = "repaint")]
+    method: String,
+    /// Sampler spec for --method replacement [default: em].
+    #[arg(long)]
+    sampler: Option<String>,
+    /// Steps [default: 100 for repaint, 200 for replacement].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    steps: Option<usize>,
+    /// RePaint jump length.
+    #[arg(long, default_value_t = 10, value_parser = parse_usize, allow_negative_numbers = true)]
+    jump: usize,
+    /// RePaint resample count (1 = plain replacement on the ancestral step).
+    #[arg(long, default_value_t = 3, value_parser = parse_usize, allow_negative_numbers = true)]
+    resample: usize,
+    /// Completions per image.
+    #[arg(short, long, default_value_t = 4, value_parser = parse_usize, allow_negative_numbers = true)]
+    n: usize,
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
+    seed: u64,
+    /// Output directory (inpaint.png).
+    #[arg(long, default_value = "outputs/inpaint")]
+    out: PathBuf,
+    /// Overwrite an existing inpaint.png.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -221,6 +268,15 @@ struct TrainArgs {
     /// whose content allows it, e.g. emoji; not digits).
     #[arg(long)]
     flip: bool,
+    /// Train a class-conditional network on the data's labels (digits and
+    /// MNIST classes, the 8 or 25 Gaussians' components, the
+    /// checkerboard's 8 squares), for `sample --class K --guidance W`.
+    #[arg(long)]
+    conditional: bool,
+    /// With --conditional: probability that a training label is replaced
+    /// by the null label, which teaches the unconditional score [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    label_dropout: Option<f64>,
     /// Total training steps (a resumed run continues up to this) [default: 20000; per data set for images].
     #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     steps: Option<u64>,
@@ -298,6 +354,17 @@ struct SampleArgs {
     /// off for 2-D data].
     #[arg(long, value_name = "C|off", allow_hyphen_values = true)]
     clip_x0: Option<String>,
+    /// Class-conditional models: sample class K (0 ..= classes − 1).
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    class: Option<usize>,
+    /// With --class: classifier-free guidance weight w >= 0,
+    /// ε = (1 + w) ε(x, y) − w ε(x, ∅) [default: 0, plain conditional sampling].
+    #[arg(long, allow_negative_numbers = true)]
+    guidance: Option<f64>,
+    /// With --guidance: guide only for noise levels sigma/alpha in
+    /// [lo, hi] (`lo,hi`); outside it one conditional call per step.
+    #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
+    guidance_interval: Option<String>,
     /// Overwrite existing outputs.
     #[arg(long)]
     force: bool,
@@ -418,5 +485,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => cmd::run_eval(a),
         Command::Schedule(a) => cmd::run_schedule(a),
         Command::Serve(a) => cmd::run_serve(a),
+        Command::Inpaint(a) => cmd::run_inpaint(a),
     }
 }

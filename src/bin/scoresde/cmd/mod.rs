@@ -1,10 +1,12 @@
 //! The commands that hand over to one library call: `demo`, `compare`,
 //! `eval` and `schedule`.
 
+mod inpaint;
 mod sample;
 mod serve;
 mod train;
 
+pub(crate) use inpaint::run_inpaint;
 pub(crate) use sample::run_sample;
 pub(crate) use serve::run_serve;
 pub(crate) use train::run_train;

@@ -28,6 +28,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         bail!("invalid grid = 0: expected an integer >= 1");
     }
     let clip_x0 = a.clip_x0.as_deref().map(parse_clip).transpose()?;
+    let guidance = parse_guidance(&a)?;
     let npy_path = a.out.join("samples.npy");
     let png_path = a.out.join("samples.png");
     let gif_path = a.out.join("reverse.gif");
@@ -59,6 +60,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     }
     let grid = a.grid.unwrap_or(64);
     sampler.validate(model.sde())?;
+    let conditioned = condition(&model, &a, guidance)?;
     // The samples, a trajectory of at most 41 frames and, for 2-D data, the
     // reference draws of the metrics.
     let d = dim as f64;
@@ -95,14 +97,18 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         Some(Clip::At(c)) => Some(c),
         None => image_shape.is_some().then_some(1.0),
     };
+    let base: &dyn scoresde::score::Score = match &conditioned {
+        Some(c) => c.as_ref(),
+        None => &model,
+    };
     let clipped = clip.map(|clip| scoresde::score::ClipX0 {
-        inner: &model,
+        inner: base,
         sde: model.sde(),
         clip,
     });
     let score: &dyn scoresde::score::Score = match &clipped {
         Some(c) => c,
-        None => &model,
+        None => base,
     };
     let out = samplers::sample(sampler.as_ref(), model.sde(), score, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -133,7 +139,8 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         remove_stale(&gif_path)?;
     }
     let mut caption = format!("NFE {}, {:.1} s", out.nfe, seconds);
-    if let Ok(data) = Toy::from_name(&model.config.data) {
+    // The reference metrics compare with the whole data set, not a class.
+    if let (Ok(data), None) = (Toy::from_name(&model.config.data), a.class) {
         // MMD is quadratic in the count: the metrics use the first
         // metric_n samples (all of them up to the cap), as `compare` does.
         let reference = Reference::new(
@@ -188,6 +195,79 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// `--guidance` and `--guidance-interval`, checked before the model loads:
+/// (w, interval).
+type Guidance = Option<(f64, Option<(f64, f64)>)>;
+
+fn parse_guidance(a: &SampleArgs) -> Result<Guidance> {
+    if let Some(w) = a.guidance {
+        if !(w.is_finite() && w >= 0.0) {
+            bail!("invalid guidance = {w}: expected a finite number >= 0");
+        }
+        if a.class.is_none() {
+            bail!("invalid guidance = {w}: expected no --guidance without --class K (the class to guide towards)");
+        }
+    }
+    let interval = match &a.guidance_interval {
+        None => None,
+        Some(s) => {
+            if a.guidance.is_none() {
+                bail!("invalid guidance-interval = {s}: expected no --guidance-interval without --guidance W");
+            }
+            let parts: Vec<&str> = s.split(',').collect();
+            let bad = || {
+                anyhow::anyhow!(
+                    "invalid guidance-interval = {s}: expected lo,hi with 0 <= lo < hi, both finite \
+                     (noise levels sigma/alpha between which guidance is applied)"
+                )
+            };
+            let [lo, hi] = parts[..] else {
+                return Err(bad());
+            };
+            let (lo, hi) = (
+                lo.trim().parse::<f64>().map_err(|_| bad())?,
+                hi.trim().parse::<f64>().map_err(|_| bad())?,
+            );
+            if !(lo.is_finite() && hi.is_finite() && lo >= 0.0 && lo < hi) {
+                return Err(bad());
+            }
+            Some((lo, hi))
+        }
+    };
+    Ok(a.guidance.map(|w| (w, interval)))
+}
+
+/// The score of `--class K` (with classifier-free guidance under
+/// `--guidance`), or `None` for the model's own score.
+fn condition<'m>(
+    model: &'m ScoreModel,
+    a: &SampleArgs,
+    guidance: Guidance,
+) -> Result<Option<Box<dyn scoresde::score::Score + 'm>>> {
+    use scoresde::guidance::{ClassifierFree, Condition, ConditionalScore};
+    let Some(k) = a.class else {
+        return Ok(None);
+    };
+    let n = model.n_classes();
+    if n == 0 {
+        bail!(
+            "invalid class = {k}: expected no --class: the model in {} is unconditional \
+             (train with --conditional for a class-conditional model)",
+            a.model.display()
+        );
+    }
+    if k >= n {
+        bail!(
+            "invalid class = {k}: expected a class in 0..={} (the model has {n} classes)",
+            n - 1
+        );
+    }
+    Ok(Some(match guidance {
+        None => model.with_condition(Condition::Class(k))?,
+        Some((w, interval)) => Box::new(ClassifierFree::new(model, k, w, interval, model.sde())?),
+    }))
 }
 
 /// Remove an output of an earlier run that this run does not rewrite

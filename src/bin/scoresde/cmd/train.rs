@@ -67,6 +67,8 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
             recipe: a.recipe.clone(),
             target: a.target.clone(),
             flip: a.flip.then_some(true),
+            conditional: a.conditional,
+            label_dropout: a.label_dropout,
         },
         run: RunRequest {
             sde: a.sde.clone(),
