@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 
-use crate::checkpoint::{self, Checkpoint};
 use crate::convert::Coeffs;
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, Parameterization, ScoreModel, FORMAT_VERSION};
@@ -31,6 +30,7 @@ use crate::nn::{Adam, Ema, NetCache, NetConfig, ScoreNet};
 use crate::rng::{self, StreamRng};
 use crate::sde::Sde;
 
+pub mod checkpoint;
 pub mod classifier;
 mod options;
 pub mod recipe;
@@ -46,6 +46,8 @@ use run::run;
 pub use run::{log_lines, run_trainer, run_with, TrainEvent, ADVICE_LR, ADVICE_SKIP};
 pub use state::{TrainConfig, TrainState};
 pub use target::{Objective, TARGETS};
+
+use checkpoint::Checkpoint;
 
 /// What a finished run reports.
 #[derive(Clone, Debug)]
