@@ -13,7 +13,7 @@ use super::{RunState, CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, fnv1a64};
 use crate::model::{ScoreModel, FORMAT_VERSION};
-use crate::tensors::{self, NamedTensor};
+use crate::tensors::{self, Layout, NamedTensor};
 
 /// Save `model` (EMA weights) and optionally the training `state` into `dir`
 /// with the protocol in the module docs.
@@ -54,7 +54,7 @@ pub(super) fn save_set<C: Serialize>(
         hex(tensor_checksum(&model_tensors)),
     );
     let path = dir.join(MODEL_FILE);
-    write_canonical(&path, &model_tensors, &meta)?;
+    tensors::save_tensors_as(&path, &model_tensors, &meta, Layout::Sorted)?;
     files.insert(MODEL_FILE.to_string(), digest_of(&path)?);
 
     let state_path = dir.join(TRAIN_STATE_FILE);
@@ -68,7 +68,7 @@ pub(super) fn save_set<C: Serialize>(
                 .map_err(|e| ckpt_err(&state_path, e.to_string()))?,
         );
         meta.insert("tensors_fnv1a64".into(), hex(tensor_checksum(&tensors)));
-        write_canonical(&state_path, &tensors, &meta)?;
+        tensors::save_tensors_as(&state_path, &tensors, &meta, Layout::Sorted)?;
         files.insert(TRAIN_STATE_FILE.to_string(), digest_of(&state_path)?);
         train = Some(train_config);
     }
@@ -94,16 +94,6 @@ pub(super) fn save_set<C: Serialize>(
     }
     fsutil::sync_dir(dir);
     Ok(())
-}
-
-/// Write the canonical bytes of `tensors` atomically to `path`.
-fn write_canonical(
-    path: &Path,
-    t: &[NamedTensor<&[f32]>],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
-    tensors::check_writable(path, t)?;
-    fsutil::write_atomic(path, &tensors::encode_safetensors(t, metadata))
 }
 
 fn digest_of(path: &Path) -> Result<FileDigest> {
