@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn torch_layout_is_the_crates_bytes_and_both_layouts_read_back() {
         let a: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
-        let b = vec![f32::MIN_POSITIVE, -0.0, 1e30];
+        let b = [f32::MIN_POSITIVE, -0.0, 1e30];
         let tensors: Vec<NamedTensor<&[f32]>> = vec![
             ("net.2.weight \"q\"".into(), vec![3, 4], &a[..]),
             ("net.0.bias".into(), vec![3], &b[..]),
