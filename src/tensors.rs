@@ -7,20 +7,22 @@
 //!   the values are owned (`Vec<f32>`, what a file gives back), borrowed
 //!   (`&[f32]`, a network's parameters) or an offset into a flat vector
 //!   (`usize`, a network's layout).
-//! - [`save_tensors`] (the `safetensors` crate's layout) and
-//!   [`encode_safetensors`] (deterministic bytes, used by checkpoints),
-//!   both written after the checks of [`check_writable`]. The two layouts differ only in the key order of each
-//!   header entry, and both are pinned (checkpoint bytes, and the
-//!   `nn_io` test's header text), so both stay until one may change.
+//! - [`encode_safetensors`]: the one writer, deterministic (tensors in
+//!   name order, metadata keys sorted) in one of two pinned [`Layout`]s
+//!   that differ only in the key order of the header (checkpoints:
+//!   [`Layout::Sorted`]; every other file: [`Layout::Torch`], the order the
+//!   `safetensors` crate and PyTorch write); [`save_tensors`] /
+//!   [`save_tensors_as`] write it atomically after the checks of
+//!   [`check_writable`].
 //! - [`parse_tensors`] / [`load_tensors`]: the one reader (bounded, never
 //!   panics; every problem is an [`Error::Format`] or an
 //!   [`Error::Checkpoint`] naming the file, the tensor and what differs).
 //! - [`check_tensors`]: a file holds exactly the expected names and shapes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 
@@ -53,33 +55,74 @@ fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &s| a.checked_mul(s))
 }
 
+/// The key order of a safetensors header. Both are pinned: checkpoint
+/// bytes are recorded in their manifests, and the PyTorch order is what
+/// other tools write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Every JSON object's keys sorted (`__metadata__` among the tensor
+    /// names; each entry `data_offsets`, `dtype`, `shape`), `__metadata__`
+    /// always present: the checkpoint files.
+    Sorted,
+    /// `__metadata__` first (left out when empty), then the tensors in name
+    /// order, each entry `dtype`, `shape`, `data_offsets`: the layout of
+    /// the `safetensors` crate and of `safetensors.torch.save_file`.
+    Torch,
+}
+
 /// The bytes of a safetensors file holding `tensors` as F32 and `metadata`,
-/// deterministic (JSON keys sorted, tensors laid out in name order) so that
-/// the same state always gives the same bytes:
+/// deterministic (tensors laid out in name order, metadata keys sorted) so
+/// that the same state always gives the same bytes:
 ///
 /// ```text
 ///   [u64 LE header length n][n bytes of JSON, space-padded to 8-byte alignment][data]
-///   JSON = {"__metadata__": {..}, "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ..}
+///   JSON (Torch) = {"__metadata__": {..}, "<name>": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ..}
 /// ```
 pub fn encode_safetensors(
     tensors: &[NamedTensor<&[f32]>],
     metadata: &BTreeMap<String, String>,
+    layout: Layout,
 ) -> Vec<u8> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
     order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
-    let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), serde_json::json!(metadata));
+    let mut offsets = Vec::with_capacity(order.len());
     let mut offset = 0usize;
     for &i in &order {
-        let (name, shape, data) = &tensors[i];
-        let end = offset + 4 * data.len();
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
-        );
+        let end = offset + 4 * tensors[i].2.len();
+        offsets.push((offset, end));
         offset = end;
     }
-    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    let mut json = match layout {
+        Layout::Sorted => {
+            let mut header = serde_json::Map::new();
+            header.insert("__metadata__".into(), serde_json::json!(metadata));
+            for (&i, (b, e)) in order.iter().zip(&offsets) {
+                let (name, shape, _) = &tensors[i];
+                header.insert(
+                    name.clone(),
+                    serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [b, e]}),
+                );
+            }
+            serde_json::Value::Object(header).to_string()
+        }
+        Layout::Torch => {
+            let quote = |s: &str| serde_json::Value::from(s).to_string();
+            let mut entries = Vec::with_capacity(order.len() + 1);
+            if !metadata.is_empty() {
+                entries.push(format!("\"__metadata__\":{}", serde_json::json!(metadata)));
+            }
+            for (&i, (b, e)) in order.iter().zip(&offsets) {
+                let (name, shape, _) = &tensors[i];
+                entries.push(format!(
+                    "{}:{{\"dtype\":\"F32\",\"shape\":{},\"data_offsets\":[{b},{e}]}}",
+                    quote(name),
+                    serde_json::json!(shape)
+                ));
+            }
+            format!("{{{}}}", entries.join(","))
+        }
+    }
+    .into_bytes();
     while !(8 + json.len()).is_multiple_of(8) {
         json.push(b' ');
     }
@@ -116,31 +159,26 @@ pub fn check_writable(path: &Path, tensors: &[NamedTensor<&[f32]>]) -> Result<()
 }
 
 /// Write `tensors` as f32 plus `metadata` to `path` atomically (write
-/// `<name>.tmp`, flush, fsync, rename, fsync the folder) in the layout of
-/// the `safetensors` crate (each header entry `dtype`, `shape`,
-/// `data_offsets`, as PyTorch writes it). Fails if a tensor's value count
-/// differs from its shape or two tensors share a name.
+/// `<name>.tmp`, flush, fsync, rename, fsync the folder) in
+/// [`Layout::Torch`]. Fails if a tensor's value count differs from its
+/// shape or two tensors share a name.
 pub fn save_tensors(
     path: &Path,
     tensors: &[NamedTensor<&[f32]>],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
+    save_tensors_as(path, tensors, metadata, Layout::Torch)
+}
+
+/// [`save_tensors`] in the given header [`Layout`].
+pub fn save_tensors_as(
+    path: &Path,
+    tensors: &[NamedTensor<&[f32]>],
+    metadata: &BTreeMap<String, String>,
+    layout: Layout,
+) -> Result<()> {
     check_writable(path, tensors)?;
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, shape.clone(), b)
-            .map_err(|e| checkpoint_err(path, format!("tensor '{name}': {e}")))?;
-        views.push((name.clone(), view));
-    }
-    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let meta = if meta.is_empty() { None } else { Some(meta) };
-    let buf = safetensors::serialize(views, meta)
-        .map_err(|e| checkpoint_err(path, format!("cannot serialise: {e}")))?;
-    crate::fsutil::write_atomic(path, &buf)
+    crate::fsutil::write_atomic(path, &encode_safetensors(tensors, metadata, layout))
 }
 
 /// Read every tensor of a safetensors file. All tensors must be F32.
@@ -222,4 +260,63 @@ pub fn check_tensors(path: &Path, file: &TensorFile, expected: &[TensorShape]) -
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    /// The PyTorch layout is byte for byte what the `safetensors` crate
+    /// writes (no or one metadata key: the crate orders several keys as a
+    /// `HashMap` does), and both layouts read back the same tensors.
+    #[test]
+    fn torch_layout_is_the_crates_bytes_and_both_layouts_read_back() {
+        let a: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let b = [f32::MIN_POSITIVE, -0.0, 1e30];
+        let tensors: Vec<NamedTensor<&[f32]>> = vec![
+            ("net.2.weight \"q\"".into(), vec![3, 4], &a[..]),
+            ("net.0.bias".into(), vec![3], &b[..]),
+            ("Z".into(), vec![0], &[][..]),
+        ];
+        for meta in [
+            BTreeMap::new(),
+            BTreeMap::from([("config".to_string(), "{\"a\": [1, 2]}\n".to_string())]),
+        ] {
+            let bytes: Vec<Vec<u8>> = tensors
+                .iter()
+                .map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect())
+                .collect();
+            let views = tensors.iter().zip(&bytes).map(|((n, s, _), b)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+                )
+            });
+            let m = (!meta.is_empty()).then(|| meta.clone().into_iter().collect());
+            let want = safetensors::serialize(views, m).unwrap();
+            let got = encode_safetensors(&tensors, &meta, Layout::Torch);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            for layout in [Layout::Torch, Layout::Sorted] {
+                let bytes = encode_safetensors(&tensors, &meta, layout);
+                let file = parse_tensors(Path::new("t"), &bytes).unwrap();
+                assert_eq!(file.metadata, meta);
+                let mut names: Vec<_> = tensors.iter().map(|t| t.0.clone()).collect();
+                names.sort();
+                let back: Vec<_> = file.tensors.iter().map(|t| t.0.clone()).collect();
+                assert_eq!(back, names);
+                for (n, s, d) in &tensors {
+                    let t = file.tensors.iter().find(|t| &t.0 == n).unwrap();
+                    assert_eq!((&t.1, bits(&t.2)), (s, bits(d)));
+                }
+            }
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
 }

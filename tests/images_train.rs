@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 
 use ndarray::s;
-use scoresde::checkpoint;
 use scoresde::data::images::resample;
 use scoresde::data::{Toy, TrainData};
 use scoresde::imaging;
 use scoresde::model::ScoreModel;
 use scoresde::nn::{MlpConfig, NetConfig, UNetConfig};
 use scoresde::samplers::{self, SampleOptions};
+use scoresde::train::checkpoint;
 use scoresde::train::{self, TrainOptions, Trainer};
 
 fn tmpdir(name: &str) -> PathBuf {

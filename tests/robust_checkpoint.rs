@@ -7,10 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use scoresde::checkpoint::{self, CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
 use scoresde::data::Toy;
 use scoresde::error::Error;
 use scoresde::nn::MlpConfig;
+use scoresde::train::checkpoint::{self, CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
 use scoresde::train::{TrainOptions, Trainer};
 
 const FILES: [&str; 3] = [CONFIG_FILE, MODEL_FILE, TRAIN_STATE_FILE];

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use scoresde::checkpoint::{self, CONFIG_FILE, MODEL_FILE, TRAIN_STATE_FILE};
+use scoresde::train::checkpoint::{self, CONFIG_FILE, MODEL_FILE, TRAIN_STATE_FILE};
 
 /// A loader under test: a valid input to mutate, the loader on bytes, and
 /// whether any change to a valid input must be rejected or load to the same

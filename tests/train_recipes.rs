@@ -248,7 +248,7 @@ fn every_recipe_resumes_bit_for_bit() {
             first.train_step().unwrap();
         }
         first.save_checkpoint(&dir).unwrap();
-        let ckpt = scoresde::checkpoint::load(&dir).unwrap();
+        let ckpt = scoresde::train::checkpoint::load(&dir).unwrap();
         assert_eq!(
             ckpt.state.as_ref().unwrap().train.recipe.is_some(),
             !opts.recipe.is_spec(),
@@ -276,12 +276,12 @@ fn every_recipe_resumes_bit_for_bit() {
         // A different recipe is refused on resume, naming it.
         let mut other = opts.clone();
         other.recipe.lr_warmup += 1;
-        let err = Trainer::resume(other, scoresde::checkpoint::load(&dir).unwrap())
+        let err = Trainer::resume(other, scoresde::train::checkpoint::load(&dir).unwrap())
             .err()
             .unwrap();
         assert!(err.to_string().contains("recipe"), "{what}: {err}");
         // The saved model converts through its recorded output.
-        let model = scoresde::checkpoint::load(&dir).unwrap().model;
+        let model = scoresde::train::checkpoint::load(&dir).unwrap().model;
         assert_eq!(
             model.config.output,
             opts.recipe.objective().unwrap().output,
@@ -356,7 +356,7 @@ fn options_pick_the_tuned_spec_or_saved_recipe() {
     let mut tr = Trainer::new(opts).unwrap();
     tr.train_step().unwrap();
     tr.save_checkpoint(&dir).unwrap();
-    let ckpt = scoresde::checkpoint::load(&dir).unwrap();
+    let ckpt = scoresde::train::checkpoint::load(&dir).unwrap();
     assert!(ckpt.model.config.output.is_none());
     let resumed = resolve_train(&req(None), Some(&ckpt)).unwrap();
     assert!(resumed.recipe.is_spec());

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use scoresde::checkpoint::{load_from_bytes, CONFIG_FILE, MODEL_FILE, TRAIN_STATE_FILE};
+use scoresde::train::checkpoint::{load_from_bytes, CONFIG_FILE, MODEL_FILE, TRAIN_STATE_FILE};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 4 {

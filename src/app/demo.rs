@@ -112,8 +112,9 @@ impl DemoOptions {
                         "out",
                         self.out_dir.display(),
                         format!(
-                            "a folder without an earlier demo's outputs ({} exists; pass --force to replace them)",
-                            p.display()
+                            "a folder without an earlier demo's outputs ({} exists; {})",
+                            p.display(),
+                            super::ADVICE_FORCE
                         ),
                     ));
                 }

@@ -13,3 +13,7 @@ pub mod options;
 pub mod presets;
 pub mod reference;
 pub mod serve;
+
+/// How a library message says that setting `force` replaces existing
+/// outputs (`demo`, `compare`); a front end may spell it as its own option.
+pub const ADVICE_FORCE: &str = "set force to replace them";

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use super::presets::{preset, tuned_recipe, ImagePreset};
-use crate::checkpoint::{Checkpoint, TrainConfig};
 use crate::data::{Toy, TrainData};
 use crate::error::{Error, Result};
 use crate::model::ModelConfig;
 use crate::nn::{MlpConfig, NetConfig, UNetConfig};
 use crate::sde::SdeConfig;
+use crate::train::checkpoint::Checkpoint;
+use crate::train::TrainConfig;
 use crate::train::{Objective, OnNonFinite, Recipe, TrainOptions};
 
 /// Data set of a run that names none.

@@ -14,7 +14,8 @@ use crate::model::{ModelConfig, Parameterization, FORMAT_VERSION};
 use crate::nn::NetConfig;
 use crate::sde::SdeConfig;
 use crate::tensors::NamedTensor;
-use crate::train::state::TrainConfig;
+
+use super::RunConfig;
 
 /// Weights used for sampling (EMA), PyTorch names.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -63,10 +64,11 @@ pub struct FileDigest {
     pub fnv1a64: String,
 }
 
-/// The contents of `config.json`.
+/// The contents of `config.json`; `C` is the training section's type
+/// ([`RunConfig`]; by default untyped JSON).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
+#[serde(deny_unknown_fields, bound(deserialize = "C: Deserialize<'de>"))]
+pub struct Manifest<C = serde_json::Value> {
     pub format_version: u32,
     pub sde: SdeConfig,
     pub parameterization: Parameterization,
@@ -76,11 +78,11 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Output>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train: Option<TrainConfig>,
+    pub train: Option<C>,
     pub files: BTreeMap<String, FileDigest>,
 }
 
-impl Manifest {
+impl<C> Manifest<C> {
     /// The model part.
     pub fn model_config(&self) -> ModelConfig {
         ModelConfig {
@@ -102,8 +104,14 @@ pub(super) fn ckpt_err(path: impl Into<PathBuf>, msg: impl Into<String>) -> Erro
     }
 }
 
-/// Read and parse `config.json` of `dir` (no file checks).
+/// Read and parse `config.json` of `dir` (no file checks), its training
+/// section as untyped JSON.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    read_manifest_as(dir)
+}
+
+/// [`read_manifest`] with the training section parsed (strictly) as `C`.
+pub fn read_manifest_as<C: RunConfig>(dir: &Path) -> Result<Manifest<C>> {
     let path = dir.join(CONFIG_FILE);
     let bytes = read_bounded(&path, 1 << 20).map_err(|e| match e {
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ckpt_err(
@@ -116,7 +124,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 }
 
 /// Parse the bytes of a `config.json` (`path` only names errors).
-pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
+pub fn parse_manifest<C: RunConfig>(path: &Path, bytes: &[u8]) -> Result<Manifest<C>> {
     // Check the version first so an old or future format gets a clear message.
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ckpt_err(path, format!("not valid JSON: {e}")))?;
@@ -136,7 +144,7 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
         }
         None => return Err(ckpt_err(path, "missing integer field 'format_version'")),
     }
-    let m: Manifest = serde_json::from_value(value.clone())
+    let m: Manifest<C> = serde_json::from_value(value.clone())
         .map_err(|e| ckpt_err(path, format!("invalid config: {e}")))?;
     // Nested structs accept unknown keys and fill defaults; a checkpoint
     // must say exactly what it means, so it must round-trip.
@@ -174,7 +182,7 @@ pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
 
 /// The network must take the data set's points: 2 values for a toy, the
 /// bundled set's image shape, or a folder run's recorded size and channels.
-fn check_net_fits_data(path: &Path, m: &Manifest) -> Result<()> {
+fn check_net_fits_data<C: RunConfig>(path: &Path, m: &Manifest<C>) -> Result<()> {
     let shape = if crate::data::Toy::from_name(&m.data).is_ok() {
         if !matches!(m.net, NetConfig::Mlp(_)) || m.net.data_dim() != 2 {
             return Err(ckpt_err(
@@ -190,8 +198,8 @@ fn check_net_fits_data(path: &Path, m: &Manifest) -> Result<()> {
         return Ok(());
     } else if let Some(shape) = crate::data::source::bundled_shape(&m.data) {
         shape
-    } else if let Some(fp) = m.train.as_ref().and_then(|t| t.data.as_ref()) {
-        (fp.channels, fp.image_size, fp.image_size)
+    } else if let Some(shape) = m.train.as_ref().and_then(RunConfig::data_shape) {
+        shape
     } else {
         return Ok(());
     };

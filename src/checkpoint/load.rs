@@ -1,22 +1,22 @@
 //! Loading a checkpoint and verifying every part of it: the manifest, each
 //! file's size and checksum (read bounded by what `config.json` records and
 //! by what the network can need), every tensor's name, shape, checksum and
-//! finiteness, and the training state.
+//! finiteness, and the training state's file (its meaning is the
+//! [`RunState`]'s).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::format::{
-    ckpt_err, hex, parse_manifest, read_bounded, read_manifest, tensor_checksum, FileDigest,
-    Manifest, MAX_FILE_BYTES,
+    ckpt_err, hex, parse_manifest, read_bounded, read_manifest, read_manifest_as, tensor_checksum,
+    FileDigest, Manifest, MAX_FILE_BYTES,
 };
-use super::{fnv1a64, Checkpoint, CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
+use super::{fnv1a64, Checkpoint, RunState, CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::model::{ModelConfig, ScoreModel, FORMAT_VERSION};
 use crate::nn::ScoreNet;
-use crate::tensors::{self, NamedTensor, TensorFile, TensorShape};
-use crate::train::state::{TrainConfig, TrainState};
+use crate::tensors::{self, TensorFile};
 
 /// Check that every file `config.json` lists has the recorded size and hash.
 pub fn verify_files(dir: &Path) -> Result<Manifest> {
@@ -30,23 +30,29 @@ pub fn verify_files(dir: &Path) -> Result<Manifest> {
 
 fn read_listed(dir: &Path, name: &str, d: &FileDigest) -> Result<Vec<u8>> {
     let path = dir.join(name);
-    let len = fsutil::check_regular(&path).map_err(|e| {
+    check_len(&path, d)?;
+    // At most the recorded size (+1 to notice growth) is ever read.
+    read_bounded(&path, d.bytes.min(MAX_FILE_BYTES))
+}
+
+/// The file at `path` is a regular file of the size `d` records.
+fn check_len(path: &Path, d: &FileDigest) -> Result<()> {
+    let len = fsutil::check_regular(path).map_err(|e| {
         ckpt_err(
-            &path,
+            path,
             format!("listed in {CONFIG_FILE} but unreadable: {}", inner_msg(&e)),
         )
     })?;
     if len != d.bytes {
         return Err(ckpt_err(
-            &path,
+            path,
             format!(
                 "{len} bytes, {CONFIG_FILE} records {} (truncated, or an interrupted save)",
                 d.bytes
             ),
         ));
     }
-    // At most the recorded size (+1 to notice growth) is ever read.
-    read_bounded(&path, d.bytes.min(MAX_FILE_BYTES))
+    Ok(())
 }
 
 /// The message of `e` without the path it names.
@@ -79,18 +85,50 @@ fn check_digest(path: &Path, bytes: &[u8], d: &FileDigest) -> Result<()> {
     Ok(())
 }
 
-/// Load the checkpoint in `dir`, checking everything: the config, every
-/// file's size and checksum, every tensor's name, shape and dtype, the
-/// tensor checksums and that every value is finite. Fails if anything
-/// differs, naming the file, tensor and values.
-pub fn load(dir: &Path) -> Result<Checkpoint> {
-    let mut files = BTreeMap::new();
+/// Load the checkpoint in `dir` with its training state `S`, checking
+/// everything: the config, every file's size and checksum, every tensor's
+/// name, shape and dtype, the tensor checksums and that every value is
+/// finite. Fails if anything differs, naming the file, tensor and values.
+pub fn load<S: RunState>(dir: &Path) -> Result<Checkpoint<S>> {
+    let manifest = read_manifest_as::<S::Config>(dir)?;
+    let files = read_files(dir, &manifest, S::PARAM_SETS, true)?;
+    load_parts(dir, &manifest, &files).map_err(|e| add_prev_hint(dir, e))
+}
+
+/// The model of the checkpoint in `dir`, with every check of [`load`] on
+/// `config.json` and the weights; the training state, which sampling does
+/// not use, is only checked to have its recorded size.
+pub fn load_model(dir: &Path) -> Result<ScoreModel> {
     let manifest = read_manifest(dir)?;
+    let files = read_files(dir, &manifest, 1, false)?;
+    let f = || -> Result<ScoreModel> {
+        let net = load_net(dir, &manifest, &files)?;
+        ScoreModel::new(manifest.model_config(), net)
+    };
+    f().map_err(|e| add_prev_hint(dir, e))
+}
+
+/// Read the files `manifest` lists (the training state only if
+/// `with_state`; otherwise its size is checked), refusing unread a recorded
+/// size beyond what the config's network can need (`state_sets` tensor sets
+/// for the state file).
+fn read_files<C>(
+    dir: &Path,
+    manifest: &Manifest<C>,
+    state_sets: u64,
+    with_state: bool,
+) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut files = BTreeMap::new();
     // A file can hold no more than its tensors plus a header: a recorded
     // size beyond what the config's network needs is refused unread.
     let n = manifest.net.num_params().unwrap_or(usize::MAX) as u64;
     for (name, d) in &manifest.files {
-        let sets = if name == TRAIN_STATE_FILE { 3 } else { 1 };
+        let is_state = name == TRAIN_STATE_FILE;
+        if is_state && !with_state {
+            check_len(&dir.join(name), d)?;
+            continue;
+        }
+        let sets = if is_state { state_sets } else { 1 };
         let most = n.saturating_mul(4 * sets).saturating_add(MAX_HEADER_BYTES);
         if d.bytes > most {
             return Err(ckpt_err(
@@ -103,7 +141,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
         }
         files.insert(name.clone(), read_listed(dir, name, d)?);
     }
-    load_parts(dir, &manifest, &files).map_err(|e| add_prev_hint(dir, e))
+    Ok(files)
 }
 
 /// Room for a safetensors header (names, shapes, metadata with the config).
@@ -112,11 +150,14 @@ const MAX_HEADER_BYTES: u64 = 16 << 20;
 /// [`load`] from bytes already in memory: `files` maps file names
 /// (`config.json`, `model.safetensors`, `train_state.safetensors`) to their
 /// contents; `dir` only names errors. Used by the fuzz targets.
-pub fn load_from_bytes(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<Checkpoint> {
+pub fn load_from_bytes<S: RunState>(
+    dir: &Path,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<Checkpoint<S>> {
     let config = files
         .get(CONFIG_FILE)
         .ok_or_else(|| ckpt_err(dir.join(CONFIG_FILE), "missing"))?;
-    let manifest = parse_manifest(&dir.join(CONFIG_FILE), config)?;
+    let manifest = parse_manifest::<S::Config>(&dir.join(CONFIG_FILE), config)?;
     load_parts(dir, &manifest, files)
 }
 
@@ -131,26 +172,68 @@ fn add_prev_hint(dir: &Path, e: Error) -> Error {
     }
 }
 
-fn load_parts(
+fn load_parts<S: RunState>(
     dir: &Path,
-    manifest: &Manifest,
+    manifest: &Manifest<S::Config>,
     files: &BTreeMap<String, Vec<u8>>,
-) -> Result<Checkpoint> {
-    let config = manifest.model_config();
-    let get = |name: &str| -> Result<(&Vec<u8>, &FileDigest)> {
-        let d = manifest
-            .files
-            .get(name)
-            .ok_or_else(|| ckpt_err(dir.join(CONFIG_FILE), format!("does not list {name}")))?;
-        let b = files
-            .get(name)
-            .ok_or_else(|| ckpt_err(dir.join(name), "missing"))?;
-        Ok((b, d))
+) -> Result<Checkpoint<S>> {
+    let net = load_net(dir, manifest, files)?;
+    // train_state.safetensors: what the run needs beyond the EMA weights.
+    let state = match &manifest.train {
+        None => None,
+        Some(train) => {
+            let path = dir.join(TRAIN_STATE_FILE);
+            let (bytes, digest) = listed(dir, manifest, files, TRAIN_STATE_FILE)?;
+            let file = tensors::parse_tensors(&path, bytes)?;
+            check_file(&path, &file, &S::tensor_specs(&net), manifest.step)?;
+            check_digest(&path, bytes, digest)?;
+            let saved: S::Config = file
+                .metadata
+                .get("train")
+                .and_then(|t| serde_json::from_str(t).ok())
+                .ok_or_else(|| ckpt_err(&path, "metadata has no valid 'train'"))?;
+            if &saved != train {
+                return Err(ckpt_err(
+                    dir.join(CONFIG_FILE),
+                    format!("train {train:?} differs from {saved:?} stored in {TRAIN_STATE_FILE}"),
+                ));
+            }
+            Some(S::from_tensors(train, &file, &net, manifest.step, &path)?)
+        }
     };
+    Ok(Checkpoint {
+        model: ScoreModel::new(manifest.model_config(), net)?,
+        state,
+        dir: dir.to_path_buf(),
+    })
+}
 
-    // model.safetensors: EMA weights.
+/// The bytes of `name` and its recorded digest.
+fn listed<'a, C>(
+    dir: &Path,
+    manifest: &'a Manifest<C>,
+    files: &'a BTreeMap<String, Vec<u8>>,
+    name: &str,
+) -> Result<(&'a Vec<u8>, &'a FileDigest)> {
+    let d = manifest
+        .files
+        .get(name)
+        .ok_or_else(|| ckpt_err(dir.join(CONFIG_FILE), format!("does not list {name}")))?;
+    let b = files
+        .get(name)
+        .ok_or_else(|| ckpt_err(dir.join(name), "missing"))?;
+    Ok((b, d))
+}
+
+/// The EMA network of `model.safetensors`, checked against the manifest.
+fn load_net<C>(
+    dir: &Path,
+    manifest: &Manifest<C>,
+    files: &BTreeMap<String, Vec<u8>>,
+) -> Result<ScoreNet> {
+    let config = manifest.model_config();
     let path = dir.join(MODEL_FILE);
-    let (bytes, digest) = get(MODEL_FILE)?;
+    let (bytes, digest) = listed(dir, manifest, files, MODEL_FILE)?;
     // Allocate for the network only once the file is big enough to hold it
     // (no huge allocation from a small config naming a huge network).
     let n_params = config.net.num_params().unwrap_or(usize::MAX);
@@ -183,88 +266,7 @@ fn load_parts(
     }
     net.load_named(&file.tensors)
         .map_err(|e| ckpt_err(&path, e.to_string()))?;
-
-    // train_state.safetensors: raw weights and Adam moments.
-    let state = match &manifest.train {
-        None => None,
-        Some(train) => {
-            let path = dir.join(TRAIN_STATE_FILE);
-            let (bytes, digest) = get(TRAIN_STATE_FILE)?;
-            let file = tensors::parse_tensors(&path, bytes)?;
-            let specs: Vec<TensorShape> = ["params", "adam_m", "adam_v"]
-                .iter()
-                .flat_map(|p| {
-                    net.tensor_specs()
-                        .into_iter()
-                        .map(move |(n, s)| (format!("{p}.{n}"), s))
-                })
-                .collect();
-            check_file(&path, &file, &specs, manifest.step)?;
-            check_digest(&path, bytes, digest)?;
-            let saved: TrainConfig = file
-                .metadata
-                .get("train")
-                .and_then(|t| serde_json::from_str(t).ok())
-                .ok_or_else(|| ckpt_err(&path, "metadata has no valid 'train'"))?;
-            if &saved != train {
-                return Err(ckpt_err(
-                    dir.join(CONFIG_FILE),
-                    format!("train {train:?} differs from {saved:?} stored in {TRAIN_STATE_FILE}"),
-                ));
-            }
-            let adam_step = file
-                .metadata
-                .get("adam_step")
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| ckpt_err(&path, "metadata has no integer 'adam_step'"))?;
-            if adam_step > manifest.step {
-                return Err(ckpt_err(
-                    &path,
-                    format!("adam_step {adam_step} exceeds the step {}", manifest.step),
-                ));
-            }
-            let mut flats = Vec::new();
-            for prefix in ["params", "adam_m", "adam_v"] {
-                let p = format!("{prefix}.");
-                let part: Vec<NamedTensor<&[f32]>> = file
-                    .tensors
-                    .iter()
-                    .filter_map(|(n, s, v)| {
-                        n.strip_prefix(&p)
-                            .map(|n| (n.to_string(), s.clone(), v.as_slice()))
-                    })
-                    .collect();
-                let mut flat = vec![0.0f32; net.num_params()];
-                net.unflatten_named(&part, &mut flat)
-                    .map_err(|e| ckpt_err(&path, e.to_string()))?;
-                flats.push(flat);
-            }
-            let adam_v = flats.pop().unwrap_or_default();
-            let adam_m = flats.pop().unwrap_or_default();
-            let params = flats.pop().unwrap_or_default();
-            if let Some(i) = adam_v.iter().position(|&v| v < 0.0) {
-                return Err(ckpt_err(
-                    &path,
-                    format!(
-                        "adam_v holds a negative value {} at flat index {i}",
-                        adam_v[i]
-                    ),
-                ));
-            }
-            Some(TrainState {
-                train: train.clone(),
-                params,
-                adam_m,
-                adam_v,
-                adam_step,
-            })
-        }
-    };
-    Ok(Checkpoint {
-        model: ScoreModel::new(config, net)?,
-        state,
-        dir: dir.to_path_buf(),
-    })
+    Ok(net)
 }
 
 /// Names, shapes (dtype F32 is checked by the parser), tensor checksum,
@@ -319,7 +321,7 @@ fn check_file(
 /// The newest complete checkpoint under `dir`: `dir` itself, or `dir/prev`
 /// when the top level fails to load (e.g. a save was killed part way).
 /// Returns the checkpoint and, on fallback, why the top level was skipped.
-pub fn load_latest(dir: &Path) -> Result<(Checkpoint, Option<Error>)> {
+pub fn load_latest<S: RunState>(dir: &Path) -> Result<(Checkpoint<S>, Option<Error>)> {
     match load(dir) {
         Ok(c) => Ok((c, None)),
         Err(top) => {

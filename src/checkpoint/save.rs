@@ -5,19 +5,38 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde::Serialize;
+
 use super::format::{ckpt_err, hex, tensor_checksum, FileDigest, Manifest, MAX_FILE_BYTES};
 use super::load::verify_files;
-use super::{CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
+use super::{RunState, CONFIG_FILE, MODEL_FILE, PREV_DIR, TRAIN_STATE_FILE};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, fnv1a64};
 use crate::model::{ScoreModel, FORMAT_VERSION};
-use crate::nn::ScoreNet;
-use crate::tensors::{self, NamedTensor};
-use crate::train::state::TrainState;
+use crate::tensors::{self, Layout, NamedTensor};
 
 /// Save `model` (EMA weights) and optionally the training `state` into `dir`
 /// with the protocol in the module docs.
-pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Result<()> {
+pub fn save<S: RunState>(dir: &Path, model: &ScoreModel, state: Option<&S>) -> Result<()> {
+    match state {
+        None => save_set::<S::Config>(dir, model, None),
+        Some(s) => {
+            let (tensors, meta) = s.to_tensors(&model.net)?;
+            save_set(dir, model, Some((s.config(), tensors, meta)))
+        }
+    }
+}
+
+/// A training state as written: its `config.json` section, its tensors and
+/// its own metadata.
+pub(super) type StateParts<'a, C> = (&'a C, Vec<NamedTensor<&'a [f32]>>, BTreeMap<String, String>);
+
+/// [`save`] with the state already mapped to tensors.
+pub(super) fn save_set<C: Serialize>(
+    dir: &Path,
+    model: &ScoreModel,
+    state: Option<StateParts<'_, C>>,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     snapshot_previous(dir)?;
     let config = &model.config;
@@ -35,25 +54,26 @@ pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Resul
         hex(tensor_checksum(&model_tensors)),
     );
     let path = dir.join(MODEL_FILE);
-    write_canonical(&path, &model_tensors, &meta)?;
+    tensors::save_tensors_as(&path, &model_tensors, &meta, Layout::Sorted)?;
     files.insert(MODEL_FILE.to_string(), digest_of(&path)?);
 
     let state_path = dir.join(TRAIN_STATE_FILE);
-    if let Some(s) = state {
-        let tensors = state_tensors(&model.net, s)?;
-        let mut meta = BTreeMap::new();
+    let mut train = None;
+    if let Some((train_config, tensors, mut meta)) = state {
         meta.insert("format_version".to_string(), FORMAT_VERSION.to_string());
         meta.insert("step".to_string(), config.step.to_string());
-        meta.insert("adam_step".to_string(), s.adam_step.to_string());
         meta.insert(
             "train".to_string(),
-            serde_json::to_string(&s.train).map_err(|e| ckpt_err(&state_path, e.to_string()))?,
+            serde_json::to_string(train_config)
+                .map_err(|e| ckpt_err(&state_path, e.to_string()))?,
         );
         meta.insert("tensors_fnv1a64".into(), hex(tensor_checksum(&tensors)));
-        write_canonical(&state_path, &tensors, &meta)?;
+        tensors::save_tensors_as(&state_path, &tensors, &meta, Layout::Sorted)?;
         files.insert(TRAIN_STATE_FILE.to_string(), digest_of(&state_path)?);
+        train = Some(train_config);
     }
 
+    let has_state = train.is_some();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         sde: config.sde,
@@ -62,55 +82,18 @@ pub fn save(dir: &Path, model: &ScoreModel, state: Option<&TrainState>) -> Resul
         data: config.data.clone(),
         step: config.step,
         output: config.output,
-        train: state.map(|s| s.train.clone()),
+        train,
         files,
     };
     let json = serde_json::to_string_pretty(&manifest)
         .map_err(|e| ckpt_err(dir.join(CONFIG_FILE), e.to_string()))?;
     fsutil::write_atomic(&dir.join(CONFIG_FILE), json.as_bytes())?;
-    if state.is_none() && state_path.exists() {
+    if !has_state && state_path.exists() {
         // A stale state from an older save is not part of this set.
         let _ = std::fs::remove_file(&state_path);
     }
     fsutil::sync_dir(dir);
     Ok(())
-}
-
-fn state_tensors<'a>(net: &ScoreNet, s: &'a TrainState) -> Result<Vec<NamedTensor<&'a [f32]>>> {
-    let n = net.num_params();
-    for (what, v) in [
-        ("params", &s.params),
-        ("adam_m", &s.adam_m),
-        ("adam_v", &s.adam_v),
-    ] {
-        if v.len() != n {
-            return Err(Error::Mismatch(format!(
-                "training state {what} has {} values, the network has {n}",
-                v.len()
-            )));
-        }
-    }
-    let mut out = Vec::new();
-    for (prefix, flat) in [
-        ("params", &s.params),
-        ("adam_m", &s.adam_m),
-        ("adam_v", &s.adam_v),
-    ] {
-        for (name, shape, data) in net.named_slices(flat) {
-            out.push((format!("{prefix}.{name}"), shape, data));
-        }
-    }
-    Ok(out)
-}
-
-/// Write the canonical bytes of `tensors` atomically to `path`.
-fn write_canonical(
-    path: &Path,
-    t: &[NamedTensor<&[f32]>],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
-    tensors::check_writable(path, t)?;
-    fsutil::write_atomic(path, &tensors::encode_safetensors(t, metadata))
 }
 
 fn digest_of(path: &Path) -> Result<FileDigest> {

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
+use super::checkpoint;
 use super::{OnNonFinite, TrainOptions, TrainSummary, Trainer};
-use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::model::ScoreModel;
 

@@ -1,7 +1,7 @@
 //! The training state a checkpoint carries beyond the EMA weights: the
 //! settings a resumed run must share ([`TrainConfig`]) and the raw weights
-//! and Adam moments ([`TrainState`]). A leaf module: the checkpoint layer
-//! stores these, the trainer fills them.
+//! and Adam moments ([`TrainState`]). The trainer fills them;
+//! [`super::checkpoint`] maps them to and from a checkpoint's files.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,9 +1,9 @@
 //! `scoresde compare`: sample quality against cost for several samplers at
 //! several NFE budgets, with an exact-score oracle or a trained model.
 //!
-//! (About 600 lines: the options, the budget planning and the run loop
-//! share the cell types and are read together; the writers of tables and
-//! figures are in `output.rs`.)
+//! Layout: `options.rs` (settings, defaults, checks), `plan.rs` (budget →
+//! steps), this file (the run loop and the cell types), `output.rs` (tables
+//! and figures); `image.rs` and `image_output.rs` for image data.
 //!
 //! For every sampler spec (taken by [`samplers::by_name`], so any registered
 //! sampler works) and every NFE budget, the sampler runs `seeds` times with
@@ -36,63 +36,27 @@ use crate::report::Table;
 use crate::rng::{self, domain};
 use crate::samplers::{self, SampleOptions};
 use crate::score::Score;
-use crate::sde::{Sde, SdeConfig};
+use crate::sde::Sde;
 use crate::viz;
 
 pub mod image;
 mod image_output;
+mod options;
 mod output;
+mod plan;
 pub use image::{
     run_images, ImageCell, ImageCompareReport, ImageData, ImageSummary, DEFAULT_NFE_IMAGE,
     DEFAULT_N_IMAGE,
 };
+use options::{check_options, check_out_dir, FILES_2D};
+pub use options::{
+    default_specs, CompareOptions, Source, DEFAULT_N, DEFAULT_NFE, DEFAULT_N_MODEL, DEFAULT_SEEDS,
+    IMAGE_ORACLES, PAIRWISE_SUBSET, RTOL_RANGE, SWD_PROJECTIONS,
+};
 use output::{
     indistinguishable_notes, results_csv, results_markdown, results_table, write_figures,
 };
-
-/// Default NFE budgets.
-pub const DEFAULT_NFE: [usize; 8] = [5, 10, 20, 50, 100, 250, 500, 1000];
-/// Default samples per run with an exact-score oracle.
-pub const DEFAULT_N: usize = 5_000;
-/// Default samples per run with a trained network: the default grid costs
-/// about 29 samplers × 1935 NFE × 3 seeds ≈ 170,000 evaluations per sample,
-/// so 1,000 samples keep the whole grid to about 1.7·10⁸ evaluations.
-pub const DEFAULT_N_MODEL: usize = 1_000;
-/// Default number of sampling seeds (and reference draws).
-pub const DEFAULT_SEEDS: usize = 3;
-/// Projection directions of SWD (docs/SPEC.md).
-pub const SWD_PROJECTIONS: usize = 256;
-/// MMD and energy distance are O(n²): they use the first this many points of
-/// each set (samples are i.i.d. and data draws prefix-consistent).
-pub const PAIRWISE_SUBSET: usize = 2_000;
-/// Tolerances given to adaptive samplers: rtol from 1e-1 to 1e-6.
-pub const RTOL_RANGE: (f64, f64) = (1e-1, 1e-6);
-
-/// The samplers compared by default: every name [`samplers::by_name`]
-/// knows ([`samplers::SAMPLER_NAMES`]), with its default parameters; those
-/// that reject the SDE are skipped with the reason.
-pub fn default_specs() -> Vec<String> {
-    samplers::SAMPLER_NAMES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-
-/// Where scores come from.
-#[derive(Clone, Debug)]
-pub enum Source {
-    /// A checkpoint directory written by `scoresde train`.
-    Model(PathBuf),
-    /// The exact score of a toy mixture (8 or 25 Gaussians) under an SDE.
-    Oracle { data: Toy, sde: SdeConfig },
-    /// The exact score of an image set's noised training split
-    /// ([`crate::oracle::EmpiricalScore`]): `digits`, `mnist`, `mnist16`,
-    /// `emoji`.
-    ImageOracle { data: String, sde: SdeConfig },
-}
-
-/// Image sets with an empirical-score oracle (`--oracle <name>-empirical`).
-pub const IMAGE_ORACLES: [&str; 4] = ["digits", "mnist", "mnist16", "emoji"];
+use plan::{plan_cell, plan_samplers, CellPlan, Plan};
 
 /// What a comparison produced: 2-D or images.
 #[derive(Clone, Debug)]
@@ -201,56 +165,6 @@ fn folder_name(opts: &CompareOptions, dir: &Path) -> String {
     })
 }
 
-/// Settings of a comparison.
-#[derive(Clone, Debug)]
-pub struct CompareOptions {
-    pub source: Source,
-    /// Reference data set (default: the model's data set / the oracle's toy).
-    pub data: Option<Toy>,
-    /// Sampler specs (default: [`default_specs`], filtered by SDE).
-    pub samplers: Option<Vec<String>>,
-    /// Schedules to cross every sampler with (`schedule=` appended to each
-    /// spec that takes one; samplers without a schedule run once). None: each
-    /// sampler's own default.
-    pub schedules: Option<Vec<String>>,
-    /// NFE budgets.
-    pub nfe: Vec<usize>,
-    /// Samples per run.
-    pub n: usize,
-    /// Sampling seeds per cell.
-    pub seeds: usize,
-    /// Base seed of sampling and reference draws.
-    pub seed: u64,
-    /// Sub-folder name (default: `<toy>-<sde>` or the model folder's name).
-    pub name: Option<String>,
-    /// Parent output folder; results go to `out/<name>/`.
-    pub out: PathBuf,
-    /// Overwrite an existing comparison of the same name.
-    pub force: bool,
-    /// Show progress bars.
-    pub progress: bool,
-}
-
-impl CompareOptions {
-    /// Defaults for a source.
-    pub fn new(source: Source) -> Self {
-        CompareOptions {
-            source,
-            data: None,
-            samplers: None,
-            schedules: None,
-            nfe: DEFAULT_NFE.to_vec(),
-            n: DEFAULT_N,
-            seeds: DEFAULT_SEEDS,
-            seed: 0,
-            name: None,
-            out: PathBuf::from("runs/compare"),
-            force: false,
-            progress: true,
-        }
-    }
-}
-
 /// Metrics of one set of points against one reference draw.
 #[derive(Clone, Copy, Debug)]
 struct Quality {
@@ -339,14 +253,6 @@ pub struct CompareReport {
     pub table: Table,
 }
 
-/// How one sampler maps budgets to runs.
-enum Plan {
-    /// NFE = offset + per_step · steps.
-    Fixed { per_step: f64, offset: f64 },
-    /// NFE chosen by the sampler; one run per tolerance.
-    Adaptive,
-}
-
 /// Run a comparison from a [`Source`]: load the model or build the oracle,
 /// then [`run_with`].
 pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
@@ -383,55 +289,6 @@ pub fn run(opts: &CompareOptions) -> Result<CompareReport> {
             )
         }
     }
-}
-
-/// Check the options that do not depend on the score.
-fn check_options(opts: &CompareOptions) -> Result<()> {
-    if opts.nfe.is_empty() {
-        return Err(Error::invalid(
-            "nfe",
-            "(empty list)",
-            "a comma-separated list of integers >= 1",
-        ));
-    }
-    if let Some(b) = opts.nfe.iter().find(|&&b| b == 0) {
-        return Err(Error::invalid("nfe", b, "budgets >= 1"));
-    }
-    crate::limits::check_compare_sizes(opts.n, opts.seeds, &opts.nfe)?;
-    let mut sorted = opts.nfe.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    if sorted.len() != opts.nfe.len() {
-        return Err(Error::invalid(
-            "nfe",
-            format!("{:?}", opts.nfe),
-            "distinct budgets",
-        ));
-    }
-    if opts.n < 2 {
-        return Err(Error::invalid(
-            "n",
-            opts.n,
-            "an integer >= 2 (MMD and energy need two points)",
-        ));
-    }
-    if opts.seeds == 0 {
-        return Err(Error::invalid(
-            "seeds",
-            0,
-            "an integer >= 1 (>= 2 for standard errors)",
-        ));
-    }
-    if let Some(list) = &opts.samplers {
-        if list.is_empty() {
-            return Err(Error::invalid(
-                "samplers",
-                "(empty list)",
-                "at least one sampler spec",
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Compare samplers driven by `score` under `sde` against `data`; results go
@@ -611,203 +468,4 @@ fn run_seeds<Q>(
     }
     let (samples, nfe) = first.expect("seeds >= 1");
     Ok((qs, secs, samples, nfe))
-}
-
-/// Files a 2-D comparison writes.
-const FILES_2D: [&str; 5] = [
-    "results.csv",
-    "results.md",
-    "quality_vs_nfe.png",
-    "quality_vs_time.png",
-    "thumbnails.png",
-];
-
-/// Check the comparison name and that none of `files` exists in
-/// `opts.out/<name>/` unless forced; returns that folder.
-fn check_out_dir(opts: &CompareOptions, name: &str, files: &[&str]) -> Result<PathBuf> {
-    if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-        return Err(Error::invalid(
-            "name",
-            name,
-            "a non-empty folder name without path separators",
-        ));
-    }
-    let out_dir = opts.out.join(name);
-    if !opts.force {
-        if let Some(f) = files
-            .iter()
-            .map(|f| out_dir.join(f))
-            .find(|p| p.symlink_metadata().is_ok())
-        {
-            return Err(Error::invalid(
-                "name",
-                name,
-                format!(
-                    "a new comparison name: {} exists (pass --force to overwrite)",
-                    f.display()
-                ),
-            ));
-        }
-    }
-    Ok(out_dir)
-}
-
-/// Sampler specs crossed with schedules and planned: explicit specs must
-/// all work on `sde`, default ones that do not are returned with the reason.
-#[allow(clippy::type_complexity)]
-fn plan_samplers(
-    opts: &CompareOptions,
-    sde: &dyn Sde,
-) -> Result<(Vec<(String, Plan)>, Vec<(String, String)>)> {
-    let mut skipped_samplers = Vec::new();
-    let mut plans: Vec<(String, Plan)> = Vec::new();
-    let explicit = opts.samplers.is_some();
-    let specs = cross_schedules(
-        &opts.samplers.clone().unwrap_or_else(default_specs),
-        opts.schedules.as_deref(),
-    )?;
-    for spec in &specs {
-        if plans.iter().any(|(s, _)| s == spec) {
-            return Err(Error::invalid("samplers", spec, "each sampler spec once"));
-        }
-        match plan_sampler(spec, sde) {
-            Ok(p) => plans.push((spec.clone(), p)),
-            Err(e) if !explicit => skipped_samplers.push((spec.clone(), e.to_string())),
-            Err(e) => return Err(e),
-        }
-    }
-    if plans.is_empty() {
-        return Err(Error::invalid(
-            "samplers",
-            specs.join(","),
-            format!(
-                "at least one sampler that runs on the {} SDE",
-                sde.config().name()
-            ),
-        ));
-    }
-    Ok((plans, skipped_samplers))
-}
-
-/// What one (sampler, budget) cell runs, or why it is left empty.
-enum CellPlan {
-    Run {
-        sampler: Box<dyn samplers::Sampler>,
-        steps: Option<usize>,
-        rtol: Option<f64>,
-    },
-    Skip(String),
-}
-
-/// The sampler of the cell at budget index `bi` of `k` ascending budgets.
-fn plan_cell(spec: &str, plan: &Plan, bi: usize, budget: usize, k: usize) -> Result<CellPlan> {
-    Ok(match plan {
-        Plan::Fixed { per_step, offset } => {
-            let steps = (((budget as f64 - offset) / per_step).floor() as usize).max(1);
-            let predicted = offset + per_step * steps as f64;
-            if predicted > 2.0 * budget as f64 {
-                CellPlan::Skip(format!("needs NFE {predicted} > 2 x budget at 1 step"))
-            } else {
-                CellPlan::Run {
-                    sampler: samplers::by_name(spec, steps)?,
-                    steps: Some(steps),
-                    rtol: None,
-                }
-            }
-        }
-        Plan::Adaptive => {
-            let rtol = rtol_for(bi, k);
-            CellPlan::Run {
-                sampler: samplers::by_name(&with_rtol(spec, rtol), 1)?,
-                steps: None,
-                rtol: Some(rtol),
-            }
-        }
-    })
-}
-
-/// Build the sampler, check it accepts the SDE, and read its declared cost
-/// ([`samplers::Sampler::cost`]).
-fn plan_sampler(spec: &str, sde: &dyn Sde) -> Result<Plan> {
-    if samplers::Params::parse(spec)?.has("steps") {
-        return Err(Error::invalid(
-            "sampler",
-            spec,
-            "a spec without steps= (compare sets the steps from each NFE budget)",
-        ));
-    }
-    let s = samplers::by_name(spec, 1)?;
-    s.validate(sde)?;
-    match s.cost() {
-        samplers::Nfe::Fixed { per_step, offset } => Ok(Plan::Fixed {
-            per_step: per_step as f64,
-            offset: offset as f64,
-        }),
-        samplers::Nfe::Adaptive => {
-            // Adaptive: it must accept a tolerance.
-            let s = samplers::by_name(&with_rtol(spec, RTOL_RANGE.0), 1).map_err(|e| {
-                Error::invalid(
-                    "sampler",
-                    spec,
-                    format!("an adaptive sampler that takes rtol=… ({e})"),
-                )
-            })?;
-            s.validate(sde)?;
-            Ok(Plan::Adaptive)
-        }
-    }
-}
-
-/// Every spec with every schedule (`all`: every named schedule); a spec
-/// that takes no `schedule=` (adaptive) is kept once, unchanged.
-fn cross_schedules(specs: &[String], schedules: Option<&[String]>) -> Result<Vec<String>> {
-    let Some(schedules) = schedules else {
-        return Ok(specs.to_vec());
-    };
-    let mut names: Vec<String> = Vec::new();
-    for s in schedules {
-        if s == "all" {
-            names.extend(
-                samplers::schedule::SCHEDULES
-                    .iter()
-                    .map(|n| n.0.to_string()),
-            );
-        } else {
-            samplers::Schedule::parse(s)?;
-            names.push(s.clone());
-        }
-    }
-    let mut out = Vec::new();
-    for spec in specs {
-        let sep = if spec.contains(':') { "," } else { ":" };
-        let crossed: Vec<String> = names
-            .iter()
-            .map(|n| format!("{spec}{sep}schedule={n}"))
-            .filter(|c| samplers::by_name(c, 1).is_ok())
-            .collect();
-        if crossed.is_empty() {
-            out.push(spec.clone());
-        } else {
-            out.extend(crossed);
-        }
-    }
-    Ok(out)
-}
-
-/// `spec` with `rtol=<rtol>` added to its parameters.
-fn with_rtol(spec: &str, rtol: f64) -> String {
-    let sep = if spec.contains(':') { "," } else { ":" };
-    format!("{spec}{sep}rtol={rtol:e}")
-}
-
-/// Tolerance for budget index i of k (ascending budgets): log-spaced from
-/// RTOL_RANGE.0 (i = 0) to RTOL_RANGE.1 (i = k − 1).
-fn rtol_for(i: usize, k: usize) -> f64 {
-    let (a, b) = (RTOL_RANGE.0.log10(), RTOL_RANGE.1.log10());
-    let f = if k <= 1 {
-        1.0
-    } else {
-        i as f64 / (k - 1) as f64
-    };
-    10f64.powf(a + f * (b - a))
 }

@@ -430,6 +430,7 @@ fn with_flag_names(msg: String) -> String {
             scoresde::train::ADVICE_SKIP,
             "pass --on-nonfinite skip to skip such batches",
         )
+        .replace(scoresde::app::ADVICE_FORCE, "pass --force to replace them")
 }
 
 fn main() -> ExitCode {

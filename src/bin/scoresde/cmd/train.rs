@@ -9,7 +9,7 @@ use scoresde::app::bars::TrainBar;
 use scoresde::app::options::{
     self, DataRequest, HyperRequest, NetRequest, RunRequest, TrainRequest,
 };
-use scoresde::checkpoint;
+use scoresde::train::checkpoint;
 use scoresde::train::{self, OnNonFinite};
 
 use crate::TrainArgs;
