@@ -36,7 +36,7 @@ use crate::tensors::{NamedTensor, TensorShape};
 
 use super::conv::{conv_backward, conv_forward, copy_run, ConvShape};
 use super::embed::time_embedding;
-use super::layers::{silu, silu_backward_add};
+use super::layers::{silu, silu_backward_add, silu_backward_set};
 use super::norm::{group_norm_backward, group_norm_forward};
 
 /// One operation; `usize` fields are node ids or parameter offsets.
@@ -594,38 +594,47 @@ impl Graph {
             stats,
             scratch,
             grads: gv,
+            written,
             ..
         } = cache;
+        // A node's gradient buffer is not zeroed: its first writer in the
+        // reverse sweep overwrites it (`0 + v`, the bits of adding into
+        // zeros) and later ones add.
         gv.resize_with(self.nodes.len(), Vec::new);
         for (g, n) in gv.iter_mut().zip(&self.nodes) {
-            g.clear();
-            g.resize(images * n.size(), 0.0);
+            if g.len() < images * n.size() {
+                g.resize(images * n.size(), 0.0);
+            }
         }
+        written.clear();
+        written.resize(self.nodes.len(), false);
         let last = self.nodes.len() - 1;
         gv[last][..d_out.len()].copy_from_slice(d_out);
+        written[last] = true;
+        // Marks node `j` written; true if this is its first write.
+        let first = |written: &mut Vec<bool>, j: usize| !std::mem::replace(&mut written[j], true);
         for i in (0..self.nodes.len()).rev() {
             let node = &self.nodes[i];
             let (gbefore, grest) = gv.split_at_mut(i);
-            let gy = &grest[0][..images * node.size()];
+            let len = images * node.size();
+            if !written[i] {
+                // No reader sent a gradient: it is zero.
+                grest[0][..len].fill(0.0);
+                written[i] = true;
+            }
+            let gy = &grest[0][..len];
             match node.op {
                 Op::Input | Op::Time => {}
                 Op::Conv { .. } | Op::Dense { .. } => {
                     let (src, s, w, b) = self.linear_op(node, images);
-                    self.conv_bwd(
-                        params,
-                        grads,
-                        &vals[src],
-                        &s,
-                        w,
-                        b,
-                        gy,
-                        needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]),
-                        scratch,
-                    );
+                    let dx = needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]);
+                    let ow = dx.is_some() && first(written, src);
+                    self.conv_bwd(params, grads, &vals[src], &s, w, b, gy, dx, ow, scratch);
                 }
                 Op::GroupNorm { src, groups, g, b } => {
                     let c = node.c;
                     let (gg, rest) = grads[g..].split_at_mut(c);
+                    let ow = first(written, src);
                     group_norm_backward(
                         &vals[src],
                         images,
@@ -636,24 +645,33 @@ impl Graph {
                         &stats[i],
                         gy,
                         &mut gbefore[src],
+                        ow,
                         gg,
                         &mut rest[b - g - c..b - g],
                     );
                 }
                 Op::Silu { src } => {
                     let (xs, ys) = (&vals[src], &vals[i]);
+                    let ow = first(written, src);
                     gbefore[src][..gy.len()]
                         .par_chunks_mut(4096)
                         .zip(gy.par_chunks(4096))
                         .zip(xs.par_chunks(4096).zip(ys.par_chunks(4096)))
-                        .for_each(|((dx, dy), (x, y))| silu_backward_add(dx, dy, x, y));
+                        .for_each(|((dx, dy), (x, y))| {
+                            if ow {
+                                silu_backward_set(dx, dy, x, y)
+                            } else {
+                                silu_backward_add(dx, dy, x, y)
+                            }
+                        });
                 }
                 Op::AddChannel { src, v } => {
                     let per = node.size();
-                    for (d, &g) in gbefore[src].iter_mut().zip(gy) {
-                        *d += g;
-                    }
+                    add_into(&mut gbefore[src][..len], gy, first(written, src));
                     let dv = &mut gbefore[v];
+                    if first(written, v) {
+                        dv[..images * node.c].fill(0.0);
+                    }
                     for b in 0..images {
                         let dvb = &mut dv[b * node.c..(b + 1) * node.c];
                         for row in gy[b * per..(b + 1) * per].chunks_exact(node.c) {
@@ -664,29 +682,18 @@ impl Graph {
                     }
                 }
                 Op::Add { a, b } => {
-                    for (d, &g) in gbefore[a].iter_mut().zip(gy) {
-                        *d += g;
-                    }
-                    for (d, &g) in gbefore[b].iter_mut().zip(gy) {
-                        *d += g;
-                    }
+                    add_into(&mut gbefore[a][..len], gy, first(written, a));
+                    add_into(&mut gbefore[b][..len], gy, first(written, b));
                 }
                 Op::Concat { a, b } => {
                     let (ca, cb) = (self.nodes[a].c, self.nodes[b].c);
-                    for (gr, dr) in gy
-                        .chunks_exact(ca + cb)
-                        .zip(gbefore[a].chunks_exact_mut(ca))
-                    {
-                        for (d, &g) in dr.iter_mut().zip(&gr[..ca]) {
-                            *d += g;
-                        }
-                    }
-                    for (gr, dr) in gy
-                        .chunks_exact(ca + cb)
-                        .zip(gbefore[b].chunks_exact_mut(cb))
-                    {
-                        for (d, &g) in dr.iter_mut().zip(&gr[ca..]) {
-                            *d += g;
+                    for (j, c0, cj) in [(a, 0, ca), (b, ca, cb)] {
+                        let ow = first(written, j);
+                        for (gr, dr) in gy
+                            .chunks_exact(ca + cb)
+                            .zip(gbefore[j].chunks_exact_mut(cj))
+                        {
+                            add_into(dr, &gr[c0..c0 + cj], ow);
                         }
                     }
                 }
@@ -694,10 +701,14 @@ impl Graph {
                     let sn = &self.nodes[src];
                     let (h, w, c) = (sn.h, sn.w, sn.c);
                     let per = sn.size();
+                    let ow = first(written, src);
                     gbefore[src][..images * per]
                         .par_chunks_mut(per)
                         .enumerate()
                         .for_each(|(b, dxi)| {
+                            if ow {
+                                dxi.fill(0.0);
+                            }
                             let gi = &gy[b * 4 * per..(b + 1) * 4 * per];
                             for oy in 0..2 * h {
                                 for ox in 0..2 * w {
@@ -726,6 +737,7 @@ impl Graph {
         b: usize,
         gy: &[f32],
         dx: Option<&mut [f32]>,
+        overwrite: bool,
         scratch: &mut Vec<f32>,
     ) {
         let wl = s.cout * s.kdim();
@@ -738,6 +750,7 @@ impl Graph {
             &mut gw[..wl],
             &mut gb[..s.cout],
             dx,
+            overwrite,
             scratch,
         );
     }
@@ -771,6 +784,21 @@ pub struct GraphCache {
     pub grads: Vec<Vec<f32>>,
     pub stats: Vec<Vec<f64>>,
     pub scratch: Vec<f32>,
+    /// Backward: whether a node's gradient buffer holds this pass's value.
+    pub written: Vec<bool>,
+}
+
+/// `d += g`, or `d = 0 + g` (the bits of adding into zeros) with `set`.
+fn add_into(d: &mut [f32], g: &[f32], set: bool) {
+    if set {
+        for (d, &g) in d.iter_mut().zip(g) {
+            *d = 0.0 + g;
+        }
+    } else {
+        for (d, &g) in d.iter_mut().zip(g) {
+            *d += g;
+        }
+    }
 }
 
 impl GraphCache {

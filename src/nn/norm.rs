@@ -172,12 +172,27 @@ fn grad_sums_generic(
 }
 
 /// `dx[p, c] += r_c·(γ_c·dy[p, c] − m1_c − (x[p, c] − μ_c)·r_c·m2_c)` (f32).
-fn grad_apply(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
-    dispatch_simd!(grad_apply_generic(x, dy, coef, dx))
+/// With `set`, `dx = 0 + …` (the bits of adding into zeros, old value not read).
+fn grad_apply(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32], set: bool) {
+    if set {
+        dispatch_simd!(grad_apply_set(x, dy, coef, dx))
+    } else {
+        dispatch_simd!(grad_apply_add(x, dy, coef, dx))
+    }
 }
 
 #[inline(always)]
-fn grad_apply_generic(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+fn grad_apply_set(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+    grad_apply_generic::<true>(x, dy, coef, dx)
+}
+
+#[inline(always)]
+fn grad_apply_add(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+    grad_apply_generic::<false>(x, dy, coef, dx)
+}
+
+#[inline(always)]
+fn grad_apply_generic<const SET: bool>(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
     let c = coef.len();
     for ((dxr, xr), dr) in dx
         .chunks_exact_mut(c)
@@ -186,13 +201,15 @@ fn grad_apply_generic(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) 
     {
         for (j, &[mu, r, gamma, m1, m2]) in coef.iter().enumerate() {
             let xh = (xr[j] - mu) * r;
-            dxr[j] += r * (gamma * dr[j] - m1 - xh * m2);
+            let old = if SET { 0.0 } else { dxr[j] };
+            dxr[j] = old + r * (gamma * dr[j] - m1 - xh * m2);
         }
     }
 }
 
-/// Backward: `dx += …`, `dgamma += …`, `dbeta += …` (see module docs). The
-/// per-image parameter-gradient partials are summed in image order.
+/// Backward: `dx += …` (with `overwrite`, `dx = 0 + …`, old value not
+/// read), `dgamma += …`, `dbeta += …` (see module docs). The per-image
+/// parameter-gradient partials are summed in image order.
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_backward(
     x: &[f32],
@@ -204,6 +221,7 @@ pub fn group_norm_backward(
     stats: &[f64],
     dy: &[f32],
     dx: &mut [f32],
+    overwrite: bool,
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
@@ -235,7 +253,7 @@ pub fn group_norm_backward(
                     coef[j] = [mu[j] as f32, r[j] as f32, gamma[j], m1, m2];
                 }
             }
-            grad_apply(xi, dyi, &coef, dxi);
+            grad_apply(xi, dyi, &coef, dxi, overwrite);
         });
     let mut acc = vec![0.0f64; 2 * c];
     for part in partial.chunks_exact(2 * c) {
