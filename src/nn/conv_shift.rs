@@ -12,7 +12,9 @@
 //!
 //! where `Xp[q-shift]` is a strided view of `xp` (row stride `cin`) starting
 //! at pixel `ky·W2 + kx`, and `Wt_q` the rows `q·cin .. (q+1)·cin` of the
-//! `[9·cin, cout]` weight of [`super::conv`]. Each GEMM continues every
+//! `[9·cin, cout]` weight of [`super::conv`]. The three taps of one kernel
+//! row run as one product over `3·cin` columns ([`shifted_row`]), so there
+//! are three GEMMs per image, not nine. Each GEMM continues every
 //! element's FMA chain from the stored value (`C += A·B`), so `Cw[u, co]` is
 //! one chain over `p = q·cin + ci` in ascending order, starting from 0 and
 //! including the products with the zero border, exactly the chain of the
@@ -89,26 +91,29 @@ pub fn conv3_image_backward(
         pad_image(x, h, w, cin, xp);
         pad_image(dout, h, w, cout, dp);
         let dwide = MatRef::row_major(&dp[(w2 + 1) * cout..][..m * cout], m, cout);
-        for (q, pq) in part[..9 * cin * cout]
-            .chunks_exact_mut(cin * cout)
+        // Rows (kx, ci) of kernel row ky: the transpose of `shifted_row`.
+        for (ky, pk) in part[..9 * cin * cout]
+            .chunks_exact_mut(3 * cin * cout)
             .enumerate()
         {
-            let off = ((q / 3) * w2 + q % 3) * cin;
             let a = MatRef {
-                data: &xp[off..],
-                rows: cin,
+                data: &xp[ky * w2 * cin..],
+                rows: 3 * cin,
                 cols: m,
                 rs: 1,
                 cs: cin,
             };
-            gemm(a, dwide, pq, false, false);
+            gemm(a, dwide, pk, false, false);
         }
         let Some(dx) = dx else { return };
-        cw.clear();
-        cw.resize(m * cin, 0.0);
-        for q in 0..9 {
-            let wq = MatRef::row_major(&wd[q * cout * cin..(q + 1) * cout * cin], cout, cin);
-            gemm(shifted(dp, h, w, cout, q), wq, cw, q > 0, false);
+        if cw.len() < m * cin {
+            cw.resize(m * cin, 0.0);
+        }
+        let cw = &mut cw[..m * cin];
+        for ky in 0..3 {
+            let n = 3 * cout * cin;
+            let wk = MatRef::row_major(&wd[ky * n..(ky + 1) * n], 3 * cout, cin);
+            gemm(shifted_row(dp, h, w, cout, ky), wk, cw, ky > 0, false);
         }
         for oy in 0..h {
             let src = &cw[oy * w2 * cin..][..w * cin];
@@ -143,13 +148,18 @@ pub fn wide_rows(h: usize, w: usize) -> usize {
     (h - 1) * (w + 2) + w
 }
 
-/// The view `Xp[q-shift]` of a padded image: `[wide_rows, cin]`.
-pub fn shifted<'a>(xp: &'a [f32], h: usize, w: usize, cin: usize, q: usize) -> MatRef<'a> {
-    let off = ((q / 3) * (w + 2) + q % 3) * cin;
+/// The three taps `q = 3·ky + kx` (`kx = 0, 1, 2`) of kernel row `ky` as
+/// one view of a padded image: `[wide_rows, 3·cin]`, element `(u, kx·cin + ci)`
+/// = `xp[u + ky·W2 + kx, ci]`. Neighbouring taps are one pixel (`cin`
+/// values) apart, so the three shifted `[m, cin]` views side by side are a
+/// single strided view with overlapping rows, and one product over its
+/// `3·cin` columns continues each chain over `p = q·cin + ci` in the same
+/// order as three products over `cin` would.
+pub fn shifted_row<'a>(xp: &'a [f32], h: usize, w: usize, cin: usize, ky: usize) -> MatRef<'a> {
     MatRef {
-        data: &xp[off..],
+        data: &xp[ky * (w + 2) * cin..],
         rows: wide_rows(h, w),
-        cols: cin,
+        cols: 3 * cin,
         rs: cin,
         cs: 1,
     }
@@ -178,11 +188,15 @@ pub fn conv3_image(
         };
         pad_image(x, h, w, cin, xp);
         let m = wide_rows(h, w);
-        cw.clear();
-        cw.resize(m * cout, 0.0);
-        for q in 0..9 {
-            let wq = MatRef::row_major(&wt[q * cin * cout..(q + 1) * cin * cout], cin, cout);
-            gemm(shifted(xp, h, w, cin, q), wq, cw, true, false);
+        // The first product starts every chain from 0 (no zeroing pass).
+        if cw.len() < m * cout {
+            cw.resize(m * cout, 0.0);
+        }
+        let cw = &mut cw[..m * cout];
+        for ky in 0..3 {
+            let n = 3 * cin * cout;
+            let wk = MatRef::row_major(&wt[ky * n..(ky + 1) * n], 3 * cin, cout);
+            gemm(shifted_row(xp, h, w, cin, ky), wk, cw, ky > 0, false);
         }
         let w2 = w + 2;
         for oy in 0..h {
