@@ -37,7 +37,7 @@ use crate::tensors::{NamedTensor, TensorShape};
 use super::conv::{conv_backward, conv_forward, copy_run, ConvShape};
 use super::embed::time_embedding;
 use super::layers::{silu, silu_backward_add, silu_backward_set};
-use super::norm::{group_norm_backward, group_norm_forward};
+use super::norm::{group_norm_backward, group_norm_forward, group_norm_silu_forward};
 
 /// One operation; `usize` fields are node ids or parameter offsets.
 #[derive(Clone, Debug, PartialEq)]
@@ -323,8 +323,35 @@ impl Graph {
             scratch,
             ..
         } = cache;
-        for (i, node) in self.nodes.iter().enumerate() {
+        let mut i = 0;
+        while i < self.nodes.len() {
+            let node = &self.nodes[i];
             let (done, rest) = vals.split_at_mut(i);
+            if let (Op::GroupNorm { src, groups, g, b }, Some(Op::Silu { src: s })) =
+                (&node.op, self.nodes.get(i + 1).map(|n| &n.op))
+            {
+                if *s == i {
+                    // GroupNorm → SiLU in one pass over each image; both
+                    // values kept (the SiLU backward reads them).
+                    let n = images * node.size();
+                    let (yg, ys) = rest.split_at_mut(1);
+                    stats[i].resize(images * groups * 2, 0.0);
+                    group_norm_silu_forward(
+                        &done[*src],
+                        images,
+                        node.h * node.w,
+                        node.c,
+                        *groups,
+                        &params[*g..*g + node.c],
+                        &params[*b..*b + node.c],
+                        &mut yg[0][..n],
+                        &mut ys[0][..n],
+                        &mut stats[i],
+                    );
+                    i += 2;
+                    continue;
+                }
+            }
             let y = &mut rest[0][..images * node.size()];
             let val = |j: usize| &done[j][..];
             self.eval(
@@ -339,6 +366,7 @@ impl Graph {
                 scratch,
                 Fuse::None,
             );
+            i += 1;
         }
         cache.images = images;
     }
@@ -595,8 +623,16 @@ impl Graph {
             scratch,
             grads: gv,
             written,
+            readers,
             ..
         } = cache;
+        readers.clear();
+        readers.resize(self.nodes.len(), 0);
+        for n in &self.nodes {
+            for j in n.op.inputs().into_iter().flatten() {
+                readers[j] += 1;
+            }
+        }
         // A node's gradient buffer is not zeroed: its first writer in the
         // reverse sweep overwrites it (`0 + v`, the bits of adding into
         // zeros) and later ones add.
@@ -622,7 +658,22 @@ impl Graph {
                 grest[0][..len].fill(0.0);
                 written[i] = true;
             }
-            let gy = &grest[0][..len];
+            // A convolution whose only reader is the next node, an
+            // AddChannel, has that node's gradient (y = conv + v): it is
+            // read in place instead of copied.
+            let passes = |i: usize| match self.nodes.get(i + 1).map(|n| &n.op) {
+                Some(&Op::AddChannel { src, .. }) => {
+                    src == i
+                        && readers[i] == 1
+                        && matches!(self.nodes[i].op, Op::Conv { .. } | Op::Dense { .. })
+                }
+                _ => false,
+            };
+            let gy = if passes(i) {
+                &grest[1][..len]
+            } else {
+                &grest[0][..len]
+            };
             match node.op {
                 Op::Input | Op::Time => {}
                 Op::Conv { .. } | Op::Dense { .. } => {
@@ -667,7 +718,11 @@ impl Graph {
                 }
                 Op::AddChannel { src, v } => {
                     let per = node.size();
-                    add_into(&mut gbefore[src][..len], gy, first(written, src));
+                    if passes(src) {
+                        written[src] = true;
+                    } else {
+                        add_into(&mut gbefore[src][..len], gy, first(written, src));
+                    }
                     let dv = &mut gbefore[v];
                     if first(written, v) {
                         dv[..images * node.c].fill(0.0);
@@ -786,6 +841,8 @@ pub struct GraphCache {
     pub scratch: Vec<f32>,
     /// Backward: whether a node's gradient buffer holds this pass's value.
     pub written: Vec<bool>,
+    /// Backward: how many nodes read each node.
+    pub readers: Vec<u32>,
 }
 
 /// `d += g`, or `d = 0 + g` (the bits of adding into zeros) with `set`.
@@ -820,7 +877,18 @@ impl GraphCache {
 
     /// ∂L/∂(node `i`) after [`Graph::backward`].
     pub fn grad(&self, g: &Graph, i: usize) -> &[f32] {
-        &self.grads[i][..self.images * g.nodes[i].size()]
+        // A convolution read only by the AddChannel after it shares that
+        // node's gradient buffer (see `backward`).
+        let passed = matches!(g.nodes.get(i + 1).map(|n| &n.op), Some(&Op::AddChannel { src, .. }) if src == i)
+            && matches!(g.nodes[i].op, Op::Conv { .. } | Op::Dense { .. })
+            && g.nodes
+                .iter()
+                .flat_map(|n| n.op.inputs().into_iter().flatten())
+                .filter(|&j| j == i)
+                .count()
+                == 1;
+        let j = if passed { i + 1 } else { i };
+        &self.grads[j][..self.images * g.nodes[i].size()]
     }
 }
 

@@ -67,7 +67,8 @@ fn group_stats(s1: &[f64], s2: &[f64], groups: usize, n: f64, mu: &mut [f64], r:
 }
 
 /// Forward over `images` images of `pixels × c`. `stats` receives
-/// (μ, r) per image and group: `[images · groups · 2]`.
+/// (μ, r) per image and group: `[images · groups · 2]`. With `silu`, `y`
+/// is SiLU of the normalised value (in place).
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_forward(
     x: &[f32],
@@ -82,49 +83,78 @@ pub fn group_norm_forward(
     stats: &mut [f64],
 ) {
     let per = pixels * c;
-    let (cg, n) = (c / groups, (pixels * (c / groups)) as f64);
+    let run = |b: usize, yi: &mut [f32], st: &mut [f64]| {
+        let xi = &x[b * per..(b + 1) * per];
+        norm_image(xi, c, groups, gamma, beta, yi, st);
+        if silu {
+            super::layers::silu_in_place(yi);
+        }
+    };
     y[..images * per]
         .par_chunks_mut(per.max(1))
         .zip(stats[..images * groups * 2].par_chunks_mut(groups * 2))
         .enumerate()
-        .for_each(|(b, (yi, st))| {
-            let xi = &x[b * per..(b + 1) * per];
-            let mut v = vec![0.0f64; 4 * c];
-            let (s1, rest) = v.split_at_mut(c);
-            let (s2, rest) = rest.split_at_mut(c);
-            let (mu, r) = rest.split_at_mut(c);
-            channel_sums(xi, None, s1);
-            group_stats(s1, &[], groups, n, mu, r);
-            channel_sums(xi, Some(mu), s2);
-            group_stats(s1, s2, groups, n, mu, r);
-            for g in 0..groups {
-                st[2 * g] = mu[g * cg];
-                st[2 * g + 1] = r[g * cg];
-            }
-            let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
-            let r32: Vec<f32> = r.iter().map(|&m| m as f32).collect();
-            norm_apply(xi, &mu32, &r32, gamma, beta, silu, yi);
+        .for_each(|(b, (yi, st))| run(b, yi, st));
+}
+
+/// [`group_norm_forward`] keeping both values (training): the normalised
+/// `y` and `s = SiLU(y)`, each image's SiLU taken while it is in cache
+/// (the bits of [`super::layers::silu`] over `y`).
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_silu_forward(
+    x: &[f32],
+    images: usize,
+    pixels: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    s: &mut [f32],
+    stats: &mut [f64],
+) {
+    let per = pixels * c;
+    y[..images * per]
+        .par_chunks_mut(per.max(1))
+        .zip(s[..images * per].par_chunks_mut(per.max(1)))
+        .zip(stats[..images * groups * 2].par_chunks_mut(groups * 2))
+        .enumerate()
+        .for_each(|(b, ((yi, si), st))| {
+            norm_image(&x[b * per..(b + 1) * per], c, groups, gamma, beta, yi, st);
+            super::layers::silu(yi, si);
         });
 }
 
-/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32), then with `silu`
-/// `y ← y·σ(y)` (the bits of [`super::layers::silu`]) while the image is
-/// still in cache.
-fn norm_apply(
-    x: &[f32],
-    mu: &[f32],
-    r: &[f32],
+/// One image: statistics into `st` (`[groups · 2]`), normalised values into `yi`.
+fn norm_image(
+    xi: &[f32],
+    c: usize,
+    groups: usize,
     gamma: &[f32],
     beta: &[f32],
-    silu: bool,
-    y: &mut [f32],
+    yi: &mut [f32],
+    st: &mut [f64],
 ) {
-    norm_apply_plain(x, mu, r, gamma, beta, y);
-    if silu {
-        super::layers::silu_in_place(y);
+    let cg = c / groups;
+    let n = (xi.len() / c.max(1) * cg) as f64;
+    let mut v = vec![0.0f64; 4 * c];
+    let (s1, rest) = v.split_at_mut(c);
+    let (s2, rest) = rest.split_at_mut(c);
+    let (mu, r) = rest.split_at_mut(c);
+    channel_sums(xi, None, s1);
+    group_stats(s1, &[], groups, n, mu, r);
+    channel_sums(xi, Some(mu), s2);
+    group_stats(s1, s2, groups, n, mu, r);
+    for g in 0..groups {
+        st[2 * g] = mu[g * cg];
+        st[2 * g + 1] = r[g * cg];
     }
+    let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
+    let r32: Vec<f32> = r.iter().map(|&m| m as f32).collect();
+    norm_apply_plain(xi, &mu32, &r32, gamma, beta, yi);
 }
 
+/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32).
 fn norm_apply_plain(x: &[f32], mu: &[f32], r: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
     // (dispatch_simd! returns from the function it expands in)
     dispatch_simd!(norm_apply_generic(x, mu, r, gamma, beta, y))
