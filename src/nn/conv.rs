@@ -17,6 +17,10 @@
 //! permuted weight `Wp` is a per-call scratch copy (parameters and
 //! checkpoints keep the PyTorch layout).
 //!
+//! 3×3 stride-1 convolutions (with the AVX-512 kernel) skip the im2col
+//! matrix in both directions: [`super::conv_shift`] computes them as
+//! shifted GEMMs over a zero-padded copy of each image.
+//!
 //! The work runs in tiles of at most `tile_rows` output pixels whose columns
 //! stay in cache: the forward splits the batch into tiles across rayon
 //! threads, the backward splits it by image (col2im of neighbouring tiles

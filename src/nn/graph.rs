@@ -20,11 +20,13 @@
 //! ```
 //!
 //! Backward runs the nodes in reverse, accumulating ∂L/∂node into
-//! per-node buffers and ∂L/∂θ into the flat gradient. Sums over the batch
+//! per-node buffers (the first write of a pass stores, later ones add)
+//! and ∂L/∂θ into the flat gradient. Training evaluates `GroupNorm → Silu`
+//! in one pass, as inference does. Sums over the batch
 //! run in a fixed order; every per-image op and every GEMM row is
 //! independent of the other images, so outputs are batch-size invariant.
 //!
-//! Why one file (~770 lines): the ops' forward and backward are two
+//! Why one file (~950 lines): the ops' forward and backward are two
 //! `match`es over the same [`Op`] enum that must stay in step (an op's
 //! backward reads exactly the buffers its forward kept), and both walk the
 //! same private node-buffer layout of [`GraphCache`]; splitting them would
