@@ -12,12 +12,33 @@
 //!
 //! where `Xp[q-shift]` is a strided view of `xp` (row stride `cin`) starting
 //! at pixel `ky·W2 + kx`, and `Wt_q` the rows `q·cin .. (q+1)·cin` of the
-//! `[9·cin, cout]` weight of [`super::conv`]. Each GEMM continues every
+//! `[9·cin, cout]` weight of [`super::conv`]. The three taps of one kernel
+//! row run as one product over `3·cin` columns ([`shifted_row`]), so there
+//! are three GEMMs per image, not nine. Each GEMM continues every
 //! element's FMA chain from the stored value (`C += A·B`), so `Cw[u, co]` is
 //! one chain over `p = q·cin + ci` in ascending order, starting from 0 and
 //! including the products with the zero border, exactly the chain of the
 //! im2col product `cols·Wt` of [`super::conv`]: the bits are the same.
 //! Per image this copies the input once instead of nine times.
+//!
+//! Backward ([`conv3_image_backward`]), with `dp` the zero-padded copy of
+//! `dout` (`[(h + 2)·W2, cout]`): its view from pixel `W2 + 1` on is `dout`
+//! in the wide row order with zeros in the wrap-around rows, so
+//!
+//! ```text
+//!   dWᵀ_q = Xp[q-shift]ᵀ · dp[W2+1 ..]                     ([cin, m]·[m, cout], q = 0..9)
+//!   dXw   = Σ_{q'=0..9} dp[q'-shift] · Wd_q'               ([m, cout]·[cout, cin])
+//!   dx[oy·w + ox] += dXw[oy·W2 + ox]
+//! ```
+//!
+//! with `Wd_q'[co, ci] = W[co, ci, 8 − q']` (the flipped kernel: input pixel
+//! `u` receives from output pixel `u − (ky·W2 + kx) + W2 + 1`). `dWᵀ_q[ci, co]`
+//! is one FMA chain over the pixels in row order; the wrap-around rows add
+//! `fma(0, x, acc) = acc` exactly, and the border zeros are the zeros of
+//! the im2col columns, so `dW` has the bits of the im2col product
+//! `doutᵀ·cols`. `dX` is one FMA chain over `(q', co)`, where col2im
+//! added nine separately rounded per-tap products: its bits differ from
+//! the im2col path in the last places (it is the same sum in another order).
 
 use std::cell::RefCell;
 
@@ -26,6 +47,89 @@ use crate::backend::gemm::{gemm, MatRef};
 thread_local! {
     /// Padded image and wide output of this thread.
     static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Backward: padded image, padded output gradient, wide input gradient.
+    static BWD: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// The flipped, transposed weight of the backward:
+/// `wd[(q'·cout + co)·cin + ci] = W[co, ci, 8 − q']` (`[9·cout, cin]`).
+pub fn flip_weight(w: &[f32], cin: usize, cout: usize, wd: &mut [f32]) {
+    for (co, wr) in w.chunks_exact(cin * 9).enumerate().take(cout) {
+        for ci in 0..cin {
+            for q in 0..9 {
+                wd[((8 - q) * cout + co) * cin + ci] = wr[ci * 9 + q];
+            }
+        }
+    }
+}
+
+/// One image's backward (module docs): `part = dWᵀ` in the `[9·cin, cout]`
+/// layout of the transposed weight (overwritten), and with `dx` given
+/// (`[h·w, cin]`) `dx += ∂L/∂x`, or `dx = ∂L/∂x` when `overwrite`. `wd` is
+/// [`flip_weight`]'s layout.
+#[allow(clippy::too_many_arguments)]
+pub fn conv3_image_backward(
+    x: &[f32],
+    dout: &[f32],
+    h: usize,
+    w: usize,
+    cin: usize,
+    cout: usize,
+    wd: &[f32],
+    part: &mut [f32],
+    dx: Option<&mut [f32]>,
+    overwrite: bool,
+) {
+    BWD.with(|cell| {
+        let mut guard = cell.try_borrow_mut();
+        let mut fresh: [Vec<f32>; 3] = Default::default();
+        let [xp, dp, cw] = match guard.as_deref_mut() {
+            Ok(b) => b,
+            Err(_) => &mut fresh,
+        };
+        let (w2, m) = (w + 2, wide_rows(h, w));
+        pad_image(x, h, w, cin, xp);
+        pad_image(dout, h, w, cout, dp);
+        let dwide = MatRef::row_major(&dp[(w2 + 1) * cout..][..m * cout], m, cout);
+        // Rows (kx, ci) of kernel row ky: the transpose of `shifted_row`.
+        for (ky, pk) in part[..9 * cin * cout]
+            .chunks_exact_mut(3 * cin * cout)
+            .enumerate()
+        {
+            let a = MatRef {
+                data: &xp[ky * w2 * cin..],
+                rows: 3 * cin,
+                cols: m,
+                rs: 1,
+                cs: cin,
+            };
+            gemm(a, dwide, pk, false, false);
+        }
+        let Some(dx) = dx else { return };
+        if cw.len() < m * cin {
+            cw.resize(m * cin, 0.0);
+        }
+        let cw = &mut cw[..m * cin];
+        for ky in 0..3 {
+            let n = 3 * cout * cin;
+            let wk = MatRef::row_major(&wd[ky * n..(ky + 1) * n], 3 * cout, cin);
+            gemm(shifted_row(dp, h, w, cout, ky), wk, cw, ky > 0, false);
+        }
+        for oy in 0..h {
+            let src = &cw[oy * w2 * cin..][..w * cin];
+            let dst = &mut dx[oy * w * cin..][..w * cin];
+            if overwrite {
+                // 0 + v: the bits of adding into a zeroed dx (−0 → +0).
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = 0.0 + v;
+                }
+            } else {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d += v;
+                }
+            }
+        }
+    });
 }
 
 /// Zero-padded copy of one `[h, w, c]` image: `[(h + 2)·(w + 2), c]`.
@@ -44,13 +148,18 @@ pub fn wide_rows(h: usize, w: usize) -> usize {
     (h - 1) * (w + 2) + w
 }
 
-/// The view `Xp[q-shift]` of a padded image: `[wide_rows, cin]`.
-pub fn shifted<'a>(xp: &'a [f32], h: usize, w: usize, cin: usize, q: usize) -> MatRef<'a> {
-    let off = ((q / 3) * (w + 2) + q % 3) * cin;
+/// The three taps `q = 3·ky + kx` (`kx = 0, 1, 2`) of kernel row `ky` as
+/// one view of a padded image: `[wide_rows, 3·cin]`, element `(u, kx·cin + ci)`
+/// = `xp[u + ky·W2 + kx, ci]`. Neighbouring taps are one pixel (`cin`
+/// values) apart, so the three shifted `[m, cin]` views side by side are a
+/// single strided view with overlapping rows, and one product over its
+/// `3·cin` columns continues each chain over `p = q·cin + ci` in the same
+/// order as three products over `cin` would.
+pub fn shifted_row<'a>(xp: &'a [f32], h: usize, w: usize, cin: usize, ky: usize) -> MatRef<'a> {
     MatRef {
-        data: &xp[off..],
+        data: &xp[ky * (w + 2) * cin..],
         rows: wide_rows(h, w),
-        cols: cin,
+        cols: 3 * cin,
         rs: cin,
         cs: 1,
     }
@@ -79,11 +188,15 @@ pub fn conv3_image(
         };
         pad_image(x, h, w, cin, xp);
         let m = wide_rows(h, w);
-        cw.clear();
-        cw.resize(m * cout, 0.0);
-        for q in 0..9 {
-            let wq = MatRef::row_major(&wt[q * cin * cout..(q + 1) * cin * cout], cin, cout);
-            gemm(shifted(xp, h, w, cin, q), wq, cw, true, false);
+        // The first product starts every chain from 0 (no zeroing pass).
+        if cw.len() < m * cout {
+            cw.resize(m * cout, 0.0);
+        }
+        let cw = &mut cw[..m * cout];
+        for ky in 0..3 {
+            let n = 3 * cin * cout;
+            let wk = MatRef::row_major(&wt[ky * n..(ky + 1) * n], 3 * cin, cout);
+            gemm(shifted_row(xp, h, w, cin, ky), wk, cw, ky > 0, false);
         }
         let w2 = w + 2;
         for oy in 0..h {

@@ -21,11 +21,13 @@
 //! ```
 //!
 //! Backward runs the nodes in reverse, accumulating ∂L/∂node into
-//! per-node buffers and ∂L/∂θ into the flat gradient. Sums over the batch
+//! per-node buffers (the first write of a pass stores, later ones add)
+//! and ∂L/∂θ into the flat gradient. Training evaluates `GroupNorm → Silu`
+//! in one pass, as inference does. Sums over the batch
 //! run in a fixed order; every per-image op and every GEMM row is
 //! independent of the other images, so outputs are batch-size invariant.
 //!
-//! Why one file (~770 lines): the ops' forward and backward are two
+//! Why one file (~950 lines): the ops' forward and backward are two
 //! `match`es over the same [`Op`] enum that must stay in step (an op's
 //! backward reads exactly the buffers its forward kept), and both walk the
 //! same private node-buffer layout of [`GraphCache`]; splitting them would
@@ -37,8 +39,8 @@ use crate::tensors::{NamedTensor, TensorShape};
 
 use super::conv::{conv_backward, conv_forward, copy_run, ConvShape};
 use super::embed::time_embedding;
-use super::layers::{silu, silu_backward_add};
-use super::norm::{group_norm_backward, group_norm_forward};
+use super::layers::{silu, silu_backward_add, silu_backward_set};
+use super::norm::{group_norm_backward, group_norm_forward, group_norm_silu_forward};
 
 /// One operation; `usize` fields are node ids or parameter offsets.
 #[derive(Clone, Debug, PartialEq)]
@@ -348,8 +350,35 @@ impl Graph {
             labels,
             ..
         } = cache;
-        for (i, node) in self.nodes.iter().enumerate() {
+        let mut i = 0;
+        while i < self.nodes.len() {
+            let node = &self.nodes[i];
             let (done, rest) = vals.split_at_mut(i);
+            if let (Op::GroupNorm { src, groups, g, b }, Some(Op::Silu { src: s })) =
+                (&node.op, self.nodes.get(i + 1).map(|n| &n.op))
+            {
+                if *s == i {
+                    // GroupNorm → SiLU in one pass over each image; both
+                    // values kept (the SiLU backward reads them).
+                    let n = images * node.size();
+                    let (yg, ys) = rest.split_at_mut(1);
+                    stats[i].resize(images * groups * 2, 0.0);
+                    group_norm_silu_forward(
+                        &done[*src],
+                        images,
+                        node.h * node.w,
+                        node.c,
+                        *groups,
+                        &params[*g..*g + node.c],
+                        &params[*b..*b + node.c],
+                        &mut yg[0][..n],
+                        &mut ys[0][..n],
+                        &mut stats[i],
+                    );
+                    i += 2;
+                    continue;
+                }
+            }
             let y = &mut rest[0][..images * node.size()];
             let val = |j: usize| &done[j][..];
             self.eval(
@@ -364,6 +393,7 @@ impl Graph {
                 scratch,
                 Fuse::None,
             );
+            i += 1;
         }
         cache.images = images;
     }
@@ -636,19 +666,58 @@ impl Graph {
             scratch,
             grads: gv,
             labels,
+            written,
+            readers,
             ..
         } = cache;
+        readers.clear();
+        readers.resize(self.nodes.len(), 0);
+        for n in &self.nodes {
+            for j in n.op.inputs().into_iter().flatten() {
+                readers[j] += 1;
+            }
+        }
+        // A node's gradient buffer is not zeroed: its first writer in the
+        // reverse sweep overwrites it (`0 + v`, the bits of adding into
+        // zeros) and later ones add.
         gv.resize_with(self.nodes.len(), Vec::new);
         for (g, n) in gv.iter_mut().zip(&self.nodes) {
-            g.clear();
-            g.resize(images * n.size(), 0.0);
+            if g.len() < images * n.size() {
+                g.resize(images * n.size(), 0.0);
+            }
         }
+        written.clear();
+        written.resize(self.nodes.len(), false);
         let last = self.nodes.len() - 1;
         gv[last][..d_out.len()].copy_from_slice(d_out);
+        written[last] = true;
+        // Marks node `j` written; true if this is its first write.
+        let first = |written: &mut Vec<bool>, j: usize| !std::mem::replace(&mut written[j], true);
         for i in (0..self.nodes.len()).rev() {
             let node = &self.nodes[i];
             let (gbefore, grest) = gv.split_at_mut(i);
-            let gy = &grest[0][..images * node.size()];
+            let len = images * node.size();
+            if !written[i] {
+                // No reader sent a gradient: it is zero.
+                grest[0][..len].fill(0.0);
+                written[i] = true;
+            }
+            // A convolution whose only reader is the next node, an
+            // AddChannel, has that node's gradient (y = conv + v): it is
+            // read in place instead of copied.
+            let passes = |i: usize| match self.nodes.get(i + 1).map(|n| &n.op) {
+                Some(&Op::AddChannel { src, .. }) => {
+                    src == i
+                        && readers[i] == 1
+                        && matches!(self.nodes[i].op, Op::Conv { .. } | Op::Dense { .. })
+                }
+                _ => false,
+            };
+            let gy = if passes(i) {
+                &grest[1][..len]
+            } else {
+                &grest[0][..len]
+            };
             match node.op {
                 Op::Input | Op::Time => {}
                 Op::Label { table, classes } => {
@@ -657,21 +726,14 @@ impl Graph {
                 }
                 Op::Conv { .. } | Op::Dense { .. } => {
                     let (src, s, w, b) = self.linear_op(node, images);
-                    self.conv_bwd(
-                        params,
-                        grads,
-                        &vals[src],
-                        &s,
-                        w,
-                        b,
-                        gy,
-                        needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]),
-                        scratch,
-                    );
+                    let dx = needs_grad(&self.nodes, src).then(|| &mut gbefore[src][..]);
+                    let ow = dx.is_some() && first(written, src);
+                    self.conv_bwd(params, grads, &vals[src], &s, w, b, gy, dx, ow, scratch);
                 }
                 Op::GroupNorm { src, groups, g, b } => {
                     let c = node.c;
                     let (gg, rest) = grads[g..].split_at_mut(c);
+                    let ow = first(written, src);
                     group_norm_backward(
                         &vals[src],
                         images,
@@ -682,24 +744,37 @@ impl Graph {
                         &stats[i],
                         gy,
                         &mut gbefore[src],
+                        ow,
                         gg,
                         &mut rest[b - g - c..b - g],
                     );
                 }
                 Op::Silu { src } => {
                     let (xs, ys) = (&vals[src], &vals[i]);
+                    let ow = first(written, src);
                     gbefore[src][..gy.len()]
                         .par_chunks_mut(4096)
                         .zip(gy.par_chunks(4096))
                         .zip(xs.par_chunks(4096).zip(ys.par_chunks(4096)))
-                        .for_each(|((dx, dy), (x, y))| silu_backward_add(dx, dy, x, y));
+                        .for_each(|((dx, dy), (x, y))| {
+                            if ow {
+                                silu_backward_set(dx, dy, x, y)
+                            } else {
+                                silu_backward_add(dx, dy, x, y)
+                            }
+                        });
                 }
                 Op::AddChannel { src, v } => {
                     let per = node.size();
-                    for (d, &g) in gbefore[src].iter_mut().zip(gy) {
-                        *d += g;
+                    if passes(src) {
+                        written[src] = true;
+                    } else {
+                        add_into(&mut gbefore[src][..len], gy, first(written, src));
                     }
                     let dv = &mut gbefore[v];
+                    if first(written, v) {
+                        dv[..images * node.c].fill(0.0);
+                    }
                     for b in 0..images {
                         let dvb = &mut dv[b * node.c..(b + 1) * node.c];
                         for row in gy[b * per..(b + 1) * per].chunks_exact(node.c) {
@@ -710,29 +785,18 @@ impl Graph {
                     }
                 }
                 Op::Add { a, b } => {
-                    for (d, &g) in gbefore[a].iter_mut().zip(gy) {
-                        *d += g;
-                    }
-                    for (d, &g) in gbefore[b].iter_mut().zip(gy) {
-                        *d += g;
-                    }
+                    add_into(&mut gbefore[a][..len], gy, first(written, a));
+                    add_into(&mut gbefore[b][..len], gy, first(written, b));
                 }
                 Op::Concat { a, b } => {
                     let (ca, cb) = (self.nodes[a].c, self.nodes[b].c);
-                    for (gr, dr) in gy
-                        .chunks_exact(ca + cb)
-                        .zip(gbefore[a].chunks_exact_mut(ca))
-                    {
-                        for (d, &g) in dr.iter_mut().zip(&gr[..ca]) {
-                            *d += g;
-                        }
-                    }
-                    for (gr, dr) in gy
-                        .chunks_exact(ca + cb)
-                        .zip(gbefore[b].chunks_exact_mut(cb))
-                    {
-                        for (d, &g) in dr.iter_mut().zip(&gr[ca..]) {
-                            *d += g;
+                    for (j, c0, cj) in [(a, 0, ca), (b, ca, cb)] {
+                        let ow = first(written, j);
+                        for (gr, dr) in gy
+                            .chunks_exact(ca + cb)
+                            .zip(gbefore[j].chunks_exact_mut(cj))
+                        {
+                            add_into(dr, &gr[c0..c0 + cj], ow);
                         }
                     }
                 }
@@ -740,10 +804,14 @@ impl Graph {
                     let sn = &self.nodes[src];
                     let (h, w, c) = (sn.h, sn.w, sn.c);
                     let per = sn.size();
+                    let ow = first(written, src);
                     gbefore[src][..images * per]
                         .par_chunks_mut(per)
                         .enumerate()
                         .for_each(|(b, dxi)| {
+                            if ow {
+                                dxi.fill(0.0);
+                            }
                             let gi = &gy[b * 4 * per..(b + 1) * 4 * per];
                             for oy in 0..2 * h {
                                 for ox in 0..2 * w {
@@ -772,6 +840,7 @@ impl Graph {
         b: usize,
         gy: &[f32],
         dx: Option<&mut [f32]>,
+        overwrite: bool,
         scratch: &mut Vec<f32>,
     ) {
         let wl = s.cout * s.kdim();
@@ -784,6 +853,7 @@ impl Graph {
             &mut gw[..wl],
             &mut gb[..s.cout],
             dx,
+            overwrite,
             scratch,
         );
     }
@@ -821,6 +891,23 @@ pub struct GraphCache {
     /// Per-image class labels for a `Label` node (set by the caller before
     /// [`Graph::forward`]; empty: the ∅ row for every image).
     pub labels: Vec<u32>,
+    /// Backward: whether a node's gradient buffer holds this pass's value.
+    pub written: Vec<bool>,
+    /// Backward: how many nodes read each node.
+    pub readers: Vec<u32>,
+}
+
+/// `d += g`, or `d = 0 + g` (the bits of adding into zeros) with `set`.
+fn add_into(d: &mut [f32], g: &[f32], set: bool) {
+    if set {
+        for (d, &g) in d.iter_mut().zip(g) {
+            *d = 0.0 + g;
+        }
+    } else {
+        for (d, &g) in d.iter_mut().zip(g) {
+            *d += g;
+        }
+    }
 }
 
 impl GraphCache {
@@ -842,7 +929,18 @@ impl GraphCache {
 
     /// ∂L/∂(node `i`) after [`Graph::backward`].
     pub fn grad(&self, g: &Graph, i: usize) -> &[f32] {
-        &self.grads[i][..self.images * g.nodes[i].size()]
+        // A convolution read only by the AddChannel after it shares that
+        // node's gradient buffer (see `backward`).
+        let passed = matches!(g.nodes.get(i + 1).map(|n| &n.op), Some(&Op::AddChannel { src, .. }) if src == i)
+            && matches!(g.nodes[i].op, Op::Conv { .. } | Op::Dense { .. })
+            && g.nodes
+                .iter()
+                .flat_map(|n| n.op.inputs().into_iter().flatten())
+                .filter(|&j| j == i)
+                .count()
+                == 1;
+        let j = if passed { i + 1 } else { i };
+        &self.grads[j][..self.images * g.nodes[i].size()]
     }
 }
 

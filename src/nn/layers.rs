@@ -182,14 +182,31 @@ fn silu_in_place_generic(y: &mut [f32]) {
 /// SiLU backward, accumulating: `dx += dy ⊙ (s + y ⊙ (1 − s))` with
 /// `s = σ(x)` recomputed from the input `x` and `y = x·s` the output.
 pub fn silu_backward_add(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
-    dispatch_simd!(silu_backward_add_generic(dx, dy, x, y))
+    dispatch_simd!(silu_backward_addg(dx, dy, x, y))
 }
 
 #[inline(always)]
-fn silu_backward_add_generic(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
+fn silu_backward_addg(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
+    silu_backward_generic::<false>(dx, dy, x, y)
+}
+
+#[inline(always)]
+fn silu_backward_setg(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
+    silu_backward_generic::<true>(dx, dy, x, y)
+}
+
+/// [`silu_backward_add`] into a `dx` whose old value is not read:
+/// `dx = 0 + dy ⊙ SiLU'` (the bits of adding into zeros).
+pub fn silu_backward_set(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
+    dispatch_simd!(silu_backward_setg(dx, dy, x, y))
+}
+
+#[inline(always)]
+fn silu_backward_generic<const SET: bool>(dx: &mut [f32], dy: &[f32], x: &[f32], y: &[f32]) {
     for (((d, &g), &xv), &yv) in dx.iter_mut().zip(dy).zip(x).zip(y) {
         let s = sigmoid(xv);
-        *d += g * (s + yv * (1.0 - s));
+        let old = if SET { 0.0 } else { *d };
+        *d = old + g * (s + yv * (1.0 - s));
     }
 }
 

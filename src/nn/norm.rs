@@ -67,7 +67,8 @@ fn group_stats(s1: &[f64], s2: &[f64], groups: usize, n: f64, mu: &mut [f64], r:
 }
 
 /// Forward over `images` images of `pixels × c`. `stats` receives
-/// (μ, r) per image and group: `[images · groups · 2]`.
+/// (μ, r) per image and group: `[images · groups · 2]`. With `silu`, `y`
+/// is SiLU of the normalised value (in place).
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_forward(
     x: &[f32],
@@ -82,49 +83,78 @@ pub fn group_norm_forward(
     stats: &mut [f64],
 ) {
     let per = pixels * c;
-    let (cg, n) = (c / groups, (pixels * (c / groups)) as f64);
+    let run = |b: usize, yi: &mut [f32], st: &mut [f64]| {
+        let xi = &x[b * per..(b + 1) * per];
+        norm_image(xi, c, groups, gamma, beta, yi, st);
+        if silu {
+            super::layers::silu_in_place(yi);
+        }
+    };
     y[..images * per]
         .par_chunks_mut(per.max(1))
         .zip(stats[..images * groups * 2].par_chunks_mut(groups * 2))
         .enumerate()
-        .for_each(|(b, (yi, st))| {
-            let xi = &x[b * per..(b + 1) * per];
-            let mut v = vec![0.0f64; 4 * c];
-            let (s1, rest) = v.split_at_mut(c);
-            let (s2, rest) = rest.split_at_mut(c);
-            let (mu, r) = rest.split_at_mut(c);
-            channel_sums(xi, None, s1);
-            group_stats(s1, &[], groups, n, mu, r);
-            channel_sums(xi, Some(mu), s2);
-            group_stats(s1, s2, groups, n, mu, r);
-            for g in 0..groups {
-                st[2 * g] = mu[g * cg];
-                st[2 * g + 1] = r[g * cg];
-            }
-            let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
-            let r32: Vec<f32> = r.iter().map(|&m| m as f32).collect();
-            norm_apply(xi, &mu32, &r32, gamma, beta, silu, yi);
+        .for_each(|(b, (yi, st))| run(b, yi, st));
+}
+
+/// [`group_norm_forward`] keeping both values (training): the normalised
+/// `y` and `s = SiLU(y)`, each image's SiLU taken while it is in cache
+/// (the bits of [`super::layers::silu`] over `y`).
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_silu_forward(
+    x: &[f32],
+    images: usize,
+    pixels: usize,
+    c: usize,
+    groups: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+    s: &mut [f32],
+    stats: &mut [f64],
+) {
+    let per = pixels * c;
+    y[..images * per]
+        .par_chunks_mut(per.max(1))
+        .zip(s[..images * per].par_chunks_mut(per.max(1)))
+        .zip(stats[..images * groups * 2].par_chunks_mut(groups * 2))
+        .enumerate()
+        .for_each(|(b, ((yi, si), st))| {
+            norm_image(&x[b * per..(b + 1) * per], c, groups, gamma, beta, yi, st);
+            super::layers::silu(yi, si);
         });
 }
 
-/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32), then with `silu`
-/// `y ← y·σ(y)` (the bits of [`super::layers::silu`]) while the image is
-/// still in cache.
-fn norm_apply(
-    x: &[f32],
-    mu: &[f32],
-    r: &[f32],
+/// One image: statistics into `st` (`[groups · 2]`), normalised values into `yi`.
+fn norm_image(
+    xi: &[f32],
+    c: usize,
+    groups: usize,
     gamma: &[f32],
     beta: &[f32],
-    silu: bool,
-    y: &mut [f32],
+    yi: &mut [f32],
+    st: &mut [f64],
 ) {
-    norm_apply_plain(x, mu, r, gamma, beta, y);
-    if silu {
-        super::layers::silu_in_place(y);
+    let cg = c / groups;
+    let n = (xi.len() / c.max(1) * cg) as f64;
+    let mut v = vec![0.0f64; 4 * c];
+    let (s1, rest) = v.split_at_mut(c);
+    let (s2, rest) = rest.split_at_mut(c);
+    let (mu, r) = rest.split_at_mut(c);
+    channel_sums(xi, None, s1);
+    group_stats(s1, &[], groups, n, mu, r);
+    channel_sums(xi, Some(mu), s2);
+    group_stats(s1, s2, groups, n, mu, r);
+    for g in 0..groups {
+        st[2 * g] = mu[g * cg];
+        st[2 * g + 1] = r[g * cg];
     }
+    let mu32: Vec<f32> = mu.iter().map(|&m| m as f32).collect();
+    let r32: Vec<f32> = r.iter().map(|&m| m as f32).collect();
+    norm_apply_plain(xi, &mu32, &r32, gamma, beta, yi);
 }
 
+/// `y[p, c] = γ_c·(x[p, c] − μ_c)·r_c + β_c` (f32).
 fn norm_apply_plain(x: &[f32], mu: &[f32], r: &[f32], gamma: &[f32], beta: &[f32], y: &mut [f32]) {
     // (dispatch_simd! returns from the function it expands in)
     dispatch_simd!(norm_apply_generic(x, mu, r, gamma, beta, y))
@@ -172,12 +202,27 @@ fn grad_sums_generic(
 }
 
 /// `dx[p, c] += r_c·(γ_c·dy[p, c] − m1_c − (x[p, c] − μ_c)·r_c·m2_c)` (f32).
-fn grad_apply(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
-    dispatch_simd!(grad_apply_generic(x, dy, coef, dx))
+/// With `set`, `dx = 0 + …` (the bits of adding into zeros, old value not read).
+fn grad_apply(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32], set: bool) {
+    if set {
+        dispatch_simd!(grad_apply_set(x, dy, coef, dx))
+    } else {
+        dispatch_simd!(grad_apply_add(x, dy, coef, dx))
+    }
 }
 
 #[inline(always)]
-fn grad_apply_generic(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+fn grad_apply_set(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+    grad_apply_generic::<true>(x, dy, coef, dx)
+}
+
+#[inline(always)]
+fn grad_apply_add(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
+    grad_apply_generic::<false>(x, dy, coef, dx)
+}
+
+#[inline(always)]
+fn grad_apply_generic<const SET: bool>(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) {
     let c = coef.len();
     for ((dxr, xr), dr) in dx
         .chunks_exact_mut(c)
@@ -186,13 +231,15 @@ fn grad_apply_generic(x: &[f32], dy: &[f32], coef: &[[f32; 5]], dx: &mut [f32]) 
     {
         for (j, &[mu, r, gamma, m1, m2]) in coef.iter().enumerate() {
             let xh = (xr[j] - mu) * r;
-            dxr[j] += r * (gamma * dr[j] - m1 - xh * m2);
+            let old = if SET { 0.0 } else { dxr[j] };
+            dxr[j] = old + r * (gamma * dr[j] - m1 - xh * m2);
         }
     }
 }
 
-/// Backward: `dx += …`, `dgamma += …`, `dbeta += …` (see module docs). The
-/// per-image parameter-gradient partials are summed in image order.
+/// Backward: `dx += …` (with `overwrite`, `dx = 0 + …`, old value not
+/// read), `dgamma += …`, `dbeta += …` (see module docs). The per-image
+/// parameter-gradient partials are summed in image order.
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_backward(
     x: &[f32],
@@ -204,6 +251,7 @@ pub fn group_norm_backward(
     stats: &[f64],
     dy: &[f32],
     dx: &mut [f32],
+    overwrite: bool,
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
@@ -235,7 +283,7 @@ pub fn group_norm_backward(
                     coef[j] = [mu[j] as f32, r[j] as f32, gamma[j], m1, m2];
                 }
             }
-            grad_apply(xi, dyi, &coef, dxi);
+            grad_apply(xi, dyi, &coef, dxi, overwrite);
         });
     let mut acc = vec![0.0f64; 2 * c];
     for part in partial.chunks_exact(2 * c) {
