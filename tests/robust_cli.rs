@@ -3,34 +3,18 @@
 //! no lost checkpoint.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scoresde");
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{assert_fails, run, BIN};
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("scoresde-robust-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
-/// Fails with one `error:` line on stderr containing every `needles` entry.
-fn assert_fails(args: &[&str], needles: &[&str]) {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {err}");
-    assert!(lines[0].starts_with("error: "), "{args:?}: {err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "{args:?}: '{n}' not in: {err}");
-    }
 }
 
 /// A small trained checkpoint (hidden 16, 20 steps).

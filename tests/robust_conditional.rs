@@ -5,9 +5,10 @@
 //! the digits oracle keeps the known pixels).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_scoresde");
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{assert_fails, run};
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
@@ -19,26 +20,9 @@ fn tmpdir(name: &str) -> PathBuf {
     d
 }
 
-fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
-}
-
 /// `base` followed by `extra`, as owned arguments.
 fn cat(base: &[&str], extra: &[&str]) -> Vec<String> {
     base.iter().chain(extra).map(|s| s.to_string()).collect()
-}
-
-fn assert_fails<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S], needles: &[&str]) {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} succeeded");
-    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got {err}");
-    assert!(lines[0].starts_with("error: "), "{args:?}: {err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "{args:?}: '{n}' not in: {err}");
-    }
 }
 
 fn train(dir: &Path, extra: &[&str]) {

@@ -56,28 +56,32 @@ impl GaussianMixture {
         (best.0, best.1.sqrt())
     }
 
-    /// Draw `n` points (shape [n, d]). Point `i` uses the stream
-    /// `(seed, DATA, i)`: first a component k with probability w_k / Σ w
-    /// (one uniform u, inverse CDF of the weights), then x = μ_k + σ z with
-    /// z ~ N(0, I).
     /// The component point i of [`GaussianMixture::sample`]`(_, seed)` was
     /// drawn from (the first draw of its stream picks it).
     pub fn component_of(&self, seed: u64, i: usize) -> usize {
         let total: f64 = self.weights.iter().sum();
         let mut r = rng::stream(seed, domain::DATA, i as u64);
+        self.pick(&mut r, total)
+    }
+
+    /// Component k with probability w_k / `total`: one uniform from `r`,
+    /// inverse CDF of the weights.
+    fn pick(&self, r: &mut rng::StreamRng, total: f64) -> usize {
         let u: f64 = r.random::<f64>() * total;
-        let mut k = 0;
         let mut acc = 0.0;
         for (j, w) in self.weights.iter().enumerate() {
             acc += w;
-            k = j;
             if u < acc {
-                break;
+                return j;
             }
         }
-        k
+        self.weights.len().saturating_sub(1)
     }
 
+    /// Draw `n` points (shape [n, d]). Point `i` uses the stream
+    /// `(seed, DATA, i)`: first a component k with probability w_k / Σ w
+    /// (one uniform u, inverse CDF of the weights), then x = μ_k + σ z with
+    /// z ~ N(0, I).
     pub fn sample(&self, n: usize, seed: u64) -> Array2<f32> {
         let d = self.dim();
         let total: f64 = self.weights.iter().sum();
@@ -85,16 +89,7 @@ impl GaussianMixture {
         if d > 0 {
             buf.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
                 let mut r = rng::stream(seed, domain::DATA, i as u64);
-                let u: f64 = r.random::<f64>() * total;
-                let mut k = 0;
-                let mut acc = 0.0;
-                for (j, w) in self.weights.iter().enumerate() {
-                    acc += w;
-                    k = j;
-                    if u < acc {
-                        break;
-                    }
-                }
+                let k = self.pick(&mut r, total);
                 for (v, mu) in row.iter_mut().zip(&self.means[k]) {
                     let z: f64 = StandardNormal.sample(&mut r);
                     *v = (mu + self.std * z) as f32;
