@@ -328,23 +328,7 @@ fn conv_backward_with(
                 overwrite,
             );
         };
-        match dx {
-            Some(dx) => parts
-                .par_chunks_mut(wl)
-                .zip(dx[..s.images * per_in].par_chunks_mut(per_in))
-                .enumerate()
-                .for_each(|(b, (part, dxi))| per_image(b, part, Some(dxi))),
-            None => parts
-                .par_chunks_mut(wl)
-                .enumerate()
-                .for_each(|(b, part)| per_image(b, part, None)),
-        }
-        let (acc, rest) = parts.split_at_mut(wl.min(parts.len()));
-        for part in rest.chunks_exact(wl) {
-            for (a, &v) in acc.iter_mut().zip(part) {
-                *a += v;
-            }
-        }
+        let acc = per_image_partials(parts, wl, dx, s.images * per_in, per_in, per_image);
         if s.images > 0 {
             // acc[(q·cin + ci)·cout + o] is dW[o, ci, q].
             for (o, dr) in dw.chunks_exact_mut(cin * 9).enumerate().take(co) {
@@ -409,10 +393,36 @@ fn conv_backward_with(
             }
         });
     };
+    let acc = per_image_partials(parts, wl, dx, s.images * per_in, per_in, per_image);
+    if s.images > 0 {
+        if pointwise {
+            for (g, &v) in dw.iter_mut().zip(&*acc) {
+                *g += v;
+            }
+        } else {
+            unpermute_add(acc, s, dw);
+        }
+    }
+    bias_grad(dout, s.rows(), co, db);
+}
+
+/// Runs `per_image(b, part_b, dx_b)` for every image in parallel, image b
+/// writing its weight-gradient partial `part_b` (chunk b of `parts`, `wl`
+/// long) and its slice of `dx` (`per_in` long, the first `dx_len` values),
+/// then sums the partials in image order into the first one, which it
+/// returns (so the sum does not depend on the thread count).
+fn per_image_partials<'a>(
+    parts: &'a mut [f32],
+    wl: usize,
+    dx: Option<&mut [f32]>,
+    dx_len: usize,
+    per_in: usize,
+    per_image: impl Fn(usize, &mut [f32], Option<&mut [f32]>) + Sync,
+) -> &'a mut [f32] {
     match dx {
         Some(dx) => parts
             .par_chunks_mut(wl)
-            .zip(dx[..s.images * per_in].par_chunks_mut(per_in))
+            .zip(dx[..dx_len].par_chunks_mut(per_in))
             .enumerate()
             .for_each(|(b, (part, dxi))| per_image(b, part, Some(dxi))),
         None => parts
@@ -426,16 +436,7 @@ fn conv_backward_with(
             *a += v;
         }
     }
-    if s.images > 0 {
-        if pointwise {
-            for (g, &v) in dw.iter_mut().zip(&*acc) {
-                *g += v;
-            }
-        } else {
-            unpermute_add(acc, s, dw);
-        }
-    }
-    bias_grad(dout, s.rows(), co, db);
+    acc
 }
 
 /// `db += Σ_p dout[p]` over the `rows` output pixels, in row order.
