@@ -310,3 +310,47 @@ fn nan_stops_training_and_keeps_the_last_checkpoint() {
     assert!(stdout.contains("non-finite steps skipped"), "{stdout}");
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+/// `sample` without `-n` draws one grid's worth from an image model (the
+/// 2-D default of 10,000 images at 1,000 steps would take the better part of
+/// an hour), and as many as `--grid` asks for; `-n` still wins.
+#[test]
+fn image_models_default_to_one_grid_of_samples() {
+    let d = tmpdir("grid-default");
+    let m = d.join("model");
+    let m = m.to_str().unwrap();
+    let out = run(&[
+        "train", "--data", "digits", "--steps", "2", "--batch", "8", "--out", m,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (extra, rows) in [
+        (&[][..], 64),
+        (&["--grid", "9"][..], 9),
+        (&["--grid", "9", "-n", "12"][..], 12),
+    ] {
+        let o = d.join(format!("s{rows}"));
+        let mut args = vec![
+            "sample",
+            "--model",
+            m,
+            "--steps",
+            "3",
+            "--out",
+            o.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let x = scoresde::npy::read2(o.join("samples.npy")).unwrap();
+        assert_eq!(x.dim(), (rows, 64), "{extra:?}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

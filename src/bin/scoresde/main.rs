@@ -330,9 +330,10 @@ struct SampleArgs {
     /// Sampler steps.
     #[arg(long, default_value_t = 1000, value_parser = parse_usize, allow_negative_numbers = true)]
     steps: usize,
-    /// Number of samples.
-    #[arg(short, long, default_value_t = 10_000, value_parser = parse_usize, allow_negative_numbers = true)]
-    n: usize,
+    /// Number of samples [default: the grid's 64 for image models, 10000
+    /// for 2-D models].
+    #[arg(short, long, value_parser = parse_usize, allow_negative_numbers = true)]
+    n: Option<usize>,
     #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
     seed: u64,
     /// Samples per work chunk (does not change the output).

@@ -18,7 +18,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     // Arguments first, then the model: nothing slow happens before both are
     // checked, and the output folder is created only after every check.
     let sampler = samplers::by_name(&a.sampler, a.steps)?;
-    if a.n == 0 {
+    if a.n == Some(0) {
         bail!("invalid n = 0: expected an integer >= 1");
     }
     if a.batch == 0 {
@@ -59,17 +59,22 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         );
     }
     let grid = a.grid.unwrap_or(64);
+    // One grid's worth for an image model (10,000 images at 1,000 steps
+    // would take the better part of an hour); enough points for the 2-D
+    // metrics otherwise.
+    let n =
+        a.n.unwrap_or(if image_shape.is_some() { grid } else { 10_000 });
     sampler.validate(model.sde())?;
     let conditioned = condition(&model, &a, guidance)?;
     // The samples, a trajectory of at most 41 frames and, for 2-D data, the
     // reference draws of the metrics.
     let d = dim as f64;
-    let metric_n = a.n.min(scoresde::limits::MAX_QUADRATIC_METRIC_N);
+    let metric_n = n.min(scoresde::limits::MAX_QUADRATIC_METRIC_N);
     let bytes = 4.0
         * d
-        * (a.n as f64
+        * (n as f64
             + if a.gif {
-                41.0 * a.n.min(4000) as f64
+                41.0 * n.min(4000) as f64
             } else {
                 0.0
             })
@@ -78,15 +83,15 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         } else {
             0.0
         };
-    scoresde::limits::check_memory("n", a.n, bytes, "samples")?;
-    let mut opts = SampleOptions::new(a.n, a.seed);
+    scoresde::limits::check_memory("n", n, bytes, "samples")?;
+    let mut opts = SampleOptions::new(n, a.seed);
     opts.batch = a.batch;
     if a.gif {
         opts.record_every = Some((a.steps / 40).max(1));
         opts.record_rows = if image_shape.is_some() {
-            a.n.min(grid.max(1))
+            n.min(grid.max(1))
         } else {
-            a.n.min(4000)
+            n.min(4000)
         };
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
@@ -127,7 +132,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         println!(
             "{} images with {} (NFE {}) in {seconds:.1} s -> {}",
-            a.n,
+            n,
             sampler.label(),
             out.nfe,
             names.join(", ")
@@ -150,10 +155,10 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         );
         let scored = out.samples.slice(ndarray::s![..metric_n, ..]).to_owned();
         let q = reference.quality(data, &scored);
-        if metric_n < a.n {
+        if metric_n < n {
             println!(
                 "metrics on the first {metric_n} of {} samples (MMD is quadratic in the count)",
-                a.n
+                n
             );
         }
         caption = format!(
@@ -189,7 +194,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     }
     println!(
         "{} samples with {} (NFE {}) in {seconds:.1} s -> {}",
-        a.n,
+        n,
         sampler.label(),
         out.nfe,
         a.out.display()
