@@ -209,15 +209,17 @@ fn main() -> anyhow::Result<()> {
         &LinePlot {
             title: title.clone(),
             x_label: "guidance weight w".into(),
-            y_label: "judge agrees with the requested class (%)".into(),
+            y_label: "judge agrees with the requested class (%, ± SE)".into(),
             series: vec![Series {
-                name: "agreement ± SE".into(),
+                name: String::new(),
                 points: agree_pts,
                 err: Some(agree_err),
             }],
             ..LinePlot::default()
         },
     )?;
+    // Head room above the highest point for the legend (upper right).
+    let fd_top = 1.3 * fd_pts.iter().map(|p| p.1).fold(floor, f64::max);
     line_plot(
         &out.join("fd.png"),
         &LinePlot {
@@ -230,6 +232,7 @@ fn main() -> anyhow::Result<()> {
                 err: None,
             }],
             hline: Some((floor, "floor (training images)".into())),
+            y_max: Some(fd_top),
             ..LinePlot::default()
         },
     )?;

@@ -178,6 +178,23 @@ pub fn dopri5_rows<F>(
 where
     F: FnMut(&[f64], &[f64], &mut [f64]),
 {
+    dopri5_rows_indexed(|_, t, ys, dys| f(t, ys, dys), t0, t1, y, n, opts)
+}
+
+/// [`dopri5_rows`] with the field also told which rows it is evaluating:
+/// `f(rows, t, ys, dys)`, `rows[i]` the index (into `y`) of the i-th row of
+/// `ys`, for fields with per-row data (e.g. a point's own random probes).
+pub fn dopri5_rows_indexed<F>(
+    mut f: F,
+    t0: f64,
+    t1: f64,
+    y: &mut [f64],
+    n: usize,
+    opts: &Dopri5Options,
+) -> Vec<Dopri5Stats>
+where
+    F: FnMut(&[usize], &[f64], &[f64], &mut [f64]),
+{
     let rows = y.len() / n.max(1);
     let mut stats = vec![
         Dopri5Stats {
@@ -419,14 +436,14 @@ impl Evaluator {
         dst: &mut [f64],
         n: usize,
     ) where
-        F: FnMut(&[f64], &[f64], &mut [f64]),
+        F: FnMut(&[usize], &[f64], &[f64], &mut [f64]),
     {
         let m = active.len();
         if m * n == src.len() {
             // Every row is running (they stay in order): no gather.
             self.t.clear();
             self.t.extend(active.iter().map(|&r| time(r)));
-            f(&self.t, src, dst);
+            f(active, &self.t, src, dst);
             return;
         }
         self.t.clear();
@@ -436,7 +453,7 @@ impl Evaluator {
             self.x.extend_from_slice(&src[r * n..][..n]);
         }
         self.dx.resize(m * n, 0.0);
-        f(&self.t, &self.x, &mut self.dx);
+        f(active, &self.t, &self.x, &mut self.dx);
         for (&r, d) in active.iter().zip(self.dx.chunks_exact(n)) {
             dst[r * n..][..n].copy_from_slice(d);
         }

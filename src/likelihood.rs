@@ -14,8 +14,12 @@
 //! [`crate::dopri5::dopri5`] in f64 (state [x, Δ], defaults
 //! rtol = atol = 1e-5 as score_sde). p_T is the SDE's prior
 //! N(0, prior_std² I). The value reported is the model density at the
-//! cut-off ε, as in score_sde. Every point is integrated on its own (own step
-//! sizes; batch-independent), points in parallel.
+//! cut-off ε, as in score_sde. Every point keeps its own step sizes and
+//! accept/reject decisions, but the points of a chunk advance together: each
+//! stage evaluates the stencils of all running points in one score call with
+//! a time per row ([`crate::dopri5::dopri5_rows_indexed`]), so a point's
+//! result is the bytes of integrating it alone, for any batch or thread
+//! count; chunks run in parallel.
 //!
 //! **Divergence.** `Score` gives values only, so tr(∂s/∂x) comes from
 //! directional derivatives by the fourth-order central difference
@@ -54,10 +58,10 @@
 //! score_sde's `offset = 7 − inverse_scaler(−1)`. Uniform dequantisation noise
 //! is the caller's job (add U(0, w/256) to the points before calling).
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::dopri5::{dopri5, Dopri5Options, Dopri5Status};
+use crate::dopri5::{dopri5_rows_indexed, Dopri5Options, Dopri5Status};
 use crate::error::{Error, Result};
 use crate::rng;
 use crate::score::Score;
@@ -165,23 +169,23 @@ pub fn nll(
         }
     }
 
-    let per_point: Vec<Result<(f64, usize)>> = (0..n)
+    // Chunks of points solved together (each point with its own steps), in
+    // parallel; a point's bytes depend on neither its chunk nor the threads.
+    let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+    let per_chunk: Vec<Result<Vec<(f64, usize)>>> = starts
         .into_par_iter()
-        .map(|i| {
-            point_log_prob(
-                sde,
-                score,
-                points.index_axis(Axis(0), i),
-                i,
-                opts,
-                &ode_opts,
-            )
+        .map(|first| {
+            let x = points.slice(ndarray::s![first..(first + CHUNK).min(n), ..]);
+            chunk_log_prob(sde, score, x, first, opts, &ode_opts)
         })
         .collect();
+    let mut per_point = Vec::with_capacity(n);
+    for c in per_chunk {
+        per_point.extend(c?);
+    }
     let mut nll = Vec::with_capacity(n);
     let mut nfe_total = 0usize;
-    for r in per_point {
-        let (logp, nfe) = r?;
+    for (logp, nfe) in per_point {
         nll.push(-logp);
         nfe_total += nfe;
     }
@@ -222,107 +226,150 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
-/// log p_ε(x) and the ODE evaluations used, for point `i`.
-fn point_log_prob(
-    sde: &dyn Sde,
-    score: &dyn Score,
-    x: ndarray::ArrayView1<f32>,
-    i: usize,
-    opts: &LikelihoodOptions,
-    ode_opts: &Dopri5Options,
-) -> Result<(f64, usize)> {
-    let d = x.len();
-    // Directions: coordinate axes, or Rademacher probes from the point's stream.
-    let dirs: Vec<Vec<f32>> = match opts.divergence {
-        Divergence::Exact => (0..d)
-            .map(|j| (0..d).map(|k| if k == j { 1.0 } else { 0.0 }).collect())
-            .collect(),
+/// Points per batched solve of [`nll`]: each stage evaluates the stencils of
+/// all running points of a chunk in one score call.
+const CHUNK: usize = 64;
+
+/// The stencil directions of point `i`: the coordinate axes, or its
+/// Rademacher probes drawn from the point's own stream.
+fn directions(opts: &LikelihoodOptions, d: usize, i: usize) -> Stencil {
+    match opts.divergence {
+        Divergence::Exact => Stencil {
+            dirs: (0..d)
+                .map(|j| (0..d).map(|k| f32::from(u8::from(k == j))).collect())
+                .collect(),
+            mean_over: 1,
+        },
         Divergence::Hutchinson { probes } => {
             use rand::RngExt;
             let mut r = rng::stream(opts.seed, PROBE_DOMAIN, i as u64);
-            (0..probes)
-                .map(|_| {
-                    (0..d)
-                        .map(|_| if r.random::<bool>() { 1.0 } else { -1.0 })
-                        .collect()
-                })
-                .collect()
+            Stencil {
+                dirs: (0..probes)
+                    .map(|_| {
+                        (0..d)
+                            .map(|_| if r.random::<bool>() { 1.0 } else { -1.0 })
+                            .collect()
+                    })
+                    .collect(),
+                mean_over: probes,
+            }
         }
-    };
-    let mean_over = match opts.divergence {
-        Divergence::Exact => 1,
-        Divergence::Hutchinson { probes } => probes,
-    };
-    let mut stencil = Stencil::new(dirs, mean_over);
-    let rhs = |t: f64, y: &[f64], dy: &mut [f64]| {
-        let (xs, dlogp) = dy.split_at_mut(d);
-        let trace = stencil.trace(score, t, sde.sigma(t), &y[..d]);
-        let f = sde.drift_coef(t);
-        let half_g2 = 0.5 * sde.diffusion(t).powi(2);
-        for ((o, &yv), &sv) in xs.iter_mut().zip(&y[..d]).zip(stencil.centre_score()) {
-            *o = f * yv - half_g2 * f64::from(sv);
-        }
-        dlogp[0] = d as f64 * f - half_g2 * trace;
-    };
-    let mut y: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    y.push(0.0);
-    let stats = dopri5(rhs, sde.t_eps(), sde.t_max(), &mut y, ode_opts);
-    if stats.status != Dopri5Status::Done {
-        return Err(Error::invalid(
-            format!("likelihood ODE of point {i}"),
-            format!("{:?} at t = {}", stats.status, stats.t),
-            format!(
-                "reaching T = {} within max_steps = {} (loosen rtol/atol or raise max_steps)",
-                sde.t_max(),
-                ode_opts.max_steps
-            ),
-        ));
     }
+}
+
+/// log p_ε(x) and the ODE evaluations used, for each row of `x` (the points
+/// `first..first + rows` of the caller), solved together by
+/// [`dopri5_rows_indexed`]: state [x, Δ] per point, and per stage one
+/// [`Score::score_rows`] call holding the 1 + 4·(directions) stencil rows of
+/// every running point at that point's time.
+fn chunk_log_prob(
+    sde: &dyn Sde,
+    score: &dyn Score,
+    x: ArrayView2<f32>,
+    first: usize,
+    opts: &LikelihoodOptions,
+    ode_opts: &Dopri5Options,
+) -> Result<Vec<(f64, usize)>> {
+    let (m, d) = x.dim();
+    let stencils: Vec<Stencil> = (0..m).map(|r| directions(opts, d, first + r)).collect();
+    let k = stencils.first().map_or(1, Stencil::rows);
+    let (mut xin, mut sout) = (Array2::<f32>::zeros((0, d)), Array2::<f32>::zeros((0, d)));
+    let (mut times, mut steps) = (Vec::new(), Vec::new());
+    let rhs = |rows: &[usize], t: &[f64], ys: &[f64], dys: &mut [f64]| {
+        let active = rows.len();
+        if xin.nrows() != active * k {
+            xin = Array2::zeros((active * k, d));
+            sout = Array2::zeros((active * k, d));
+        }
+        times.clear();
+        steps.clear();
+        for (i, (&r, &ti)) in rows.iter().zip(t).enumerate() {
+            let rows_i = xin.slice_mut(ndarray::s![i * k..(i + 1) * k, ..]);
+            steps.push(stencils[r].fill(sde.sigma(ti), &ys[i * (d + 1)..][..d], rows_i));
+            times.extend(std::iter::repeat_n(ti, k));
+        }
+        score.score_rows(xin.view(), &times, sout.view_mut());
+        for (i, (&r, &ti)) in rows.iter().zip(t).enumerate() {
+            let s_i = sout.slice(ndarray::s![i * k..(i + 1) * k, ..]);
+            let trace = stencils[r].trace(s_i, steps[i]);
+            let (y, dy) = (
+                &ys[i * (d + 1)..][..d + 1],
+                &mut dys[i * (d + 1)..][..d + 1],
+            );
+            let f = sde.drift_coef(ti);
+            let half_g2 = 0.5 * sde.diffusion(ti).powi(2);
+            for ((o, &yv), &sv) in dy[..d].iter_mut().zip(&y[..d]).zip(s_i.row(0)) {
+                *o = f * yv - half_g2 * f64::from(sv);
+            }
+            dy[d] = d as f64 * f - half_g2 * trace;
+        }
+    };
+    let mut y: Vec<f64> = Vec::with_capacity(m * (d + 1));
+    for row in x.outer_iter() {
+        y.extend(row.iter().map(|&v| f64::from(v)));
+        y.push(0.0);
+    }
+    let stats = dopri5_rows_indexed(rhs, sde.t_eps(), sde.t_max(), &mut y, d + 1, ode_opts);
     let s = sde.prior_std();
-    let sq: f64 = y[..d].iter().map(|v| v * v).sum();
-    let prior = -0.5 * d as f64 * (2.0 * std::f64::consts::PI * s * s).ln() - 0.5 * sq / (s * s);
-    Ok((prior + y[d], stats.nfe))
+    let mut out = Vec::with_capacity(m);
+    for (r, (st, yr)) in stats.iter().zip(y.chunks_exact(d + 1)).enumerate() {
+        if st.status != Dopri5Status::Done {
+            return Err(Error::invalid(
+                format!("likelihood ODE of point {}", first + r),
+                format!("{:?} at t = {}", st.status, st.t),
+                format!(
+                    "reaching T = {} within max_steps = {} (loosen rtol/atol or raise max_steps)",
+                    sde.t_max(),
+                    ode_opts.max_steps
+                ),
+            ));
+        }
+        let sq: f64 = yr[..d].iter().map(|v| v * v).sum();
+        let prior =
+            -0.5 * d as f64 * (2.0 * std::f64::consts::PI * s * s).ln() - 0.5 * sq / (s * s);
+        out.push((prior + yr[d], st.nfe));
+    }
+    Ok(out)
 }
 
 /// Directional derivatives of the score by the 4th-order central stencil
-/// (module doc), all evaluated in one score call of 1 + 4·(directions) rows.
+/// (module doc): 1 + 4·(directions) score rows per evaluation, the centre
+/// first.
 struct Stencil {
     dirs: Vec<Vec<f32>>,
     /// Divide the summed quadratic forms by this (1: exact trace; K: probes).
     mean_over: usize,
-    xin: Array2<f32>,
-    sout: Array2<f32>,
 }
 
 impl Stencil {
-    fn new(dirs: Vec<Vec<f32>>, mean_over: usize) -> Self {
-        let d = dirs.first().map_or(0, Vec::len);
-        let rows = 1 + 4 * dirs.len();
-        Stencil {
-            dirs,
-            mean_over,
-            xin: Array2::zeros((rows, d)),
-            sout: Array2::zeros((rows, d)),
-        }
+    /// Score rows per evaluation.
+    fn rows(&self) -> usize {
+        1 + 4 * self.dirs.len()
     }
 
-    /// Σ_v vᵀ ∂_v s(x, t) / mean_over, with the step of [`fd_step`]; the score
-    /// at the (grid-rounded) centre is left in [`Stencil::centre_score`].
-    fn trace(&mut self, score: &dyn Score, t: f64, sigma: f64, x: &[f64]) -> f64 {
+    /// Writes the stencil points of x at noise level `sigma` into `xin`
+    /// ([`Stencil::rows`] rows: the centre rounded to the grid of
+    /// [`fd_step`], then x ± 2h, x ± h along each direction) and returns h.
+    fn fill(&self, sigma: f64, x: &[f64], mut xin: ndarray::ArrayViewMut2<f32>) -> f64 {
         let (h, unit) = fd_step(sigma, x);
         // Centre rounded to a multiple of `unit`, so every x ± k h is exact in f32.
         for (j, v) in x.iter().enumerate() {
-            self.xin[[0, j]] = ((v / unit).round() * unit) as f32;
+            xin[[0, j]] = ((v / unit).round() * unit) as f32;
         }
         for (q, dir) in self.dirs.iter().enumerate() {
             for (k, off) in [2.0f64, 1.0, -1.0, -2.0].iter().enumerate() {
                 for (j, &dj) in dir.iter().enumerate() {
-                    let centre = f64::from(self.xin[[0, j]]);
-                    self.xin[[1 + 4 * q + k, j]] = (centre + off * h * f64::from(dj)) as f32;
+                    let centre = f64::from(xin[[0, j]]);
+                    xin[[1 + 4 * q + k, j]] = (centre + off * h * f64::from(dj)) as f32;
                 }
             }
         }
-        score.score(self.xin.view(), t, self.sout.view_mut());
+        h
+    }
+
+    /// Σ_v vᵀ ∂_v s / mean_over from the scores `sout` of the rows written by
+    /// [`Stencil::fill`] with step `h`.
+    fn trace(&self, sout: ArrayView2<f32>, h: f64) -> f64 {
         let mut trace = 0.0;
         for (q, dir) in self.dirs.iter().enumerate() {
             let r = 1 + 4 * q;
@@ -330,17 +377,12 @@ impl Stencil {
                 if dj == 0.0 {
                     continue;
                 }
-                let s = |k: usize| f64::from(self.sout[[r + k, j]]);
+                let s = |k: usize| f64::from(sout[[r + k, j]]);
                 let deriv = (-s(0) + 8.0 * s(1) - 8.0 * s(2) + s(3)) / (12.0 * h);
                 trace += f64::from(dj) * deriv;
             }
         }
         trace / self.mean_over as f64
-    }
-
-    /// s(x, t) at the centre of the last [`Stencil::trace`] call.
-    fn centre_score(&self) -> impl Iterator<Item = &f32> {
-        self.sout.row(0).into_iter()
     }
 }
 
@@ -374,10 +416,9 @@ mod tests {
     #[test]
     fn stencil_trace_matches_gaussian_hessian() {
         let d = 3;
-        let dirs: Vec<Vec<f32>> = (0..d)
-            .map(|j| (0..d).map(|k| f32::from(u8::from(k == j))).collect())
-            .collect();
-        let mut stencil = Stencil::new(dirs, 1);
+        let stencil = directions(&LikelihoodOptions::default(), d, 0);
+        let mut xin = Array2::<f32>::zeros((stencil.rows(), d));
+        let mut sout = Array2::<f32>::zeros((stencil.rows(), d));
         let vp = VpSde::default();
         let ve = VeSde {
             sigma_min: 0.01,
@@ -411,7 +452,9 @@ mod tests {
                 let v = a * a * s * s + sig * sig;
                 for &z in &[-3.0, -0.7, 0.0, 1.3, 3.0] {
                     let x: Vec<f64> = mu.iter().map(|m| a * m + z * v.sqrt()).collect();
-                    let tr = stencil.trace(score, t, sig, &x);
+                    let h = stencil.fill(sig, &x, xin.view_mut());
+                    score.score(xin.view(), t, sout.view_mut());
+                    let tr = stencil.trace(sout.view(), h);
                     let exact = -(d as f64) / v;
                     let rel = ((tr - exact) / exact).abs();
                     let bound = if t >= 0.1 { 2e-5 } else { 5e-4 };
