@@ -218,8 +218,6 @@ fn main() -> anyhow::Result<()> {
             ..LinePlot::default()
         },
     )?;
-    // Head room above the highest point for the legend (upper right).
-    let fd_top = 1.3 * fd_pts.iter().map(|p| p.1).fold(floor, f64::max);
     line_plot(
         &out.join("fd.png"),
         &LinePlot {
@@ -232,7 +230,6 @@ fn main() -> anyhow::Result<()> {
                 err: None,
             }],
             hline: Some((floor, "floor (training images)".into())),
-            y_max: Some(fd_top),
             ..LinePlot::default()
         },
     )?;
