@@ -3,7 +3,8 @@
 //! a judge agrees with the requested class (± its binomial standard error
 //! √(p(1−p)/N)) and the Fréchet distance of all 10·n images to the
 //! reference set with its floor (`scoresde eval`'s figures); writes a
-//! 10 × 10 class grid (row k = class k) per w, `sweep.csv`, and the curves
+//! 10 × 10 class grid (row k = class k) and the images (`samples_w*.npy`,
+//! for `scoresde eval`) per w, `sweep.csv`, and the curves
 //! `agreement.png` and `fd.png` against w.
 //!
 //! The judge: for `mnist`, the bundled MNIST classifier (its arg-max label);
@@ -189,6 +190,7 @@ fn main() -> anyhow::Result<()> {
         agree_pts.push((w, 100.0 * p));
         agree_err.push(100.0 * se);
         fd_pts.push((w, report.fd));
+        scoresde::npy::write(out.join(format!("samples_w{w}.npy")), x.view())?;
         // The class grid: the first 10 images of each class, one row each.
         let rows: Vec<usize> = (0..10)
             .flat_map(|k| (0..n.min(10)).map(move |j| k * n + j))
