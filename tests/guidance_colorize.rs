@@ -2,8 +2,9 @@
 //! grey channel: the decoupled score G s(Gᵀ y) is the exact score of the
 //! decoupled training images; the grey level of every pixel is kept; and
 //! where the grey image identifies one training image, the exact
-//! conditional completes to it, and RePaint and replacement in the
-//! decoupled basis find it in most cases.
+//! conditional completes to it, and RePaint in the decoupled basis finds
+//! it in most cases (measured: exact 22/22, RePaint 22/22, replacement
+//! 16/22 of the 22 identified images).
 
 use std::path::Path;
 
@@ -139,8 +140,15 @@ fn emoji_colorization_keeps_grey_and_finds_the_image() {
         hit_exact as f64 >= 0.95 * cases as f64,
         "exact conditional {hit_exact}/{cases}"
     );
+    // Measured 22/22 for RePaint (100 steps, j = 10, r = 3) and 16/22 for
+    // replacement (em, 200 steps) of 22 cases: the bound allows two misses
+    // in 22, and RePaint must not fall below replacement.
     assert!(
-        hit_rp as f64 >= 0.75 * cases as f64,
+        hit_rp as f64 >= 0.9 * cases as f64,
         "RePaint {hit_rp}/{cases}"
+    );
+    assert!(
+        hit_rp >= hit_rep,
+        "RePaint {hit_rp} < replacement {hit_rep} of {cases}"
     );
 }

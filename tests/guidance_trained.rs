@@ -164,9 +164,9 @@ fn gradients_match_finite_differences() {
     let x = normal(&mut r, 6, 2, 1.5);
     check_input_gradient(&bound(mlp.clone(), "vp", 3), &x, 0.3, "mlp/vp");
     let ve = bound(mlp.clone(), "ve", 3);
-    let t_ve = 0.5;
-    assert!(TrainedClassifier::input_scale(ve.sde(), t_ve) < 0.5);
-    let x_ve = normal(&mut r, 6, 2, 3.0);
+    let t_ve = 0.8;
+    assert!(TrainedClassifier::input_scale(ve.sde(), t_ve) < 0.2);
+    let x_ve = normal(&mut r, 6, 2, 8.0);
     check_input_gradient(&ve, &x_ve, t_ve, "mlp/ve");
     let times: Vec<f64> = (0..6).map(|i| 0.05 + 0.15 * i as f64).collect();
     check_param_gradient(

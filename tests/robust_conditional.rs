@@ -379,15 +379,7 @@ fn trained_classifier_guidance_flags() {
         &["lr = -1"],
     );
     assert_fails(
-        &tc(&[
-            "--data",
-            "8gaussians",
-            "--out",
-            k,
-            "--force",
-            "--steps",
-            "0",
-        ]),
+        &["train-classifier", "--steps", "0", "--out", k, "--force"],
         &["steps = 0"],
     );
     assert_fails(
