@@ -259,3 +259,64 @@ fn bundled_data_sets_load_with_documented_sizes() {
         3786
     );
 }
+
+#[test]
+fn emoji_sprites_are_labelled_by_category() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/emoji");
+    let (sheet, json) = (root.join("noto-emoji-16.png"), root.join("emoji.json.gz"));
+    let set = load_emoji_sheet_labelled(&sheet, &json).unwrap();
+    // The same pixels as the unlabelled loader, in the same order.
+    assert_eq!(set.pixels, load_emoji_sheet(&sheet).unwrap().pixels);
+    let labels = set.labels.as_ref().unwrap();
+    assert_eq!(labels.len(), 3786);
+    let mut counts = [0usize; 10];
+    labels.iter().for_each(|&l| counts[l as usize] += 1);
+    // Counted from emoji.json.gz outside Rust (Python's json + gzip): per
+    // category, the entries plus their skin-tone variants (3,786 cells in
+    // all, every one a non-empty sprite of the sheet).
+    let want = [
+        ("Smileys & Emotion", 169),
+        ("People & Body", 2261),
+        ("Component", 5),
+        ("Animals & Nature", 159),
+        ("Food & Drink", 131),
+        ("Travel & Places", 218),
+        ("Activities", 85),
+        ("Objects", 264),
+        ("Symbols", 224),
+        ("Flags", 270),
+    ];
+    for (k, (name, n)) in want.iter().enumerate() {
+        assert_eq!(emoji::CATEGORIES[k], *name);
+        assert_eq!(counts[k], *n, "{name}");
+    }
+    // Cell (0, 0) is HASH KEY, a symbol; it is the first non-empty cell.
+    assert_eq!(emoji::CATEGORIES[labels[0] as usize], "Symbols");
+    // `train --data emoji --conditional` sees 10 classes.
+    let data = scoresde::data::TrainData::by_name("emoji", None, None).unwrap();
+    assert_eq!(data.n_classes(), Some(10));
+    // A JSON that misses a non-empty cell is an error naming the cell.
+    let d = tmpdir("emoji-json");
+    let partial = d.join("partial.json.gz");
+    std::fs::write(
+        &partial,
+        gz(br#"[{"category":"Symbols","sheet_x":0,"sheet_y":0}]"#),
+    )
+    .unwrap();
+    let err = load_emoji_sheet_labelled(&sheet, &partial)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sheet_x") && err.contains("partial.json.gz"),
+        "{err}"
+    );
+    std::fs::write(
+        &partial,
+        gz(br#"[{"category":"Nope","sheet_x":0,"sheet_y":0}]"#),
+    )
+    .unwrap();
+    let err = load_emoji_sheet_labelled(&sheet, &partial)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown category 'Nope'"), "{err}");
+}

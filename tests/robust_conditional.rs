@@ -246,3 +246,191 @@ fn inpaint_with_the_digits_oracle_and_its_flag_errors() {
     assert_fails(&with(&["--mask", png.to_str().unwrap()]), &["8x8"]);
     std::fs::remove_dir_all(&d).ok();
 }
+
+#[test]
+fn trained_classifier_guidance_flags() {
+    let d = tmpdir("classifier");
+    let (clf, clf_cb, model) = (d.join("clf"), d.join("clf-cb"), d.join("model"));
+    let (k, kb, m) = (
+        clf.to_str().unwrap(),
+        clf_cb.to_str().unwrap(),
+        model.to_str().unwrap(),
+    );
+    let tc = |extra: &[&str]| {
+        cat(
+            &[
+                "train-classifier",
+                "--steps",
+                "20",
+                "--batch",
+                "32",
+                "--hidden",
+                "16",
+            ],
+            extra,
+        )
+    };
+    for (out, data) in [(k, "8gaussians"), (kb, "checkerboard")] {
+        let r = run(&tc(&["--data", data, "--out", out]));
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    assert!(clf.join("classifier.safetensors").exists());
+    train(&model, &["--data", "8gaussians"]);
+    let out = d.join("s");
+    let o = out.to_str().unwrap();
+    let base = [
+        "sample", "--steps", "10", "-n", "20", "--out", o, "--force", "--model", m,
+    ];
+    let with = |extra: &[&str]| cat(&base, extra);
+    // Good: the default scale (1) and an explicit one.
+    for extra in [
+        &["--classifier", k, "--class", "3"][..],
+        &[
+            "--classifier",
+            k,
+            "--class",
+            "7",
+            "--classifier-scale",
+            "2.5",
+        ],
+    ] {
+        let r = run(&with(extra));
+        assert!(
+            r.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    // Bad values, one clear line each.
+    assert_fails(
+        &with(&["--classifier", k, "--class", "8"]),
+        &["class = 8", "0..=7", "classifier has 8 classes"],
+    );
+    assert_fails(
+        &with(&[
+            "--classifier",
+            k,
+            "--class",
+            "1",
+            "--classifier-scale",
+            "-1",
+        ]),
+        &["classifier-scale = -1", ">= 0"],
+    );
+    assert_fails(&with(&["--classifier", k]), &["classifier = ", "--class K"]);
+    assert_fails(
+        &with(&["--class", "1", "--classifier-scale", "2"]),
+        &["classifier-scale = 2", "--classifier DIR"],
+    );
+    assert_fails(
+        &with(&["--classifier", k, "--class", "1", "--guidance", "1"]),
+        &["guidance = 1", "--classifier"],
+    );
+    assert_fails(
+        &with(&["--classifier", kb, "--class", "1"]),
+        &["classifier = ", "8gaussians", "checkerboard"],
+    );
+    assert_fails(
+        &with(&["--classifier", m, "--class", "1"]),
+        &["not a classifier checkpoint", "score model"],
+    );
+    // A classifier of another SDE.
+    let ve = d.join("clf-ve");
+    let r = run(&tc(&[
+        "--data",
+        "8gaussians",
+        "--sde",
+        "ve",
+        "--out",
+        ve.to_str().unwrap(),
+    ]));
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_fails(
+        &with(&["--classifier", ve.to_str().unwrap(), "--class", "1"]),
+        &["classifier = ", "vp SDE"],
+    );
+    // Training flags.
+    assert_fails(
+        &tc(&["--data", "moons", "--out", k, "--force"]),
+        &["data = moons", "labelled"],
+    );
+    assert_fails(
+        &tc(&["--data", "8gaussians", "--out", k]),
+        &["classifier.safetensors exists", "--force"],
+    );
+    assert_fails(
+        &tc(&["--data", "8gaussians", "--out", m]),
+        &["score-model checkpoint"],
+    );
+    assert_fails(
+        &tc(&[
+            "--data",
+            "8gaussians",
+            "--out",
+            k,
+            "--force",
+            "--widths",
+            "4,4,4",
+        ]),
+        &["widths = 4,4,4", "points"],
+    );
+    assert_fails(
+        &tc(&["--data", "8gaussians", "--out", k, "--force", "--lr", "-1"]),
+        &["lr = -1"],
+    );
+    assert_fails(
+        &["train-classifier", "--steps", "0", "--out", k, "--force"],
+        &["steps = 0"],
+    );
+    assert_fails(
+        &tc(&["--data", "digits", "--out", k, "--force"]),
+        &["hidden = 16", "images"],
+    );
+    // The failed runs left the classifier in place.
+    assert!(clf.join("classifier.safetensors").exists());
+    std::fs::remove_dir_all(&d).ok();
+}
+
+#[test]
+fn colorize_mask_needs_colour_images() {
+    let d = tmpdir("colorize");
+    let o = d.join("out");
+    let o = o.to_str().unwrap();
+    assert_fails(
+        &[
+            "inpaint",
+            "--oracle",
+            "digits-empirical",
+            "--mask",
+            "colorize",
+            "--out",
+            o,
+        ],
+        &["mask = colorize", "3-channel", "1 channel"],
+    );
+    let r = run(&[
+        "inpaint",
+        "--oracle",
+        "emoji-empirical",
+        "--data",
+        "emoji",
+        "--mask",
+        "colorize",
+        "--index",
+        "7",
+        "--steps",
+        "10",
+        "--jump",
+        "5",
+        "--resample",
+        "2",
+        "-n",
+        "1",
+        "--out",
+        o,
+    ]);
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(text.contains("known grey levels"), "{text}");
+    std::fs::remove_dir_all(&d).ok();
+}

@@ -38,6 +38,7 @@
 //! section, its tensors) without knowing its type; `crate::train::checkpoint`
 //! implements it for the trainer's state.
 
+pub mod classifier;
 mod format;
 mod load;
 mod save;

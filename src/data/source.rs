@@ -15,7 +15,7 @@
 //! | `mnist` | MNIST train 10k | 1×28×28 |
 //! | `mnist16` | the same, padded to 32 and 2×2-averaged | 1×16×16 |
 //! | `digits` | UCI digits, 1,797 | 1×8×8 |
-//! | `emoji` | Noto emoji over white, 3,786 | 3×16×16 |
+//! | `emoji` | Noto emoji over white, 3,786, labelled by category (`emoji.json.gz`) | 3×16×16 |
 //! | any folder | PNG/JPEG files resized | c×N×N |
 
 use std::path::{Path, PathBuf};
@@ -100,7 +100,10 @@ pub fn load_image_set(name: &str, split: Split) -> Result<ImageSet> {
             images::resample::mnist_to_16(&images::load_mnist_dir(&dir.join("mnist"), split)?)
         }
         "digits" => images::load_digits_csv(&dir.join("digits/digits.csv.gz")),
-        "emoji" => images::load_emoji_sheet(&dir.join("emoji/noto-emoji-16.png")),
+        "emoji" => images::load_emoji_sheet_labelled(
+            &dir.join("emoji/noto-emoji-16.png"),
+            &dir.join("emoji/emoji.json.gz"),
+        ),
         other => Err(Error::invalid("data set", other, valid_names())),
     }
 }
@@ -247,7 +250,8 @@ impl TrainData {
     }
 
     /// Classes of the labels [`TrainData::labels`] gives: the digit of
-    /// MNIST and digits (10), the component of 8 and 25 Gaussians, the
+    /// MNIST and digits (10), the emoji's category (10, in
+    /// [`images::emoji::CATEGORIES`] order), the component of 8 and 25 Gaussians, the
     /// square of the checkerboard (8, in `oracle::checkerboard::squares`
     /// order); `None` for unlabelled data.
     pub fn n_classes(&self) -> Option<usize> {

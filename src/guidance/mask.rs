@@ -17,7 +17,7 @@ pub struct Mask {
 }
 
 /// The mask specs [`Mask::parse`] accepts (each names the *hidden* part).
-pub const MASK_SPECS: &str = "center, bottom, left, random:P (hide a fraction P in (0, 1) of pixels), or a .png of the image's size (white = hidden)";
+pub const MASK_SPECS: &str = "center, bottom, left, random:P (hide a fraction P in (0, 1) of pixels), a .png of the image's size (white = hidden), or colorize (colour images: keep the grey, generate the colour)";
 
 impl Mask {
     /// A mask from one flag per coordinate (true = known). Errors unless at
@@ -46,31 +46,38 @@ impl Mask {
         seed: u64,
     ) -> Result<Mask> {
         let (h, w) = (height, width);
-        let spatial: Vec<bool> = match spec {
-            // `true` = hidden in this closure's output, inverted below.
-            "center" => (0..h * w)
-                .map(|i| {
-                    let (r, c) = (i / w, i % w);
-                    (h / 4..h - h / 4).contains(&r) && (w / 4..w - w / 4).contains(&c)
-                })
-                .collect(),
-            "bottom" => (0..h * w).map(|i| i / w >= h / 2).collect(),
-            "left" => (0..h * w).map(|i| i % w < w / 2).collect(),
-            s if s.starts_with("random:") => {
-                let p: f64 = s["random:".len()..].parse().map_err(|_| bad_spec(spec))?;
-                if !(p > 0.0 && p < 1.0) {
-                    return Err(Error::invalid(
-                        "mask random fraction",
-                        p,
-                        "a number in (0, 1)",
-                    ));
+        let spatial: Vec<bool> =
+            match spec {
+                // `true` = hidden in this closure's output, inverted below.
+                "center" => (0..h * w)
+                    .map(|i| {
+                        let (r, c) = (i / w, i % w);
+                        (h / 4..h - h / 4).contains(&r) && (w / 4..w - w / 4).contains(&c)
+                    })
+                    .collect(),
+                "bottom" => (0..h * w).map(|i| i / w >= h / 2).collect(),
+                "left" => (0..h * w).map(|i| i % w < w / 2).collect(),
+                s if s.starts_with("random:") => {
+                    let p: f64 = s["random:".len()..].parse().map_err(|_| bad_spec(spec))?;
+                    if !(p > 0.0 && p < 1.0) {
+                        return Err(Error::invalid(
+                            "mask random fraction",
+                            p,
+                            "a number in (0, 1)",
+                        ));
+                    }
+                    let mut r = rng::stream(seed, rng::domain::MASK, 0);
+                    (0..h * w).map(|_| r.random::<f64>() < p).collect()
                 }
-                let mut r = rng::stream(seed, rng::domain::MASK, 0);
-                (0..h * w).map(|_| r.random::<f64>() < p).collect()
-            }
-            s if s.to_ascii_lowercase().ends_with(".png") => png_hidden(Path::new(s), h, w)?,
-            _ => return Err(bad_spec(spec)),
-        };
+                s if s.to_ascii_lowercase().ends_with(".png") => png_hidden(Path::new(s), h, w)?,
+                super::colorize::COLORIZE => return Err(Error::invalid(
+                    "mask",
+                    spec,
+                    "a pixel mask: colorize hides no pixels but the colour of each, a mask in the \
+                     decoupled grey basis (guidance::colorize::grey_mask)",
+                )),
+                _ => return Err(bad_spec(spec)),
+            };
         let known = (0..channels)
             .flat_map(|_| spatial.iter().map(|&hidden| !hidden))
             .collect();

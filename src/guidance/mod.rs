@@ -16,6 +16,10 @@
 //! * [`repaint`] (`repaint.rs`): score_sde's re-noising replacement and
 //!   RePaint resampling, which act between steps, as their own driver.
 //! * [`Mask`] (`mask.rs`): which coordinates are known.
+//! * [`colorize`] (`colorize.rs`): colorization as inpainting in the
+//!   decoupled grey basis (the grey coordinate known, the colour generated).
+//! * [`TrainedClassifier`] (`trained.rs`): a trained noise-conditional
+//!   classifier p_θ(y | x_t, t) as a [`NoisyClassifier`].
 //!
 //! The exact conditional oracles ([`crate::oracle`]) implement
 //! [`ConditionalScore`] and [`NoisyClassifier`], which is what the tests
@@ -23,15 +27,18 @@
 
 mod cfg;
 mod classifier;
+pub mod colorize;
 mod mask;
 pub mod repaint;
 mod replacement;
+pub mod trained;
 
 pub use cfg::ClassifierFree;
 pub use classifier::ClassifierGuidance;
 pub use mask::Mask;
 pub use repaint::{repaint, RepaintOptions};
 pub use replacement::Replacement;
+pub use trained::{NoisyClassifierConfig, TrainedClassifier};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 

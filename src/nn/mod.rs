@@ -28,3 +28,4 @@ pub use net::{load_mlp, load_net, save_mlp, save_net, NetCache, NetConfig, Score
 pub use network::{CacheState, Network};
 pub use unet::{UNet, UNetCache, UNetConfig};
 pub mod classifier;
+pub mod noisy;

@@ -38,6 +38,7 @@ use crate::sde::Sde;
 
 pub mod checkpoint;
 pub mod classifier;
+pub mod noisy;
 mod options;
 pub mod recipe;
 mod run;

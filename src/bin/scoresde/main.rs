@@ -31,6 +31,8 @@ enum Command {
     Demo(DemoArgs),
     /// Train a score model by denoising score matching.
     Train(TrainArgs),
+    /// Train a noise-conditional classifier p_t(y | x_t) for `sample --classifier`.
+    TrainClassifier(TrainClassifierArgs),
     /// Draw samples from a trained model.
     Sample(SampleArgs),
     /// Compare samplers: sample quality against NFE and wall time, with a model or an exact oracle.
@@ -59,7 +61,8 @@ struct InpaintArgs {
     /// Image index, or a comma-separated list (`3,17,40`).
     #[arg(long, default_value = "0", allow_hyphen_values = true)]
     index: String,
-    /// Hidden part: center, bottom, left, random:P, or a PNG of the image size (white = hidden).
+    /// Hidden part: center, bottom, left, random:P, a PNG of the image size (white = hidden),
+    /// or colorize (colour images: keep each pixel's grey level, generate its colour).
     #[arg(long, default_value = "bottom")]
     mask: String,
     /// replacement (score_sde's, with any --sampler) or repaint (resampling, --jump, --resample).
@@ -269,7 +272,7 @@ struct TrainArgs {
     #[arg(long)]
     flip: bool,
     /// Train a class-conditional network on the data's labels (digits and
-    /// MNIST classes, the 8 or 25 Gaussians' components, the
+    /// MNIST classes, the emoji's 10 categories, the 8 or 25 Gaussians' components, the
     /// checkerboard's 8 squares), for `sample --class K --guidance W`.
     #[arg(long)]
     conditional: bool,
@@ -314,6 +317,43 @@ struct TrainArgs {
     on_nonfinite: String,
     /// Start a fresh run even if --out already holds a checkpoint (the old one
     /// is kept in <out>/prev until the first new save completes).
+    #[arg(long)]
+    force: bool,
+}
+
+/// `train-classifier`: cross-entropy on noised labelled data.
+#[derive(Args)]
+struct TrainClassifierArgs {
+    /// Labelled data set: 8gaussians, 25gaussians, checkerboard (its 8 squares), digits, mnist, mnist16, emoji.
+    #[arg(long, default_value = "8gaussians")]
+    data: String,
+    /// Noise process of the score model it will guide: vp, subvp, ve, linear.
+    #[arg(long, default_value = "vp")]
+    sde: String,
+    /// Training steps.
+    #[arg(long, default_value_t = 2000, value_parser = parse_u64, allow_negative_numbers = true)]
+    steps: u64,
+    /// Batch size.
+    #[arg(long, default_value_t = 256, value_parser = parse_usize, allow_negative_numbers = true)]
+    batch: usize,
+    /// Adam learning rate (halved for the last quarter of the steps).
+    #[arg(long, default_value_t = 2e-3, allow_negative_numbers = true)]
+    lr: f64,
+    /// Points: hidden width of the MLP [default: 128].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    hidden: Option<usize>,
+    /// Points: hidden layers of the MLP [default: 2].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    depth: Option<usize>,
+    /// Images: channels of the three conv layers, comma-separated [default: 16,32,32].
+    #[arg(long, value_delimiter = ',', value_parser = parse_usize, allow_negative_numbers = true)]
+    widths: Option<Vec<usize>>,
+    #[arg(long, default_value_t = 0, value_parser = parse_u64, allow_negative_numbers = true)]
+    seed: u64,
+    /// Output directory (classifier.safetensors) [default: runs/<data>-classifier].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Replace a classifier already in --out.
     #[arg(long)]
     force: bool,
 }
@@ -366,6 +406,14 @@ struct SampleArgs {
     /// [lo, hi] (`lo,hi`); outside it one conditional call per step.
     #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
     guidance_interval: Option<String>,
+    /// Classifier guidance with the noise-conditional classifier in DIR
+    /// (from `train-classifier`) towards --class K:
+    /// s(x, t | K) = s(x, t) + G ∇_x ln p_t(K | x).
+    #[arg(long, value_name = "DIR")]
+    classifier: Option<PathBuf>,
+    /// With --classifier: the guidance scale G >= 0 [default: 1, Bayes' rule].
+    #[arg(long, value_name = "G", allow_negative_numbers = true)]
+    classifier_scale: Option<f64>,
     /// Overwrite existing outputs.
     #[arg(long)]
     force: bool,
@@ -482,6 +530,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(a) => cmd::run_demo(a),
         Command::Train(a) => cmd::run_train(a),
+        Command::TrainClassifier(a) => cmd::run_train_classifier(a),
         Command::Sample(a) => cmd::run_sample(a),
         Command::Compare(a) => cmd::run_compare(a),
         Command::Eval(a) => cmd::run_eval(a),

@@ -27,7 +27,7 @@ use ndarray::Array2;
 use crate::error::{Error, Result};
 
 pub use digits::load_digits_csv;
-pub use emoji::load_emoji_sheet;
+pub use emoji::{load_emoji_sheet, load_emoji_sheet_labelled};
 pub use folder::{load_folder, ColorMode};
 pub use idx::{
     find_idx_pair, load_idx, load_idx_images, load_idx_labels, load_mnist_dir, IdxArray, Split,

@@ -9,7 +9,7 @@ use ndarray::Array2;
 
 use scoresde::data::images::Split;
 use scoresde::data::source::{data_dir, load_image_set};
-use scoresde::guidance::{repaint, Mask, RepaintOptions, Replacement};
+use scoresde::guidance::{colorize, repaint, Mask, RepaintOptions, Replacement};
 use scoresde::model::ScoreModel;
 use scoresde::nn::classifier::{argmax, Classifier};
 use scoresde::oracle::EmpiricalScore;
@@ -49,7 +49,14 @@ pub(crate) fn run_inpaint(a: InpaintArgs) -> Result<()> {
     let set = load_image_set(&a.data, Split::Train)?;
     let (c, h, w) = (set.channels, set.height, set.width);
     let indices = parse_indices(&a.index, set.len())?;
-    let mask = Mask::parse(&a.mask, c, h, w, a.seed)?;
+    // Colorization is inpainting in the decoupled grey basis: the grey
+    // plane known, the colour planes generated (guidance::colorize).
+    let colorize = a.mask == colorize::COLORIZE;
+    let mask = if colorize {
+        colorize::grey_mask(c, h, w)?
+    } else {
+        Mask::parse(&a.mask, c, h, w, a.seed)?
+    };
 
     // The score: a checkpoint (x̂0 clipped to the image range) or the oracle.
     let model;
@@ -90,6 +97,16 @@ pub(crate) fn run_inpaint(a: InpaintArgs) -> Result<()> {
     };
     let sde = sde_box.as_ref();
     sampler.validate(sde)?;
+    let hw = h * w;
+    let decoupled = if colorize {
+        Some(colorize::Decoupled::new(score, hw)?)
+    } else {
+        None
+    };
+    let score: &dyn Score = match &decoupled {
+        Some(d) => d,
+        None => score,
+    };
 
     let d = set.dim();
     let known = mask.known_indices();
@@ -99,7 +116,14 @@ pub(crate) fn run_inpaint(a: InpaintArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let mut nfe = 0;
     for (k, &i) in indices.iter().enumerate() {
-        let x0 = set.pixels.row(i).to_vec();
+        let pixels = set.pixels.row(i).to_vec();
+        // The point the completion runs on: the image, or its decoupled basis.
+        let x0 = if colorize {
+            let row = set.pixels.slice(ndarray::s![i..i + 1, ..]);
+            colorize::decouple(row, hw).row(0).to_vec()
+        } else {
+            pixels.clone()
+        };
         let seed = a.seed.wrapping_add(k as u64);
         let out = if method == "repaint" {
             let mut o = RepaintOptions::replacement(steps, a.n, seed);
@@ -123,7 +147,17 @@ pub(crate) fn run_inpaint(a: InpaintArgs) -> Result<()> {
         let masked: Vec<f32> = (0..d)
             .map(|j| if mask.is_known(j) { x0[j] } else { 0.0 })
             .collect();
-        rows.push(x0);
+        // Back to pixels: the masked input of colorization is the grey image.
+        let (out, masked) = if colorize {
+            let m = Array2::from_shape_vec((1, d), masked).context("masked row")?;
+            (
+                colorize::couple(out.view(), hw),
+                colorize::couple(m.view(), hw).row(0).to_vec(),
+            )
+        } else {
+            (out, masked)
+        };
+        rows.push(pixels);
         rows.push(masked);
         rows.extend(out.outer_iter().map(|r| r.to_vec()));
         completions.push((i, out));
@@ -146,7 +180,12 @@ pub(crate) fn run_inpaint(a: InpaintArgs) -> Result<()> {
         out_png.display()
     );
     println!(
-        "known pixels: max |error| {worst:.2e} ({:.2e} of the data range [-1, 1])",
+        "known {}: max |error| {worst:.2e} ({:.2e} of the data range [-1, 1])",
+        if colorize {
+            "grey levels (r+g+b)/sqrt(3)"
+        } else {
+            "pixels"
+        },
         worst / 2.0
     );
     report_labels(&a.data, &set, &completions)?;

@@ -5,11 +5,13 @@ mod inpaint;
 mod sample;
 mod serve;
 mod train;
+mod train_classifier;
 
 pub(crate) use inpaint::run_inpaint;
 pub(crate) use sample::run_sample;
 pub(crate) use serve::run_serve;
 pub(crate) use train::run_train;
+pub(crate) use train_classifier::run_train_classifier;
 
 use anyhow::{bail, Result};
 

@@ -29,6 +29,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     }
     let clip_x0 = a.clip_x0.as_deref().map(parse_clip).transpose()?;
     let guidance = parse_guidance(&a)?;
+    let scale = parse_classifier_args(&a)?;
     let npy_path = a.out.join("samples.npy");
     let png_path = a.out.join("samples.png");
     let gif_path = a.out.join("reverse.gif");
@@ -65,7 +66,14 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     let n =
         a.n.unwrap_or(if image_shape.is_some() { grid } else { 10_000 });
     sampler.validate(model.sde())?;
-    let conditioned = condition(&model, &a, guidance)?;
+    let classifier = match &a.classifier {
+        None => None,
+        Some(dir) => Some(load_matching_classifier(dir, &model, &a)?),
+    };
+    let conditioned = match &classifier {
+        Some(clf) => Some(classifier_guided(&model, clf, &a, scale)?),
+        None => condition(&model, &a, guidance)?,
+    };
     // The samples, a trajectory of at most 41 frames and, for 2-D data, the
     // reference draws of the metrics.
     let d = dim as f64;
@@ -242,6 +250,89 @@ fn parse_guidance(a: &SampleArgs) -> Result<Guidance> {
         }
     };
     Ok(a.guidance.map(|w| (w, interval)))
+}
+
+/// `--classifier` and `--classifier-scale`, checked before the model
+/// loads: the scale (default 1).
+fn parse_classifier_args(a: &SampleArgs) -> Result<f64> {
+    let Some(dir) = &a.classifier else {
+        if let Some(g) = a.classifier_scale {
+            bail!("invalid classifier-scale = {g}: expected no --classifier-scale without --classifier DIR");
+        }
+        return Ok(1.0);
+    };
+    let g = a.classifier_scale.unwrap_or(1.0);
+    if !(g.is_finite() && g >= 0.0) {
+        bail!("invalid classifier-scale = {g}: expected a finite number >= 0");
+    }
+    if a.class.is_none() {
+        bail!(
+            "invalid classifier = {}: expected --class K with --classifier (the class to guide towards)",
+            dir.display()
+        );
+    }
+    if let Some(w) = a.guidance {
+        bail!(
+            "invalid guidance = {w}: expected no --guidance with --classifier (classifier-free and classifier guidance are alternatives)"
+        );
+    }
+    Ok(g)
+}
+
+/// The classifier in `dir`, if it was trained on the model's data, shape
+/// and SDE.
+fn load_matching_classifier(
+    dir: &Path,
+    model: &ScoreModel,
+    a: &SampleArgs,
+) -> Result<scoresde::guidance::TrainedClassifier> {
+    use scoresde::guidance::NoisyClassifier;
+    let clf = scoresde::checkpoint::classifier::load_classifier(dir)?;
+    let d = dir.display();
+    if clf.config.data != model.config.data {
+        bail!(
+            "invalid classifier = {d}: expected a classifier of the model's data {} (it was trained on {})",
+            model.config.data,
+            clf.config.data
+        );
+    }
+    let dim = scoresde::score::Score::dim(model);
+    if clf.input_dim() != dim {
+        bail!(
+            "invalid classifier = {d}: expected inputs of the model's {dim} values (it takes {})",
+            clf.input_dim()
+        );
+    }
+    if clf.config.sde != model.config.sde {
+        bail!(
+            "invalid classifier = {d}: expected a classifier trained on the model's {} SDE {:?} (it was trained on {:?})",
+            model.config.sde.name(),
+            model.config.sde,
+            clf.config.sde
+        );
+    }
+    let n = clf.label_count();
+    let k = a.class.expect("parse_classifier_args checked --class");
+    if k >= n {
+        bail!(
+            "invalid class = {k}: expected a class in 0..={} (the classifier has {n} classes)",
+            n - 1
+        );
+    }
+    Ok(clf)
+}
+
+/// The model's score guided by `clf` towards `--class K` with scale `g`.
+fn classifier_guided<'m>(
+    model: &'m ScoreModel,
+    clf: &'m scoresde::guidance::TrainedClassifier,
+    a: &SampleArgs,
+    g: f64,
+) -> Result<Box<dyn scoresde::score::Score + 'm>> {
+    let k = a.class.expect("parse_classifier_args checked --class");
+    Ok(Box::new(scoresde::guidance::ClassifierGuidance::new(
+        model, clf, k, g,
+    )?))
 }
 
 /// The score of `--class K` (with classifier-free guidance under
