@@ -22,7 +22,9 @@ fn rng(seed: u64) -> scoresde::rng::StreamRng {
 }
 
 fn uniform(n: usize, r: &mut scoresde::rng::StreamRng, s: f32) -> Vec<f32> {
-    (0..n).map(|_| (r.random::<f32>() * 2.0 - 1.0) * s).collect()
+    (0..n)
+        .map(|_| (r.random::<f32>() * 2.0 - 1.0) * s)
+        .collect()
 }
 
 /// softmax(q kᵀ/√d) v per image and head, straight from the formula (f64).
@@ -118,7 +120,10 @@ fn attention_backward_matches_finite_differences_of_the_reference() {
         );
         assert_eq!(dx2[k], 2.0 * dx[k], "adding into the gradient");
     }
-    eprintln!("attention op: {} inputs, worst rel err {worst:.2e}", x.len());
+    eprintln!(
+        "attention op: {} inputs, worst rel err {worst:.2e}",
+        x.len()
+    );
 }
 
 /// Permuting the positions of q, k and v permutes the output the same way
@@ -186,7 +191,11 @@ fn unet_with_attention_and_dropout_matches_finite_differences() {
         .iter()
         .filter(|n| matches!(n.op, Op::Dropout { .. }))
         .count();
-    assert_eq!((attn, drops), (3, 5), "attention: down, mid, up; dropout: every block");
+    assert_eq!(
+        (attn, drops),
+        (3, 5),
+        "attention: down, mid, up; dropout: every block"
+    );
     let (b, d) = (3, cfg.data_dim());
     let x = uniform(b * d, &mut r, 1.0); // NHWC for the graph
     let t = [0.1f64, 0.5, 0.9];
@@ -199,7 +208,10 @@ fn unet_with_attention_and_dropout_matches_finite_differences() {
         };
         g.forward(p, b, x, &t, &mut c);
         let out = c.value(&g, g.nodes.len() - 1);
-        out.iter().zip(&wv).map(|(&o, &w)| o as f64 * w as f64).sum()
+        out.iter()
+            .zip(&wv)
+            .map(|(&o, &w)| o as f64 * w as f64)
+            .sum()
     };
     let mut cache = GraphCache {
         dropout: key,
@@ -233,7 +245,10 @@ fn unet_with_attention_and_dropout_matches_finite_differences() {
             .map(|(&g, &v)| g as f64 * v as f64)
             .sum();
         let mut p = net.params().to_vec();
-        p[*off..off + n].iter_mut().zip(&v).for_each(|(q, &v)| *q += h * v);
+        p[*off..off + n]
+            .iter_mut()
+            .zip(&v)
+            .for_each(|(q, &v)| *q += h * v);
         let lp = run(&p, &x);
         p[*off..off + n]
             .iter_mut()
@@ -248,9 +263,17 @@ fn unet_with_attention_and_dropout_matches_finite_differences() {
         let xp: Vec<f32> = x.iter().zip(&v).map(|(&a, &v)| a + h * v).collect();
         let xm: Vec<f32> = x.iter().zip(&v).map(|(&a, &v)| a - h * v).collect();
         let lp = run(net.params(), &xp);
-        worst = worst.max(check(&format!("input direction {k}"), analytic, lp, run(net.params(), &xm)));
+        worst = worst.max(check(
+            &format!("input direction {k}"),
+            analytic,
+            lp,
+            run(net.params(), &xm),
+        ));
     }
-    eprintln!("unet+attention+dropout: {} tensors + input, worst rel err {worst:.2e}", specs.len());
+    eprintln!(
+        "unet+attention+dropout: {} tensors + input, worst rel err {worst:.2e}",
+        specs.len()
+    );
 }
 
 /// A fresh attention block is the identity: its output projection is zero
@@ -280,9 +303,15 @@ fn attention_projection_starts_at_zero_and_learns() {
     net.backward(&mut cache, x.view(), &mut grads);
     for (name, shape, off) in &proj {
         let n: usize = shape.iter().product();
-        assert!(net.params()[*off..off + n].iter().all(|&v| v == 0.0), "{name} is not zero");
+        assert!(
+            net.params()[*off..off + n].iter().all(|&v| v == 0.0),
+            "{name} is not zero"
+        );
         if name.ends_with("weight") {
-            assert!(grads[*off..off + n].iter().any(|&g| g != 0.0), "{name} gets no gradient");
+            assert!(
+                grads[*off..off + n].iter().any(|&g| g != 0.0),
+                "{name} gets no gradient"
+            );
         }
     }
 }
@@ -316,7 +345,10 @@ fn unet_with_attention_inference_is_batch_and_thread_invariant() {
     };
     let (o1, f1) = run(1);
     let (o2, _) = run(2);
-    assert_eq!(o1, f1, "inference differs from the key-less training forward");
+    assert_eq!(
+        o1, f1,
+        "inference differs from the key-less training forward"
+    );
     assert_eq!(o1, o2, "inference differs between 1 and 2 threads");
     let mut part = Array2::zeros((4, d));
     net.forward(

@@ -50,10 +50,22 @@ fn masks_of_other_layers_images_and_steps_are_independent() {
     let want = (1.0 - p) * (1.0 - p) + p * p;
     let se = (want * (1.0 - want) / base.len() as f64).sqrt();
     for (what, m) in [
-        ("layer", dropout_mask(DropoutKey::new(1, 5), 1, 0, 1 << 18, p)),
-        ("image", dropout_mask(DropoutKey::new(1, 5), 0, 1, 1 << 18, p)),
-        ("step", dropout_mask(DropoutKey::new(1, 6), 0, 0, 1 << 18, p)),
-        ("seed", dropout_mask(DropoutKey::new(2, 5), 0, 0, 1 << 18, p)),
+        (
+            "layer",
+            dropout_mask(DropoutKey::new(1, 5), 1, 0, 1 << 18, p),
+        ),
+        (
+            "image",
+            dropout_mask(DropoutKey::new(1, 5), 0, 1, 1 << 18, p),
+        ),
+        (
+            "step",
+            dropout_mask(DropoutKey::new(1, 6), 0, 0, 1 << 18, p),
+        ),
+        (
+            "seed",
+            dropout_mask(DropoutKey::new(2, 5), 0, 0, 1 << 18, p),
+        ),
     ] {
         let a = agree_with(m);
         assert!(
@@ -70,7 +82,8 @@ fn masks_of_other_layers_images_and_steps_are_independent() {
 #[test]
 fn inverse_scaling_keeps_the_expectation_and_backward_uses_the_mask() {
     let p = 0.2;
-    let key = Some(DropoutKey::new(9, 3));
+    let k0 = DropoutKey::new(9, 3);
+    let key = Some(k0);
     let x = vec![1.0f32; IMAGES * PER];
     let mut y = vec![0.0f32; x.len()];
     dropout_forward(&x, &mut y, PER, p, 4, key);
@@ -78,7 +91,11 @@ fn inverse_scaling_keeps_the_expectation_and_backward_uses_the_mask() {
     assert!(y.iter().all(|&v| v == 0.0 || v == scale));
     let mean = y.iter().map(|&v| v as f64).sum::<f64>() / y.len() as f64;
     let se = (p / ((1.0 - p) * y.len() as f64)).sqrt();
-    assert!((mean - 1.0).abs() < 4.0 * se, "mean {mean} vs 1 ± {}", 4.0 * se);
+    assert!(
+        (mean - 1.0).abs() < 4.0 * se,
+        "mean {mean} vs 1 ± {}",
+        4.0 * se
+    );
 
     let mut r = scoresde::rng::stream(3, 0xD0, 0);
     let xs: Vec<f32> = (0..2 * PER).map(|_| r.random::<f32>() + 0.5).collect();
@@ -89,7 +106,7 @@ fn inverse_scaling_keeps_the_expectation_and_backward_uses_the_mask() {
     dropout_backward(&dy, &mut dx, PER, p, 4, key, true);
     for k in 0..xs.len() {
         let kept = ys[k] != 0.0;
-        assert_eq!(kept, dropout_mask(key.unwrap(), 4, k / PER, PER, p)[k % PER] == 1);
+        assert_eq!(kept, dropout_mask(k0, 4, k / PER, PER, p)[k % PER] == 1);
         let want = if kept { dy[k] * scale } else { 0.0 };
         assert_eq!(dx[k], want, "element {k}");
     }
@@ -144,13 +161,24 @@ fn dropout_bits_do_not_depend_on_batch_split_or_threads() {
     };
     let (full, g1) = train(0, b, 1);
     let (full2, g2) = train(0, b, 2);
-    assert_eq!(full, full2, "training forward differs between 1 and 2 threads");
+    assert_eq!(
+        full, full2,
+        "training forward differs between 1 and 2 threads"
+    );
     let bits = |g: &[f32]| g.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&g1), bits(&g2), "gradient differs between 1 and 2 threads");
+    assert_eq!(
+        bits(&g1),
+        bits(&g2),
+        "gradient differs between 1 and 2 threads"
+    );
     let (head, _) = train(0, 3, 2);
     let (tail, _) = train(3, b, 1);
     assert_eq!(head, full.slice(ndarray::s![0..3, ..]), "images 0..3 alone");
-    assert_eq!(tail, full.slice(ndarray::s![3..b, ..]), "images 3..10 alone");
+    assert_eq!(
+        tail,
+        full.slice(ndarray::s![3..b, ..]),
+        "images 3..10 alone"
+    );
 
     let mut inf = Array2::zeros((b, d));
     net.forward(x.view(), t.view(), inf.view_mut());

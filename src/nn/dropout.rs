@@ -139,7 +139,11 @@ pub fn dropout_mask(key: DropoutKey, layer: usize, image: usize, per: usize, p: 
 /// A dropout rate must lie in [0, 1).
 pub fn check_rate(p: f64) -> crate::error::Result<()> {
     if !(0.0..1.0).contains(&p) {
-        return Err(crate::error::Error::invalid("dropout", p, "a rate in [0, 1)"));
+        return Err(crate::error::Error::invalid(
+            "dropout",
+            p,
+            "a rate in [0, 1)",
+        ));
     }
     Ok(())
 }

@@ -859,9 +859,7 @@ impl Graph {
                     let (n, c) = (node.h * node.w, node.c);
                     let ow = first(written, src);
                     let dx = &mut gbefore[src];
-                    attention_backward(
-                        &vals[src], &mut stats[i], gy, dx, ow, images, n, c, heads,
-                    );
+                    attention_backward(&vals[src], &mut stats[i], gy, dx, ow, images, n, c, heads);
                 }
                 Op::Dropout { src, p, layer } => {
                     let ow = first(written, src);

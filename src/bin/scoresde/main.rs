@@ -30,7 +30,7 @@ enum Command {
     /// Train on checkerboard, sample with DDPM and Euler–Maruyama, write pictures and a table.
     Demo(DemoArgs),
     /// Train a score model by denoising score matching.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Draw samples from a trained model.
     Sample(SampleArgs),
     /// Compare samplers: sample quality against NFE and wall time, with a model or an exact oracle.
@@ -494,7 +494,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Demo(a) => cmd::run_demo(a),
-        Command::Train(a) => cmd::run_train(a),
+        Command::Train(a) => cmd::run_train(*a),
         Command::Sample(a) => cmd::run_sample(a),
         Command::Compare(a) => cmd::run_compare(a),
         Command::Eval(a) => cmd::run_eval(a),
