@@ -46,6 +46,10 @@ pub mod domain {
     /// Label dropout of conditional training: step k's stream
     /// `(seed, LABEL_DROP, k)` ("LDRP").
     pub const LABEL_DROP: u64 = 0x4c44_5250;
+    /// Dropout masks of the U-Net's residual blocks: step k's masks are
+    /// keyed by `(seed, DROPOUT, k)` and the image and element
+    /// (counter-based, see `nn::dropout`) ("DROP").
+    pub const DROPOUT: u64 = 0x4452_4f50;
 
     use super::{Mix, SeedDomain};
 

@@ -45,15 +45,37 @@ pub struct DataRequest {
 }
 
 /// The network: its kind for image data (`unet` or `mlp`), the U-Net's
-/// channel widths per level (`widths`), the MLP's hidden width and layer
-/// count (`hidden`, `depth`).
+/// channel widths per level (`widths`), residual blocks per level, levels
+/// with self-attention and their heads, and dropout rate, the MLP's hidden
+/// width and layer count (`hidden`, `depth`).
 #[derive(Clone, Debug, Default)]
 pub struct NetRequest {
     pub kind: Option<String>,
     /// Channel widths per level, e.g. `[32, 64]`.
     pub widths: Option<Vec<usize>>,
+    pub res_blocks: Option<usize>,
+    /// Sides of the levels with self-attention, e.g. `[7]`.
+    pub attention: Option<Vec<usize>>,
+    pub attn_heads: Option<usize>,
+    /// Dropout rate of the residual blocks, in [0, 1).
+    pub dropout: Option<f64>,
     pub hidden: Option<usize>,
     pub depth: Option<usize>,
+}
+
+impl NetRequest {
+    /// The U-Net-only setting the request gives, if any (flag name).
+    fn unet_only(&self) -> Option<&'static str> {
+        [
+            ("widths", self.widths.is_some()),
+            ("res-blocks", self.res_blocks.is_some()),
+            ("attention", self.attention.is_some()),
+            ("attn-heads", self.attn_heads.is_some()),
+            ("dropout", self.dropout.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(n, set)| set.then_some(n))
+    }
 }
 
 /// Total steps, batch size, Adam learning rate (`lr`), EMA decay (`ema`)
@@ -357,11 +379,11 @@ fn resolve_net(
         }
     };
     match &base {
-        NetConfig::Mlp(_) if req.net.widths.is_some() => {
-            return Err(Error::Mismatch(
-                "widths set the U-Net; this run uses the MLP (set hidden/depth, or net = unet)"
-                    .into(),
-            ))
+        NetConfig::Mlp(_) if req.net.unet_only().is_some() => {
+            return Err(Error::Mismatch(format!(
+                "{} applies to the U-Net; this run uses the MLP (set hidden/depth, or net = unet)",
+                req.net.unet_only().unwrap_or_default()
+            )))
         }
         NetConfig::UNet(_) if req.net.hidden.is_some() || req.net.depth.is_some() => {
             return Err(Error::Mismatch(
@@ -379,6 +401,10 @@ fn resolve_net(
         }),
         NetConfig::UNet(u) => NetConfig::UNet(UNetConfig {
             widths: req.net.widths.clone().unwrap_or(u.widths.clone()),
+            res_blocks: req.net.res_blocks.unwrap_or(u.res_blocks),
+            attention: req.net.attention.clone().unwrap_or(u.attention.clone()),
+            attn_heads: req.net.attn_heads.unwrap_or(u.attn_heads),
+            dropout: req.net.dropout.unwrap_or(u.dropout),
             ..u
         }),
     })

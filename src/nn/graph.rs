@@ -18,6 +18,8 @@
 //!   Add              y = a + b
 //!   Concat           y = [a, b] along channels
 //!   Upsample         y[2i+u, 2j+v] = x[i, j]  (nearest ×2; dx sums the 4 children)
+//!   Attention        o = softmax(q kᵀ/√d) v   per head over the h·w positions, see super::attention
+//!   Dropout          y = x·m/(1−p)            training with a key (else y = x), see super::dropout
 //! ```
 //!
 //! Backward runs the nodes in reverse, accumulating ∂L/∂node into
@@ -37,7 +39,9 @@ use rayon::prelude::*;
 
 use crate::tensors::{NamedTensor, TensorShape};
 
+use super::attention::{attention_backward, attention_forward};
 use super::conv::{conv_backward, conv_forward, copy_run, ConvShape};
+use super::dropout::{dropout_backward, dropout_forward, DropoutKey};
 use super::embed::time_embedding;
 use super::layers::{silu, silu_backward_add, silu_backward_set};
 use super::norm::{group_norm_backward, group_norm_forward, group_norm_silu_forward};
@@ -89,6 +93,17 @@ pub enum Op {
     Upsample {
         src: usize,
     },
+    /// Self-attention of a `[q, k, v]` node (3C channels) with `heads` heads.
+    Attention {
+        src: usize,
+        heads: usize,
+    },
+    /// Dropout at rate `p`; `layer` numbers the network's dropout layers.
+    Dropout {
+        src: usize,
+        p: f64,
+        layer: usize,
+    },
 }
 
 impl Op {
@@ -100,7 +115,9 @@ impl Op {
             | Op::Dense { src, .. }
             | Op::GroupNorm { src, .. }
             | Op::Silu { src }
-            | Op::Upsample { src } => [Some(src), None],
+            | Op::Upsample { src }
+            | Op::Attention { src, .. }
+            | Op::Dropout { src, .. } => [Some(src), None],
             Op::AddChannel { src, v } => [Some(src), Some(v)],
             Op::Add { a, b } | Op::Concat { a, b } => [Some(a), Some(b)],
         }
@@ -348,12 +365,19 @@ impl Graph {
             stats,
             scratch,
             labels,
+            dropout,
             ..
         } = cache;
         let mut i = 0;
         while i < self.nodes.len() {
             let node = &self.nodes[i];
             let (done, rest) = vals.split_at_mut(i);
+            if let Op::Dropout { src, p, layer } = node.op {
+                let y = &mut rest[0][..images * node.size()];
+                dropout_forward(&done[src], y, node.size(), p, layer, *dropout);
+                i += 1;
+                continue;
+            }
             if let (Op::GroupNorm { src, groups, g, b }, Some(Op::Silu { src: s })) =
                 (&node.op, self.nodes.get(i + 1).map(|n| &n.op))
             {
@@ -604,6 +628,11 @@ impl Graph {
                         }
                     });
             }
+            Op::Attention { src, heads } => {
+                let n = node.h * node.w;
+                attention_forward(val(src), y, stats, images, n, node.c, heads);
+            }
+            Op::Dropout { src, .. } => y.copy_from_slice(&val(src)[..y.len()]),
         }
     }
 
@@ -668,6 +697,7 @@ impl Graph {
             labels,
             written,
             readers,
+            dropout,
             ..
         } = cache;
         readers.clear();
@@ -825,6 +855,17 @@ impl Graph {
                             }
                         });
                 }
+                Op::Attention { src, heads } => {
+                    let (n, c) = (node.h * node.w, node.c);
+                    let ow = first(written, src);
+                    let dx = &mut gbefore[src];
+                    attention_backward(&vals[src], &mut stats[i], gy, dx, ow, images, n, c, heads);
+                }
+                Op::Dropout { src, p, layer } => {
+                    let ow = first(written, src);
+                    let dx = &mut gbefore[src][..len];
+                    dropout_backward(gy, dx, node.size(), p, layer, *dropout, ow);
+                }
             }
         }
     }
@@ -895,6 +936,9 @@ pub struct GraphCache {
     pub written: Vec<bool>,
     /// Backward: how many nodes read each node.
     pub readers: Vec<u32>,
+    /// Masks of the `Dropout` nodes (set by the caller before
+    /// [`Graph::forward`]; `None`: dropout is the identity).
+    pub dropout: Option<DropoutKey>,
 }
 
 /// `d += g`, or `d = 0 + g` (the bits of adding into zeros) with `set`.

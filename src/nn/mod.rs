@@ -16,8 +16,10 @@ pub use embed::time_embedding;
 pub use mlp::{LayerShape, Mlp, MlpConfig, TrainCache};
 pub use optim::{Adam, Ema};
 
+pub mod attention;
 pub mod conv;
 mod conv_shift;
+pub mod dropout;
 pub mod graph;
 pub mod net;
 pub mod network;

@@ -209,6 +209,15 @@ impl ScoreNet {
             ScoreNet::UNet(n) => n.forward_train_labelled(x, t, labels, cache.state()),
         }
     }
+    /// Dropout masks of the following training forwards on `cache`
+    /// (`None`: off); a network without dropout ignores it.
+    pub fn set_dropout_key(&self, cache: &mut NetCache, key: Option<super::dropout::DropoutKey>) {
+        if let ScoreNet::UNet(n) = self {
+            if n.config().dropout > 0.0 {
+                cache.state::<super::unet::UNetCache>().set_dropout(key);
+            }
+        }
+    }
     /// Backward for the last `forward_train` on `cache`: OVERWRITES `grads`.
     /// Panics if `cache` was not filled by this network (a programming error).
     pub fn backward(&self, cache: &mut NetCache, d_out: ArrayView2<f32>, grads: &mut [f32]) {

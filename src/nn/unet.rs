@@ -9,8 +9,15 @@
 //!   up l = L−1..0:    res_blocks × (concat(h, pop skip) → ResBlock(→ widths[l]));  Upsample ×2 + Conv3 (l > 0)
 //!   out = Conv3(SiLU(GN(h)))                                 → channels
 //!   ResBlock(x): h = Conv3(SiLU(GN(x))) + Lin(temb)  (broadcast over pixels)
-//!                h = Conv3(SiLU(GN(h))) ;  out = h + (x, or Conv1(x) if widths differ)
+//!                h = Conv3(Dropout_p(SiLU(GN(h)))) ;  out = h + (x, or Conv1(x) if widths differ)
 //! ```
+//!
+//! Options (off by default; an off option adds no node and no tensor):
+//! `dropout` p > 0 puts [`super::dropout`] before each block's second
+//! convolution (training only); `attention` lists the level sides after
+//! whose every ResBlock (down and up, and the mid block's at the lowest
+//! level) an attention block `x + Conv1(Attn(Conv1(GN(x))))` follows
+//! ([`super::attention`], `attn_heads` heads).
 //!
 //! Input and output rows are images in `[c, h, w]` order (see
 //! [`crate::data::images`]); internally the graph runs NHWC.
@@ -41,7 +48,7 @@ fn default_groups() -> usize {
 }
 
 /// Shape of a [`UNet`] (serialised into the checkpoint's JSON config).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UNetConfig {
     /// Image channels (1 grey, 3 RGB).
     pub channels: usize,
@@ -69,10 +76,30 @@ pub struct UNetConfig {
     /// field is not written); see [`super::label`].
     #[serde(default, skip_serializing_if = "is_zero")]
     pub n_classes: usize,
+    /// Sides (feature-map heights) of the levels with self-attention, e.g.
+    /// `[7]` for MNIST's lowest level (default none; not written when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attention: Vec<usize>,
+    /// Heads of each attention block (default 1; not written when 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub attn_heads: usize,
+    /// Dropout rate in the ResBlocks, in [0, 1) (default 0; not written when 0).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub dropout: f64,
 }
+
+// `dropout` is validated finite, so equality is reflexive on every config
+// that builds a network.
+impl Eq for UNetConfig {}
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl UNetConfig {
@@ -88,6 +115,9 @@ impl UNetConfig {
             time_dim: 128,
             groups: 8,
             n_classes: 0,
+            attention: Vec::new(),
+            attn_heads: 1,
+            dropout: 0.0,
         }
     }
 
@@ -140,7 +170,19 @@ impl UNetConfig {
             return Err(Error::invalid("groups", self.groups, "1..=64"));
         }
         super::label::check_classes(self.n_classes)?;
-        Ok(())
+        super::dropout::check_rate(self.dropout)?;
+        super::attention::check_attention(
+            &self.attention,
+            self.attn_heads,
+            self.height,
+            self.width,
+            &self.widths,
+        )
+    }
+
+    /// Whether level `l` has attention blocks.
+    fn attends(&self, l: usize) -> bool {
+        self.attention.contains(&(self.height >> l))
     }
 
     fn groups_for(&self, c: usize) -> usize {
@@ -173,7 +215,10 @@ impl UNetConfig {
             let v = g.conv(ini, ts, cout, 1, 1, &format!("{name}.temb"));
             let h = g.add_channel(h, v);
             let h = g.group_norm(ini, h, self.groups_for(cout), &format!("{name}.norm2"));
-            let h = g.silu(h);
+            let mut h = g.silu(h);
+            if self.dropout > 0.0 {
+                h = super::dropout::add_dropout(g, h, self.dropout);
+            }
             let h = g.conv(ini, h, cout, 3, 1, &format!("{name}.conv2"));
             let skip = if cin != cout {
                 g.conv(ini, x, cout, 1, 1, &format!("{name}.skip"))
@@ -182,12 +227,21 @@ impl UNetConfig {
             };
             g.add(h, skip)
         };
+        let attn = |g: &mut Graph, ini: &mut Vec<_>, x: usize, name: &str| -> usize {
+            let groups = self.groups_for(g.nodes[x].c);
+            let name = format!("{name}.attn");
+            super::attention::attention_block(g, ini, x, groups, self.attn_heads, &name)
+        };
         let levels = self.widths.len();
         let mut h = g.conv(&mut ini, x, self.widths[0], 3, 1, "conv_in");
         let mut skips = Vec::new();
         for (l, &wl) in self.widths.iter().enumerate() {
             for r in 0..self.res_blocks {
-                h = res(&mut g, &mut ini, h, wl, &format!("down.{l}.res.{r}"));
+                let name = format!("down.{l}.res.{r}");
+                h = res(&mut g, &mut ini, h, wl, &name);
+                if self.attends(l) {
+                    h = attn(&mut g, &mut ini, h, &name);
+                }
                 skips.push(h);
             }
             if l + 1 < levels {
@@ -195,11 +249,18 @@ impl UNetConfig {
             }
         }
         h = res(&mut g, &mut ini, h, self.widths[levels - 1], "mid");
+        if self.attends(levels - 1) {
+            h = attn(&mut g, &mut ini, h, "mid");
+        }
         for (l, &wl) in self.widths.iter().enumerate().rev() {
             for r in 0..self.res_blocks {
                 let s = skips.pop().expect("one skip per down block");
                 h = g.concat(h, s);
-                h = res(&mut g, &mut ini, h, wl, &format!("up.{l}.res.{r}"));
+                let name = format!("up.{l}.res.{r}");
+                h = res(&mut g, &mut ini, h, wl, &name);
+                if self.attends(l) {
+                    h = attn(&mut g, &mut ini, h, &name);
+                }
             }
             if l > 0 {
                 h = g.upsample(h);
@@ -255,6 +316,11 @@ impl UNetCache {
     }
     pub fn rows(&self) -> usize {
         self.rows
+    }
+    /// Dropout masks of the following training forwards (`None`, the
+    /// default: dropout is the identity, as in inference).
+    pub fn set_dropout(&mut self, key: Option<super::dropout::DropoutKey>) {
+        self.graph.dropout = key;
     }
 }
 

@@ -327,6 +327,9 @@ impl Trainer {
     /// its gradient in the output written to `d_out` (and, with
     /// `backward`, in the parameters to `grads`).
     fn batch_loss(&mut self, backward: bool) -> f64 {
+        // Dropout masks of step k: (seed, k, image, element), see nn::dropout.
+        let key = crate::nn::dropout::DropoutKey::new(self.opts.seed, self.step);
+        self.net.set_dropout_key(&mut self.cache, Some(key));
         if self.labels.is_empty() {
             self.net
                 .forward_train(self.x_t.view(), self.t.view(), &mut self.cache);

@@ -30,7 +30,7 @@ enum Command {
     /// Train on checkerboard, sample with DDPM and Euler–Maruyama, write pictures and a table.
     Demo(DemoArgs),
     /// Train a score model by denoising score matching.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Train a noise-conditional classifier p_t(y | x_t) for `sample --classifier`.
     TrainClassifier(TrainClassifierArgs),
     /// Draw samples from a trained model.
@@ -253,6 +253,20 @@ struct TrainArgs {
     /// U-Net channel widths per level, comma-separated, e.g. 32,64 [default: per data set].
     #[arg(long, value_delimiter = ',', value_parser = parse_usize, allow_negative_numbers = true)]
     widths: Option<Vec<usize>>,
+    /// U-Net residual blocks per level on the way down and up, 1..=8 [default: 1].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    res_blocks: Option<usize>,
+    /// U-Net self-attention at these level sides, comma-separated (the image
+    /// side halves per level: digits 8,4; mnist 28,14,7), e.g. 7 for MNIST's
+    /// lowest level; at most 256 positions per level [default: none].
+    #[arg(long, value_delimiter = ',', value_parser = parse_usize, allow_negative_numbers = true)]
+    attention: Option<Vec<usize>>,
+    /// Heads of each attention block; must divide the level's width [default: 1].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    attn_heads: Option<usize>,
+    /// U-Net dropout rate in the residual blocks (training only), in [0, 1) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    dropout: Option<f64>,
     /// For image data: write a grid of samples to <out>/samples/ every this many steps (0 = never) [default: per data set].
     #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     sample_every: Option<u64>,
@@ -529,7 +543,7 @@ fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Demo(a) => cmd::run_demo(a),
-        Command::Train(a) => cmd::run_train(a),
+        Command::Train(a) => cmd::run_train(*a),
         Command::TrainClassifier(a) => cmd::run_train_classifier(a),
         Command::Sample(a) => cmd::run_sample(a),
         Command::Compare(a) => cmd::run_compare(a),

@@ -55,6 +55,10 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
         net: NetRequest {
             kind: a.net.clone(),
             widths: a.widths.clone(),
+            res_blocks: a.res_blocks,
+            attention: a.attention.clone(),
+            attn_heads: a.attn_heads,
+            dropout: a.dropout,
             hidden: a.hidden,
             depth: a.depth,
         },
