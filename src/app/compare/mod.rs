@@ -72,7 +72,7 @@ pub fn run_any(opts: &CompareOptions) -> Result<Report> {
             return Err(Error::invalid(
                 "data",
                 opts.data.map(|d| d.name()).unwrap_or_default(),
-                "no --data for an image comparison (the images' own set is the reference)",
+                "none for an image comparison (the images' own set is the reference)",
             ));
         }
         Ok(())
