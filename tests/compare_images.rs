@@ -172,5 +172,5 @@ fn bad_image_compare_input_is_an_error() {
     };
     o.data = Some(scoresde::data::Toy::Checkerboard);
     let e = run_any(&o).unwrap_err().to_string();
-    assert!(e.contains("--data"), "{e}");
+    assert!(e.contains("invalid data = checkerboard"), "{e}");
 }

@@ -100,7 +100,7 @@ fn all_files_and_one_csv_row_per_sampler_and_budget() {
 
     // Existing outputs are kept unless forced.
     let e = run(&o).unwrap_err().to_string();
-    assert!(e.contains("--force"), "{e}");
+    assert!(e.contains(scoresde::app::ADVICE_FORCE), "{e}");
     assert_eq!(
         std::fs::read_to_string(r.out_dir.join("results.csv")).unwrap(),
         csv

@@ -354,3 +354,51 @@ fn image_models_default_to_one_grid_of_samples() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The library says which option keeps existing outputs (`force`, a value
+/// name); the binary spells it as its flag. An image comparison takes no
+/// reference data set; the message names the value given.
+#[test]
+fn compare_messages_name_the_flags() {
+    let d = tmpdir("compare-force");
+    let out = d.to_str().unwrap();
+    let args = [
+        "compare",
+        "--oracle",
+        "checkerboard",
+        "-n",
+        "20",
+        "--seeds",
+        "1",
+        "--nfe",
+        "5",
+        "--samplers",
+        "em",
+        "--out",
+        out,
+        "--name",
+        "x",
+    ];
+    let first = run(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let csv = std::fs::read(d.join("x/results.csv")).unwrap();
+    assert_fails(&args, &["invalid name = x", "pass --force to replace them"]);
+    assert_eq!(std::fs::read(d.join("x/results.csv")).unwrap(), csv);
+    assert_fails(
+        &[
+            "compare",
+            "--oracle",
+            "digits-empirical",
+            "--data",
+            "checkerboard",
+            "--out",
+            out,
+        ],
+        &["invalid data = checkerboard", "image comparison"],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

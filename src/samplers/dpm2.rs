@@ -6,7 +6,7 @@
 use ndarray::Array2;
 
 use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{add_noise, ancestral_split, enter, leave, time_of_sigma, to_d, Rec};
+use super::scaled::{add_noise, ancestral_split, run_scaled, time_of_sigma, to_d};
 use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
 
@@ -116,38 +116,27 @@ impl Ancestral for Dpm2 {
     fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
         let p = &self.params;
         let sde = ctx.sde;
-        let grid = p.schedule.grid(sde, p.steps)?;
-        let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-        let mut x = enter(ctx, x32);
-        let mut x_mid = Array2::<f64>::zeros(x.raw_dim());
-        let mut den = Array2::<f64>::zeros(x.raw_dim());
-        let mut d = Array2::<f64>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
-        let mut rec = Rec::new(&x);
-        for i in 0..n {
+        let lv = p.levels(sde)?;
+        let mut x_mid = Array2::<f64>::zeros(x32.raw_dim());
+        let mut den = x_mid.clone();
+        let mut d = x_mid.clone();
+        let mut z = Array2::<f32>::zeros(x32.raw_dim());
+        run_scaled(ctx, x32, &lv, |ctx, i, x| {
+            let (sig, t) = (&lv.sigma, &lv.t);
             let (target, up) = if self.ancestral {
                 ancestral_split(sig[i], sig[i + 1], p.eta)
             } else {
                 (sig[i + 1], 0.0)
             };
             let sigma_mid = (sig[i] * target).sqrt();
-            ctx.denoise_scaled(&x, times[i], &mut den);
-            to_d(&x, &den, sig[i], &mut d);
-            x_mid.assign(&x);
+            ctx.denoise_scaled(x, t[i], &mut den);
+            to_d(x, &den, sig[i], &mut d);
+            x_mid.assign(x);
             x_mid.scaled_add(sigma_mid - sig[i], &d);
             ctx.denoise_scaled(&x_mid, time_of_sigma(sde, sigma_mid), &mut den);
             to_d(&x_mid, &den, sigma_mid, &mut d);
             x.scaled_add(target - sig[i], &d);
-            add_noise(
-                ctx,
-                &mut x,
-                &mut z,
-                (times[i], times[i + 1]),
-                p.s_noise * up,
-            );
-            rec.record(ctx, i + 1, n, times[i + 1], &x);
-        }
-        leave(ctx, x32, &mut x);
-        Ok(())
+            add_noise(ctx, x, &mut z, (t[i], t[i + 1]), p.s_noise * up);
+        })
     }
 }

@@ -6,7 +6,7 @@ use ndarray::{Array2, Zip};
 
 use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
 use super::phi::phi;
-use super::scaled::{add_noise, enter, leave, Rec};
+use super::scaled::{add_noise, run_scaled};
 use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
 
@@ -112,21 +112,18 @@ impl Ancestral for DpmPP2MSde {
     fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
         let p = &self.params;
         let lv = p.levels(ctx.sde)?;
-        let n = lv.steps();
-        let mut x = enter(ctx, x32);
-        let mut rec = Rec::new(&x);
-        let mut d0 = Array2::<f64>::zeros(x.raw_dim());
-        let mut d_1 = Array2::<f64>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
+        let mut d0 = Array2::<f64>::zeros(x32.raw_dim());
+        let mut d_1 = d0.clone();
+        let mut z = Array2::<f32>::zeros(x32.raw_dim());
         let mut h_1 = 0.0;
-        for i in 0..n {
-            ctx.denoise_scaled(&x, lv.t[i], &mut d0);
+        run_scaled(ctx, x32, &lv, |ctx, i, x| {
+            ctx.denoise_scaled(x, lv.t[i], &mut d0);
             let h = lv.lambda[i + 1] - lv.lambda[i];
             let hh = (1.0 + p.eta) * h;
             let c_x = (-hh).exp();
             let c0 = hh * phi(1, -hh);
             if i == 0 {
-                Zip::from(&mut x)
+                Zip::from(&mut *x)
                     .and(&d0)
                     .for_each(|xv, &d| *xv = c_x * *xv + c0 * d);
             } else {
@@ -135,18 +132,15 @@ impl Ancestral for DpmPP2MSde {
                     TwoMSolver::Heun => hh * phi(2, -hh),
                 } * h
                     / h_1;
-                Zip::from(&mut x)
+                Zip::from(&mut *x)
                     .and(&d0)
                     .and(&d_1)
                     .for_each(|xv, &d, &p| *xv = c_x * *xv + c0 * d + c * (d - p));
             }
             let c_z = p.s_noise * lv.sigma[i + 1] * (-(-2.0 * p.eta * h).exp_m1()).sqrt();
-            add_noise(ctx, &mut x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
+            add_noise(ctx, x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
             std::mem::swap(&mut d_1, &mut d0);
             h_1 = h;
-            rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
-        }
-        leave(ctx, x32, &mut x);
-        Ok(())
+        })
     }
 }

@@ -6,7 +6,7 @@
 use ndarray::{Array2, Zip};
 
 use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{add_noise, ancestral_split, enter, leave, time_of_sigma, Rec};
+use super::scaled::{add_noise, ancestral_split, run_scaled, time_of_sigma};
 use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
 
@@ -76,38 +76,26 @@ impl Ancestral for DpmPP2SAncestral {
         let p = &self.params;
         let sde = ctx.sde;
         let lv = p.levels(sde)?;
-        let n = lv.steps();
-        let mut x = enter(ctx, x32);
-        let mut rec = Rec::new(&x);
-        let mut d = Array2::<f64>::zeros(x.raw_dim());
-        let mut x_s = Array2::<f64>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
-        for i in 0..n {
+        let mut d = Array2::<f64>::zeros(x32.raw_dim());
+        let mut x_s = d.clone();
+        let mut z = Array2::<f32>::zeros(x32.raw_dim());
+        run_scaled(ctx, x32, &lv, |ctx, i, x| {
             let sig = lv.sigma[i];
             let (sig_d, sig_u) = ancestral_split(sig, lv.sigma[i + 1], p.eta);
             let h = (sig / sig_d).ln();
             let sig_s = (sig * sig_d).sqrt();
-            ctx.denoise_scaled(&x, lv.t[i], &mut d);
+            ctx.denoise_scaled(x, lv.t[i], &mut d);
             let (cx, cd) = (sig_s / sig, -(-0.5 * h).exp_m1());
             Zip::from(&mut x_s)
-                .and(&x)
+                .and(&*x)
                 .and(&d)
                 .for_each(|o, &xv, &dv| *o = cx * xv + cd * dv);
             ctx.denoise_scaled(&x_s, time_of_sigma(sde, sig_s), &mut d);
             let (cx, cd) = (sig_d / sig, -(-h).exp_m1());
-            Zip::from(&mut x)
+            Zip::from(&mut *x)
                 .and(&d)
                 .for_each(|xv, &dv| *xv = cx * *xv + cd * dv);
-            add_noise(
-                ctx,
-                &mut x,
-                &mut z,
-                (lv.t[i], lv.t[i + 1]),
-                p.s_noise * sig_u,
-            );
-            rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
-        }
-        leave(ctx, x32, &mut x);
-        Ok(())
+            add_noise(ctx, x, &mut z, (lv.t[i], lv.t[i + 1]), p.s_noise * sig_u);
+        })
     }
 }

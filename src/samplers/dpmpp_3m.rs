@@ -7,7 +7,7 @@ use ndarray::{Array2, Zip};
 
 use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
 use super::phi::phi;
-use super::scaled::{add_noise, enter, leave, Rec};
+use super::scaled::{add_noise, run_scaled};
 use super::{Ctx, Entry, Nfe, Noise, Params, Schedule};
 use crate::error::Result;
 
@@ -132,15 +132,13 @@ impl Ancestral for DpmPP3M {
         let p = &self.params;
         let lv = p.levels(ctx.sde)?;
         let n = lv.steps();
-        let mut x = enter(ctx, x32);
-        let mut rec = Rec::new(&x);
-        let mut d0 = Array2::<f64>::zeros(x.raw_dim());
-        let mut d_1 = Array2::<f64>::zeros(x.raw_dim());
-        let mut d_2 = Array2::<f64>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
+        let mut d0 = Array2::<f64>::zeros(x32.raw_dim());
+        let mut d_1 = d0.clone();
+        let mut d_2 = d0.clone();
+        let mut z = Array2::<f32>::zeros(x32.raw_dim());
         let (mut h_1, mut h_2) = (0.0, 0.0);
-        for i in 0..n {
-            ctx.denoise_scaled(&x, lv.t[i], &mut d0);
+        run_scaled(ctx, x32, &lv, |ctx, i, x| {
+            ctx.denoise_scaled(x, lv.t[i], &mut d0);
             let h = lv.lambda[i + 1] - lv.lambda[i];
             let hh = (1.0 + p.eta) * h;
             let mut order = (i + 1).min(3);
@@ -152,19 +150,22 @@ impl Ancestral for DpmPP3M {
             let c1 = hh * phi(2, -hh);
             let c2 = 2.0 * hh * phi(3, -hh);
             match order {
-                1 => Zip::from(&mut x)
+                1 => Zip::from(&mut *x)
                     .and(&d0)
                     .for_each(|xv, &d| *xv = c_x * *xv + c0 * d),
                 2 => {
                     let r0 = h_1 / h;
-                    Zip::from(&mut x).and(&d0).and(&d_1).for_each(|xv, &d, &p| {
-                        *xv = c_x * *xv + c0 * d + c1 * (d - p) / r0;
-                    })
+                    Zip::from(&mut *x)
+                        .and(&d0)
+                        .and(&d_1)
+                        .for_each(|xv, &d, &p| {
+                            *xv = c_x * *xv + c0 * d + c1 * (d - p) / r0;
+                        })
                 }
                 _ => {
                     let (r0, r1) = (h_1 / h, h_2 / h);
                     let w = r0 / (r0 + r1);
-                    Zip::from(&mut x)
+                    Zip::from(&mut *x)
                         .and(&d0)
                         .and(&d_1)
                         .and(&d_2)
@@ -178,14 +179,11 @@ impl Ancestral for DpmPP3M {
                 }
             }
             let c_z = p.s_noise * lv.sigma[i + 1] * (-(-2.0 * p.eta * h).exp_m1()).sqrt();
-            add_noise(ctx, &mut x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
+            add_noise(ctx, x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
             // Shift the history: D_{i−2} ← D_{i−1} ← D_i.
             std::mem::swap(&mut d_2, &mut d_1);
             std::mem::swap(&mut d_1, &mut d0);
             (h_2, h_1) = (h_1, h);
-            rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
-        }
-        leave(ctx, x32, &mut x);
-        Ok(())
+        })
     }
 }

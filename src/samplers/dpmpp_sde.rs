@@ -6,7 +6,7 @@
 use ndarray::{Array2, Zip};
 
 use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{ancestral_split, enter, leave, time_of_sigma, Rec};
+use super::scaled::{ancestral_split, run_scaled, time_of_sigma};
 use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
 
@@ -95,15 +95,12 @@ impl Ancestral for DpmPPSde {
         let p = &self.params;
         let sde = ctx.sde;
         let lv = p.levels(sde)?;
-        let n = lv.steps();
-        let mut x = enter(ctx, x32);
-        let mut rec = Rec::new(&x);
-        let mut d = Array2::<f64>::zeros(x.raw_dim());
-        let mut d_s = Array2::<f64>::zeros(x.raw_dim());
-        let mut x_s = Array2::<f64>::zeros(x.raw_dim());
-        let mut z1 = Array2::<f32>::zeros(x.raw_dim());
-        let mut z2 = Array2::<f32>::zeros(x.raw_dim());
-        for i in 0..n {
+        let mut d = Array2::<f64>::zeros(x32.raw_dim());
+        let mut d_s = d.clone();
+        let mut x_s = d.clone();
+        let mut z1 = Array2::<f32>::zeros(x32.raw_dim());
+        let mut z2 = z1.clone();
+        run_scaled(ctx, x32, &lv, |ctx, i, x| {
             let (sig, sig_next) = (lv.sigma[i], lv.sigma[i + 1]);
             let sig_s = (sig * sig_next).sqrt();
             let t_s = time_of_sigma(sde, sig_s);
@@ -122,11 +119,11 @@ impl Ancestral for DpmPPSde {
                     .and(&z1)
                     .for_each(|b, &a| *b = w1 * a + w2 * *b);
             }
-            ctx.denoise_scaled(&x, lv.t[i], &mut d);
+            ctx.denoise_scaled(x, lv.t[i], &mut d);
             // Stage 1: ancestral step to the midpoint.
             let (ca, cu) = (a / sig, p.s_noise * u);
             Zip::from(&mut x_s)
-                .and(&x)
+                .and(&*x)
                 .and(&d)
                 .and(&z1)
                 .for_each(|o, &xv, &dv, &zv| {
@@ -135,15 +132,12 @@ impl Ancestral for DpmPPSde {
             ctx.denoise_scaled(&x_s, t_s, &mut d_s);
             // Stage 2: ancestral step over the whole interval with D_s.
             let (cb, cv) = (b / sig, p.s_noise * v);
-            Zip::from(&mut x)
+            Zip::from(&mut *x)
                 .and(&d_s)
                 .and(&z2)
                 .for_each(|xv, &dv, &zv| {
                     *xv = cb * *xv + (1.0 - cb) * dv + if noisy { cv * f64::from(zv) } else { 0.0 };
                 });
-            rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
-        }
-        leave(ctx, x32, &mut x);
-        Ok(())
+        })
     }
 }

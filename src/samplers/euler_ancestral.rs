@@ -5,7 +5,7 @@
 use ndarray::Array2;
 
 use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{add_noise, ancestral_split, enter, leave, to_d, Rec};
+use super::scaled::{add_noise, ancestral_split, run_scaled, to_d};
 use super::{Ctx, Entry, Nfe, Params, Schedule};
 use crate::error::Result;
 
@@ -73,29 +73,17 @@ impl Ancestral for EulerAncestral {
 
     fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
         let p = &self.params;
-        let sde = ctx.sde;
-        let grid = p.schedule.grid(sde, p.steps)?;
-        let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-        let mut x = enter(ctx, x32);
-        let mut den = Array2::<f64>::zeros(x.raw_dim());
-        let mut d = Array2::<f64>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
-        let mut rec = Rec::new(&x);
-        for i in 0..n {
-            ctx.denoise_scaled(&x, times[i], &mut den);
-            to_d(&x, &den, sig[i], &mut d);
+        let lv = p.levels(ctx.sde)?;
+        let mut den = Array2::<f64>::zeros(x32.raw_dim());
+        let mut d = den.clone();
+        let mut z = Array2::<f32>::zeros(x32.raw_dim());
+        run_scaled(ctx, x32, &lv, |ctx, i, x| {
+            let (sig, t) = (&lv.sigma, &lv.t);
+            ctx.denoise_scaled(x, t[i], &mut den);
+            to_d(x, &den, sig[i], &mut d);
             let (down, up) = ancestral_split(sig[i], sig[i + 1], p.eta);
             x.scaled_add(down - sig[i], &d);
-            add_noise(
-                ctx,
-                &mut x,
-                &mut z,
-                (times[i], times[i + 1]),
-                p.s_noise * up,
-            );
-            rec.record(ctx, i + 1, n, times[i + 1], &x);
-        }
-        leave(ctx, x32, &mut x);
-        Ok(())
+            add_noise(ctx, x, &mut z, (t[i], t[i + 1]), p.s_noise * up);
+        })
     }
 }

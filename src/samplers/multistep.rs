@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use ndarray::Array2;
 
-use super::scaled::{enter, leave, to_d, Rec};
+use super::scaled::{run_scaled, to_d, Levels};
 use super::{Ctx, Schedule};
 use crate::error::Result;
 use crate::sde::Sde;
@@ -78,25 +78,19 @@ pub(crate) fn run_multistep(
     mut weights: impl FnMut(&StepAt) -> Vec<f64>,
 ) -> Result<()> {
     let sde = ctx.sde;
-    let grid = schedule.grid(sde, steps)?;
-    let (times, sig, n) = (grid.times(), grid.sigmas(), grid.steps());
-    let mut x = enter(ctx, x32);
-    let mut den = Array2::<f64>::zeros(x.raw_dim());
-    let mut rec = Rec::new(&x);
+    let lv = Levels::new(&schedule.grid(sde, steps)?);
+    let mut den = Array2::<f64>::zeros(x32.raw_dim());
     let mut eps = History::new(order);
-    for i in 0..n {
-        ctx.denoise_scaled(&x, times[i], &mut den);
-        eps.push(&x, &den, sig[i]);
+    run_scaled(ctx, x32, &lv, |ctx, i, x| {
+        ctx.denoise_scaled(x, lv.t[i], &mut den);
+        eps.push(x, &den, lv.sigma[i]);
         let c = weights(&StepAt {
             i,
             k: eps.len(),
-            times,
-            sigmas: sig,
+            times: &lv.t,
+            sigmas: &lv.sigma,
             sde,
         });
-        eps.add_to(&mut x, &c);
-        rec.record(ctx, i + 1, n, times[i + 1], &x);
-    }
-    leave(ctx, x32, &mut x);
-    Ok(())
+        eps.add_to(x, &c);
+    })
 }

@@ -6,7 +6,7 @@
 use ndarray::{Array2, Zip};
 
 use super::params::SpecWriter;
-use super::scaled::{add_noise, enter, leave, time_of_sigma, Levels, Rec};
+use super::scaled::{add_noise, run_scaled, time_of_sigma, Levels};
 use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
 use crate::sde::Sde;
@@ -188,7 +188,6 @@ impl Sampler for Restart {
     fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
         let sde = ctx.sde;
         let lv = Levels::new(&self.schedule.grid(sde, self.steps)?);
-        let n = lv.steps();
         let j = self.restart_index(&lv.sigma);
         // The restart sub-grid: Karras rho = 7 from restart_max to σ̃_j.
         let (hi, lo) = (self.restart_max, lv.sigma[j]);
@@ -206,27 +205,22 @@ impl Sampler for Restart {
             .collect();
         let jump = (hi * hi - lo * lo).max(0.0).sqrt();
 
-        let mut x = enter(ctx, x32);
-        let mut rec = Rec::new(&x);
-        let mut d = Array2::<f64>::zeros(x.raw_dim());
-        let mut x_e = Array2::<f64>::zeros(x.raw_dim());
-        let mut d_e = Array2::<f64>::zeros(x.raw_dim());
-        let mut z = Array2::<f32>::zeros(x.raw_dim());
-        for i in 0..n {
+        let mut d = Array2::<f64>::zeros(x32.raw_dim());
+        let mut x_e = d.clone();
+        let mut d_e = d.clone();
+        let mut z = Array2::<f32>::zeros(x32.raw_dim());
+        run_scaled(ctx, x32, &lv, |ctx, i, x| {
             let from = (lv.t[i], lv.sigma[i]);
             let to = (lv.t[i + 1], lv.sigma[i + 1]);
-            heun(ctx, &mut x, from, to, &mut d, &mut x_e, &mut d_e);
+            heun(ctx, x, from, to, &mut d, &mut x_e, &mut d_e);
             if i + 1 == j {
                 for _ in 0..self.k {
-                    add_noise(ctx, &mut x, &mut z, (sub[0].0, lv.t[j]), jump);
+                    add_noise(ctx, x, &mut z, (sub[0].0, lv.t[j]), jump);
                     for w in sub.windows(2) {
-                        heun(ctx, &mut x, w[0], w[1], &mut d, &mut x_e, &mut d_e);
+                        heun(ctx, x, w[0], w[1], &mut d, &mut x_e, &mut d_e);
                     }
                 }
             }
-            rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
-        }
-        leave(ctx, x32, &mut x);
-        Ok(())
+        })
     }
 }

@@ -89,31 +89,56 @@ impl Levels {
 }
 
 /// The data-scaled f64 state x̃ = x_T / alpha(T) of the prior draws.
-pub(crate) fn enter(ctx: &Ctx, x32: &Array2<f32>) -> Array2<f64> {
+fn enter(ctx: &Ctx, x32: &Array2<f32>) -> Array2<f64> {
     let inv = 1.0 / ctx.sde.alpha(ctx.sde.t_max());
     x32.mapv(|v| f64::from(v) * inv)
 }
 
 /// Write x = alpha(ε) x̃ into the caller's f32 samples.
-pub(crate) fn leave(ctx: &Ctx, x32: &mut Array2<f32>, x: &mut Array2<f64>) {
+fn leave(ctx: &Ctx, x32: &mut Array2<f32>, x: &mut Array2<f64>) {
     let a = ctx.sde.alpha(ctx.sde.t_eps());
     x.mapv_inplace(|v| v * a);
     write_back(x32, x);
 }
 
+/// The loop of every sampler in x̃ over the N steps of `lv`:
+///
+/// ```text
+///   x̃_0 = x_T / alpha(T);   x̃_{i+1} = step(i, x̃_i), recorded as alpha(t_{i+1}) x̃_{i+1};   x = alpha(ε) x̃_N
+/// ```
+///
+/// `step(ctx, i, x̃)` moves the state from level i to level i + 1 in place;
+/// the output overwrites the prior draws in `x32`.
+pub(crate) fn run_scaled(
+    ctx: &mut Ctx,
+    x32: &mut Array2<f32>,
+    lv: &Levels,
+    mut step: impl FnMut(&mut Ctx, usize, &mut Array2<f64>),
+) -> Result<()> {
+    let n = lv.steps();
+    let mut x = enter(ctx, x32);
+    let mut rec = Rec::new(&x);
+    for i in 0..n {
+        step(ctx, i, &mut x);
+        rec.record(ctx, i + 1, n, lv.t[i + 1], &x);
+    }
+    leave(ctx, x32, &mut x);
+    Ok(())
+}
+
 /// Records the state in the SDE's own scaling x = alpha(t) x̃.
-pub(crate) struct Rec {
+struct Rec {
     buf: Array2<f64>,
 }
 
 impl Rec {
-    pub(crate) fn new(x: &Array2<f64>) -> Self {
+    fn new(x: &Array2<f64>) -> Self {
         Rec {
             buf: Array2::zeros(x.raw_dim()),
         }
     }
 
-    pub(crate) fn record(&mut self, ctx: &mut Ctx, step: usize, n: usize, t: f64, x: &Array2<f64>) {
+    fn record(&mut self, ctx: &mut Ctx, step: usize, n: usize, t: f64, x: &Array2<f64>) {
         let a = ctx.sde.alpha(t);
         Zip::from(&mut self.buf).and(x).for_each(|o, &v| *o = a * v);
         ctx.record_f64(step, n, t, &self.buf);

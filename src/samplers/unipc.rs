@@ -9,7 +9,7 @@ use ndarray::{Array2, Zip};
 
 use super::params::SpecWriter;
 use super::phi::phi;
-use super::scaled::{enter, leave, Levels, Rec};
+use super::scaled::{run_scaled, Levels};
 use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
 use crate::error::{Error, Result};
 use crate::sde::Sde;
@@ -245,22 +245,21 @@ impl Sampler for UniPc {
     fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
         let lv = Levels::new(&self.schedule.grid(ctx.sde, self.steps)?);
         let n = lv.steps();
-        let mut x_pred = enter(ctx, x32);
-        let mut rec = Rec::new(&x_pred);
-        // The corrected state x̃_i the predictor starts from.
-        let mut x = x_pred.clone();
-        let mut tmp = Array2::<f64>::zeros(x.raw_dim());
-        let mut m = Array2::<f64>::zeros(x.raw_dim());
+        // The corrected state x̃_i the predictor x̃_pred (the loop's state)
+        // starts from; it is x̃_pred itself on the first step.
+        let mut x = Array2::<f64>::zeros(x32.raw_dim());
+        let mut tmp = x.clone();
+        let mut m = x.clone();
         let mut hist: VecDeque<(f64, Array2<f64>)> = VecDeque::with_capacity(self.order + 1);
         let mut q_prev = 0;
-        for i in 0..n {
-            ctx.denoise_scaled(&x_pred, lv.t[i], &mut m);
+        run_scaled(ctx, x32, &lv, |ctx, i, x_pred| {
+            ctx.denoise_scaled(x_pred, lv.t[i], &mut m);
             if self.corrector && i > 0 {
                 // x (the state at i − 1) becomes the corrected state at i.
                 self.update(&mut tmp, &x, &hist, lv.lambda[i], q_prev, Some(&m));
                 std::mem::swap(&mut x, &mut tmp);
             } else {
-                x.assign(&x_pred);
+                x.assign(x_pred);
             }
             // Keep the last `order` model outputs (reusing the oldest buffer).
             let mut slot = match hist.len() == self.order {
@@ -273,11 +272,8 @@ impl Sampler for UniPc {
             if n < 15 {
                 q = q.min(n - i);
             }
-            self.update(&mut x_pred, &x, &hist, lv.lambda[i + 1], q, None);
+            self.update(x_pred, &x, &hist, lv.lambda[i + 1], q, None);
             q_prev = q;
-            rec.record(ctx, i + 1, n, lv.t[i + 1], &x_pred);
-        }
-        leave(ctx, x32, &mut x_pred);
-        Ok(())
+        })
     }
 }

@@ -35,10 +35,7 @@ use std::path::PathBuf;
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::seq::SliceRandom;
 
-use super::{
-    check_options, check_out_dir, plan_cell, plan_samplers, run_seeds, Cell, CellPlan,
-    CompareOptions,
-};
+use super::{check_options, run_cells, Cell, CompareOptions, Setup};
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
 use crate::metrics::image::{classifier_scores, FrechetReference};
@@ -253,12 +250,13 @@ pub fn run_images(
             ),
         ));
     }
-    let out_dir = check_out_dir(opts, name, &FILES_IMAGE)?;
-    let mut budgets = opts.nfe.clone();
-    budgets.sort_unstable();
-    let (plans, skipped_samplers) = plan_samplers(opts, sde)?;
-    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-    let _lock = crate::fsutil::lock_dir(&out_dir)?;
+    let Setup {
+        out_dir,
+        budgets,
+        plans,
+        skipped_samplers,
+        _lock,
+    } = Setup::new(opts, sde, name, &FILES_IMAGE)?;
 
     let train_nn = train.pixels.view();
     let draw = |set: &ImageSet, dom, s: usize| -> Array2<f32> {
@@ -309,45 +307,21 @@ pub fn run_images(
         .collect::<Result<_>>()?;
     let floor = summarise(&floor_q);
 
-    let mut cells = Vec::new();
-    let mut skipped_cells = Vec::new();
-    for (spec, plan) in &plans {
-        for (bi, &budget) in budgets.iter().enumerate() {
-            let (sampler, steps, rtol) = match plan_cell(spec, plan, bi, budget, budgets.len())? {
-                CellPlan::Run {
-                    sampler,
-                    steps,
-                    rtol,
-                } => (sampler, steps, rtol),
-                CellPlan::Skip(why) => {
-                    skipped_cells.push((spec.clone(), budget, why));
-                    continue;
-                }
-            };
-            let (qs, secs, samples, nfe) = run_seeds(
-                sampler.as_ref(),
-                sde,
-                score,
-                opts,
-                Some(BATCH),
-                &format!("{spec} @ {budget}"),
-                &evaluate,
-            )?;
-            let samples = samples
-                .slice(ndarray::s![..THUMB_IMAGES.min(n), ..])
-                .to_owned();
-            cells.push(ImageCell {
-                spec: spec.clone(),
-                sampler: sampler.label(),
-                budget,
-                steps,
-                rtol,
-                nfe,
-                seconds: MeanSe::from_samples(&secs),
-                quality: summarise(&qs),
-                samples,
-            });
-        }
+    let (mut cells, skipped_cells) = run_cells(
+        &plans,
+        &budgets,
+        (sde, score),
+        opts,
+        Some(BATCH),
+        &evaluate,
+        summarise,
+    )?;
+    // Only the first few images are kept, for the thumbnails.
+    for c in &mut cells {
+        c.samples = c
+            .samples
+            .slice(ndarray::s![..THUMB_IMAGES.min(n), ..])
+            .to_owned();
     }
 
     let table = output::results_table(&cells, &floor);

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::image::{ImageCell, ImageData, ImageSummary, NN_SUBSET, THUMB_IMAGES};
-use super::output::{fmt_ms_p, fmt_sci, push_skipped, sheet_cells};
+use super::output::{csv_rows, fmt_ms_p, fmt_sci, push_skipped, sheet_cells};
 use super::{CompareOptions, Plan};
 use crate::error::Result;
 use crate::metrics::{MeanSe, DC_K, PR_K};
@@ -60,17 +60,7 @@ pub(super) fn results_table(cells: &[ImageCell], floor: &ImageSummary) -> Table 
     }
     let mut t = Table::new(&headers);
     for c in cells {
-        let mut row = vec![
-            c.spec.clone(),
-            c.budget.to_string(),
-            match (c.steps, c.rtol) {
-                (Some(s), _) => s.to_string(),
-                (None, Some(r)) => format!("rtol {r:.0e}"),
-                _ => "-".into(),
-            },
-            c.nfe.to_string(),
-            format!("{:.2}", c.seconds.mean),
-        ];
+        let mut row = c.table_lead(2);
         row.extend(metric_cells(&c.quality, floor));
         t.rows.push(row);
     }
@@ -147,32 +137,13 @@ pub(super) fn results_csv(
             })
             .collect()
     };
-    for (spec, _) in plans {
-        for &b in budgets {
-            if let Some(c) = cells.iter().find(|c| &c.spec == spec && c.budget == b) {
-                let mut row = vec![
-                    spec.clone(),
-                    c.sampler.clone(),
-                    b.to_string(),
-                    c.steps.map(|s| s.to_string()).unwrap_or_default(),
-                    c.rtol.map(|r| format!("{r:e}")).unwrap_or_default(),
-                    c.nfe.to_string(),
-                    format!("{}", c.seconds.mean),
-                    format!("{}", c.seconds.se),
-                ];
-                row.extend(fields(&c.quality));
-                row.push(String::new());
-                t.rows.push(row);
-            } else if let Some((_, _, why)) =
-                skipped.iter().find(|(s, bb, _)| s == spec && *bb == b)
-            {
-                let mut row = vec![spec.clone(), String::new(), b.to_string()];
-                row.resize(headers.len() - 1, String::new());
-                row.push(why.clone());
-                t.rows.push(row);
-            }
-        }
-    }
+    let width = headers.len();
+    t.rows = csv_rows(plans, budgets, cells, skipped, (width - 1, width), |c| {
+        let mut row = c.csv_lead();
+        row.extend(fields(&c.quality));
+        row.push(String::new());
+        row
+    });
     let mut row = vec!["data (floor)".to_string()];
     row.resize(8, String::new());
     row.extend(fields(floor));

@@ -23,32 +23,32 @@
 //! (largest), and its actual NFE is reported.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use ndarray::{s, Array2, ArrayView2};
 
-use super::bars::sample_bar;
 use crate::data::Toy;
 use crate::error::{Error, Result};
 use crate::metrics::{self, MeanSe};
 use crate::model::ScoreModel;
 use crate::report::Table;
 use crate::rng::{self, domain};
-use crate::samplers::{self, SampleOptions};
+use crate::samplers;
 use crate::score::Score;
 use crate::sde::Sde;
 use crate::viz;
 
+mod cells;
 pub mod image;
 mod image_output;
 mod options;
 mod output;
 mod plan;
+use cells::{run_cells, Setup};
 pub use image::{
     run_images, ImageCell, ImageCompareReport, ImageData, ImageSummary, DEFAULT_NFE_IMAGE,
     DEFAULT_N_IMAGE,
 };
-use options::{check_options, check_out_dir, FILES_2D};
+use options::{check_options, FILES_2D};
 pub use options::{
     default_specs, CompareOptions, Source, DEFAULT_N, DEFAULT_NFE, DEFAULT_N_MODEL, DEFAULT_SEEDS,
     IMAGE_ORACLES, PAIRWISE_SUBSET, RTOL_RANGE, SWD_PROJECTIONS,
@@ -56,7 +56,7 @@ pub use options::{
 use output::{
     indistinguishable_notes, results_csv, results_markdown, results_table, write_figures,
 };
-use plan::{plan_cell, plan_samplers, CellPlan, Plan};
+use plan::Plan;
 
 /// What a comparison produced: 2-D or images.
 #[derive(Clone, Debug)]
@@ -72,7 +72,7 @@ pub fn run_any(opts: &CompareOptions) -> Result<Report> {
             return Err(Error::invalid(
                 "data",
                 opts.data.map(|d| d.name()).unwrap_or_default(),
-                "no --data for an image comparison (the images' own set is the reference)",
+                "none for an image comparison (the images' own set is the reference)",
             ));
         }
         Ok(())
@@ -309,12 +309,13 @@ pub fn run_with(
             data.name()
         )));
     }
-    let out_dir = check_out_dir(opts, name, &FILES_2D)?;
-    let mut budgets = opts.nfe.clone();
-    budgets.sort_unstable();
-    let (plans, skipped_samplers) = plan_samplers(opts, sde)?;
-    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-    let _lock = crate::fsutil::lock_dir(&out_dir)?;
+    let Setup {
+        out_dir,
+        budgets,
+        plans,
+        skipped_samplers,
+        _lock,
+    } = Setup::new(opts, sde, name, &FILES_2D)?;
 
     // Reference and floor draws, one pair per seed.
     let n = opts.n;
@@ -358,43 +359,15 @@ pub fn run_with(
         .collect::<Result<_>>()?;
     let floor = summarise(&floor_q);
 
-    let mut cells = Vec::new();
-    let mut skipped_cells = Vec::new();
-    for (spec, plan) in &plans {
-        for (bi, &budget) in budgets.iter().enumerate() {
-            let (sampler, steps, rtol) = match plan_cell(spec, plan, bi, budget, budgets.len())? {
-                CellPlan::Run {
-                    sampler,
-                    steps,
-                    rtol,
-                } => (sampler, steps, rtol),
-                CellPlan::Skip(why) => {
-                    skipped_cells.push((spec.clone(), budget, why));
-                    continue;
-                }
-            };
-            let (qs, secs, samples, nfe) = run_seeds(
-                sampler.as_ref(),
-                sde,
-                score,
-                opts,
-                None,
-                &format!("{spec} @ {budget}"),
-                &evaluate,
-            )?;
-            cells.push(Cell {
-                spec: spec.clone(),
-                sampler: sampler.label(),
-                budget,
-                steps,
-                rtol,
-                nfe,
-                seconds: MeanSe::from_samples(&secs),
-                quality: summarise(&qs),
-                samples,
-            });
-        }
-    }
+    let (cells, skipped_cells) = run_cells(
+        &plans,
+        &budgets,
+        (sde, score),
+        opts,
+        None,
+        &evaluate,
+        summarise,
+    )?;
 
     let notes = indistinguishable_notes(&cells, &budgets);
     let table = results_table(&cells, &floor, mixture.is_some(), data == Toy::Checkerboard);
@@ -422,50 +395,4 @@ pub fn run_with(
         notes,
         table,
     })
-}
-
-/// What [`run_seeds`] returns: per-seed metrics, per-seed seconds, the
-/// first seed's samples and their NFE.
-type SeedRuns<Q> = (Vec<Q>, Vec<f64>, Array2<f32>, usize);
-
-/// Run one cell's sampler once per seed (sampling seed s scored by
-/// `evaluate(samples, s)`), with a progress bar if asked.
-fn run_seeds<Q>(
-    sampler: &dyn samplers::Sampler,
-    sde: &dyn Sde,
-    score: &dyn Score,
-    opts: &CompareOptions,
-    batch: Option<usize>,
-    what: &str,
-    evaluate: &dyn Fn(ArrayView2<f32>, usize) -> Result<Q>,
-) -> Result<SeedRuns<Q>> {
-    let n = opts.n;
-    let pb = opts
-        .progress
-        .then(|| sample_bar((n * opts.seeds) as u64, what.to_string(), 24));
-    let mut qs = Vec::with_capacity(opts.seeds);
-    let mut secs = Vec::with_capacity(opts.seeds);
-    let mut first: Option<(Array2<f32>, usize)> = None;
-    for s in 0..opts.seeds {
-        let mut so = SampleOptions::new(
-            n,
-            rng::derive(opts.seed, domain::COMPARE_SAMPLING, s as u64),
-        );
-        if let Some(b) = batch {
-            so.batch = b;
-        }
-        so.progress = pb.as_ref().map(|(_, p)| p.clone());
-        let start = Instant::now();
-        let out = samplers::sample(sampler, sde, score, &so)?;
-        secs.push(start.elapsed().as_secs_f64());
-        qs.push(evaluate(out.samples.view(), s)?);
-        if first.is_none() {
-            first = Some((out.samples, out.nfe));
-        }
-    }
-    if let Some((pb, _)) = &pb {
-        pb.finish_and_clear();
-    }
-    let (samples, nfe) = first.expect("seeds >= 1");
-    Ok((qs, secs, samples, nfe))
 }

@@ -181,8 +181,9 @@ pub(super) fn check_out_dir(opts: &CompareOptions, name: &str, files: &[&str]) -
                 "name",
                 name,
                 format!(
-                    "a new comparison name: {} exists (pass --force to overwrite)",
-                    f.display()
+                    "a new comparison name: {} exists ({})",
+                    f.display(),
+                    crate::app::ADVICE_FORCE
                 ),
             ));
         }

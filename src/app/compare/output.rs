@@ -116,21 +116,13 @@ pub(super) fn results_table(
         v
     };
     for c in cells {
-        let mut row = vec![
-            c.spec.clone(),
-            c.budget.to_string(),
-            match (c.steps, c.rtol) {
-                (Some(s), _) => s.to_string(),
-                (None, Some(r)) => format!("rtol {r:.0e}"),
-                _ => "-".into(),
-            },
-            c.nfe.to_string(),
-            format!("{:.3}", c.seconds.mean),
+        let mut row = c.table_lead(3);
+        row.extend([
             fmt_ms(&c.quality.swd),
             format!("{:.2}", c.quality.swd.mean / floor.swd.mean),
             fmt_sci(&c.quality.mmd),
             fmt_sci(&c.quality.energy),
-        ];
+        ]);
         row.extend(extra(&c.quality));
         t.rows.push(row);
     }
@@ -201,45 +193,88 @@ pub(super) fn results_csv(
             None => [String::new(), String::new()],
         }
     };
+    t.rows = csv_rows(plans, budgets, cells, skipped, (25, 34), |c| {
+        let q = &c.quality;
+        let mut row = c.csv_lead();
+        row.extend(ms(Some(&q.swd)));
+        row.push(format!("{}", q.swd.mean / floor.swd.mean));
+        row.extend(ms(Some(&floor.swd)));
+        row.extend(ms(Some(&q.mmd)));
+        row.extend(ms(Some(&q.energy)));
+        for i in 0..3 {
+            row.extend(ms(q.mixture.as_ref().map(|m| &m[i])));
+        }
+        row.extend(ms(q.in_support.as_ref()));
+        row.push(String::new());
+        for m in &q.prdc {
+            row.extend(ms(Some(m)));
+        }
+        row
+    });
+    t
+}
+
+impl<Q> Cell<Q> {
+    /// The first columns of a Markdown table row: sampler spec, budget,
+    /// steps (or the tolerance), NFE and the mean seconds to `digits` places.
+    pub(super) fn table_lead(&self, digits: usize) -> Vec<String> {
+        vec![
+            self.spec.clone(),
+            self.budget.to_string(),
+            match (self.steps, self.rtol) {
+                (Some(s), _) => s.to_string(),
+                (None, Some(r)) => format!("rtol {r:.0e}"),
+                _ => "-".into(),
+            },
+            self.nfe.to_string(),
+            format!("{:.digits$}", self.seconds.mean),
+        ]
+    }
+
+    /// The first columns of a CSV row: `sampler`, `name`, `budget`, `steps`,
+    /// `rtol`, `nfe`, `seconds_mean`, `seconds_se`.
+    pub(super) fn csv_lead(&self) -> Vec<String> {
+        vec![
+            self.spec.clone(),
+            self.sampler.clone(),
+            self.budget.to_string(),
+            self.steps.map(|s| s.to_string()).unwrap_or_default(),
+            self.rtol.map(|r| format!("{r:e}")).unwrap_or_default(),
+            self.nfe.to_string(),
+            format!("{}", self.seconds.mean),
+            format!("{}", self.seconds.se),
+        ]
+    }
+}
+
+/// The CSV rows of the cells in sampler-then-budget order: a cell that ran
+/// as `row(cell)`; a skipped one as its spec and budget (columns 0 and 2)
+/// and the reason in column `note` of `width` columns, the rest empty.
+pub(super) fn csv_rows<Q>(
+    plans: &[(String, Plan)],
+    budgets: &[usize],
+    cells: &[Cell<Q>],
+    skipped: &[(String, usize, String)],
+    (note, width): (usize, usize),
+    mut row: impl FnMut(&Cell<Q>) -> Vec<String>,
+) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
     for (spec, _) in plans {
         for &b in budgets {
             if let Some(c) = cells.iter().find(|c| &c.spec == spec && c.budget == b) {
-                let q = &c.quality;
-                let mut row = vec![
-                    spec.clone(),
-                    c.sampler.clone(),
-                    b.to_string(),
-                    c.steps.map(|s| s.to_string()).unwrap_or_default(),
-                    c.rtol.map(|r| format!("{r:e}")).unwrap_or_default(),
-                    c.nfe.to_string(),
-                ];
-                row.extend(ms(Some(&c.seconds)));
-                row.extend(ms(Some(&q.swd)));
-                row.push(format!("{}", q.swd.mean / floor.swd.mean));
-                row.extend(ms(Some(&floor.swd)));
-                row.extend(ms(Some(&q.mmd)));
-                row.extend(ms(Some(&q.energy)));
-                for i in 0..3 {
-                    row.extend(ms(q.mixture.as_ref().map(|m| &m[i])));
-                }
-                row.extend(ms(q.in_support.as_ref()));
-                row.push(String::new());
-                for m in &q.prdc {
-                    row.extend(ms(Some(m)));
-                }
-                t.rows.push(row);
+                rows.push(row(c));
             } else if let Some((_, _, why)) =
                 skipped.iter().find(|(s, bb, _)| s == spec && *bb == b)
             {
-                let mut row = vec![spec.clone(), String::new(), b.to_string()];
-                row.resize(25, String::new());
-                row.push(why.clone());
-                row.resize(34, String::new());
-                t.rows.push(row);
+                let mut r = vec![spec.clone(), String::new(), b.to_string()];
+                r.resize(note, String::new());
+                r.push(why.clone());
+                r.resize(width, String::new());
+                rows.push(r);
             }
         }
     }
-    t
+    rows
 }
 
 #[allow(clippy::too_many_arguments)]
