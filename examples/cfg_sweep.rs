@@ -16,8 +16,14 @@
 //! `dpm-solver++` at 25 steps, x̂0 clipped to [−1, 1]); w = 0 is plain
 //! conditional sampling (one network call per step), w > 0 two calls.
 //!
+//! With a `CLASSIFIER_DIR` (from `scoresde train-classifier`) the sweep is of
+//! classifier guidance instead: the model's own (unconditional) score plus
+//! γ ∇ ln p_t(k | x) of the trained noise-conditional classifier, γ = w
+//! (w = 0: unguided, where agreement is the share of class k in the
+//! model's samples, ≈ 10%).
+//!
 //! ```text
-//! cargo run --release --example cfg_sweep -- MODEL_DIR DATA OUT_DIR [N_PER_CLASS] [W,W,...] [SAMPLER] [STEPS]
+//! cargo run --release --example cfg_sweep -- MODEL_DIR DATA OUT_DIR [N_PER_CLASS] [W,W,...] [SAMPLER] [STEPS] [CLASSIFIER_DIR]
 //! ```
 
 use std::path::PathBuf;
@@ -26,7 +32,7 @@ use anyhow::{bail, Context};
 use ndarray::{Array2, Axis};
 use scoresde::data::images::Split;
 use scoresde::data::source::{data_dir, load_image_set};
-use scoresde::guidance::{ClassifierFree, Condition, ConditionalScore};
+use scoresde::guidance::{ClassifierFree, ClassifierGuidance, Condition, ConditionalScore};
 use scoresde::imaging::{evaluate, grid_options};
 use scoresde::model::ScoreModel;
 use scoresde::nn::classifier::{argmax, Classifier};
@@ -119,6 +125,10 @@ fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let spec = args.get(6).map_or("dpm-solver++", |s| s.as_str());
     let steps: usize = args.get(7).map_or(Ok(25), |s| s.parse())?;
+    let classifier = args
+        .get(8)
+        .map(|d| scoresde::checkpoint::classifier::load_classifier(&PathBuf::from(d)))
+        .transpose()?;
     let judge = match data {
         "digits" => knn_judge()?,
         "mnist" => classifier_judge()?,
@@ -141,7 +151,11 @@ fn main() -> anyhow::Result<()> {
         for k in 0..10 {
             let cfg;
             let cond;
-            let s: &dyn Score = if w == 0.0 {
+            let cg;
+            let s: &dyn Score = if let Some(clf) = &classifier {
+                cg = ClassifierGuidance::new(&model, clf, k, w)?;
+                &cg
+            } else if w == 0.0 {
                 cond = model.with_condition(Condition::Class(k))?;
                 cond.as_ref()
             } else {
@@ -205,12 +219,22 @@ fn main() -> anyhow::Result<()> {
         )?;
     }
     scoresde::fsutil::write_atomic(&out.join("sweep.csv"), csv.as_bytes())?;
-    let title = format!("{data}: classifier-free guidance ({spec}, {steps} steps, {n} per class)");
+    let kind = if classifier.is_some() {
+        "classifier guidance, trained classifier"
+    } else {
+        "classifier-free guidance"
+    };
+    let x_label = if classifier.is_some() {
+        "classifier scale γ"
+    } else {
+        "guidance weight w"
+    };
+    let title = format!("{data}: {kind} ({spec}, {steps} steps, {n} per class)");
     line_plot(
         &out.join("agreement.png"),
         &LinePlot {
             title: title.clone(),
-            x_label: "guidance weight w".into(),
+            x_label: x_label.into(),
             y_label: "judge agrees with the requested class (%, ± SE)".into(),
             series: vec![Series {
                 name: String::new(),
@@ -224,7 +248,7 @@ fn main() -> anyhow::Result<()> {
         &out.join("fd.png"),
         &LinePlot {
             title,
-            x_label: "guidance weight w".into(),
+            x_label: x_label.into(),
             y_label: "Fréchet distance".into(),
             series: vec![Series {
                 name: "FD, all classes".into(),
