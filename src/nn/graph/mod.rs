@@ -351,7 +351,6 @@ impl Graph {
     }
 }
 
-
 /// Node values, normalisation statistics, node gradients and convolution
 /// scratch (permuted weights, per-image weight-gradient partials); buffers
 /// grow to the largest batch seen and are reused.
