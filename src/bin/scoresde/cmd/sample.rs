@@ -29,7 +29,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     }
     let clip_x0 = a.clip_x0.as_deref().map(parse_clip).transpose()?;
     let guidance = parse_guidance(&a)?;
-    let scale = parse_classifier_args(&a)?;
+    let classifier_args = parse_classifier_args(&a)?;
     let npy_path = a.out.join("samples.npy");
     let png_path = a.out.join("samples.png");
     let gif_path = a.out.join("reverse.gif");
@@ -66,12 +66,12 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     let n =
         a.n.unwrap_or(if image_shape.is_some() { grid } else { 10_000 });
     sampler.validate(model.sde())?;
-    let classifier = match &a.classifier {
+    let classifier = match &classifier_args {
         None => None,
-        Some(dir) => Some(load_matching_classifier(dir, &model, &a)?),
+        Some(c) => Some((load_matching_classifier(c, &model)?, c)),
     };
     let conditioned = match &classifier {
-        Some(clf) => Some(classifier_guided(&model, clf, &a, scale)?),
+        Some((clf, c)) => Some(classifier_guided(&model, clf, c)?),
         None => condition(&model, &a, guidance)?,
     };
     // The samples, a trajectory of at most 41 frames and, for 2-D data, the
@@ -252,43 +252,53 @@ fn parse_guidance(a: &SampleArgs) -> Result<Guidance> {
     Ok(a.guidance.map(|w| (w, interval)))
 }
 
+/// Checked `--classifier DIR --class K --classifier-scale G`.
+struct ClassifierArgs<'a> {
+    dir: &'a Path,
+    class: usize,
+    scale: f64,
+}
+
 /// `--classifier` and `--classifier-scale`, checked before the model
-/// loads: the scale (default 1).
-fn parse_classifier_args(a: &SampleArgs) -> Result<f64> {
+/// loads (scale default 1); `None` without `--classifier`.
+fn parse_classifier_args(a: &SampleArgs) -> Result<Option<ClassifierArgs<'_>>> {
     let Some(dir) = &a.classifier else {
         if let Some(g) = a.classifier_scale {
             bail!("invalid classifier-scale = {g}: expected no --classifier-scale without --classifier DIR");
         }
-        return Ok(1.0);
+        return Ok(None);
     };
     let g = a.classifier_scale.unwrap_or(1.0);
     if !(g.is_finite() && g >= 0.0) {
         bail!("invalid classifier-scale = {g}: expected a finite number >= 0");
     }
-    if a.class.is_none() {
+    let Some(class) = a.class else {
         bail!(
             "invalid classifier = {}: expected --class K with --classifier (the class to guide towards)",
             dir.display()
         );
-    }
+    };
     if let Some(w) = a.guidance {
         bail!(
             "invalid guidance = {w}: expected no --guidance with --classifier (classifier-free and classifier guidance are alternatives)"
         );
     }
-    Ok(g)
+    Ok(Some(ClassifierArgs {
+        dir,
+        class,
+        scale: g,
+    }))
 }
 
 /// The classifier in `dir`, if it was trained on the model's data, shape
 /// and SDE.
 fn load_matching_classifier(
-    dir: &Path,
+    c: &ClassifierArgs,
     model: &ScoreModel,
-    a: &SampleArgs,
 ) -> Result<scoresde::guidance::TrainedClassifier> {
     use scoresde::guidance::NoisyClassifier;
-    let clf = scoresde::checkpoint::classifier::load_classifier(dir)?;
-    let d = dir.display();
+    let clf = scoresde::checkpoint::classifier::load_classifier(c.dir)?;
+    let d = c.dir.display();
     if clf.config.data != model.config.data {
         bail!(
             "invalid classifier = {d}: expected a classifier of the model's data {} (it was trained on {})",
@@ -312,7 +322,7 @@ fn load_matching_classifier(
         );
     }
     let n = clf.label_count();
-    let k = a.class.expect("parse_classifier_args checked --class");
+    let k = c.class;
     if k >= n {
         bail!(
             "invalid class = {k}: expected a class in 0..={} (the classifier has {n} classes)",
@@ -322,16 +332,14 @@ fn load_matching_classifier(
     Ok(clf)
 }
 
-/// The model's score guided by `clf` towards `--class K` with scale `g`.
+/// The model's score guided by `clf` towards `--class K` with scale `G`.
 fn classifier_guided<'m>(
     model: &'m ScoreModel,
     clf: &'m scoresde::guidance::TrainedClassifier,
-    a: &SampleArgs,
-    g: f64,
+    c: &ClassifierArgs,
 ) -> Result<Box<dyn scoresde::score::Score + 'm>> {
-    let k = a.class.expect("parse_classifier_args checked --class");
     Ok(Box::new(scoresde::guidance::ClassifierGuidance::new(
-        model, clf, k, g,
+        model, clf, c.class, c.scale,
     )?))
 }
 
