@@ -273,14 +273,13 @@ fn chunk_log_prob(
     let (m, d) = x.dim();
     let stencils: Vec<Stencil> = (0..m).map(|r| directions(opts, d, first + r)).collect();
     let k = stencils.first().map_or(1, Stencil::rows);
-    let (mut xin, mut sout) = (Array2::<f32>::zeros((0, d)), Array2::<f32>::zeros((0, d)));
-    let (mut times, mut steps) = (Vec::new(), Vec::new());
+    // Stencil buffers sized for the whole chunk once; a stage uses the
+    // leading rows of the points still running.
+    let (mut xin_all, mut sout_all) = (Array2::<f32>::zeros((m * k, d)), Array2::zeros((m * k, d)));
+    let (mut times, mut steps) = (Vec::with_capacity(m * k), Vec::with_capacity(m));
     let rhs = |rows: &[usize], t: &[f64], ys: &[f64], dys: &mut [f64]| {
-        let active = rows.len();
-        if xin.nrows() != active * k {
-            xin = Array2::zeros((active * k, d));
-            sout = Array2::zeros((active * k, d));
-        }
+        let used = ndarray::s![..rows.len() * k, ..];
+        let (mut xin, mut sout) = (xin_all.slice_mut(used), sout_all.slice_mut(used));
         times.clear();
         steps.clear();
         for (i, (&r, &ti)) in rows.iter().zip(t).enumerate() {
