@@ -219,15 +219,13 @@ fn main() -> anyhow::Result<()> {
         )?;
     }
     scoresde::fsutil::write_atomic(&out.join("sweep.csv"), csv.as_bytes())?;
-    let kind = if classifier.is_some() {
-        "classifier guidance, trained classifier"
+    let (kind, x_label) = if classifier.is_some() {
+        (
+            "classifier guidance, trained classifier",
+            "classifier scale γ",
+        )
     } else {
-        "classifier-free guidance"
-    };
-    let x_label = if classifier.is_some() {
-        "classifier scale γ"
-    } else {
-        "guidance weight w"
+        ("classifier-free guidance", "guidance weight w")
     };
     let title = format!("{data}: {kind} ({spec}, {steps} steps, {n} per class)");
     line_plot(
