@@ -3,23 +3,14 @@
 use ndarray::{Array2, Zip};
 
 use super::params::SpecWriter;
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::stepper::{entry, Info, Rule, Stepper};
+use super::{Ctx, Entry, Params, Schedule};
 use crate::error::{Error, Result};
-use crate::sde::Sde;
 
-pub(super) const REGISTRY: &[Entry] = &[Entry {
-    name: "ddim",
-    aliases: &[],
-    help: "DDIM; deterministic at eta=0 (default), ancestral at eta=1; NFE N; eta, schedule (uniform), noise",
-    build: |p: &mut Params, steps| {
-        Ok(Box::new(Ddim {
-            steps,
-            eta: p.f64("eta", 0.0)?,
-            schedule: p.schedule(Schedule::Uniform)?,
-            noise: p.noise()?,
-        }))
-    },
-}];
+pub(super) const REGISTRY: &[Entry] = &[entry::<DdimStep>(
+    &[],
+    "DDIM; deterministic at eta=0 (default), ancestral at eta=1; NFE N; eta, schedule (uniform), noise",
+)];
 
 /// DDIM over the N steps of a schedule T = t_0 > … > t_N = ε (default
 /// uniform t). From t to s < t, with x̂0 = (x + sigma_t² s(x,t))/alpha_t
@@ -41,62 +32,54 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// exponential integrator); eta = 1 is DDPM's ancestral sampling. The last step returns x̂0 (no
 /// noise), like score_sde's final denoising. Works for any SDE here
 /// (VE: alpha = 1). NFE = N.
-#[derive(Clone, Debug)]
-pub struct Ddim {
-    pub steps: usize,
-    pub eta: f64,
-    pub schedule: Schedule,
-    pub noise: Noise,
-}
+pub type Ddim = Stepper<DdimStep>;
 
 impl Ddim {
     /// N uniform steps with the given eta, per-step noise streams.
     pub fn new(steps: usize, eta: f64) -> Self {
-        Ddim {
-            steps,
-            eta,
-            schedule: Schedule::Uniform,
-            noise: Noise::Steps,
-        }
+        Stepper::with_rule(steps, DdimStep { eta })
     }
 }
 
-impl Sampler for Ddim {
-    fn name(&self) -> String {
-        SpecWriter::new("ddim", self.steps)
-            .f64("eta", self.eta, 0.0)
-            .schedule(&self.schedule, &Schedule::Uniform)
-            .noise(self.noise)
-            .done()
+/// The update of [`Ddim`] with its noise level eta.
+#[derive(Clone, Debug)]
+pub struct DdimStep {
+    pub eta: f64,
+}
+
+impl Rule for DdimStep {
+    const INFO: Info = Info {
+        spec: "ddim",
+        label: "ddim",
+        default_schedule: &Schedule::Uniform,
+        noisy: true,
+    };
+
+    fn parse(p: &mut Params) -> Result<Self> {
+        Ok(DdimStep {
+            eta: p.f64("eta", 0.0)?,
+        })
     }
 
-    fn label(&self) -> String {
-        format!(
-            "ddim({}, eta={}{})",
-            self.steps,
-            self.eta,
-            self.schedule.label_suffix(&Schedule::Uniform)
-        )
+    fn spec(&self, w: SpecWriter) -> SpecWriter {
+        w.f64("eta", self.eta, 0.0)
     }
 
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
+    fn label(&self, steps: usize, schedule: &Schedule) -> String {
+        let suffix = schedule.label_suffix(&Schedule::Uniform);
+        format!("ddim({steps}, eta={}{suffix})", self.eta)
     }
 
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
+    fn check(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.eta) {
             return Err(Error::invalid("eta", self.eta, "0 <= eta <= 1"));
         }
-        self.schedule.grid(sde, self.steps).map(|_| ())
+        Ok(())
     }
 
-    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()> {
+    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>, grid: (&Schedule, usize)) -> Result<()> {
         let sde = ctx.sde;
-        let grid = self.schedule.grid(sde, self.steps)?;
+        let grid = grid.0.grid(sde, grid.1)?;
         let (ts, n) = (grid.times(), grid.steps());
         let mut x0 = Array2::<f32>::zeros(x.raw_dim());
         let mut z = Array2::<f32>::zeros(x.raw_dim());

@@ -4,29 +4,15 @@
 //! polynomial in the SDE time t (`sample_deis` with deis_mode='tab' in
 //! ComfyUI's copy of k-diffusion, from zju-pi/diff-sampler).
 
-use ndarray::Array2;
-
-use super::multistep::run_multistep;
-use super::params::SpecWriter;
+use super::multistep::{Multistep, StepAt, Weights};
 use super::quadrature::{weighted_lagrange_integrals, PANEL_WIDTH};
-use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
-use crate::error::{Error, Result};
-use crate::sde::Sde;
+use super::stepper::{entry, Info, Stepper};
+use super::{Entry, Schedule};
 
-const DEFAULT_SCHEDULE: Schedule = Schedule::Karras { rho: 7.0 };
-
-pub(super) const REGISTRY: &[Entry] = &[Entry {
-    name: "deis",
-    aliases: &["deis-tab", "deis_tab"],
-    help: "DEIS tAB: eps extrapolated in t, integrated exactly in sigma; NFE N; order (3, 1..3), schedule (karras:rho=7)",
-    build: |p: &mut Params, steps| {
-        Ok(Box::new(Deis {
-            order: p.usize("order", 3)?,
-            schedule: p.schedule(DEFAULT_SCHEDULE)?,
-            steps,
-        }))
-    },
-}];
+pub(super) const REGISTRY: &[Entry] = &[entry::<Multistep<DeisWeights>>(
+    &["deis-tab", "deis_tab"],
+    "DEIS tAB: eps extrapolated in t, integrated exactly in sigma; NFE N; order (3, 1..3), schedule (karras:rho=7)",
+)];
 
 /// DEIS tAB over the N steps of a schedule (default Karras ρ = 7, as for the
 /// other k-diffusion-style samplers: ComfyUI's `deis` walks whatever σ grid it
@@ -52,57 +38,31 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// ([`weighted_lagrange_integrals`], exact to rounding). The warm-up steps
 /// use orders 1, 2; the last step (to σ̃(ε) > 0) has the full order, as in
 /// the references. The output is x = alpha(ε) x̃_N. Order k. NFE = N.
-#[derive(Clone, Debug)]
-pub struct Deis {
-    pub steps: usize,
-    pub order: usize,
-    pub schedule: Schedule,
-}
+pub type Deis = Stepper<Multistep<DeisWeights>>;
 
-impl Deis {
-    /// Order 3 on Karras ρ = 7.
-    pub fn new(steps: usize) -> Self {
-        Deis {
-            steps,
-            order: 3,
-            schedule: DEFAULT_SCHEDULE,
+/// The weights of [`Deis`].
+pub struct DeisWeights;
+
+impl Weights for DeisWeights {
+    const INFO: Info = Info {
+        spec: "deis",
+        label: "deis",
+        default_schedule: &Schedule::Karras { rho: 7.0 },
+        noisy: false,
+    };
+    const ORDERS: (usize, usize) = (3, 3);
+
+    fn label(order: usize, steps: usize) -> String {
+        format!("deis_{order}({steps})")
+    }
+
+    fn weights(s: &StepAt) -> Vec<f64> {
+        let (i, sig) = (s.i, s.sigmas);
+        if s.k == 1 {
+            vec![sig[i + 1] - sig[i]]
+        } else {
+            let nodes: Vec<f64> = (0..s.k).map(|j| s.times[i - j]).collect();
+            weighted_lagrange_integrals(s.sde, &nodes, sig[i], sig[i + 1], PANEL_WIDTH)
         }
-    }
-}
-
-impl Sampler for Deis {
-    fn name(&self) -> String {
-        SpecWriter::new("deis", self.steps)
-            .usize("order", self.order, 3)
-            .schedule(&self.schedule, &DEFAULT_SCHEDULE)
-            .done()
-    }
-
-    fn label(&self) -> String {
-        format!("deis_{}({})", self.order, self.steps)
-    }
-
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        if !(1..=3).contains(&self.order) {
-            return Err(Error::invalid("order", self.order, "1 <= order <= 3"));
-        }
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let order = (&self.schedule, self.steps, self.order);
-        run_multistep(ctx, x32, order, |s| {
-            let (i, sig) = (s.i, s.sigmas);
-            if s.k == 1 {
-                vec![sig[i + 1] - sig[i]]
-            } else {
-                let nodes: Vec<f64> = (0..s.k).map(|j| s.times[i - j]).collect();
-                weighted_lagrange_integrals(s.sde, &nodes, sig[i], sig[i + 1], PANEL_WIDTH)
-            }
-        })
     }
 }

@@ -4,22 +4,14 @@
 use ndarray::{Array2, Zip};
 
 use super::ctx::write_back;
-use super::params::SpecWriter;
-use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
+use super::stepper::{entry, Info, Rule, Stepper};
+use super::{Ctx, Entry, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
 
-pub(super) const REGISTRY: &[Entry] = &[Entry {
-    name: "dpm-solver++",
-    aliases: &["dpmpp-2m", "dpmpp_2m"],
-    help: "DPM-Solver++(2M), first-order last step; NFE N; schedule (logsnr)",
-    build: |p: &mut Params, steps| {
-        Ok(Box::new(DpmSolverPP {
-            steps,
-            schedule: p.schedule(Schedule::LogSnr)?,
-        }))
-    },
-}];
+pub(super) const REGISTRY: &[Entry] = &[entry::<DpmSolverStep>(
+    &["dpmpp-2m", "dpmpp_2m"],
+    "DPM-Solver++(2M), first-order last step; NFE N; schedule (logsnr)",
+)];
 
 /// DPM-Solver++(2M) over the N steps of a schedule from t_0 = T to t_N = ε
 /// (default uniform in lambda = ln(alpha/sigma)). With the data
@@ -37,48 +29,27 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// steps one first-order step of size h adds O(h²), so the method stays
 /// second order). NFE = N. Works for any SDE with alpha, sigma > 0 (VP,
 /// sub-VP, VE).
-#[derive(Clone, Debug)]
-pub struct DpmSolverPP {
-    pub steps: usize,
-    pub schedule: Schedule,
-}
+pub type DpmSolverPP = Stepper<DpmSolverStep>;
 
-impl DpmSolverPP {
-    /// N steps uniform in log-SNR.
-    pub fn new(steps: usize) -> Self {
-        DpmSolverPP {
-            steps,
-            schedule: Schedule::LogSnr,
-        }
-    }
-}
+/// The update of [`DpmSolverPP`] (no keys of its own).
+#[derive(Clone, Debug, Default)]
+pub struct DpmSolverStep;
 
-impl Sampler for DpmSolverPP {
-    fn name(&self) -> String {
-        SpecWriter::new("dpm-solver++", self.steps)
-            .schedule(&self.schedule, &Schedule::LogSnr)
-            .done()
+impl Rule for DpmSolverStep {
+    const INFO: Info = Info {
+        spec: "dpm-solver++",
+        label: "dpm_solver++_2m",
+        default_schedule: &Schedule::LogSnr,
+        noisy: false,
+    };
+
+    fn parse(_: &mut Params) -> Result<Self> {
+        Ok(DpmSolverStep)
     }
 
-    fn label(&self) -> String {
-        format!(
-            "dpm_solver++_2m({}{})",
-            self.steps,
-            self.schedule.label_suffix(&Schedule::LogSnr)
-        )
-    }
-
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
+    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>, grid: (&Schedule, usize)) -> Result<()> {
         let sde = ctx.sde;
-        let grid = self.schedule.grid(sde, self.steps)?;
+        let grid = grid.0.grid(sde, grid.1)?;
         let (times, n) = (grid.times(), grid.steps());
         // lambda at the grid times actually used, so h matches alpha, sigma.
         let lambdas: Vec<f64> = times.iter().map(|&t| sde.lambda(t)).collect();

@@ -3,28 +3,14 @@
 //! the probability-flow ODE in σ̃ with the fixed equal-step coefficients,
 //! warmed up by lower orders.
 
-use ndarray::Array2;
+use super::multistep::{Multistep, StepAt, Weights};
+use super::stepper::{entry, Info, Stepper};
+use super::{Entry, Schedule};
 
-use super::multistep::run_multistep;
-use super::params::SpecWriter;
-use super::{Ctx, Entry, Nfe, Params, Sampler, Schedule};
-use crate::error::{Error, Result};
-use crate::sde::Sde;
-
-const DEFAULT_SCHEDULE: Schedule = Schedule::Karras { rho: 7.0 };
-
-pub(super) const REGISTRY: &[Entry] = &[Entry {
-    name: "ipndm",
-    aliases: &[],
-    help: "iPNDM (fixed-coefficient Adams-Bashforth in sigma); NFE N; order (4, 1..4), schedule (karras:rho=7)",
-    build: |p: &mut Params, steps| {
-        Ok(Box::new(Ipndm {
-            order: p.usize("order", 4)?,
-            schedule: p.schedule(DEFAULT_SCHEDULE)?,
-            steps,
-        }))
-    },
-}];
+pub(super) const REGISTRY: &[Entry] = &[entry::<Multistep<IpndmWeights>>(
+    &[],
+    "iPNDM (fixed-coefficient Adams-Bashforth in sigma); NFE N; order (4, 1..4), schedule (karras:rho=7)",
+)];
 
 /// The equal-step Adams–Bashforth coefficients of orders 1 to 4, newest first.
 const AB: [&[f64]; 4] = [
@@ -52,56 +38,22 @@ const AB: [&[f64]; 4] = [
 /// measure). ComfyUI returns D on a final step to σ = 0; our last
 /// step goes to σ̃(ε) > 0 with the same update as the others. The output is
 /// x = alpha(ε) x̃_N. NFE = N.
-#[derive(Clone, Debug)]
-pub struct Ipndm {
-    pub steps: usize,
-    pub order: usize,
-    pub schedule: Schedule,
-}
+pub type Ipndm = Stepper<Multistep<IpndmWeights>>;
 
-impl Ipndm {
-    /// Order 4 on Karras ρ = 7.
-    pub fn new(steps: usize) -> Self {
-        Ipndm {
-            steps,
-            order: 4,
-            schedule: DEFAULT_SCHEDULE,
-        }
-    }
-}
+/// The weights of [`Ipndm`].
+pub struct IpndmWeights;
 
-impl Sampler for Ipndm {
-    fn name(&self) -> String {
-        SpecWriter::new("ipndm", self.steps)
-            .usize("order", self.order, 4)
-            .schedule(&self.schedule, &DEFAULT_SCHEDULE)
-            .done()
-    }
+impl Weights for IpndmWeights {
+    const INFO: Info = Info {
+        spec: "ipndm",
+        label: "ipndm",
+        default_schedule: &Schedule::Karras { rho: 7.0 },
+        noisy: false,
+    };
+    const ORDERS: (usize, usize) = (4, 4);
 
-    fn label(&self) -> String {
-        if self.order == 4 {
-            format!("ipndm({})", self.steps)
-        } else {
-            format!("ipndm({}, order={})", self.steps, self.order)
-        }
-    }
-
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        if !(1..=4).contains(&self.order) {
-            return Err(Error::invalid("order", self.order, "1 <= order <= 4"));
-        }
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let order = (&self.schedule, self.steps, self.order);
-        run_multistep(ctx, x32, order, |s| {
-            let h = s.sigmas[s.i + 1] - s.sigmas[s.i];
-            AB[s.k - 1].iter().map(|bj| h * bj).collect()
-        })
+    fn weights(s: &StepAt) -> Vec<f64> {
+        let h = s.sigmas[s.i + 1] - s.sigmas[s.i];
+        AB[s.k - 1].iter().map(|bj| h * bj).collect()
     }
 }

@@ -23,6 +23,7 @@ mod phi;
 mod quadrature;
 mod scaled;
 pub mod schedule;
+mod stepper;
 mod steps;
 
 mod ald;

@@ -6,15 +6,20 @@
 //!   x̃_{i+1} = x̃_i + Σ_{j<k} c_ij ε̂_{i−j},   k = min(i + 1, order)
 //! ```
 //!
-//! with the weights c_ij the only part that differs between the methods.
+//! with the weights c_ij the only part that differs between the methods: a
+//! method implements [`Weights`], and [`Multistep`] of it is the [`Rule`] of
+//! its [`super::stepper::Stepper`] (key `order`).
 
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 
 use ndarray::Array2;
 
+use super::params::SpecWriter;
 use super::scaled::{run_scaled, to_d, Levels};
-use super::{Ctx, Schedule};
-use crate::error::Result;
+use super::stepper::{Info, Rule};
+use super::{Ctx, Params, Schedule};
+use crate::error::{Error, Result};
 use crate::sde::Sde;
 
 /// The last few ε̂ of a multistep method, newest first (buffers recycled).
@@ -60,7 +65,7 @@ impl History {
 
 /// One step's view of the grid for the weights: step i, the k slopes kept,
 /// the grid's times and noise levels σ̃, and the SDE.
-pub(crate) struct StepAt<'a> {
+pub struct StepAt<'a> {
     pub i: usize,
     pub k: usize,
     pub times: &'a [f64],
@@ -93,4 +98,95 @@ pub(crate) fn run_multistep(
         });
         eps.add_to(x, &c);
     })
+}
+
+/// A multistep method: its name, its orders and its weights c_ij.
+pub trait Weights: Send + Sync + 'static {
+    const INFO: Info;
+    /// Default order and the largest one (orders are 1 ..= `MAX_ORDER`).
+    const ORDERS: (usize, usize);
+
+    /// Display label, by default `label(N)` at the default order, else
+    /// `label(N, order=k)`.
+    fn label(order: usize, steps: usize) -> String {
+        let name = Self::INFO.label;
+        match order == Self::ORDERS.0 {
+            true => format!("{name}({steps})"),
+            false => format!("{name}({steps}, order={order})"),
+        }
+    }
+
+    /// c_i0 … c_i(k−1), newest slope first.
+    fn weights(s: &StepAt) -> Vec<f64>;
+}
+
+/// The [`Rule`] of a multistep method `W` of order `order` (key `order`).
+pub struct Multistep<W> {
+    pub order: usize,
+    method: PhantomData<fn() -> W>,
+}
+
+impl<W: Weights> Multistep<W> {
+    /// The method of order `order`.
+    pub fn of_order(order: usize) -> Self {
+        Multistep {
+            order,
+            method: PhantomData,
+        }
+    }
+}
+
+impl<W: Weights> Default for Multistep<W> {
+    fn default() -> Self {
+        Multistep::of_order(W::ORDERS.0)
+    }
+}
+
+impl<W> Clone for Multistep<W> {
+    fn clone(&self) -> Self {
+        Multistep {
+            order: self.order,
+            method: PhantomData,
+        }
+    }
+}
+
+impl<W: Weights> std::fmt::Debug for Multistep<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}(order={})", W::INFO.spec, self.order)
+    }
+}
+
+impl<W: Weights> Rule for Multistep<W> {
+    const INFO: Info = W::INFO;
+
+    fn parse(p: &mut Params) -> Result<Self> {
+        Ok(Multistep::of_order(p.usize("order", W::ORDERS.0)?))
+    }
+
+    fn spec(&self, w: SpecWriter) -> SpecWriter {
+        w.usize("order", self.order, W::ORDERS.0)
+    }
+
+    fn label(&self, steps: usize, _: &Schedule) -> String {
+        W::label(self.order, steps)
+    }
+
+    fn check(&self) -> Result<()> {
+        let max = W::ORDERS.1;
+        if !(1..=max).contains(&self.order) {
+            let range = format!("1 <= order <= {max}");
+            return Err(Error::invalid("order", self.order, range));
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        ctx: &mut Ctx,
+        x: &mut Array2<f32>,
+        (sch, steps): (&Schedule, usize),
+    ) -> Result<()> {
+        run_multistep(ctx, x, (sch, steps, self.order), W::weights)
+    }
 }

@@ -133,7 +133,7 @@ impl Params {
 
 /// Builds the spec string `name:steps=N,key=value,…` that [`Params::parse`]
 /// reads back; keys equal to their default are left out.
-pub(crate) struct SpecWriter {
+pub struct SpecWriter {
     out: String,
 }
 

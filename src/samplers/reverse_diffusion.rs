@@ -3,24 +3,15 @@
 
 use ndarray::Array2;
 
-use super::params::SpecWriter;
+use super::stepper::{entry, Info, Rule, Stepper};
 use super::steps::{reverse_diffusion_update, run_score_steps, DiscreteStep};
-use super::{Ctx, Entry, Nfe, Noise, Params, Sampler, Schedule};
+use super::{Ctx, Entry, Params, Schedule};
 use crate::error::Result;
-use crate::sde::Sde;
 
-pub(super) const REGISTRY: &[Entry] = &[Entry {
-    name: "reverse-diffusion",
-    aliases: &["reverse_diffusion"],
-    help: "reverse of the forward process's discretisation (score_sde's predictor); NFE N; schedule (uniform), noise",
-    build: |p: &mut Params, steps| {
-        Ok(Box::new(ReverseDiffusion {
-            steps,
-            schedule: p.schedule(Schedule::Uniform)?,
-            noise: p.noise()?,
-        }))
-    },
-}];
+pub(super) const REGISTRY: &[Entry] = &[entry::<ReverseDiffusionStep>(
+    &["reverse_diffusion"],
+    "reverse of the forward process's discretisation (score_sde's predictor); NFE N; schedule (uniform), noise",
+)];
 
 /// Reverse-diffusion predictor over the N steps of a schedule (default
 /// uniform t). The forward process between t_next = t_{k+1} and t = t_k is
@@ -36,54 +27,25 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// with no noise on the last step (to t = ε). VE: SMLD's G² = sigma_i² −
 /// sigma_{i−1}²; VP: G² = 1 − a², the exact form of score_sde's beta(t)/N.
 /// NFE = N.
-#[derive(Clone, Debug)]
-pub struct ReverseDiffusion {
-    pub steps: usize,
-    pub schedule: Schedule,
-    pub noise: Noise,
-}
+pub type ReverseDiffusion = Stepper<ReverseDiffusionStep>;
 
-impl ReverseDiffusion {
-    /// N uniform steps, per-step noise streams.
-    pub fn new(steps: usize) -> Self {
-        ReverseDiffusion {
-            steps,
-            schedule: Schedule::Uniform,
-            noise: Noise::Steps,
-        }
-    }
-}
+/// The update of [`ReverseDiffusion`] (no keys of its own).
+#[derive(Clone, Debug, Default)]
+pub struct ReverseDiffusionStep;
 
-impl Sampler for ReverseDiffusion {
-    fn name(&self) -> String {
-        SpecWriter::new("reverse-diffusion", self.steps)
-            .schedule(&self.schedule, &Schedule::Uniform)
-            .noise(self.noise)
-            .done()
+impl Rule for ReverseDiffusionStep {
+    const INFO: Info = Info {
+        spec: "reverse-diffusion",
+        label: "reverse_diffusion",
+        default_schedule: &Schedule::Uniform,
+        noisy: true,
+    };
+
+    fn parse(_: &mut Params) -> Result<Self> {
+        Ok(ReverseDiffusionStep)
     }
 
-    fn label(&self) -> String {
-        format!(
-            "reverse_diffusion({}{})",
-            self.steps,
-            self.schedule.label_suffix(&Schedule::Uniform)
-        )
-    }
-
-    fn cost(&self) -> Nfe {
-        Nfe::ONE
-    }
-
-    fn noise(&self) -> Noise {
-        self.noise
-    }
-
-    fn validate(&self, sde: &dyn Sde) -> Result<()> {
-        self.schedule.grid(sde, self.steps).map(|_| ())
-    }
-
-    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>) -> Result<()> {
-        let grid = (&self.schedule, self.steps);
+    fn run(&self, ctx: &mut Ctx, x: &mut Array2<f32>, grid: (&Schedule, usize)) -> Result<()> {
         run_score_steps(ctx, x, grid, |ctx, x, score, z, (t, t_next), last| {
             let step = DiscreteStep::new(ctx.sde, t, t_next);
             reverse_diffusion_update(ctx, x, score, z, step, last)
