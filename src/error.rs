@@ -78,6 +78,15 @@ impl Error {
         }
     }
 
+    /// A `key=value` parameter's value as a finite real, or the error naming
+    /// the key and the value.
+    pub fn parse_finite(key: &str, value: String) -> Result<f64> {
+        match value.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(x),
+            _ => Err(Error::invalid(key, value, "a finite number")),
+        }
+    }
+
     /// Shorthand for [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -71,14 +71,8 @@ impl Params {
 
     /// A finite real parameter, `default` if absent.
     pub fn f64(&mut self, key: &str, default: f64) -> Result<f64> {
-        match self.take(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| Error::invalid(key, v, "a finite number")),
-        }
+        self.take(key)
+            .map_or(Ok(default), |v| Error::parse_finite(key, v))
     }
 
     /// A non-negative integer parameter at most

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::image::{ImageCell, ImageData, ImageSummary, NN_SUBSET, THUMB_IMAGES};
-use super::output::{csv_rows, fmt_ms_p, fmt_sci, push_skipped, sheet_cells};
+use super::output::{csv_rows, fmt_ms_p, fmt_sci, ms, push_skipped, sheet_cells, LEAD_COLUMNS};
 use super::{CompareOptions, Plan};
 use crate::error::Result;
 use crate::metrics::{MeanSe, DC_K, PR_K};
@@ -109,18 +109,7 @@ pub(super) fn results_csv(
     budgets: &[usize],
     plans: &[(String, Plan)],
 ) -> Table {
-    let mut headers: Vec<String> = [
-        "sampler",
-        "name",
-        "budget",
-        "steps",
-        "rtol",
-        "nfe",
-        "seconds_mean",
-        "seconds_se",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut headers: Vec<String> = LEAD_COLUMNS.map(String::from).to_vec();
     for f in FIELDS {
         headers.push(format!("{f}_mean"));
         headers.push(format!("{f}_se"));
@@ -131,10 +120,7 @@ pub(super) fn results_csv(
     let fields = |q: &ImageSummary| -> Vec<String> {
         summary_fields(q)
             .iter()
-            .flat_map(|m| match m {
-                Some(m) => [format!("{}", m.mean), format!("{}", m.se)],
-                None => [String::new(), String::new()],
-            })
+            .flat_map(|m| ms(m.as_ref()))
             .collect()
     };
     let width = headers.len();
@@ -145,7 +131,7 @@ pub(super) fn results_csv(
         row
     });
     let mut row = vec!["data (floor)".to_string()];
-    row.resize(8, String::new());
+    row.resize(LEAD_COLUMNS.len(), String::new());
     row.extend(fields(floor));
     row.push("training images against held-out images at the same n".into());
     t.rows.push(row);

@@ -151,15 +151,8 @@ pub(super) fn results_csv(
     budgets: &[usize],
     plans: &[(String, Plan)],
 ) -> Table {
-    let mut t = Table::new(&[
-        "sampler",
-        "name",
-        "budget",
-        "steps",
-        "rtol",
-        "nfe",
-        "seconds_mean",
-        "seconds_se",
+    let mut headers = LEAD_COLUMNS.to_vec();
+    headers.extend([
         "swd_mean",
         "swd_se",
         "swd_over_floor",
@@ -187,12 +180,7 @@ pub(super) fn results_csv(
         "coverage_mean",
         "coverage_se",
     ]);
-    let ms = |m: Option<&MeanSe>| -> [String; 2] {
-        match m {
-            Some(m) => [format!("{}", m.mean), format!("{}", m.se)],
-            None => [String::new(), String::new()],
-        }
-    };
+    let mut t = Table::new(&headers);
     t.rows = csv_rows(plans, budgets, cells, skipped, (25, 34), |c| {
         let q = &c.quality;
         let mut row = c.csv_lead();
@@ -214,6 +202,26 @@ pub(super) fn results_csv(
     t
 }
 
+/// The two CSV fields of a metric, `mean` and `se` (empty if absent).
+pub(super) fn ms(m: Option<&MeanSe>) -> [String; 2] {
+    match m {
+        Some(m) => [format!("{}", m.mean), format!("{}", m.se)],
+        None => [String::new(), String::new()],
+    }
+}
+
+/// The headers of the columns [`Cell::csv_lead`] fills.
+pub(super) const LEAD_COLUMNS: [&str; 8] = [
+    "sampler",
+    "name",
+    "budget",
+    "steps",
+    "rtol",
+    "nfe",
+    "seconds_mean",
+    "seconds_se",
+];
+
 impl<Q> Cell<Q> {
     /// The first columns of a Markdown table row: sampler spec, budget,
     /// steps (or the tolerance), NFE and the mean seconds to `digits` places.
@@ -231,8 +239,7 @@ impl<Q> Cell<Q> {
         ]
     }
 
-    /// The first columns of a CSV row: `sampler`, `name`, `budget`, `steps`,
-    /// `rtol`, `nfe`, `seconds_mean`, `seconds_se`.
+    /// The first columns of a CSV row, under [`LEAD_COLUMNS`].
     pub(super) fn csv_lead(&self) -> Vec<String> {
         vec![
             self.spec.clone(),
