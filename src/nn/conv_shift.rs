@@ -43,6 +43,7 @@
 use std::cell::RefCell;
 
 use crate::backend::gemm::{gemm, MatRef};
+use crate::backend::simd::dispatch_simd;
 
 thread_local! {
     /// Padded image and wide output of this thread.
@@ -132,14 +133,23 @@ pub fn conv3_image_backward(
     });
 }
 
-/// Zero-padded copy of one `[h, w, c]` image: `[(h + 2)·(w + 2), c]`.
+/// Zero-padded copy of one `[h, w, c]` image: `[(h + 2)·(w + 2), c]`. Only
+/// the border is zeroed (the interior is overwritten), so a reused buffer
+/// is not cleared in full for every image.
 pub fn pad_image(x: &[f32], h: usize, w: usize, c: usize, xp: &mut Vec<f32>) {
     let w2 = w + 2;
-    xp.clear();
-    xp.resize((h + 2) * w2 * c, 0.0);
+    let len = (h + 2) * w2 * c;
+    if xp.len() < len {
+        xp.resize(len, 0.0);
+    }
+    xp.truncate(len);
+    xp[..w2 * c].fill(0.0);
+    xp[(h + 1) * w2 * c..].fill(0.0);
     for y in 0..h {
-        let dst = &mut xp[((y + 1) * w2 + 1) * c..][..w * c];
-        super::conv::copy_run(dst, &x[y * w * c..][..w * c]);
+        let row = &mut xp[(y + 1) * w2 * c..][..w2 * c];
+        row[..c].fill(0.0);
+        row[(w + 1) * c..].fill(0.0);
+        super::conv::copy_run(&mut row[c..(w + 1) * c], &x[y * w * c..][..w * c]);
     }
 }
 
@@ -198,26 +208,44 @@ pub fn conv3_image(
             let wk = MatRef::row_major(&wt[ky * n..(ky + 1) * n], 3 * cin, cout);
             gemm(shifted_row(xp, h, w, cin, ky), wk, cw, ky > 0, false);
         }
-        let w2 = w + 2;
-        for oy in 0..h {
-            for ox in 0..w {
-                let src = &cw[(oy * w2 + ox) * cout..][..cout];
-                let dst = &mut out[(oy * w + ox) * cout..][..cout];
-                match add {
-                    None => {
-                        for ((d, &s), &bb) in dst.iter_mut().zip(src).zip(b) {
-                            *d = s + bb;
-                        }
-                    }
-                    Some(v) => {
-                        for (((d, &s), &bb), &a) in dst.iter_mut().zip(src).zip(b).zip(v) {
-                            *d = (s + bb) + a;
-                        }
-                    }
-                }
+        // The bias (and `add`) repeated over one output row, so that each
+        // row's epilogue is one pass over contiguous values: `(s + b) + a`.
+        let (w2, run) = (w + 2, w * cout);
+        let mut reps = vec![0.0f32; 2 * run];
+        let (brow, arow) = reps.split_at_mut(run);
+        for (bp, ap) in brow.chunks_exact_mut(cout).zip(arow.chunks_exact_mut(cout)) {
+            bp.copy_from_slice(b);
+            if let Some(v) = add {
+                ap.copy_from_slice(v);
             }
         }
+        for oy in 0..h {
+            let src = &cw[oy * w2 * cout..][..run];
+            let dst = &mut out[oy * run..][..run];
+            bias_row(dst, src, brow, add.is_some().then_some(&*arow));
+        }
     });
+}
+
+/// `dst = (src + b) + a` (or `src + b` without `a`), elementwise.
+fn bias_row(dst: &mut [f32], src: &[f32], b: &[f32], a: Option<&[f32]>) {
+    dispatch_simd!(bias_row_generic(dst, src, b, a))
+}
+
+#[inline(always)]
+fn bias_row_generic(dst: &mut [f32], src: &[f32], b: &[f32], a: Option<&[f32]>) {
+    match a {
+        None => {
+            for ((d, &s), &bb) in dst.iter_mut().zip(src).zip(b) {
+                *d = s + bb;
+            }
+        }
+        Some(a) => {
+            for (((d, &s), &bb), &aa) in dst.iter_mut().zip(src).zip(b).zip(a) {
+                *d = (s + bb) + aa;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
