@@ -11,7 +11,7 @@
 use ndarray::{Array1, Array2};
 use rand::Rng;
 use scoresde::nn::layers::{bias_add, bias_silu, linear_backward, linear_nobias, silu_backward};
-use scoresde::nn::{Mlp, MlpConfig, TrainCache};
+use scoresde::nn::{FourierConfig, Mlp, MlpConfig, TrainCache};
 use scoresde::rng::{fill_normal, stream};
 
 fn normals(seed: u64, n: usize) -> Vec<f32> {
@@ -158,7 +158,10 @@ fn mlp_gradient_matches_finite_differences() {
 }
 
 /// The same check on other shapes: no hidden layer (a single Linear on
-/// concat(x, emb)), one narrow hidden layer, and data_dim 3 with emb_dim 8.
+/// concat(x, emb)), one narrow hidden layer, data_dim 3 with emb_dim 8,
+/// and Fourier features of the input (with and without hidden layers;
+/// the features are a fixed function of x, so what is checked is that the
+/// first layer's weights on those columns get their gradient).
 #[test]
 fn mlp_gradient_matches_finite_differences_other_shapes() {
     for cfg in [
@@ -172,6 +175,7 @@ fn mlp_gradient_matches_finite_differences_other_shapes() {
             depth: 1,
             emb_dim: 8,
             n_classes: 0,
+            fourier: None,
         },
         MlpConfig {
             data_dim: 3,
@@ -179,6 +183,25 @@ fn mlp_gradient_matches_finite_differences_other_shapes() {
             depth: 4,
             emb_dim: 8,
             n_classes: 0,
+            fourier: None,
+        },
+        MlpConfig {
+            fourier: Some(FourierConfig {
+                freqs: 4,
+                scale: 16.0,
+            }),
+            ..MlpConfig::new(2)
+        },
+        MlpConfig {
+            data_dim: 3,
+            hidden: 9,
+            depth: 0,
+            emb_dim: 8,
+            n_classes: 0,
+            fourier: Some(FourierConfig {
+                freqs: 2,
+                scale: 3.0,
+            }),
         },
     ] {
         check_mlp_gradient(cfg);

@@ -11,7 +11,9 @@
 
 use ndarray::{Array1, Array2};
 use rand::RngExt;
-use scoresde::nn::{Mlp, MlpConfig, NetCache, NetConfig, ScoreNet, UNet, UNetConfig};
+use scoresde::nn::{
+    FourierConfig, Mlp, MlpConfig, NetCache, NetConfig, ScoreNet, UNet, UNetConfig,
+};
 
 fn rng(seed: u64) -> scoresde::rng::StreamRng {
     scoresde::rng::stream(seed, 7, 0)
@@ -129,6 +131,21 @@ fn conditional_mlp_backward_matches_finite_differences() {
     let labels = [0, 2, 3, 0, 3, 2, 2];
     check_gradient("mlp depth 2", &cond_mlp(2, 3), &labels);
     check_gradient("mlp depth 0", &cond_mlp(0, 3), &labels);
+    // With Fourier features the label table still sits at the emb(t)
+    // columns, before the features.
+    let cfg = MlpConfig {
+        hidden: 16,
+        depth: 2,
+        emb_dim: 8,
+        n_classes: 3,
+        fourier: Some(FourierConfig {
+            freqs: 3,
+            scale: 8.0,
+        }),
+        ..MlpConfig::new(2)
+    };
+    let net = ScoreNet::new(cfg.into(), 5).unwrap();
+    check_gradient("mlp depth 2, Fourier features", &net, &labels);
 }
 
 #[test]

@@ -209,6 +209,17 @@ fn recipes() -> Vec<(TrainOptions, &'static str)> {
     cond.data = TrainData::Toy(Toy::EightGaussians);
     cond.net = cond.net.clone().with_classes(8);
     cond.label_dropout = 0.5;
+    // The 2-D sets' tuned network: Fourier features of the input.
+    let mut fourier = small("vp", "edm:sigma_data=2.3", true);
+    fourier.net = MlpConfig {
+        hidden: 32,
+        depth: 2,
+        fourier: scoresde::app::presets::tuned_mlp("checkerboard")
+            .unwrap()
+            .fourier,
+        ..MlpConfig::new(2)
+    }
+    .into();
     let mut cond_digits = digits.clone();
     cond_digits.net = cond_digits.net.clone().with_classes(10);
     vec![
@@ -217,6 +228,7 @@ fn recipes() -> Vec<(TrainOptions, &'static str)> {
         (small("vp", "eps", false), "spec"),
         (small("vp", "eps", true), "tuned eps"),
         (small("vp", "edm", true), "tuned edm"),
+        (fourier, "tuned edm, Fourier features"),
         (small("vp", "v:min_snr=5", true), "tuned v min-snr"),
         (small("vp", "x0:density=lognormal", true), "x0 log-normal"),
         (small("linear", "velocity", true), "flow matching"),
@@ -338,10 +350,20 @@ fn options_pick_the_tuned_spec_or_saved_recipe() {
         scoresde::app::presets::tuned_recipe("checkerboard", &vp)
     );
     assert!(!tuned.is_spec());
-    assert!(resolve_train(&req(Some("spec")), None)
+    let spec = resolve_train(&req(Some("spec")), None).unwrap();
+    assert!(spec.recipe.is_spec());
+    // The tuned network has Fourier features, the SPEC one is SPEC's MLP.
+    assert_eq!(spec.net, MlpConfig::new(2).into());
+    assert_eq!(
+        resolve_train(&req(None), None).unwrap().net,
+        scoresde::app::presets::tuned_mlp("checkerboard")
+            .unwrap()
+            .into()
+    );
+    assert!(scoresde::app::presets::tuned_mlp("checkerboard")
         .unwrap()
-        .recipe
-        .is_spec());
+        .fourier
+        .is_some());
     assert!(resolve_train(&req(Some("best")), None).is_err());
     // A SPEC checkpoint (no recipe recorded, as every older one) resumes as SPEC.
     let dir = std::env::temp_dir().join(format!("scoresde-recipes-opts-{}", std::process::id()));

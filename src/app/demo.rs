@@ -37,6 +37,9 @@ pub struct DemoOptions {
     pub recipe: crate::train::Recipe,
     /// Noise process.
     pub sde: crate::sde::SdeConfig,
+    /// The network (default: the checkerboard's tuned MLP; `MlpConfig::new(2)`
+    /// is the SPEC network of the earlier demo).
+    pub net: crate::nn::MlpConfig,
     /// The two sampler specs (`ddpm` needs VP; on other processes `em` and `ode-heun`).
     pub samplers: Vec<String>,
 }
@@ -58,6 +61,7 @@ impl Default for DemoOptions {
             force: false,
             recipe: super::presets::tuned_recipe("checkerboard", &vp()),
             sde: vp(),
+            net: super::presets::tuned_mlp("checkerboard").expect("checkerboard is a 2-D set"),
             samplers: vec!["ddpm".into(), "em".into()],
         }
     }
@@ -176,6 +180,7 @@ pub fn run(opts: &DemoOptions) -> Result<DemoReport> {
     topts.checkpoint_every = opts.train_steps;
     topts.recipe = opts.recipe.clone();
     topts.sde = opts.sde;
+    topts.net = opts.net.clone().into();
     let trainer = train::Trainer::new(topts)?;
     let (model, summary) = if opts.progress {
         let mut bar = TrainBar::new();

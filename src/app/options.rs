@@ -47,7 +47,7 @@ pub struct DataRequest {
 /// The network: its kind for image data (`unet` or `mlp`), the U-Net's
 /// channel widths per level (`widths`), residual blocks per level, levels
 /// with self-attention and their heads, and dropout rate, the MLP's hidden
-/// width and layer count (`hidden`, `depth`).
+/// width, layer count and input features (`hidden`, `depth`, `fourier`).
 #[derive(Clone, Debug, Default)]
 pub struct NetRequest {
     pub kind: Option<String>,
@@ -61,6 +61,9 @@ pub struct NetRequest {
     pub dropout: Option<f64>,
     pub hidden: Option<usize>,
     pub depth: Option<usize>,
+    /// Fourier features of the MLP input, `FREQS:SCALE` or `off`
+    /// ([`crate::nn::FourierConfig::parse`]).
+    pub fourier: Option<String>,
 }
 
 impl NetRequest {
@@ -375,7 +378,12 @@ fn resolve_net(
                     "mlp (toy data sets use the MLP)",
                 ));
             }
-            MlpConfig::new(2).into()
+            // The tuned recipe's network (Fourier features), else SPEC's.
+            match req.hyper.recipe.as_deref() {
+                Some("spec") => MlpConfig::new(2),
+                _ => super::presets::tuned_mlp(data.name()).unwrap_or(MlpConfig::new(2)),
+            }
+            .into()
         }
     };
     match &base {
@@ -385,9 +393,11 @@ fn resolve_net(
                 req.net.unet_only().unwrap_or_default()
             )))
         }
-        NetConfig::UNet(_) if req.net.hidden.is_some() || req.net.depth.is_some() => {
+        NetConfig::UNet(_)
+            if req.net.hidden.is_some() || req.net.depth.is_some() || req.net.fourier.is_some() =>
+        {
             return Err(Error::Mismatch(
-                "hidden/depth set the MLP; this run uses the U-Net (set widths, or net = mlp)"
+                "hidden/depth/fourier set the MLP; this run uses the U-Net (set widths, or net = mlp)"
                     .into(),
             ))
         }
@@ -397,6 +407,10 @@ fn resolve_net(
         NetConfig::Mlp(m) => NetConfig::Mlp(MlpConfig {
             hidden: req.net.hidden.unwrap_or(m.hidden),
             depth: req.net.depth.unwrap_or(m.depth),
+            fourier: match &req.net.fourier {
+                Some(f) => crate::nn::FourierConfig::parse(f)?,
+                None => m.fourier,
+            },
             ..m
         }),
         NetConfig::UNet(u) => NetConfig::UNet(UNetConfig {

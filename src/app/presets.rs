@@ -2,7 +2,7 @@
 //! learning rate and preview interval per set ([`preset`]).
 
 use crate::convert::Output;
-use crate::nn::{MlpConfig, NetConfig, UNetConfig};
+use crate::nn::{FourierConfig, MlpConfig, NetConfig, UNetConfig};
 use crate::sde::SdeConfig;
 use crate::train::{LrDecay, Objective, Recipe, EMA_WARMUP};
 
@@ -40,6 +40,22 @@ pub fn tuned_recipe(name: &str, sde: &SdeConfig) -> Recipe {
         Recipe::default()
     }
 }
+
+/// The network of the tuned recipe for data set `name`: for the 2-D sets
+/// the SPEC MLP with [`TOY_FOURIER`] features of the input coordinates
+/// (docs/recipes.md); `None` for the image sets (their [`preset`]).
+pub fn tuned_mlp(name: &str) -> Option<MlpConfig> {
+    crate::data::Toy::from_name(name).ok().map(|_| MlpConfig {
+        fourier: Some(TOY_FOURIER),
+        ..MlpConfig::new(2)
+    })
+}
+
+/// The Fourier features of the 2-D sets' tuned MLP.
+pub const TOY_FOURIER: FourierConfig = FourierConfig {
+    freqs: 6,
+    scale: 32.0,
+};
 
 /// Training defaults for an image set (chosen for the time per training
 /// step; the measurements are in BENCHMARKS.md).

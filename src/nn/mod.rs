@@ -13,7 +13,7 @@ pub mod mlp;
 pub mod optim;
 
 pub use embed::time_embedding;
-pub use mlp::{LayerShape, Mlp, MlpConfig, TrainCache};
+pub use mlp::{FourierConfig, LayerShape, Mlp, MlpConfig, TrainCache};
 pub use optim::{Adam, Ema};
 
 pub mod attention;

@@ -232,6 +232,16 @@ struct DemoArgs {
     /// The samplers, comma-separated [default: ddpm,em on VP; em,ode-heun otherwise].
     #[arg(long, value_delimiter = ',')]
     samplers: Option<Vec<String>>,
+    /// Fourier features of the MLP input: FREQS:SCALE (octaves up to SCALE) or off
+    /// [default: the recipe's, 6:32 tuned, off spec].
+    #[arg(long)]
+    fourier: Option<String>,
+    /// Hidden width of the MLP [default: 256].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    hidden: Option<usize>,
+    /// Number of hidden layers of the MLP [default: 3].
+    #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
+    depth: Option<usize>,
 }
 
 /// Options left out take their default, or with --resume the checkpoint's value.
@@ -312,6 +322,10 @@ struct TrainArgs {
     /// Number of hidden layers of the MLP [default: 3].
     #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
     depth: Option<usize>,
+    /// Fourier features of the MLP input: FREQS:SCALE (octaves up to SCALE) or off
+    /// [default: 6:32 on 2-D data with the tuned recipe; off with --recipe spec].
+    #[arg(long)]
+    fourier: Option<String>,
     /// Seed of initialisation, data order and noise [default: 0].
     #[arg(long, value_parser = parse_u64, allow_negative_numbers = true)]
     seed: Option<u64>,

@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
-use super::{Mlp, Times, BLOCK_ROWS, WORKSPACE};
+use super::{Mlp, MlpConfig, Times, BLOCK_ROWS, WORKSPACE};
 use crate::backend::gemm::{gemm_packed, MatRef, PackedB};
 use crate::backend::packcache::Packs;
 use crate::backend::with_scratch;
@@ -128,7 +128,7 @@ impl Mlp {
         let (input, rest) = ws.split_at_mut(rows * in0);
         let (buf_a, rest) = rest.split_at_mut(rows * widest);
         let (buf_b, out_tmp) = rest.split_at_mut(rows * widest);
-        fill_input(x, t, input, in0, d);
+        fill_input(&self.cfg, x, t, input);
         self.add_labels(input, rows, t.labels());
 
         let last = self.layers.len() - 1;
@@ -199,33 +199,37 @@ impl Mlp {
         }
         let (d, e) = (self.cfg.data_dim, self.cfg.emb_dim);
         let table = &self.params[self.table_offset()..];
-        crate::nn::label::add_rows(input, rows, d + e, d, table, e, labels);
+        let in0 = self.cfg.input_dim();
+        crate::nn::label::add_rows(input, rows, in0, d, table, e, labels);
     }
 }
 
-/// Build `concat(x_i, emb(t_i))` rows into `input` (`[rows, in0]`).
-pub(super) fn fill_input(x: ArrayView2<f32>, t: Times, input: &mut [f32], in0: usize, d: usize) {
+/// Build `concat(x_i, emb(t_i), ff(x_i))` rows into `input`
+/// (`[rows, input_dim]`).
+pub(super) fn fill_input(cfg: &MlpConfig, x: ArrayView2<f32>, t: Times, input: &mut [f32]) {
+    let (d, e, in0) = (cfg.data_dim, cfg.emb_dim, cfg.input_dim());
     let rows = x.nrows();
     for (dst, src) in input.chunks_exact_mut(in0).zip(x.rows()) {
         for (o, &s) in dst[..d].iter_mut().zip(src) {
             *o = s;
         }
+        if let Some(ff) = &cfg.fourier {
+            ff.features(src.iter().copied(), &mut dst[d + e..]);
+        }
     }
     match t {
-        Times::Rows(tv) => {
-            time_embedding_rows(tv.iter().map(|&v| v as f64), input, in0, d, in0 - d)
-        }
+        Times::Rows(tv) => time_embedding_rows(tv.iter().map(|&v| v as f64), input, in0, d, e),
         Times::RowsF64(tv) | Times::Labelled(tv, _) => {
-            time_embedding_rows(tv.iter().copied(), input, in0, d, in0 - d)
+            time_embedding_rows(tv.iter().copied(), input, in0, d, e)
         }
-        Times::Scalar(tt) if rows > 0 => time_embedding(tt, &mut input[d..in0]),
+        Times::Scalar(tt) if rows > 0 => time_embedding(tt, &mut input[d..d + e]),
         Times::Scalar(_) => {}
     }
     if let Times::Scalar(_) = t {
         if rows > 1 {
             let (first, others) = input.split_at_mut(in0);
             for dst in others.chunks_exact_mut(in0) {
-                dst[d..].copy_from_slice(&first[d..]);
+                dst[d..d + e].copy_from_slice(&first[d..d + e]);
             }
         }
     }

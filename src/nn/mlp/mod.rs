@@ -1,7 +1,7 @@
 //! The MLP score network of `docs/SPEC.md`:
 //!
 //! ```text
-//!   input  h₀ = concat(x, emb(t))                       [data_dim + emb_dim]
+//!   input  h₀ = concat(x, emb(t), ff(x))         [data_dim + emb_dim + 2 F data_dim]
 //!   hidden h_l = SiLU(h_{l−1}·W_lᵀ + b_l),  l = 1..depth  [hidden]
 //!   output y   = h_depth·W_outᵀ + b_out                  [data_dim]
 //! ```
@@ -10,7 +10,8 @@
 //! tensor names `net.{2l}.weight` / `net.{2l}.bias`. All parameters live in
 //! one flat `Vec<f32>`, layer by layer, each layer as its weight `[out, in]`
 //! (row-major, like PyTorch) followed by its bias `[out]`; gradients, Adam
-//! moments and the EMA shadow use the same layout.
+//! moments and the EMA shadow use the same layout. ff(x) are the optional
+//! [`fourier`] features of the coordinates (absent in the SPEC network).
 //!
 //! Layout: this file holds the configuration, the parameter layout and the
 //! named tensors; [`forward`] the inference passes (sampling); [`train`]
@@ -29,8 +30,10 @@ use crate::error::{Error, Result};
 use crate::tensors::{NamedTensor, TensorShape};
 
 mod forward;
+pub mod fourier;
 mod train;
 
+pub use fourier::FourierConfig;
 pub use train::TrainCache;
 
 fn default_hidden() -> usize {
@@ -63,6 +66,11 @@ pub struct MlpConfig {
     /// embedding to emb(t) ([`super::label`]), the table after the layers.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub n_classes: usize,
+    /// Fourier features of the input coordinates, appended to the input
+    /// after emb(t) ([`fourier`]; `None`: none, and the field is not
+    /// written, so older checkpoints load unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fourier: Option<FourierConfig>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -83,12 +91,30 @@ impl MlpConfig {
             depth: default_depth(),
             emb_dim: default_emb_dim(),
             n_classes: 0,
+            fourier: None,
         }
     }
 
-    /// Width of the network input, `data_dim + emb_dim`.
+    /// Width of the network input, `data_dim + emb_dim` plus the Fourier
+    /// features' 2 F data_dim.
     pub fn input_dim(&self) -> usize {
-        self.data_dim.saturating_add(self.emb_dim)
+        self.try_input_dim().unwrap_or(usize::MAX)
+    }
+
+    fn try_input_dim(&self) -> Option<usize> {
+        let ff = match &self.fourier {
+            Some(f) => f.width(self.data_dim)?,
+            None => 0,
+        };
+        self.data_dim.checked_add(self.emb_dim)?.checked_add(ff)
+    }
+
+    /// Width of the Fourier features (0 without them).
+    pub fn fourier_width(&self) -> usize {
+        self.fourier
+            .as_ref()
+            .and_then(|f| f.width(self.data_dim))
+            .unwrap_or(0)
     }
 
     /// Check every field and that the parameter count is representable.
@@ -110,6 +136,9 @@ impl MlpConfig {
             return Err(Error::invalid("depth", self.depth, "at most 1024"));
         }
         super::label::check_classes(self.n_classes)?;
+        if let Some(f) = &self.fourier {
+            f.validate()?;
+        }
         match self.try_layer_shapes() {
             Some((_, total)) if total <= MAX_PARAMS => Ok(()),
             _ => Err(Error::invalid(
@@ -128,7 +157,7 @@ impl MlpConfig {
     fn try_layer_shapes(&self) -> Option<(Vec<LayerShape>, usize)> {
         let mut layers = Vec::with_capacity(self.depth + 1);
         let mut offset = 0usize;
-        let mut fan_in = self.data_dim.checked_add(self.emb_dim)?;
+        let mut fan_in = self.try_input_dim()?;
         for l in 0..=self.depth {
             let fan_out = if l == self.depth {
                 self.data_dim

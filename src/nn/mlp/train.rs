@@ -5,7 +5,7 @@ use ndarray::{ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 use super::forward::fill_input;
-use super::{Mlp, Times};
+use super::{Mlp, MlpConfig, Times};
 use crate::backend::gemm::{gemm_packed, MatRef};
 use crate::nn::layers::{bias_add, bias_silu, linear_backward};
 
@@ -34,9 +34,7 @@ impl Mlp {
         assert_eq!(t.len(), rows, "t must have one time per row of x");
         assert_eq!(x.ncols(), self.cfg.data_dim, "x must have data_dim columns");
         cache.resize(self, rows);
-        let d = self.cfg.data_dim;
-        let in0 = self.cfg.input_dim();
-        par_fill_input(x, t, &mut cache.input, in0, d);
+        par_fill_input(&self.cfg, x, t, &mut cache.input);
         cache.labels.clear();
         if self.cfg.n_classes > 0 {
             assert!(
@@ -185,10 +183,11 @@ fn par_bias_silu(z: &mut [f32], b: &[f32], dsilu: &mut [f32]) {
 
 /// [`fill_input`] with per-row times, row blocks split across rayon threads
 /// (each row is built independently, so bit-identical for any thread count).
-fn par_fill_input(x: ArrayView2<f32>, t: ArrayView1<f32>, input: &mut [f32], in0: usize, d: usize) {
+fn par_fill_input(cfg: &MlpConfig, x: ArrayView2<f32>, t: ArrayView1<f32>, input: &mut [f32]) {
     let rows = x.nrows();
+    let in0 = cfg.input_dim();
     if rayon::current_num_threads() == 1 || rows <= PAR_ROWS {
-        fill_input(x, Times::Rows(t), input, in0, d);
+        fill_input(cfg, x, Times::Rows(t), input);
         return;
     }
     input
@@ -198,11 +197,10 @@ fn par_fill_input(x: ArrayView2<f32>, t: ArrayView1<f32>, input: &mut [f32], in0
             let start = c * PAR_ROWS;
             let end = start + dst.len() / in0;
             fill_input(
+                cfg,
                 x.slice(ndarray::s![start..end, ..]),
                 Times::Rows(t.slice(ndarray::s![start..end])),
                 dst,
-                in0,
-                d,
             );
         });
 }

@@ -36,11 +36,23 @@ pub(crate) fn run_demo(a: DemoArgs) -> Result<()> {
     }
     scoresde::fsutil::check_writable_dir("out", &a.out)?;
     let sde = SdeConfig::by_name(&a.sde)?;
-    let mut recipe = match a.recipe.as_str() {
-        "tuned" => scoresde::app::presets::tuned_recipe("checkerboard", &sde),
-        "spec" => scoresde::train::Recipe::default(),
+    let (mut recipe, mut net) = match a.recipe.as_str() {
+        "tuned" => (
+            scoresde::app::presets::tuned_recipe("checkerboard", &sde),
+            scoresde::app::presets::tuned_mlp("checkerboard").expect("checkerboard is a 2-D set"),
+        ),
+        "spec" => (
+            scoresde::train::Recipe::default(),
+            scoresde::nn::MlpConfig::new(2),
+        ),
         other => bail!("invalid recipe = {other}: expected spec or tuned"),
     };
+    if let Some(f) = &a.fourier {
+        net.fourier = scoresde::nn::FourierConfig::parse(f)?;
+    }
+    net.hidden = a.hidden.unwrap_or(net.hidden);
+    net.depth = a.depth.unwrap_or(net.depth);
+    net.validate()?;
     if let Some(t) = &a.target {
         recipe.target = scoresde::train::Objective::parse(t)?.spec();
     }
@@ -54,6 +66,7 @@ pub(crate) fn run_demo(a: DemoArgs) -> Result<()> {
     let opts = DemoOptions {
         recipe,
         sde,
+        net,
         samplers,
         out_dir: a.out,
         train_steps: a.train_steps,

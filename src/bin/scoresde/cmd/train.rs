@@ -61,6 +61,7 @@ pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
             dropout: a.dropout,
             hidden: a.hidden,
             depth: a.depth,
+            fourier: a.fourier.clone(),
         },
         hyper: HyperRequest {
             steps: a.steps,
