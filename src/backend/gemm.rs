@@ -55,6 +55,9 @@ use super::with_scratch;
 /// Minimum multiply-adds per rayon task before `gemm` splits the rows of `C`.
 const PAR_MIN_WORK: usize = 1 << 20;
 
+/// Minimum values of `B` before [`PackedB::pack_par`] splits the panels.
+pub const PAR_MIN_PACK: usize = 1 << 14;
+
 /// A `[k, n]` right-hand factor `B` prepared once for many products
 /// [`gemm_packed`]: in the AVX-512 kernel's panel layout
 /// ([`super::kernel::pack_b`]) when the CPU has AVX-512F, else as a plain
@@ -77,13 +80,27 @@ impl PackedB {
 
     /// Overwrite with a packed copy of `b` (`[k, n]`, any strides).
     pub fn pack(&mut self, b: MatRef) {
+        self.pack_with(b, false);
+    }
+
+    /// [`PackedB::pack`] with the kernel's panels copied as rayon tasks
+    /// when `b` has at least [`PAR_MIN_PACK`] values (the same result).
+    pub fn pack_par(&mut self, b: MatRef) {
+        self.pack_with(b, b.rows * b.cols >= PAR_MIN_PACK);
+    }
+
+    fn pack_with(&mut self, b: MatRef, parallel: bool) {
         let (k, n) = (b.rows, b.cols);
         self.k = k;
         self.n = n;
         self.panels = kernel::available();
         if self.panels {
             self.data.resize(kernel::packed_len(k, n), 0.0);
-            kernel::pack_b(b, &mut self.data);
+            if parallel {
+                kernel::pack_b_par(b, &mut self.data);
+            } else {
+                kernel::pack_b(b, &mut self.data);
+            }
         } else {
             self.data.resize(k * n, 0.0);
             for (p, row) in self.data.chunks_exact_mut(n.max(1)).enumerate().take(k) {
@@ -132,9 +149,10 @@ pub fn gemm(a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool, parallel: boo
 /// with the same row independence and thread-count independence.
 ///
 /// With `col_sum` (`[n]`), also `col_sum[j] = Σ_i C[i, j]` of the new `C`,
-/// added in row order (the bits of [`super::simd::sum_rows`]). When the
-/// kernel does the product on one thread the sums ride in its stores
-/// ([`kernel::gemm_serial`]); otherwise they are a separate pass.
+/// added in row order (the bits of [`super::simd::sum_rows`]). With the
+/// kernel the sums ride in its stores, and a parallel product splits the
+/// columns instead of the rows ([`kernel::gemm_col_split`]); otherwise
+/// they are a separate pass.
 pub fn gemm_scale(
     a: MatRef,
     b: MatRef,
@@ -148,10 +166,11 @@ pub fn gemm_scale(
         return;
     };
     assert_eq!(sum.len(), n, "gemm_scale: col_sum must have n values");
-    let one_task = split_tasks(m, a.cols, n, parallel) <= 1;
-    if one_task && m > 0 && n > 0 && kernel::available() && b.cs == 1 {
-        // The kernel checks the shapes.
-        kernel::gemm_serial(a, KernelB::Rows(b), c, Epilogue::Scale, Some(sum));
+    if m > 0 && n > 0 && kernel::available() && b.cs == 1 {
+        // One task, or the columns split (which keeps the sums in the
+        // stores, in row order); the kernel checks the shapes.
+        let tasks = split_tasks(m, a.cols, n, parallel);
+        kernel::gemm_col_split(a, KernelB::Rows(b), c, Epilogue::Scale, Some(sum), tasks);
         return;
     }
     gemm_with(a, b, c, Epilogue::Scale, parallel);

@@ -273,6 +273,9 @@ fn weight_grad(
 ///   db_below = Σ_rows d  that layer's bias gradient, summed in row order
 ///                        in the same stores ([`gemm_scale`])
 /// ```
+///
+/// With `par`, (dW, db) and (d, db_below) run as two rayon tasks, each
+/// product also split across threads.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     dz: &[f32],
@@ -286,16 +289,28 @@ pub fn linear_backward(
     below: Option<(&mut [f32], &mut [f32])>,
     par: bool,
 ) {
-    if let Some(db) = db {
-        sum_rows(dz, db);
-    }
-    weight_grad(dz, a, rows, fan_in, fan_out, dw, par);
-    if let Some((d, db_below)) = below {
-        let (dz, w) = (
-            MatRef::row_major(dz, rows, fan_out),
-            MatRef::row_major(w, fan_out, fan_in),
-        );
-        gemm_scale(dz, w, d, Some(db_below), par);
+    let grads = || {
+        if let Some(db) = db {
+            sum_rows(dz, db);
+        }
+        weight_grad(dz, a, rows, fan_in, fan_out, dw, par);
+    };
+    let input_grad = || {
+        if let Some((d, db_below)) = below {
+            let (dz, w) = (
+                MatRef::row_major(dz, rows, fan_out),
+                MatRef::row_major(w, fan_out, fan_in),
+            );
+            gemm_scale(dz, w, d, Some(db_below), par);
+        }
+    };
+    // The two products only read dz, so they can run side by side; each
+    // computes every element exactly as alone (same bits).
+    if par && rayon::current_num_threads() > 1 {
+        rayon::join(grads, input_grad);
+    } else {
+        grads();
+        input_grad();
     }
 }
 

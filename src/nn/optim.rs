@@ -157,9 +157,20 @@ impl Adam {
 /// exactly when `bits & 0x7fff_ffff < 0x7f800000`), which vectorises; only
 /// a failing chunk is searched element by element.
 pub fn first_non_finite(x: &[f32]) -> Option<usize> {
-    let mut found = None;
-    find_dispatch(x, &mut found);
-    found
+    if rayon::current_num_threads() == 1 || x.len() <= PAR_ELEMS {
+        let mut found = None;
+        find_dispatch(x, &mut found);
+        return found;
+    }
+    // Chunks searched as rayon tasks; the first chunk with a hit wins, so
+    // the answer is the same for any thread count.
+    x.par_chunks(PAR_ELEMS)
+        .enumerate()
+        .find_map_first(|(c, chunk)| {
+            let mut found = None;
+            find_dispatch(chunk, &mut found);
+            found.map(|i| c * PAR_ELEMS + i)
+        })
 }
 
 fn find_dispatch(x: &[f32], found: &mut Option<usize>) {

@@ -82,35 +82,55 @@ pub fn pack_b(b: MatRef, out: &mut [f32]) {
     let out = &mut out[..packed_len(k, n)];
     for j0 in (0..n).step_by(NR) {
         let w = panel_width(n, j0);
-        let cols = w.min(n - j0);
-        let panel = &mut out[j0 * k..j0 * k + k * w];
-        if b.cs == 1 {
-            for (p, dst) in panel.chunks_exact_mut(w).enumerate() {
-                let src = &b.data[p * b.rs + j0..p * b.rs + j0 + cols];
-                dst[..cols].copy_from_slice(src);
-                dst[cols..].fill(0.0);
-            }
-        } else if b.rs == 1 && available() {
-            // B is the transpose of a row-major matrix (as Wᵀ is).
-            assert!(
-                last_offset(k, n, b.rs, b.cs).is_none_or(|l| l < b.data.len()),
-                "pack_b: B does not fit its slice"
-            );
-            // SAFETY: AVX-512F is present, rs == 1 and the view fits its
-            // slice (asserted above).
-            unsafe { avx512::transpose_panel(b, j0, w, cols, panel) };
-        } else {
-            // Walk each column of B contiguously when B is a transpose.
-            for jj in 0..w {
-                if jj < cols {
-                    let base = (j0 + jj) * b.cs;
-                    for p in 0..k {
-                        panel[p * w + jj] = b.data[base + p * b.rs];
-                    }
-                } else {
-                    for p in 0..k {
-                        panel[p * w + jj] = 0.0;
-                    }
+        pack_panel(b, j0, &mut out[j0 * k..j0 * k + k * w]);
+    }
+}
+
+/// [`pack_b`] with the panels shared out as rayon tasks (each panel is
+/// copied alone, so the result is the same).
+pub fn pack_b_par(b: MatRef, out: &mut [f32]) {
+    use rayon::prelude::*;
+    let (k, n) = (b.rows, b.cols);
+    if k == 0 || n == 0 {
+        return;
+    }
+    out[..packed_len(k, n)]
+        .par_chunks_mut(NR * k)
+        .enumerate()
+        .for_each(|(i, panel)| pack_panel(b, i * NR, panel));
+}
+
+/// Panel `j0` of [`pack_b`] (`k · panel_width(n, j0)` floats).
+fn pack_panel(b: MatRef, j0: usize, panel: &mut [f32]) {
+    let (k, n) = (b.rows, b.cols);
+    let w = panel_width(n, j0);
+    let cols = w.min(n - j0);
+    if b.cs == 1 {
+        for (p, dst) in panel.chunks_exact_mut(w).enumerate() {
+            let src = &b.data[p * b.rs + j0..p * b.rs + j0 + cols];
+            dst[..cols].copy_from_slice(src);
+            dst[cols..].fill(0.0);
+        }
+    } else if b.rs == 1 && available() {
+        // B is the transpose of a row-major matrix (as Wᵀ is).
+        assert!(
+            last_offset(k, n, b.rs, b.cs).is_none_or(|l| l < b.data.len()),
+            "pack_b: B does not fit its slice"
+        );
+        // SAFETY: AVX-512F is present, rs == 1 and the view fits its
+        // slice (asserted above).
+        unsafe { avx512::transpose_panel(b, j0, w, cols, panel) };
+    } else {
+        // Walk each column of B contiguously when B is a transpose.
+        for jj in 0..w {
+            if jj < cols {
+                let base = (j0 + jj) * b.cs;
+                for p in 0..k {
+                    panel[p * w + jj] = b.data[base + p * b.rs];
+                }
+            } else {
+                for p in 0..k {
+                    panel[p * w + jj] = 0.0;
                 }
             }
         }
@@ -166,7 +186,24 @@ pub fn gemm_serial(
     b: KernelB,
     c: &mut [f32],
     epi: Epilogue,
+    col_sum: Option<&mut [f32]>,
+) {
+    gemm_col_split(a, b, c, epi, col_sum, 1);
+}
+
+/// [`gemm_serial`] with the panels of `C` (and of `col_sum`) split into
+/// `tasks` contiguous column groups run as rayon tasks: every column is
+/// computed, and summed over the rows in order, exactly as in one call, so
+/// the bits do not depend on `tasks`. (Narrow `C`, n ≤ 8, runs on one
+/// thread.) Splitting columns rather than rows is what keeps the fused
+/// column sums in the stores.
+pub fn gemm_col_split(
+    a: MatRef,
+    b: KernelB,
+    c: &mut [f32],
+    epi: Epilogue,
     mut col_sum: Option<&mut [f32]>,
+    tasks: usize,
 ) {
     let (m, k) = (a.rows, a.cols);
     let (kb, n) = b.shape();
@@ -234,10 +271,104 @@ pub fn gemm_serial(
         return;
     }
     let sum_ptr = col_sum.map_or(std::ptr::null_mut(), |s| s.as_mut_ptr());
+    let out = Out {
+        c: c.as_mut_ptr(),
+        ldc: n,
+        sum: sum_ptr,
+    };
     #[cfg(target_arch = "x86_64")]
-    for i0 in (0..m).step_by(MR) {
-        let rows = MR.min(m - i0);
-        for j0 in (0..n).step_by(NR) {
+    if !scale && blocked::wanted(m, k, n) {
+        // SAFETY: as for `tiles` below.
+        unsafe { blocked::gemm(a, b, out, m, accumulate) };
+        return;
+    }
+    let panels = n.div_ceil(NR);
+    let tasks = tasks.clamp(1, panels.max(1));
+    let per = panels.div_ceil(tasks) * NR;
+    let run = |t: usize| {
+        let cols = (t * per, ((t + 1) * per).min(n));
+        // SAFETY: AVX-512F is present, the views fit their slices, `c`
+        // holds m·n values and `sum_ptr` is null or n values (all checked
+        // above); the tasks get disjoint column groups of them.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            tiles(
+                a,
+                b,
+                Span { p0: 0, kc: k },
+                out,
+                (0, m),
+                cols,
+                n,
+                accumulate,
+                scale,
+            )
+        };
+    };
+    if tasks == 1 {
+        run(0);
+    } else {
+        use rayon::prelude::*;
+        (0..tasks).into_par_iter().for_each(run);
+    }
+}
+
+/// The K-slice `p0 .. p0 + kc` of a product that [`tiles`] computes.
+#[derive(Clone, Copy)]
+struct Span {
+    p0: usize,
+    kc: usize,
+}
+
+/// Where [`tiles`] writes: `C` (row-major, row stride `ldc`) and the
+/// column sums (null: none), both from the first column of `B`. Shared by the tasks of a column split, which write
+/// disjoint columns.
+#[derive(Clone, Copy)]
+struct Out {
+    c: *mut f32,
+    /// Row stride of C.
+    ldc: usize,
+    sum: *mut f32,
+}
+
+// SAFETY: an `Out` is only dereferenced inside `tiles`, whose callers give
+// concurrent tasks disjoint column ranges of C and of the sums.
+unsafe impl Send for Out {}
+// SAFETY: as for `Send`: concurrent users touch disjoint columns.
+unsafe impl Sync for Out {}
+
+/// The register tiles of rows `rows.0 .. rows.1` (row blocks of `MR` from
+/// `rows.0`, visited in order) and of the panels starting in
+/// `cols.0 .. cols.1` (`cols.0` a multiple of `NR`, `cols.1` a multiple of
+/// `NR` or `n`), over the K-slice `span`: each element's chain
+/// `c ← fma(A[i,p], B[p,j], c)` for p in the slice, started from 0 or (with
+/// `accumulate`) from `C[i,j]`. Splitting K into slices whose later parts
+/// accumulate therefore gives the bits of one chain (f32 stores and loads
+/// are exact).
+///
+/// # Safety
+/// `a` must fit its slice for the rows and the K-slice, `b` (packed
+/// for the whole `[k, n]`, or in place with unit column stride) for the
+/// K-slice and the columns, `out.c` must hold rows `..rows.1` of row
+/// stride `out.ldc ≥ n` and `out.sum` be null or hold `n` values; no other thread may touch these columns
+/// of C or of the sums during the call.
+#[allow(clippy::too_many_arguments)]
+#[cfg(target_arch = "x86_64")]
+unsafe fn tiles(
+    a: MatRef,
+    b: KernelB,
+    span: Span,
+    out: Out,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    n: usize,
+    accumulate: bool,
+    scale: bool,
+) {
+    let k = b.shape().0;
+    for i0 in (rows.0..rows.1).step_by(MR) {
+        let r = MR.min(rows.1 - i0);
+        for j0 in (cols.0..cols.1).step_by(NR) {
             let w = panel_width(n, j0);
             // Columns in the panel's last 16-lane vector (1..=16).
             let tail = (n - j0 - (w - LANES)).min(LANES);
@@ -247,37 +378,41 @@ pub fn gemm_serial(
                 (1u16 << tail) - 1
             };
             let (bptr, ldb) = match b {
-                KernelB::Packed { data, .. } => (data.as_ptr().wrapping_add(j0 * k), w),
-                KernelB::Rows(v) => (v.data.as_ptr().wrapping_add(j0), v.rs),
+                KernelB::Packed { data, .. } => {
+                    (data.as_ptr().wrapping_add(j0 * k + span.p0 * w), w)
+                }
+                KernelB::Rows(v) => (v.data.as_ptr().wrapping_add(span.p0 * v.rs + j0), v.rs),
             };
-            // SAFETY: AVX-512F is present (asserted above). For r < rows
-            // and p < k, A[i0 + r, p] lies inside A's slice (checked above).
-            // Panel row p at bptr + p·ldb: packed, it is one of the k rows
-            // of w floats of the panel at j0·k, inside packed_len(k, n);
-            // in place, lanes j0 + jj < n of row p lie inside B's slice
-            // (checked above) and the last vector is loaded under `mask`.
-            // C rows i0..i0+rows, columns j0 + jj < n (the last vector
-            // masked) lie inside `c` (len m·n), and the same columns of
-            // `col_sum` (len n) when it is given.
+            let aptr = a.data.as_ptr().wrapping_add(i0 * a.rs + span.p0 * a.cs);
+            // SAFETY: AVX-512F is present (checked by the callers). For
+            // r < rows and p in the slice, A[i0 + r, p] lies inside A's
+            // slice. Panel row p at bptr + (p − p0)·ldb: packed, it is one
+            // of the k rows of w floats of the panel at j0·k, inside
+            // packed_len(k, n); in place, lanes j0 + jj < n of row p lie
+            // inside B's slice and the last vector is loaded under
+            // `mask`. C rows i0..i0+r, columns j0 + jj < n (the last
+            // vector masked) lie inside C (rows of stride ldc), and the
+            // same columns of the sums when given; no other thread
+            // touches these columns (the caller's contract).
             unsafe {
                 avx512::tile_dispatch(
-                    rows,
+                    r,
                     w / LANES,
-                    k,
-                    a.data.as_ptr().wrapping_add(i0 * a.rs),
+                    span.kc,
+                    aptr,
                     a.rs,
                     a.cs,
                     bptr,
                     ldb,
-                    c.as_mut_ptr().add(i0 * n + j0),
-                    n,
+                    out.c.add(i0 * out.ldc + j0),
+                    out.ldc,
                     mask,
                     accumulate,
                     scale,
-                    if sum_ptr.is_null() {
-                        sum_ptr
+                    if out.sum.is_null() {
+                        out.sum
                     } else {
-                        sum_ptr.add(j0)
+                        out.sum.add(j0)
                     },
                 );
             }
@@ -287,6 +422,8 @@ pub fn gemm_serial(
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod blocked;
 
 #[cfg(test)]
 mod tests;

@@ -185,3 +185,96 @@ fn check_rows_do_not_depend_on_m(k: usize, n: usize) {
     super::super::simd::sum_rows(&separate, &mut want);
     assert_eq!(sums, want);
 }
+
+/// Shapes whose `B` exceeds 1 MB take the cache-blocked loops
+/// (`blocked`): within the f64 product's rounding bound
+/// `|c − ĉ| ≤ k·ε·Σ_p |A[i,p]·B[p,j]|`, and with the bits of the unblocked
+/// kernel (row blocks of `MR` rows or fewer never block), for `B` packed
+/// and in place, set and accumulated, with column sums.
+#[test]
+fn blocked_products_match_f64_and_the_unblocked_bits() {
+    if !available() {
+        return;
+    }
+    for (m, k, n) in [(37, 300, 1000), (20, 1030, 300)] {
+        assert!(blocked::wanted(m, k, n) && !blocked::wanted(MR, k, n));
+        let av: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.377).sin()).collect();
+        let bv: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.191).cos()).collect();
+        let (a, b) = (MatRef::row_major(&av, m, k), MatRef::row_major(&bv, k, n));
+        let want = naive(a, b);
+        let mut bp = vec![0.0; packed_len(k, n)];
+        pack_b(b, &mut bp);
+        let packed = KernelB::Packed { data: &bp, k, n };
+        for kb in [KernelB::Rows(b), packed] {
+            let mut c = vec![f32::NAN; m * n];
+            let mut sums = vec![f32::NAN; n];
+            gemm_serial(a, kb, &mut c, Epilogue::Set, Some(&mut sums));
+            for i in 0..m {
+                for j in 0..n {
+                    let mag: f64 = (0..k)
+                        .map(|p| (av[i * k + p] as f64 * bv[p * n + j] as f64).abs())
+                        .sum();
+                    let tol = k as f64 * f32::EPSILON as f64 * mag;
+                    let err = (c[i * n + j] as f64 - want[i * n + j]).abs();
+                    assert!(err <= tol, "m={m} k={k} n={n} ({i},{j}): {err} > {tol}");
+                }
+            }
+            let mut want_sums = vec![0.0; n];
+            crate::backend::simd::sum_rows(&c, &mut want_sums);
+            assert_eq!(sums, want_sums, "column sums in row order");
+            let mut acc = c.clone();
+            gemm_serial(a, kb, &mut acc, Epilogue::Add, None);
+            for i0 in (0..m).step_by(MR) {
+                let r = MR.min(m - i0);
+                let part_a = MatRef::row_major(&av[i0 * k..], r, k);
+                let mut part = vec![0.0; r * n];
+                gemm_serial(part_a, kb, &mut part, Epilogue::Set, None);
+                assert_eq!(part, c[i0 * n..(i0 + r) * n], "rows {i0}.. set");
+                gemm_serial(part_a, kb, &mut part, Epilogue::Add, None);
+                assert_eq!(part, acc[i0 * n..(i0 + r) * n], "rows {i0}.. accumulated");
+            }
+        }
+    }
+}
+
+/// A column split gives the bits of one call, column sums included.
+#[test]
+fn column_split_matches_one_call() {
+    if !available() {
+        return;
+    }
+    let (m, k, n) = (70, 64, 200);
+    let av: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.377).sin()).collect();
+    let bv: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.191).cos()).collect();
+    let dv: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.713).cos()).collect();
+    let (a, b) = (MatRef::row_major(&av, m, k), MatRef::row_major(&bv, k, n));
+    let mut one = dv.clone();
+    let mut one_sums = vec![f32::NAN; n];
+    gemm_serial(
+        a,
+        KernelB::Rows(b),
+        &mut one,
+        Epilogue::Scale,
+        Some(&mut one_sums),
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for tasks in [2, 3, 7, 100] {
+        let mut c = dv.clone();
+        let mut sums = vec![f32::NAN; n];
+        pool.install(|| {
+            gemm_col_split(
+                a,
+                KernelB::Rows(b),
+                &mut c,
+                Epilogue::Scale,
+                Some(&mut sums),
+                tasks,
+            )
+        });
+        assert_eq!(c, one, "tasks {tasks}");
+        assert_eq!(sums, one_sums, "tasks {tasks}");
+    }
+}

@@ -555,7 +555,18 @@ fn run(cli: Cli) -> Result<()> {
             .build_global()
             .context("setting the thread count")?;
     }
-    match cli.command {
+    if let Command::Serve(a) = cli.command {
+        return cmd::run_serve(a);
+    }
+    // The command runs on a worker of the pool, so that its parallel loops
+    // fork and join inside the pool instead of each being injected from
+    // this thread and waited for (two thread wake-ups per loop). The server
+    // stays outside: it would hold a worker for its whole life.
+    rayon::scope(|_| run_command(cli.command))
+}
+
+fn run_command(command: Command) -> Result<()> {
+    match command {
         Command::Demo(a) => cmd::run_demo(a),
         Command::Train(a) => cmd::run_train(*a),
         Command::TrainClassifier(a) => cmd::run_train_classifier(a),

@@ -59,11 +59,30 @@ impl Mlp {
     /// Each layer's `W_lᵀ` (`[fan_in, fan_out]`) packed for [`gemm_packed`],
     /// rebuilt here if the parameters changed since the last call.
     pub(super) fn packed_weights(&self) -> Packs<'_> {
+        self.packed_weights_with(false)
+    }
+
+    /// [`Mlp::packed_weights`], with `parallel` the layers and their panels
+    /// packed as rayon tasks (the same packs). Only for a caller that is
+    /// alone in using the network (training): a thread holding the
+    /// rebuild's write lock may run other queued tasks while it waits.
+    pub(super) fn packed_weights_with(&self, parallel: bool) -> Packs<'_> {
         self.packed.get(|packs| {
             packs.resize_with(self.layers.len(), PackedB::new);
-            for (pack, layer) in packs.iter_mut().zip(&self.layers) {
+            let pack = |(pack, layer): (&mut PackedB, &super::LayerShape)| {
                 let w = &self.params[layer.w_range()];
-                pack.pack(MatRef::transposed(w, layer.fan_in, layer.fan_out));
+                let wt = MatRef::transposed(w, layer.fan_in, layer.fan_out);
+                if parallel {
+                    pack.pack_par(wt);
+                } else {
+                    pack.pack(wt);
+                }
+            };
+            if parallel && rayon::current_num_threads() > 1 {
+                use rayon::prelude::*;
+                packs.par_iter_mut().zip(&self.layers).for_each(pack);
+            } else {
+                packs.iter_mut().zip(&self.layers).for_each(pack);
             }
         })
     }

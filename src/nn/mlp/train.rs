@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::forward::fill_input;
 use super::{Mlp, MlpConfig, Times};
-use crate::backend::gemm::{gemm_packed, MatRef};
+use crate::backend::gemm::{gemm_packed, MatRef, PackedB};
 use crate::nn::layers::{bias_add, bias_silu, linear_backward};
 
 impl Mlp {
@@ -44,15 +44,14 @@ impl Mlp {
             cache.labels.extend_from_slice(labels);
             self.add_labels(&mut cache.input, rows, labels);
         }
-        let packs = self.packed_weights();
+        let packs = self.packed_weights_with(true);
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers[..last].iter().enumerate() {
             let (done, todo) = cache.act.split_at_mut(l);
             let a_in: &[f32] = if l == 0 { &cache.input } else { &done[l - 1] };
             let z = &mut todo[0];
-            let a = MatRef::row_major(a_in, rows, layer.fan_in);
-            gemm_packed(a, &packs[l], z, false, true);
-            par_bias_silu(z, &self.params[layer.b_range()], &mut cache.dsilu[l]);
+            let b = &self.params[layer.b_range()];
+            par_linear(a_in, rows, &packs[l], z, Some(&mut cache.dsilu[l]), b);
         }
         let layer = &self.layers[last];
         let a_in: &[f32] = if last == 0 {
@@ -60,9 +59,8 @@ impl Mlp {
         } else {
             &cache.act[last - 1]
         };
-        let a = MatRef::row_major(a_in, rows, layer.fan_in);
-        gemm_packed(a, &packs[last], &mut cache.out, false, true);
-        bias_add(&mut cache.out, &self.params[layer.b_range()]);
+        let b = &self.params[layer.b_range()];
+        par_linear(a_in, rows, &packs[last], &mut cache.out, None, b);
     }
 
     /// Backward pass for the batch last run through [`Mlp::forward_train`]:
@@ -168,17 +166,54 @@ impl Mlp {
 /// Rows per rayon task in the training-pass elementwise kernels.
 const PAR_ROWS: usize = 64;
 
-/// [`bias_silu`] on a `[rows, width]` batch, row blocks split across rayon
-/// threads (elementwise, so bit-identical for any thread count).
-fn par_bias_silu(z: &mut [f32], b: &[f32], dsilu: &mut [f32]) {
-    let chunk = PAR_ROWS * b.len().max(1);
-    if rayon::current_num_threads() == 1 || z.len() <= chunk {
-        bias_silu(z, b, Some(dsilu));
+/// Multiply-adds of a layer below which [`par_linear`] stays on one thread.
+const PAR_MIN_MACS: usize = 1 << 17;
+
+/// One layer of the training forward on a `[rows, fan_in]` batch `a`:
+/// `z = a·Wᵀ` (`pack` holds `Wᵀ`), then with `dsilu` the fused bias +
+/// SiLU ([`bias_silu`], keeping SiLU'), without it the bias alone. The
+/// rows go in one contiguous block per rayon thread, each block doing its
+/// product and then its bias pass while the block is in cache: one
+/// parallel region per layer. Every row is computed as alone (the GEMM's
+/// rows are independent), so the bits do not depend on the thread count.
+fn par_linear(
+    a: &[f32],
+    rows: usize,
+    pack: &PackedB,
+    z: &mut [f32],
+    dsilu: Option<&mut [f32]>,
+    b: &[f32],
+) {
+    let (fan_in, fan_out) = (pack.rows(), pack.cols());
+    let block = |start: usize, zc: &mut [f32], dc: Option<&mut [f32]>| {
+        let len = zc.len() / fan_out.max(1);
+        let a = MatRef::row_major(&a[start * fan_in..], len, fan_in);
+        gemm_packed(a, pack, zc, false, false);
+        match dc {
+            Some(dc) => bias_silu(zc, b, Some(dc)),
+            None => bias_add(zc, b),
+        }
+    };
+    let tasks = rayon::current_num_threads()
+        .min(rows / PAR_ROWS)
+        .min(rows * fan_in * fan_out / PAR_MIN_MACS);
+    let z = &mut z[..rows * fan_out];
+    if tasks <= 1 || fan_out == 0 {
+        block(0, z, dsilu.map(|d| &mut d[..rows * fan_out]));
         return;
     }
-    z.par_chunks_mut(chunk)
-        .zip(dsilu.par_chunks_mut(chunk))
-        .for_each(|(zc, dc)| bias_silu(zc, b, Some(dc)));
+    let per = rows.div_ceil(tasks).next_multiple_of(8) * fan_out;
+    match dsilu {
+        Some(d) => z
+            .par_chunks_mut(per)
+            .zip(d[..rows * fan_out].par_chunks_mut(per))
+            .enumerate()
+            .for_each(|(i, (zc, dc))| block(i * per / fan_out, zc, Some(dc))),
+        None => z
+            .par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(i, zc)| block(i * per / fan_out, zc, None)),
+    }
 }
 
 /// [`fill_input`] with per-row times, row blocks split across rayon threads
