@@ -46,8 +46,8 @@ use crate::backend::gemm::{gemm, MatRef};
 use crate::backend::simd::dispatch_simd;
 
 thread_local! {
-    /// Padded image and wide output of this thread.
-    static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Padded image, wide output, and the bias (and time vector) repeated over one row.
+    static BUFS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
     /// Backward: padded image, padded output gradient, wide input gradient.
     static BWD: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
@@ -191,10 +191,10 @@ pub fn conv3_image(
 ) {
     BUFS.with(|cell| {
         let mut guard = cell.try_borrow_mut();
-        let mut fresh = (Vec::new(), Vec::new());
-        let (xp, cw) = match guard.as_deref_mut() {
-            Ok((a, b)) => (a, b),
-            Err(_) => (&mut fresh.0, &mut fresh.1),
+        let mut fresh: [Vec<f32>; 3] = Default::default();
+        let [xp, cw, reps] = match guard.as_deref_mut() {
+            Ok(bufs) => bufs,
+            Err(_) => &mut fresh,
         };
         pad_image(x, h, w, cin, xp);
         let m = wide_rows(h, w);
@@ -211,8 +211,10 @@ pub fn conv3_image(
         // The bias (and `add`) repeated over one output row, so that each
         // row's epilogue is one pass over contiguous values: `(s + b) + a`.
         let (w2, run) = (w + 2, w * cout);
-        let mut reps = vec![0.0f32; 2 * run];
-        let (brow, arow) = reps.split_at_mut(run);
+        if reps.len() < 2 * run {
+            reps.resize(2 * run, 0.0);
+        }
+        let (brow, arow) = reps[..2 * run].split_at_mut(run);
         for (bp, ap) in brow.chunks_exact_mut(cout).zip(arow.chunks_exact_mut(cout)) {
             bp.copy_from_slice(b);
             if let Some(v) = add {
