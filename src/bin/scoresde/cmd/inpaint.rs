@@ -17,7 +17,7 @@ use scoresde::samplers::{self, SampleOptions};
 use scoresde::score::{ClipX0, Score};
 use scoresde::sde::{Sde, SdeConfig};
 
-use crate::InpaintArgs;
+use crate::args::InpaintArgs;
 
 pub(crate) fn run_inpaint(a: InpaintArgs) -> Result<()> {
     if a.n == 0 {

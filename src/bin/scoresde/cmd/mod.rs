@@ -22,7 +22,7 @@ use scoresde::model::ScoreModel;
 use scoresde::samplers;
 use scoresde::sde::SdeConfig;
 
-use crate::{CompareArgs, DemoArgs, EvalArgs, ScheduleArgs};
+use crate::args::{CompareArgs, DemoArgs, EvalArgs, ScheduleArgs};
 
 pub(crate) fn run_demo(a: DemoArgs) -> Result<()> {
     for (name, v) in [

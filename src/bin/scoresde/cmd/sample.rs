@@ -12,7 +12,7 @@ use scoresde::model::ScoreModel;
 use scoresde::samplers::{self, SampleOptions};
 use scoresde::{npy, viz};
 
-use crate::{parse_clip, Clip, SampleArgs};
+use crate::args::{parse_clip, Clip, SampleArgs};
 
 pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     // Arguments first, then the model: nothing slow happens before both are

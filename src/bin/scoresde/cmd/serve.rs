@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 
 use scoresde::app::serve::{Limits, ServeOptions, Server};
 
-use crate::ServeArgs;
+use crate::args::ServeArgs;
 
 pub(crate) fn run_serve(a: ServeArgs) -> Result<()> {
     let host: std::net::IpAddr = match a.host.as_str() {

@@ -12,7 +12,7 @@ use scoresde::app::options::{
 use scoresde::train::checkpoint;
 use scoresde::train::{self, OnNonFinite};
 
-use crate::TrainArgs;
+use crate::args::TrainArgs;
 
 pub(crate) fn run_train(a: TrainArgs) -> Result<()> {
     let on_nonfinite = OnNonFinite::from_name(&a.on_nonfinite)?;

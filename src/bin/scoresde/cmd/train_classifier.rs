@@ -11,7 +11,7 @@ use scoresde::nn::noisy::NoisyConfig;
 use scoresde::sde::SdeConfig;
 use scoresde::train::noisy::{default_config, train_noisy_classifier, NoisyTraining};
 
-use crate::TrainClassifierArgs;
+use crate::args::TrainClassifierArgs;
 
 pub(crate) fn run_train_classifier(a: TrainClassifierArgs) -> Result<()> {
     let opts = NoisyTraining {
