@@ -50,6 +50,9 @@ pub mod domain {
     /// keyed by `(seed, DROPOUT, k)` and the image and element
     /// (counter-based, see `nn::dropout`) ("DROP").
     pub const DROPOUT: u64 = 0x4452_4f50;
+    /// The label of sample i of a class-conditional model sampled without
+    /// a class (`guidance::labels`): stream `(seed, SAMPLE_LABEL, i)` ("SLBL").
+    pub const SAMPLE_LABEL: u64 = 0x534c_424c;
 
     use super::{Mix, SeedDomain};
 
@@ -73,6 +76,10 @@ pub mod domain {
     /// `compare`'s sampling seed of run s of a cell:
     /// `derive(seed, COMPARE_SAMPLING, s)` ("SAMP").
     pub const COMPARE_SAMPLING: SeedDomain = SeedDomain::new(0x5341_4d50, Mix::Offset);
+    /// The sampling seed of class k's run when a class-conditional model is
+    /// sampled with a label per sample (`guidance::labels`):
+    /// `derive(seed, SAMPLE_CLASS, k)` ("SCLS").
+    pub const SAMPLE_CLASS: SeedDomain = SeedDomain::new(0x5343_4c53, Mix::XorIndex);
 }
 
 /// A named family of derived seeds: a tag and the way seed, tag and index

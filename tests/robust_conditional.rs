@@ -59,9 +59,14 @@ fn conditional_training_and_sampling_flags() {
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
-    // Good: a class, guided, with an interval.
+    // Good: a class, guided, with an interval; without a class, labels
+    // from the data, uniform or none, guided per sample.
     for extra in [
         &["--class", "3"][..],
+        &[],
+        &["--labels", "uniform", "--guidance", "1"],
+        &["--labels", "data"],
+        &["--labels", "null"],
         &["--class", "7", "--guidance", "1.5"],
         &[
             "--class",
@@ -86,7 +91,26 @@ fn conditional_training_and_sampling_flags() {
         &with(&["--class", "1", "--guidance", "-1"], c),
         &["guidance = -1", ">= 0"],
     );
-    assert_fails(&with(&["--guidance", "1"], c), &["guidance = 1", "--class"]);
+    assert_fails(
+        &with(&["--guidance", "1"], p),
+        &["guidance = 1", "unconditional"],
+    );
+    assert_fails(
+        &with(&["--guidance", "1", "--labels", "null"], c),
+        &["guidance = 1", "--labels null"],
+    );
+    assert_fails(
+        &with(&["--labels", "some"], c),
+        &["labels = some", "data, uniform or null"],
+    );
+    assert_fails(
+        &with(&["--labels", "data"], p),
+        &["labels = data", "unconditional"],
+    );
+    assert_fails(
+        &with(&["--labels", "data", "--class", "2"], c),
+        &["labels = data", "--class 2"],
+    );
     for bad in ["5,1", "-1,2", "1", "a,b", "0.5,0.5"] {
         assert_fails(
             &with(
@@ -123,9 +147,34 @@ fn conditional_training_and_sampling_flags() {
         &tr(&["--label-dropout", "0.1"]),
         &["label-dropout = 0.1", "conditional"],
     );
+    assert_fails(&tr(&["--conditional", "maybe"]), &["maybe", "on or off"]);
     // Resuming a conditional run keeps its classes and dropout.
     let r = run(&["train", "--resume", c, "--steps", "30"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_fails(
+        &[
+            "train",
+            "--resume",
+            c,
+            "--steps",
+            "40",
+            "--conditional",
+            "off",
+        ],
+        &["conditional", "off", "class-conditional"],
+    );
+    assert_fails(
+        &[
+            "train",
+            "--resume",
+            p,
+            "--steps",
+            "40",
+            "--conditional",
+            "on",
+        ],
+        &["conditional", "on", "unconditional"],
+    );
     assert_fails(
         &[
             "train",

@@ -98,8 +98,10 @@ pub struct HyperRequest {
     pub target: Option<String>,
     /// Horizontal flips of image batches (image data only).
     pub flip: Option<bool>,
-    /// Train a class-conditional network on the data's labels.
-    pub conditional: bool,
+    /// Train a class-conditional network on the data's labels (`None`:
+    /// the resumed run's, else the tuned recipe's
+    /// [`super::presets::tuned_conditional`], else unconditional).
+    pub conditional: Option<bool>,
     /// Label dropout of a conditional run (default
     /// [`crate::train::DEFAULT_LABEL_DROPOUT`], or the resumed run's).
     pub label_dropout: Option<f64>,
@@ -219,7 +221,19 @@ fn resolve_classes(
     net: NetConfig,
     resumed: bool,
 ) -> Result<NetConfig> {
-    let conditional = req.hyper.conditional || (resumed && net.n_classes() > 0);
+    let tuned = matches!(req.hyper.recipe.as_deref(), None | Some("tuned"));
+    let conditional = match (req.hyper.conditional, resumed) {
+        (Some(c), _) => c,
+        (None, true) => net.n_classes() > 0,
+        (None, false) => tuned && super::presets::tuned_conditional(data.name()),
+    };
+    if resumed && !conditional && net.n_classes() > 0 {
+        return Err(Error::invalid(
+            "conditional",
+            "off",
+            "no conditional off on resume: the run being resumed is class-conditional",
+        ));
+    }
     if !conditional {
         if let Some(p) = req.hyper.label_dropout {
             return Err(Error::invalid(
@@ -233,7 +247,7 @@ fn resolve_classes(
     if resumed && net.n_classes() == 0 {
         return Err(Error::invalid(
             "conditional",
-            "true",
+            "on",
             "no conditional on resume: the run being resumed is unconditional",
         ));
     }

@@ -266,6 +266,26 @@ impl TrainData {
         }
     }
 
+    /// The weight of each class of [`TrainData::labels`] in the data: the
+    /// label counts of an image set, the mixture weights of 8 and 25
+    /// Gaussians, equal for the checkerboard's squares; `None` for
+    /// unlabelled data.
+    pub fn class_weights(&self) -> Option<Vec<f64>> {
+        match self {
+            TrainData::Toy(Toy::Checkerboard) => Some(vec![1.0; 8]),
+            TrainData::Toy(t) => t.mixture().map(|m| m.weights.clone()),
+            TrainData::Images(i) => {
+                let labels = i.set.labels.as_ref()?;
+                let n = self.n_classes()?;
+                let mut w = vec![0.0; n];
+                for &y in labels {
+                    w[y as usize] += 1.0;
+                }
+                Some(w)
+            }
+        }
+    }
+
     /// The class of each point of [`TrainData::sample`]`(b, seed)` (see
     /// [`TrainData::n_classes`]); `None` for unlabelled data. Recomputed
     /// from the same streams (images, mixtures) or from the points

@@ -18,6 +18,8 @@
 //! * [`Mask`] (`mask.rs`): which coordinates are known.
 //! * [`colorize`] (`colorize.rs`): colorization as inpainting in the
 //!   decoupled grey basis (the grey coordinate known, the colour generated).
+//! * [`labels`] (`labels.rs`): a class-conditional model sampled without a
+//!   class, each sample with its own label drawn from the class weights.
 //! * [`TrainedClassifier`] (`trained.rs`): a trained noise-conditional
 //!   classifier p_θ(y | x_t, t) as a [`NoisyClassifier`].
 //!
@@ -28,6 +30,7 @@
 mod cfg;
 mod classifier;
 pub mod colorize;
+pub mod labels;
 mod mask;
 pub mod repaint;
 mod replacement;

@@ -7,6 +7,7 @@ use super::options::check_out_dir;
 use super::plan::{plan_cell, plan_samplers, CellPlan};
 use super::*;
 use crate::app::bars::sample_bar;
+use crate::guidance::labels::ScoreSource;
 use crate::samplers::SampleOptions;
 
 /// The output folder of a comparison (checked, created and locked for the
@@ -54,7 +55,7 @@ type CellRuns<S> = (Vec<Cell<S>>, Vec<(String, usize, String)>);
 pub(super) fn run_cells<Q, S>(
     plans: &[(String, Plan)],
     budgets: &[usize],
-    (sde, score): (&dyn Sde, &dyn Score),
+    (sde, score): (&dyn Sde, ScoreSource<'_>),
     opts: &CompareOptions,
     batch: Option<usize>,
     evaluate: &dyn Fn(ArrayView2<f32>, usize) -> Result<Q>,
@@ -109,7 +110,7 @@ type SeedRuns<Q> = (Vec<Q>, Vec<f64>, Array2<f32>, usize);
 fn run_seeds<Q>(
     sampler: &dyn samplers::Sampler,
     sde: &dyn Sde,
-    score: &dyn Score,
+    score: ScoreSource<'_>,
     opts: &CompareOptions,
     batch: Option<usize>,
     what: &str,
@@ -132,7 +133,7 @@ fn run_seeds<Q>(
         }
         so.progress = pb.as_ref().map(|(_, p)| p.clone());
         let start = Instant::now();
-        let out = samplers::sample(sampler, sde, score, &so)?;
+        let out = score.sample(sampler, sde, &so)?;
         secs.push(start.elapsed().as_secs_f64());
         qs.push(evaluate(out.samples.view(), s)?);
         if first.is_none() {

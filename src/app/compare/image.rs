@@ -38,12 +38,12 @@ use rand::seq::SliceRandom;
 use super::{check_options, run_cells, Cell, CompareOptions, Setup};
 use crate::data::images::ImageSet;
 use crate::error::{Error, Result};
+use crate::guidance::labels::ScoreSource;
 use crate::metrics::image::{classifier_scores, FrechetReference};
 use crate::metrics::{self, MeanSe, RealBalls, DC_K, PR_K};
 use crate::nn::classifier::Classifier;
 use crate::report::Table;
 use crate::rng::{self, domain};
-use crate::score::Score;
 use crate::sde::Sde;
 
 use super::image_output as output;
@@ -216,7 +216,7 @@ fn subset(len: usize, n: usize, seed: u64) -> Vec<usize> {
 /// Compare samplers driven by `score` under `sde` on the image set `data`;
 /// results go to `opts.out/<name>/`. `shape` is the images' (c, h, w).
 pub fn run_images(
-    score: &dyn Score,
+    score: ScoreSource<'_>,
     sde: &dyn Sde,
     data: &ImageData,
     name: &str,

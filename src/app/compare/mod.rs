@@ -28,6 +28,8 @@ use ndarray::{s, Array2, ArrayView2};
 
 use crate::data::Toy;
 use crate::error::{Error, Result};
+use crate::guidance::labels::{Labelled, ScoreSource};
+use crate::guidance::ConditionalScore;
 use crate::metrics::{self, MeanSe};
 use crate::model::ScoreModel;
 use crate::report::Table;
@@ -107,18 +109,39 @@ pub fn run_any(opts: &CompareOptions) -> Result<Report> {
                 )?)
             };
             let data = ImageData::load(&name, folder.as_ref())?;
-            let clipped = crate::score::ClipX0 {
-                inner: &model,
+            let clip = |inner| crate::score::ClipX0 {
+                inner,
                 sde: model.sde(),
                 clip: 1.0,
             };
+            let clipped = clip(&model);
+            // A class-conditional model is compared as its data mixture:
+            // each sample's label drawn from the training labels.
+            let weights = data.train.labels.as_ref().map(|l| {
+                crate::guidance::labels::label_frequencies(
+                    &l.iter().map(|&y| y as usize).collect::<Vec<_>>(),
+                    model.config.net.n_classes(),
+                )
+            });
+            let conds = (0..model.config.net.n_classes())
+                .map(|k| model.with_condition(crate::guidance::Condition::Class(k)))
+                .collect::<Result<Vec<_>>>()?;
+            let clipped_conds: Vec<_> = conds.iter().map(|c| clip(c.as_ref())).collect();
+            let classes: Vec<&dyn Score> = clipped_conds.iter().map(|c| c as &dyn Score).collect();
+            let (source, labels) = match &weights {
+                Some(w) if !classes.is_empty() => (
+                    ScoreSource::Labelled(Labelled::new(w, &classes)?),
+                    ", labels drawn from the training labels",
+                ),
+                _ => (ScoreSource::One(&clipped), ""),
+            };
             let label = format!(
-                "model {} ({} SDE, x̂0 clipped to ±1)",
+                "model {} ({} SDE, x̂0 clipped to ±1{labels})",
                 dir.display(),
                 model.config.sde.name()
             );
             run_images(
-                &clipped,
+                source,
                 model.sde(),
                 &data,
                 &folder_name(opts, dir),
@@ -151,7 +174,15 @@ pub fn run_any(opts: &CompareOptions) -> Result<Report> {
                 data.train.len(),
                 sde.name()
             );
-            run_images(&oracle, oracle.sde(), &data, &name, &label, opts).map(Report::Images)
+            run_images(
+                ScoreSource::One(&oracle),
+                oracle.sde(),
+                &data,
+                &name,
+                &label,
+                opts,
+            )
+            .map(Report::Images)
         }
     }
 }
@@ -362,7 +393,7 @@ pub fn run_with(
     let (cells, skipped_cells) = run_cells(
         &plans,
         &budgets,
-        (sde, score),
+        (sde, crate::guidance::labels::ScoreSource::One(score)),
         opts,
         None,
         &evaluate,

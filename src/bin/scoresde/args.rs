@@ -181,13 +181,13 @@ pub(crate) struct DemoArgs {
     /// Replace the outputs (model/, results, pictures) of an earlier demo in --out.
     #[arg(long)]
     pub(crate) force: bool,
-    /// Training recipe: tuned or spec (the SPEC recipe of the earlier demo) [default: tuned].
+    /// Training recipe: tuned or spec (the SPEC recipe of the earlier demo).
     #[arg(long, default_value = "tuned")]
     pub(crate) recipe: String,
     /// Training target replacing the recipe's (see `train --help`).
     #[arg(long)]
     pub(crate) target: Option<String>,
-    /// Noise process: vp, subvp, ve, linear [default: vp].
+    /// Noise process: vp, subvp, ve, linear.
     #[arg(long, default_value = "vp")]
     pub(crate) sde: String,
     /// The samplers, comma-separated [default: ddpm,em on VP; em,ode-heun otherwise].
@@ -245,7 +245,8 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     pub(crate) sde: Option<String>,
     /// Training recipe: tuned (the data set's best measured target and
-    /// schedules) or spec (docs/SPEC.md's, bit for bit) [default: tuned].
+    /// schedules, and for MNIST class labels) or spec (docs/SPEC.md's, bit
+    /// for bit, unconditional) [default: tuned].
     #[arg(long)]
     pub(crate) recipe: Option<String>,
     /// Training target `name[:key=value,...]` replacing the recipe's
@@ -258,9 +259,11 @@ pub(crate) struct TrainArgs {
     pub(crate) flip: bool,
     /// Train a class-conditional network on the data's labels (digits and
     /// MNIST classes, the emoji's 10 categories, the 8 or 25 Gaussians' components, the
-    /// checkerboard's 8 squares), for `sample --class K --guidance W`.
-    #[arg(long)]
-    pub(crate) conditional: bool,
+    /// checkerboard's 8 squares), for `sample --class K --guidance W`;
+    /// `--conditional` alone is `on` [default: on for mnist with the tuned
+    /// recipe, off otherwise; a resumed run's].
+    #[arg(long, value_name = "on|off", num_args = 0..=1, default_missing_value = "on", value_parser = parse_on_off)]
+    pub(crate) conditional: Option<bool>,
     /// With --conditional: probability that a training label is replaced
     /// by the null label, which teaches the unconditional score [default: 0.1].
     #[arg(long, allow_negative_numbers = true)]
@@ -387,7 +390,14 @@ pub(crate) struct SampleArgs {
     /// Class-conditional models: sample class K (0 ..= classes − 1).
     #[arg(long, value_parser = parse_usize, allow_negative_numbers = true)]
     pub(crate) class: Option<usize>,
-    /// With --class: classifier-free guidance weight w >= 0,
+    /// Class-conditional models without --class: each sample's label comes
+    /// from the training labels' frequencies (`data`), all classes equally
+    /// often (`uniform`), or no label, the null-label score (`null`)
+    /// [default: data].
+    #[arg(long, value_name = "data|uniform|null")]
+    pub(crate) labels: Option<String>,
+    /// Classifier-free guidance weight w >= 0 (with --class, or per sample
+    /// with --labels data|uniform),
     /// ε = (1 + w) ε(x, y) − w ε(x, ∅) [default: 0, plain conditional sampling].
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) guidance: Option<f64>,
@@ -422,6 +432,15 @@ pub(crate) fn parse_clip(s: &str) -> Result<Clip> {
     match s.parse::<f64>() {
         Ok(c) if c.is_finite() && c > 0.0 => Ok(Clip::At(c)),
         _ => bail!("invalid clip-x0 = {s}: expected a finite number > 0 or `off`"),
+    }
+}
+
+/// `on` or `off`.
+pub(crate) fn parse_on_off(s: &str) -> std::result::Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, got {s}")),
     }
 }
 

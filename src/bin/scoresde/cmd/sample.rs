@@ -7,9 +7,11 @@ use anyhow::{bail, Context, Result};
 
 use scoresde::app::reference::Reference;
 use scoresde::data::Toy;
+use scoresde::guidance::labels::{self, LabelSource};
 use scoresde::imaging;
 use scoresde::model::ScoreModel;
 use scoresde::samplers::{self, SampleOptions};
+use scoresde::score::Score;
 use scoresde::{npy, viz};
 
 use crate::args::{parse_clip, Clip, SampleArgs};
@@ -29,6 +31,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
     }
     let clip_x0 = a.clip_x0.as_deref().map(parse_clip).transpose()?;
     let guidance = parse_guidance(&a)?;
+    let label_source = parse_labels(&a)?;
     let classifier_args = parse_classifier_args(&a)?;
     let npy_path = a.out.join("samples.npy");
     let png_path = a.out.join("samples.png");
@@ -51,7 +54,7 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
             bail!("invalid grid = {g}: expected no --grid: it sets the image grid, and this model makes 2-D points");
         }
     }
-    let dim = scoresde::score::Score::dim(&model);
+    let dim = Score::dim(&model);
     if image_shape.is_none() && dim != 2 {
         bail!(
             "{}: the model makes points of {dim} values, neither 2-D nor a known image shape; \
@@ -70,9 +73,9 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         None => None,
         Some(c) => Some((load_matching_classifier(c, &model)?, c)),
     };
-    let conditioned = match &classifier {
-        Some((clf, c)) => Some(classifier_guided(&model, clf, c)?),
-        None => condition(&model, &a, guidance)?,
+    let plan = match &classifier {
+        Some((clf, c)) => Plan::Score(Some(classifier_guided(&model, clf, c)?)),
+        None => plan(&model, &a, guidance, label_source, n)?,
     };
     // The samples, a trajectory of at most 41 frames and, for 2-D data, the
     // reference draws of the metrics.
@@ -110,20 +113,24 @@ pub(crate) fn run_sample(a: SampleArgs) -> Result<()> {
         Some(Clip::At(c)) => Some(c),
         None => image_shape.is_some().then_some(1.0),
     };
-    let base: &dyn scoresde::score::Score = match &conditioned {
-        Some(c) => c.as_ref(),
-        None => &model,
+    let run = |base: &dyn Score, o: &SampleOptions| {
+        let clipped = clip.map(|clip| scoresde::score::ClipX0 {
+            inner: base,
+            sde: model.sde(),
+            clip,
+        });
+        let score: &dyn Score = match &clipped {
+            Some(c) => c,
+            None => base,
+        };
+        samplers::sample(sampler.as_ref(), model.sde(), score, o)
     };
-    let clipped = clip.map(|clip| scoresde::score::ClipX0 {
-        inner: base,
-        sde: model.sde(),
-        clip,
-    });
-    let score: &dyn scoresde::score::Score = match &clipped {
-        Some(c) => c,
-        None => base,
+    let out = match &plan {
+        Plan::Score(c) => run(c.as_deref().unwrap_or(&model), &opts)?,
+        Plan::Labels(labels) => labels::sample_labelled(labels, dim, &opts, |k, o| {
+            run(class_score(&model, k, guidance)?.as_ref(), o)
+        })?,
     };
-    let out = samplers::sample(sampler.as_ref(), model.sde(), score, &opts)?;
     let seconds = start.elapsed().as_secs_f64();
     if let Some(shape) = image_shape {
         let paths = imaging::write_image_samples(
@@ -219,9 +226,6 @@ fn parse_guidance(a: &SampleArgs) -> Result<Guidance> {
         if !(w.is_finite() && w >= 0.0) {
             bail!("invalid guidance = {w}: expected a finite number >= 0");
         }
-        if a.class.is_none() {
-            bail!("invalid guidance = {w}: expected no --guidance without --class K (the class to guide towards)");
-        }
     }
     let interval = match &a.guidance_interval {
         None => None,
@@ -306,7 +310,7 @@ fn load_matching_classifier(
             clf.config.data
         );
     }
-    let dim = scoresde::score::Score::dim(model);
+    let dim = Score::dim(model);
     if clf.input_dim() != dim {
         bail!(
             "invalid classifier = {d}: expected inputs of the model's {dim} values (it takes {})",
@@ -337,41 +341,115 @@ fn classifier_guided<'m>(
     model: &'m ScoreModel,
     clf: &'m scoresde::guidance::TrainedClassifier,
     c: &ClassifierArgs,
-) -> Result<Box<dyn scoresde::score::Score + 'm>> {
+) -> Result<Box<dyn Score + 'm>> {
     Ok(Box::new(scoresde::guidance::ClassifierGuidance::new(
         model, clf, c.class, c.scale,
     )?))
 }
 
+/// `--labels`, checked before the model loads: not with `--class`, and
+/// `null` not with `--guidance`.
+fn parse_labels(a: &SampleArgs) -> Result<Option<LabelSource>> {
+    let Some(s) = &a.labels else {
+        return Ok(None);
+    };
+    let source = LabelSource::parse(s)?;
+    if let Some(k) = a.class {
+        bail!("invalid labels = {s}: expected no --labels with --class {k} (every sample is of class {k})");
+    }
+    if let (LabelSource::Null, Some(w)) = (source, a.guidance) {
+        bail!("invalid guidance = {w}: expected no --guidance with --labels null (guidance needs a class)");
+    }
+    Ok(Some(source))
+}
+
+/// What a sampler run draws from: one score (`None`: the model's own),
+/// or a label per sample of a class-conditional model.
+enum Plan<'m> {
+    Score(Option<Box<dyn Score + 'm>>),
+    Labels(Vec<usize>),
+}
+
 /// The score of `--class K` (with classifier-free guidance under
-/// `--guidance`), or `None` for the model's own score.
-fn condition<'m>(
+/// `--guidance`); without `--class` on a class-conditional model, the
+/// labels of the `n` samples from `--labels` (default: the training
+/// labels' frequencies); else the model's own score.
+fn plan<'m>(
     model: &'m ScoreModel,
     a: &SampleArgs,
     guidance: Guidance,
-) -> Result<Option<Box<dyn scoresde::score::Score + 'm>>> {
-    use scoresde::guidance::{ClassifierFree, Condition, ConditionalScore};
+    source: Option<LabelSource>,
+    n: usize,
+) -> Result<Plan<'m>> {
+    let classes = model.config.net.n_classes();
     let Some(k) = a.class else {
-        return Ok(None);
+        if classes == 0 {
+            if let Some(s) = &a.labels {
+                bail!(
+                    "invalid labels = {s}: expected no --labels: the model in {} is unconditional",
+                    a.model.display()
+                );
+            }
+            if let Some((w, _)) = guidance {
+                bail!(
+                    "invalid guidance = {w}: expected no --guidance: the model in {} is unconditional \
+                     (classifier-free guidance needs a class-conditional model and a class)",
+                    a.model.display()
+                );
+            }
+            return Ok(Plan::Score(None));
+        }
+        let weights = match source.unwrap_or(LabelSource::Data) {
+            LabelSource::Null => return Ok(Plan::Score(None)),
+            LabelSource::Uniform => vec![1.0; classes],
+            LabelSource::Data => {
+                let data = scoresde::data::TrainData::by_name(&model.config.data, None, None)?;
+                match data.class_weights() {
+                    Some(w) if w.len() == classes => w,
+                    _ => bail!(
+                        "invalid labels = data: expected the {classes} class frequencies of the training \
+                         data {}, which it does not label so; pass --labels uniform or --class K",
+                        model.config.data
+                    ),
+                }
+            }
+        };
+        return Ok(Plan::Labels(labels::draw_labels(&weights, n, a.seed)?));
     };
-    let n = model.n_classes();
-    if n == 0 {
+    if classes == 0 {
         bail!(
             "invalid class = {k}: expected no --class: the model in {} is unconditional \
              (train with --conditional for a class-conditional model)",
             a.model.display()
         );
     }
-    if k >= n {
+    if k >= classes {
         bail!(
-            "invalid class = {k}: expected a class in 0..={} (the model has {n} classes)",
-            n - 1
+            "invalid class = {k}: expected a class in 0..={} (the model has {classes} classes)",
+            classes - 1
         );
     }
-    Ok(Some(match guidance {
-        None => model.with_condition(Condition::Class(k))?,
-        Some((w, interval)) => Box::new(ClassifierFree::new(model, k, w, interval, model.sde())?),
-    }))
+    Ok(Plan::Score(Some(class_score(model, k, guidance)?)))
+}
+
+/// The score of class `k` of a class-conditional model, with
+/// classifier-free guidance under `guidance`.
+fn class_score(
+    model: &ScoreModel,
+    k: usize,
+    guidance: Guidance,
+) -> scoresde::Result<Box<dyn Score + '_>> {
+    use scoresde::guidance::{ClassifierFree, Condition, ConditionalScore};
+    match guidance {
+        None => model.with_condition(Condition::Class(k)),
+        Some((w, interval)) => Ok(Box::new(ClassifierFree::new(
+            model,
+            k,
+            w,
+            interval,
+            model.sde(),
+        )?)),
+    }
 }
 
 /// Remove an output of an earlier run that this run does not rewrite
