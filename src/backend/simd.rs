@@ -1,4 +1,5 @@
-//! Run-time SIMD dispatch for the element-wise kernels of the networks.
+//! Run-time SIMD dispatch for the element-wise kernels of the networks, and
+//! the vectorised short-run copy of their im2col and concatenations.
 
 /// Run `$body` compiled for the widest available x86 vector unit (AVX-512F,
 /// AVX2 with FMA, else the SSE2 baseline). The bodies use IEEE adds,
@@ -33,6 +34,20 @@ macro_rules! dispatch_simd {
 }
 
 pub(crate) use dispatch_simd;
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (16–64
+/// values): whole 16-value blocks as fixed-size moves, which compile to
+/// vector loads and stores instead of a `memmove` call per run.
+#[inline(always)]
+pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let d: &mut [f32; 16] = d.try_into().expect("16-value block");
+        *d = *<&[f32; 16]>::try_from(s).expect("16-value block");
+    }
+    d.into_remainder().copy_from_slice(s.remainder());
+}
 
 /// `out[j] = Σ_i x[i, j]` over the rows of `x: [rows, out.len()]`, added in
 /// row order.

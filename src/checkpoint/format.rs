@@ -185,15 +185,9 @@ pub fn parse_manifest<C: RunConfig>(path: &Path, bytes: &[u8]) -> Result<Manifes
 fn check_net_fits_data<C: RunConfig>(path: &Path, m: &Manifest<C>) -> Result<()> {
     let shape = if crate::data::Toy::from_name(&m.data).is_ok() {
         if !matches!(m.net, NetConfig::Mlp(_)) || m.net.data_dim() != 2 {
-            return Err(ckpt_err(
-                path,
-                format!(
-                    "the {} network takes {} values per point, but data set {} is 2-D",
-                    m.net.kind(),
-                    m.net.data_dim(),
-                    m.data
-                ),
-            ));
+            return Err(net_misfit(path, m, |n, data| {
+                format!("takes {n} values per point, but data set {data} is 2-D")
+            }));
         }
         return Ok(());
     } else if let Some(shape) = crate::data::source::bundled_shape(&m.data) {
@@ -209,17 +203,23 @@ fn check_net_fits_data<C: RunConfig>(path: &Path, m: &Manifest<C>) -> Result<()>
         NetConfig::UNet(u) => (u.channels, u.height, u.width) == shape,
     };
     if !fits {
-        return Err(ckpt_err(
-            path,
-            format!(
-                "the {} network ({} values per point) does not fit data set {} of {c}x{h}x{w} images",
-                m.net.kind(),
-                m.net.data_dim(),
-                m.data
-            ),
-        ));
+        return Err(net_misfit(path, m, |n, data| {
+            format!("({n} values per point) does not fit data set {data} of {c}x{h}x{w} images")
+        }));
     }
     Ok(())
+}
+
+/// The error of a checkpoint whose network does not take the points of its
+/// data set: `the <kind> network <how>`, with `how(values per point, data
+/// set)` saying how.
+fn net_misfit<C: RunConfig>(
+    path: &Path,
+    m: &Manifest<C>,
+    how: impl FnOnce(usize, &str) -> String,
+) -> Error {
+    let how = how(m.net.data_dim(), &m.data);
+    ckpt_err(path, format!("the {} network {how}", m.net.kind()))
 }
 
 /// The first file or folder of `dir` that belongs to a checkpoint

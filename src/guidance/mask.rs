@@ -127,6 +127,20 @@ impl Mask {
             ))
         }
     }
+
+    /// Error unless the mask has `d` coordinates and `x0`, the values it
+    /// completes, is `d` finite values.
+    pub fn check_known(&self, x0: &[f32], d: usize) -> Result<()> {
+        self.check_dim(d)?;
+        if x0.len() != d || x0.iter().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "known values",
+                format!("{} values", x0.len()),
+                format!("{d} finite values"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn bad_spec(spec: &str) -> Error {

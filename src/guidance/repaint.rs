@@ -130,14 +130,7 @@ pub fn repaint(
 ) -> Result<RepaintOutput> {
     opts.check()?;
     let d = score.dim();
-    mask.check_dim(d)?;
-    if x0.len() != d || x0.iter().any(|v| !v.is_finite()) {
-        return Err(Error::invalid(
-            "known values",
-            format!("{} values", x0.len()),
-            format!("{d} finite values"),
-        ));
-    }
+    mask.check_known(x0, d)?;
     let (t_max, t_eps) = (sde.t_max(), sde.t_eps());
     let n = opts.steps;
     let times: Vec<f64> = (0..=n)

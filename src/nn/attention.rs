@@ -10,9 +10,11 @@
 //!   out = x + Conv1(o)                                        (the output projection starts at zero)
 //! ```
 //!
-//! The [`Op::Attention`] node is the middle line (3C channels in, C out);
-//! GroupNorm, the two 1×1 convolutions and the residual add are the graph's
-//! own ops. Backward, with r_i = Σ_j P[i, j]·dP[i, j]:
+//! The [`Op::Attention`](super::graph::Op::Attention) node is the middle
+//! line (3C channels in, C out); GroupNorm, the two 1×1 convolutions and
+//! the residual add are the graph's own ops, and
+//! [`Graph::attention_block`](super::graph::Graph::attention_block) builds
+//! the block. Backward, with r_i = Σ_j P[i, j]·dP[i, j]:
 //!
 //! ```text
 //!   dP = do vᵀ,   dv = Pᵀ do,   dS = P ⊙ (dP − r),   dq = dS k / √d,   dk = dSᵀ q / √d
@@ -29,7 +31,6 @@
 
 use rayon::prelude::*;
 
-use super::graph::{Graph, Init, InitList, Node, Op};
 use crate::error::{Error, Result};
 
 /// Most positions (h·w) of a level with attention: P holds N² values per
@@ -103,38 +104,9 @@ pub fn check_attention(
     Ok(())
 }
 
-/// Append `out = x + Conv1(Attention(Conv1(GN(x))))` to `g`: tensors
-/// `name.norm`, `name.qkv` (`[3C, C, 1, 1]`), `name.proj` (`[C, C, 1, 1]`,
-/// zero-initialised). Returns the output node.
-pub fn attention_block(
-    g: &mut Graph,
-    ini: &mut InitList,
-    x: usize,
-    groups: usize,
-    heads: usize,
-    name: &str,
-) -> usize {
-    let Node { h, w, c, .. } = g.nodes[x].clone();
-    assert!(c.is_multiple_of(heads), "heads must divide channels");
-    let n = g.group_norm(ini, x, groups, &format!("{name}.norm"));
-    let qkv = g.conv(ini, n, 3 * c, 1, 1, &format!("{name}.qkv"));
-    g.nodes.push(Node {
-        op: Op::Attention { src: qkv, heads },
-        h,
-        w,
-        c,
-    });
-    let a = g.nodes.len() - 1;
-    let o = g.conv(ini, a, c, 1, 1, &format!("{name}.proj"));
-    // The projection's weight and bias are the last two tensors added.
-    for entry in ini.iter_mut().rev().take(2) {
-        entry.2 = Init::Const(0.0);
-    }
-    g.add(x, o)
-}
-
-/// Forward of an [`Op::Attention`] node over `images` images: `qkv`
-/// `[images, n, 3c]`, `y` `[images, n, c]`; P goes into `stats` (resized).
+/// Forward of an [`Op::Attention`](super::graph::Op::Attention) node over
+/// `images` images: `qkv` `[images, n, 3c]`, `y` `[images, n, c]`; P goes
+/// into `stats` (resized).
 pub fn attention_forward(
     qkv: &[f32],
     y: &mut [f32],
@@ -198,9 +170,9 @@ fn image_forward(x: &[f32], y: &mut [f32], s: &mut [f64], n: usize, c: usize, he
     }
 }
 
-/// Backward of an [`Op::Attention`] node for the batch of the last
-/// [`attention_forward`] into `stats`: `gy` = ∂L/∂y; `dqkv` (=|+=)
-/// ∂L/∂qkv (`set`: overwrite, else add).
+/// Backward of an [`Op::Attention`](super::graph::Op::Attention) node for
+/// the batch of the last [`attention_forward`] into `stats`: `gy` = ∂L/∂y;
+/// `dqkv` (=|+=) ∂L/∂qkv (`set`: overwrite, else add).
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     qkv: &[f32],

@@ -43,7 +43,7 @@
 use std::cell::RefCell;
 
 use crate::backend::gemm::{gemm, MatRef};
-use crate::backend::simd::dispatch_simd;
+use crate::backend::simd::{copy_run, dispatch_simd};
 
 thread_local! {
     /// Padded image, wide output, and the bias (and time vector) repeated over one row.
@@ -149,7 +149,7 @@ pub fn pad_image(x: &[f32], h: usize, w: usize, c: usize, xp: &mut Vec<f32>) {
         let row = &mut xp[(y + 1) * w2 * c..][..w2 * c];
         row[..c].fill(0.0);
         row[(w + 1) * c..].fill(0.0);
-        super::conv::copy_run(&mut row[c..(w + 1) * c], &x[y * w * c..][..w * c]);
+        copy_run(&mut row[c..(w + 1) * c], &x[y * w * c..][..w * c]);
     }
 }
 

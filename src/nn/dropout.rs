@@ -147,20 +147,3 @@ pub fn check_rate(p: f64) -> crate::error::Result<()> {
     }
     Ok(())
 }
-
-/// Append a dropout node at rate `p` reading `src` to `g` (layer number:
-/// the dropout nodes already in `g`). Returns the node.
-pub fn add_dropout(g: &mut super::graph::Graph, src: usize, p: f64) -> usize {
-    use super::graph::{Node, Op};
-    let layer = g
-        .nodes
-        .iter()
-        .filter(|n| matches!(n.op, Op::Dropout { .. }))
-        .count();
-    let n = g.nodes[src].clone();
-    g.nodes.push(Node {
-        op: Op::Dropout { src, p, layer },
-        ..n
-    });
-    g.nodes.len() - 1
-}

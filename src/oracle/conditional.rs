@@ -149,14 +149,7 @@ impl KnownPixelsScore {
     /// values of `x0` there (length d), with observation noise `tau` ≥ 0.
     pub fn new(oracle: &EmpiricalScore, mask: &Mask, x0: &[f32], tau: f64) -> Result<Self> {
         let d = oracle.dim();
-        mask.check_dim(d)?;
-        if x0.len() != d || x0.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid(
-                "known values",
-                format!("{} values", x0.len()),
-                format!("{d} finite values"),
-            ));
-        }
+        mask.check_known(x0, d)?;
         if !(tau.is_finite() && tau >= 0.0) {
             return Err(Error::invalid("tau", tau, "a finite number >= 0"));
         }

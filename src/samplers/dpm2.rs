@@ -3,12 +3,10 @@
 //! probability-flow ODE in σ̃ with the midpoint taken in ln σ̃ (DPM-Solver-2's
 //! r = 1/2), optionally followed by the ancestral re-noising.
 
-use ndarray::Array2;
+use ndarray::{Array2, Ix2};
 
-use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{add_noise, ancestral_split, run_scaled, time_of_sigma, to_d};
-use super::{Ctx, Entry, Nfe, Params, Schedule};
-use crate::error::Result;
+use super::ancestral::{build, zeros, Ancestral, AncestralParams, Family, Keys, Label, Rule, Step};
+use super::{Entry, Nfe, Schedule};
 
 static DPM2: Family = Family {
     spec: "dpm2",
@@ -35,13 +33,13 @@ pub(super) const REGISTRY: &[Entry] = &[
         name: "dpm2",
         aliases: &["dpm_2", "dpm-2"],
         help: "DPM2 (k-diffusion): midpoint in log sigma; NFE 2N; schedule (karras:rho=7)",
-        build: |p: &mut Params, steps| Ok(Box::new(Dpm2::new(steps).parse(p)?)),
+        build: |p, steps| build(p, &DPM2, Dpm2::new(steps)),
     },
     Entry {
         name: "dpm2-ancestral",
         aliases: &["dpm_2_ancestral", "dpm2-a", "dpm2a"],
         help: "DPM2 ancestral (k-diffusion); NFE 2N; eta (1, at most 1), s_noise (1), schedule (karras:rho=7), noise",
-        build: |p: &mut Params, steps| Ok(Box::new(Dpm2::ancestral(steps).parse(p)?)),
+        build: |p, steps| build(p, &DPM2_ANCESTRAL, Dpm2::new_ancestral(steps)),
     },
 ];
 
@@ -70,38 +68,32 @@ pub(super) const REGISTRY: &[Entry] = &[
 /// it 0, where ln σ̃_mid does not exist), so eta is limited to [0, 1]. The
 /// ancestral last step re-noises to σ̃(ε) like every other step; the output is
 /// x = alpha(ε) x̃_N. DPM2 is second order.
-#[derive(Clone, Debug)]
-pub struct Dpm2 {
-    pub params: AncestralParams,
-    /// DPM2 ancestral (eta, s_noise, noise are used) rather than DPM2.
-    pub ancestral: bool,
-}
+pub type Dpm2 = Ancestral<Dpm2Rule>;
 
 impl Dpm2 {
     /// Deterministic DPM2 with Karras ρ = 7.
     pub fn new(steps: usize) -> Self {
-        Dpm2 {
-            params: AncestralParams::new(steps, DPM2.default_schedule.clone()),
-            ancestral: false,
-        }
+        Ancestral::on(&DPM2, steps, Dpm2Rule { ancestral: false })
     }
 
     /// DPM2 ancestral with eta = 1, s_noise = 1, Karras ρ = 7.
-    pub fn ancestral(steps: usize) -> Self {
-        Dpm2 {
-            ancestral: true,
-            ..Dpm2::new(steps)
-        }
-    }
-
-    fn parse(self, p: &mut Params) -> Result<Self> {
-        let params = AncestralParams::parse(p, self.family(), self.params)?;
-        Ok(Dpm2 { params, ..self })
+    pub fn new_ancestral(steps: usize) -> Self {
+        Ancestral::on(&DPM2_ANCESTRAL, steps, Dpm2Rule { ancestral: true })
     }
 }
 
-impl Ancestral for Dpm2 {
-    fn family(&self) -> &'static Family {
+/// The rule of [`Dpm2`].
+#[derive(Clone, Copy, Debug)]
+pub struct Dpm2Rule {
+    /// DPM2 ancestral (eta, s_noise, noise are used) rather than DPM2.
+    pub ancestral: bool,
+}
+
+impl Rule for Dpm2Rule {
+    /// x̃_mid, D and ε̂.
+    type State = [Array2<f64>; 3];
+
+    fn family(&self, _: &AncestralParams) -> &'static Family {
         if self.ancestral {
             &DPM2_ANCESTRAL
         } else {
@@ -109,34 +101,23 @@ impl Ancestral for Dpm2 {
         }
     }
 
-    fn params(&self) -> &AncestralParams {
-        &self.params
+    fn state(&self, dim: Ix2) -> Self::State {
+        zeros(dim)
     }
 
-    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let p = &self.params;
-        let sde = ctx.sde;
-        let lv = p.levels(sde)?;
-        let mut x_mid = Array2::<f64>::zeros(x32.raw_dim());
-        let mut den = x_mid.clone();
-        let mut d = x_mid.clone();
-        let mut z = Array2::<f32>::zeros(x32.raw_dim());
-        run_scaled(ctx, x32, &lv, |ctx, i, x| {
-            let (sig, t) = (&lv.sigma, &lv.t);
-            let (target, up) = if self.ancestral {
-                ancestral_split(sig[i], sig[i + 1], p.eta)
-            } else {
-                (sig[i + 1], 0.0)
-            };
-            let sigma_mid = (sig[i] * target).sqrt();
-            ctx.denoise_scaled(x, t[i], &mut den);
-            to_d(x, &den, sig[i], &mut d);
-            x_mid.assign(x);
-            x_mid.scaled_add(sigma_mid - sig[i], &d);
-            ctx.denoise_scaled(&x_mid, time_of_sigma(sde, sigma_mid), &mut den);
-            to_d(&x_mid, &den, sigma_mid, &mut d);
-            x.scaled_add(target - sig[i], &d);
-            add_noise(ctx, x, &mut z, (t[i], t[i + 1]), p.s_noise * up);
-        })
+    fn step(&self, s: &mut Step, [x_mid, den, d]: &mut Self::State, x: &mut Array2<f64>) {
+        let sig = s.sigma();
+        let (target, up) = if self.ancestral {
+            s.split(s.sigma_next())
+        } else {
+            (s.sigma_next(), 0.0)
+        };
+        let sigma_mid = (sig * target).sqrt();
+        s.eps(x, den, d);
+        x_mid.assign(x);
+        x_mid.scaled_add(sigma_mid - sig, d);
+        s.eps_at(x_mid, sigma_mid, den, d);
+        x.scaled_add(target - sig, d);
+        s.add_noise(x, s.p.s_noise * up);
     }
 }

@@ -2,13 +2,13 @@
 //! data prediction (Lu et al. 2022, "DPM-Solver++", SDE-DPM-Solver++(2M);
 //! k-diffusion `sample_dpmpp_2m_sde`), with the midpoint or Heun correction.
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, Ix2, Zip};
 
-use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
+use super::ancestral::{
+    build, data_step, Ancestral, AncestralParams, Denoised, Family, Keys, Label, Rule, Step,
+};
 use super::phi::phi;
-use super::scaled::{add_noise, run_scaled};
-use super::{Ctx, Entry, Nfe, Params, Schedule};
-use crate::error::Result;
+use super::{Entry, Nfe, Schedule};
 
 static MIDPOINT: Family = Family {
     spec: "dpmpp-2m-sde",
@@ -30,29 +30,23 @@ static HEUN: Family = Family {
     eta_max: f64::INFINITY,
 };
 
-fn build(p: &mut Params, steps: usize, solver: TwoMSolver) -> Result<Box<dyn super::Sampler>> {
-    let d = DpmPP2MSde::new(steps, solver);
-    let params = AncestralParams::parse(p, d.family(), d.params)?;
-    Ok(Box::new(DpmPP2MSde { params, solver }))
-}
-
 pub(super) const REGISTRY: &[Entry] = &[
     Entry {
         name: "dpmpp-2m-sde",
         aliases: &["dpmpp_2m_sde"],
         help: "DPM-Solver++(2M) SDE, midpoint correction (k-diffusion sample_dpmpp_2m_sde); NFE N; schedule (karras:rho=7), eta (1), s_noise (1), noise",
-        build: |p: &mut Params, steps| build(p, steps, TwoMSolver::Midpoint),
+        build: |p, steps| build(p, &MIDPOINT, DpmPP2MSde::new(steps, TwoMSolver::Midpoint)),
     },
     Entry {
         name: "dpmpp-2m-sde-heun",
         aliases: &["dpmpp_2m_sde_heun"],
         help: "DPM-Solver++(2M) SDE, Heun correction (solver_type=heun); NFE N; schedule (karras:rho=7), eta (1), s_noise (1), noise",
-        build: |p: &mut Params, steps| build(p, steps, TwoMSolver::Heun),
+        build: |p, steps| build(p, &HEUN, DpmPP2MSde::new(steps, TwoMSolver::Heun)),
     },
 ];
 
 /// The second-order correction of [`DpmPP2MSde`] (k-diffusion's
-/// `solver_type`).
+/// `solver_type`), its rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TwoMSolver {
     /// ½ (1 − e^{−ĥ}) (D_i − D_{i−1})/r.
@@ -81,66 +75,52 @@ pub enum TwoMSolver {
 /// The first step is first order (no history); every later step, the last
 /// included (it goes to σ̃_min, not to 0), is second order and noised, so
 /// the output samples the marginal at ε. NFE = N. Any SDE (VP, sub-VP, VE).
-#[derive(Clone, Debug)]
-pub struct DpmPP2MSde {
-    pub params: AncestralParams,
-    pub solver: TwoMSolver,
-}
+pub type DpmPP2MSde = Ancestral<TwoMSolver>;
 
 impl DpmPP2MSde {
     /// eta = 1, s_noise = 1, Karras rho = 7.
     pub fn new(steps: usize, solver: TwoMSolver) -> Self {
-        DpmPP2MSde {
-            params: AncestralParams::new(steps, MIDPOINT.default_schedule.clone()),
-            solver,
-        }
+        Ancestral::on(&MIDPOINT, steps, solver)
     }
 }
 
-impl Ancestral for DpmPP2MSde {
-    fn family(&self) -> &'static Family {
-        match self.solver {
+impl Rule for TwoMSolver {
+    /// D_i, D_{i−1} and h_{i−1}.
+    type State = Denoised;
+
+    fn family(&self, _: &AncestralParams) -> &'static Family {
+        match self {
             TwoMSolver::Midpoint => &MIDPOINT,
             TwoMSolver::Heun => &HEUN,
         }
     }
 
-    fn params(&self) -> &AncestralParams {
-        &self.params
+    fn state(&self, dim: Ix2) -> Denoised {
+        Denoised::new(1, dim)
     }
 
-    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let p = &self.params;
-        let lv = p.levels(ctx.sde)?;
-        let mut d0 = Array2::<f64>::zeros(x32.raw_dim());
-        let mut d_1 = d0.clone();
-        let mut z = Array2::<f32>::zeros(x32.raw_dim());
-        let mut h_1 = 0.0;
-        run_scaled(ctx, x32, &lv, |ctx, i, x| {
-            ctx.denoise_scaled(x, lv.t[i], &mut d0);
-            let h = lv.lambda[i + 1] - lv.lambda[i];
-            let hh = (1.0 + p.eta) * h;
-            let c_x = (-hh).exp();
-            let c0 = hh * phi(1, -hh);
-            if i == 0 {
-                Zip::from(&mut *x)
-                    .and(&d0)
-                    .for_each(|xv, &d| *xv = c_x * *xv + c0 * d);
-            } else {
-                let c = match self.solver {
-                    TwoMSolver::Midpoint => 0.5 * c0,
-                    TwoMSolver::Heun => hh * phi(2, -hh),
-                } * h
-                    / h_1;
-                Zip::from(&mut *x)
-                    .and(&d0)
-                    .and(&d_1)
-                    .for_each(|xv, &d, &p| *xv = c_x * *xv + c0 * d + c * (d - p));
-            }
-            let c_z = p.s_noise * lv.sigma[i + 1] * (-(-2.0 * p.eta * h).exp_m1()).sqrt();
-            add_noise(ctx, x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
-            std::mem::swap(&mut d_1, &mut d0);
-            h_1 = h;
-        })
+    fn step(&self, s: &mut Step, hist: &mut Denoised, x: &mut Array2<f64>) {
+        let h = s.h();
+        let hh = (1.0 + s.p.eta) * h;
+        let c_x = (-hh).exp();
+        let c0 = hh * phi(1, -hh);
+        let h_1 = hist.h(1);
+        let (d0, prev) = hist.split();
+        s.denoise(x, d0);
+        if s.i == 0 {
+            data_step(x, (c_x, c0), d0);
+        } else {
+            let c = match self {
+                TwoMSolver::Midpoint => 0.5 * c0,
+                TwoMSolver::Heun => hh * phi(2, -hh),
+            } * h
+                / h_1;
+            Zip::from(&mut *x)
+                .and(&*d0)
+                .and(&prev[0])
+                .for_each(|xv, &d, &p| *xv = c_x * *xv + c0 * d + c * (d - p));
+        }
+        s.add_noise(x, s.sde_noise_std(h));
+        hist.push(h);
     }
 }

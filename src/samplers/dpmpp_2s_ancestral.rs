@@ -3,12 +3,13 @@
 //! by fresh noise of std σ_up (Lu et al. 2022, "DPM-Solver++"; ancestral form
 //! by K. Crowson).
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, Ix2};
 
-use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{add_noise, ancestral_split, run_scaled, time_of_sigma};
-use super::{Ctx, Entry, Nfe, Params, Schedule};
-use crate::error::Result;
+use super::ancestral::{
+    build, data_step, data_step_into, zeros, Ancestral, AncestralParams, Family, Keys, Label, Rule,
+    Step,
+};
+use super::{Entry, Nfe, Schedule};
 
 static FAMILY: Family = Family {
     spec: "dpmpp-2s-ancestral",
@@ -24,10 +25,7 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
     name: "dpmpp-2s-ancestral",
     aliases: &["dpmpp_2s_ancestral", "dpmpp-2s-a"],
     help: "DPM-Solver++(2S) ancestral (k-diffusion sample_dpmpp_2s_ancestral); NFE 2N; schedule (karras:rho=7), eta (1, in [0, 1]), s_noise (1), noise",
-    build: |p: &mut Params, steps| {
-        let params = AncestralParams::parse(p, &FAMILY, DpmPP2SAncestral::new(steps).params)?;
-        Ok(Box::new(DpmPP2SAncestral { params }))
-    },
+    build: |p, steps| build(p, &FAMILY, DpmPP2SAncestral::new(steps)),
 }];
 
 /// DPM-Solver++(2S) ancestral over the N steps of a schedule (default Karras
@@ -49,53 +47,40 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// below the grid (eta must be in [0, 1]). Every step, the last included,
 /// is noised, so the output samples the marginal at ε; eta = 0 is the
 /// deterministic DPM-Solver++(2S). NFE = 2N. Any SDE (VP, sub-VP, VE).
-#[derive(Clone, Debug)]
-pub struct DpmPP2SAncestral {
-    pub params: AncestralParams,
-}
+pub type DpmPP2SAncestral = Ancestral<DpmPP2SAncestralRule>;
 
 impl DpmPP2SAncestral {
     /// eta = 1, s_noise = 1, Karras rho = 7.
     pub fn new(steps: usize) -> Self {
-        DpmPP2SAncestral {
-            params: AncestralParams::new(steps, FAMILY.default_schedule.clone()),
-        }
+        Ancestral::on(&FAMILY, steps, DpmPP2SAncestralRule)
     }
 }
 
-impl Ancestral for DpmPP2SAncestral {
-    fn family(&self) -> &'static Family {
+/// The rule of [`DpmPP2SAncestral`].
+#[derive(Clone, Copy, Debug)]
+pub struct DpmPP2SAncestralRule;
+
+impl Rule for DpmPP2SAncestralRule {
+    /// D and x̃_s.
+    type State = [Array2<f64>; 2];
+
+    fn family(&self, _: &AncestralParams) -> &'static Family {
         &FAMILY
     }
 
-    fn params(&self) -> &AncestralParams {
-        &self.params
+    fn state(&self, dim: Ix2) -> Self::State {
+        zeros(dim)
     }
 
-    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let p = &self.params;
-        let sde = ctx.sde;
-        let lv = p.levels(sde)?;
-        let mut d = Array2::<f64>::zeros(x32.raw_dim());
-        let mut x_s = d.clone();
-        let mut z = Array2::<f32>::zeros(x32.raw_dim());
-        run_scaled(ctx, x32, &lv, |ctx, i, x| {
-            let sig = lv.sigma[i];
-            let (sig_d, sig_u) = ancestral_split(sig, lv.sigma[i + 1], p.eta);
-            let h = (sig / sig_d).ln();
-            let sig_s = (sig * sig_d).sqrt();
-            ctx.denoise_scaled(x, lv.t[i], &mut d);
-            let (cx, cd) = (sig_s / sig, -(-0.5 * h).exp_m1());
-            Zip::from(&mut x_s)
-                .and(&*x)
-                .and(&d)
-                .for_each(|o, &xv, &dv| *o = cx * xv + cd * dv);
-            ctx.denoise_scaled(&x_s, time_of_sigma(sde, sig_s), &mut d);
-            let (cx, cd) = (sig_d / sig, -(-h).exp_m1());
-            Zip::from(&mut *x)
-                .and(&d)
-                .for_each(|xv, &dv| *xv = cx * *xv + cd * dv);
-            add_noise(ctx, x, &mut z, (lv.t[i], lv.t[i + 1]), p.s_noise * sig_u);
-        })
+    fn step(&self, s: &mut Step, [d, x_s]: &mut Self::State, x: &mut Array2<f64>) {
+        let sig = s.sigma();
+        let (sig_d, sig_u) = s.split(s.sigma_next());
+        let h = (sig / sig_d).ln();
+        let sig_s = (sig * sig_d).sqrt();
+        s.denoise(x, d);
+        data_step_into(x_s, x, (sig_s / sig, -(-0.5 * h).exp_m1()), d);
+        s.denoise_at(x_s, sig_s, d);
+        data_step(x, (sig_d / sig, -(-h).exp_m1()), d);
+        s.add_noise(x, s.p.s_noise * sig_u);
     }
 }

@@ -3,13 +3,13 @@
 //! as the reverse-SDE solver of k-diffusion's `sample_dpmpp_3m_sde`
 //! (`dpmpp-3m-sde`, eta > 0).
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, Ix2, Zip};
 
-use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
+use super::ancestral::{
+    build, data_step, Ancestral, AncestralParams, Denoised, Family, Keys, Label, Rule, Step,
+};
 use super::phi::phi;
-use super::scaled::{add_noise, run_scaled};
-use super::{Ctx, Entry, Nfe, Noise, Params, Schedule};
-use crate::error::Result;
+use super::{Entry, Nfe, Noise, Schedule};
 
 static ODE: Family = Family {
     spec: "dpmpp-3m",
@@ -31,23 +31,18 @@ static SDE: Family = Family {
     eta_max: f64::INFINITY,
 };
 
-fn build(p: &mut Params, family: &Family, steps: usize) -> Result<Box<dyn super::Sampler>> {
-    let params = AncestralParams::parse(p, family, DpmPP3M::ode(steps).params)?;
-    Ok(Box::new(DpmPP3M { params }))
-}
-
 pub(super) const REGISTRY: &[Entry] = &[
     Entry {
         name: "dpmpp-3m",
         aliases: &["dpmpp_3m", "dpm-solver++-3m"],
         help: "DPM-Solver++(3M) on the PF-ODE, orders 1, 2 to start, lower order final below 15 steps; NFE N; schedule (logsnr)",
-        build: |p: &mut Params, steps| build(p, &ODE, steps),
+        build: |p, steps| build(p, &ODE, DpmPP3M::ode(steps)),
     },
     Entry {
         name: "dpmpp-3m-sde",
         aliases: &["dpmpp_3m_sde"],
         help: "DPM-Solver++(3M) SDE (k-diffusion sample_dpmpp_3m_sde); NFE N; schedule (logsnr), eta (1), s_noise (1), noise",
-        build: |p: &mut Params, steps| build(p, &SDE, steps),
+        build: |p, steps| build(p, &SDE, DpmPP3M::sde(steps)),
     },
 ];
 
@@ -89,34 +84,32 @@ pub(super) const REGISTRY: &[Entry] = &[
 /// (`dpmpp-3m`) is the PF-ODE solver and draws no noise; eta = 1 is the
 /// reverse SDE (k-diffusion's default). NFE = N. Any SDE with alpha,
 /// sigma > 0 (VP, sub-VP, VE).
-#[derive(Clone, Debug)]
-pub struct DpmPP3M {
-    pub params: AncestralParams,
-}
+pub type DpmPP3M = Ancestral<DpmPP3MRule>;
 
 impl DpmPP3M {
     /// The deterministic solver, N steps uniform in log-SNR.
     pub fn ode(steps: usize) -> Self {
-        DpmPP3M {
-            params: AncestralParams {
-                eta: 0.0,
-                ..AncestralParams::new(steps, ODE.default_schedule.clone())
-            },
-        }
+        let mut ode = Ancestral::on(&ODE, steps, DpmPP3MRule);
+        ode.params.eta = 0.0;
+        ode
     }
 
     /// The SDE solver with eta = 1.
     pub fn sde(steps: usize) -> Self {
-        DpmPP3M {
-            params: AncestralParams::new(steps, SDE.default_schedule.clone()),
-        }
+        Ancestral::on(&SDE, steps, DpmPP3MRule)
     }
 }
 
-impl Ancestral for DpmPP3M {
+/// The rule of [`DpmPP3M`].
+#[derive(Clone, Copy, Debug)]
+pub struct DpmPP3MRule;
+
+impl Rule for DpmPP3MRule {
+    /// D_i, D_{i−1}, D_{i−2}, h_{i−1} and h_{i−2}.
+    type State = Denoised;
+
     /// The ODE spec at eta = 0 with the default noise, else the SDE spec.
-    fn family(&self) -> &'static Family {
-        let p = &self.params;
+    fn family(&self, p: &AncestralParams) -> &'static Family {
         if p.eta == 0.0 && p.s_noise == 1.0 && p.noise == Noise::Steps {
             &ODE
         } else {
@@ -124,66 +117,50 @@ impl Ancestral for DpmPP3M {
         }
     }
 
-    fn params(&self) -> &AncestralParams {
-        &self.params
+    fn state(&self, dim: Ix2) -> Denoised {
+        Denoised::new(2, dim)
     }
 
-    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let p = &self.params;
-        let lv = p.levels(ctx.sde)?;
-        let n = lv.steps();
-        let mut d0 = Array2::<f64>::zeros(x32.raw_dim());
-        let mut d_1 = d0.clone();
-        let mut d_2 = d0.clone();
-        let mut z = Array2::<f32>::zeros(x32.raw_dim());
-        let (mut h_1, mut h_2) = (0.0, 0.0);
-        run_scaled(ctx, x32, &lv, |ctx, i, x| {
-            ctx.denoise_scaled(x, lv.t[i], &mut d0);
-            let h = lv.lambda[i + 1] - lv.lambda[i];
-            let hh = (1.0 + p.eta) * h;
-            let mut order = (i + 1).min(3);
-            if n < 15 {
-                order = order.min(n - i);
+    fn step(&self, s: &mut Step, hist: &mut Denoised, x: &mut Array2<f64>) {
+        let (i, n) = (s.i, s.steps());
+        let h = s.h();
+        let hh = (1.0 + s.p.eta) * h;
+        let mut order = (i + 1).min(3);
+        if n < 15 {
+            order = order.min(n - i);
+        }
+        let c_x = (-hh).exp();
+        let c0 = hh * phi(1, -hh);
+        let c1 = hh * phi(2, -hh);
+        let c2 = 2.0 * hh * phi(3, -hh);
+        let (r0, r1) = (hist.h(1) / h, hist.h(2) / h);
+        let (d0, prev) = hist.split();
+        s.denoise(x, d0);
+        match order {
+            1 => data_step(x, (c_x, c0), d0),
+            2 => Zip::from(&mut *x)
+                .and(&*d0)
+                .and(&prev[0])
+                .for_each(|xv, &d, &p| {
+                    *xv = c_x * *xv + c0 * d + c1 * (d - p) / r0;
+                }),
+            _ => {
+                let w = r0 / (r0 + r1);
+                Zip::from(&mut *x)
+                    .and(&*d0)
+                    .and(&prev[0])
+                    .and(&prev[1])
+                    .for_each(|xv, &d, &p, &pp| {
+                        let d1_0 = (d - p) / r0;
+                        let d1_1 = (p - pp) / r1;
+                        let d1 = d1_0 + (d1_0 - d1_1) * w;
+                        let d2 = (d1_0 - d1_1) / (r0 + r1);
+                        *xv = c_x * *xv + c0 * d + c1 * d1 + c2 * d2;
+                    })
             }
-            let c_x = (-hh).exp();
-            let c0 = hh * phi(1, -hh);
-            let c1 = hh * phi(2, -hh);
-            let c2 = 2.0 * hh * phi(3, -hh);
-            match order {
-                1 => Zip::from(&mut *x)
-                    .and(&d0)
-                    .for_each(|xv, &d| *xv = c_x * *xv + c0 * d),
-                2 => {
-                    let r0 = h_1 / h;
-                    Zip::from(&mut *x)
-                        .and(&d0)
-                        .and(&d_1)
-                        .for_each(|xv, &d, &p| {
-                            *xv = c_x * *xv + c0 * d + c1 * (d - p) / r0;
-                        })
-                }
-                _ => {
-                    let (r0, r1) = (h_1 / h, h_2 / h);
-                    let w = r0 / (r0 + r1);
-                    Zip::from(&mut *x)
-                        .and(&d0)
-                        .and(&d_1)
-                        .and(&d_2)
-                        .for_each(|xv, &d, &p, &pp| {
-                            let d1_0 = (d - p) / r0;
-                            let d1_1 = (p - pp) / r1;
-                            let d1 = d1_0 + (d1_0 - d1_1) * w;
-                            let d2 = (d1_0 - d1_1) / (r0 + r1);
-                            *xv = c_x * *xv + c0 * d + c1 * d1 + c2 * d2;
-                        })
-                }
-            }
-            let c_z = p.s_noise * lv.sigma[i + 1] * (-(-2.0 * p.eta * h).exp_m1()).sqrt();
-            add_noise(ctx, x, &mut z, (lv.t[i], lv.t[i + 1]), c_z);
-            // Shift the history: D_{i−2} ← D_{i−1} ← D_i.
-            std::mem::swap(&mut d_2, &mut d_1);
-            std::mem::swap(&mut d_1, &mut d0);
-            (h_2, h_1) = (h_1, h);
-        })
+        }
+        s.add_noise(x, s.sde_noise_std(h));
+        // Shift the history: D_{i−2} ← D_{i−1} ← D_i.
+        hist.push(h);
     }
 }

@@ -3,12 +3,10 @@
 //! whose stages each take an ancestral step (Lu et al. 2022, "DPM-Solver++";
 //! stochastic form by K. Crowson).
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, Ix2, Zip};
 
-use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{ancestral_split, run_scaled, time_of_sigma};
-use super::{Ctx, Entry, Nfe, Params, Schedule};
-use crate::error::Result;
+use super::ancestral::{build, Ancestral, AncestralParams, Family, Keys, Label, Rule, Step};
+use super::{Entry, Nfe, Schedule};
 
 static FAMILY: Family = Family {
     spec: "dpmpp-sde",
@@ -24,10 +22,7 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
     name: "dpmpp-sde",
     aliases: &["dpmpp_sde"],
     help: "DPM-Solver++ SDE, two ancestral stages per step (k-diffusion sample_dpmpp_sde, r=1/2); NFE 2N; schedule (karras:rho=7), eta (1, in [0, 1]), s_noise (1), noise",
-    build: |p: &mut Params, steps| {
-        let params = AncestralParams::parse(p, &FAMILY, DpmPPSde::new(steps).params)?;
-        Ok(Box::new(DpmPPSde { params }))
-    },
+    build: |p, steps| build(p, &FAMILY, DpmPPSde::new(steps)),
 }];
 
 /// DPM-Solver++ SDE over the N steps of a schedule (default Karras rho = 7,
@@ -68,76 +63,84 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// (it goes to σ̃_min > 0), is noised, so the output samples the marginal at
 /// ε. NFE = 2N. eta must be in [0, 1] (beyond 1 the ancestral split can send
 /// σ_down to 0). Any SDE (VP, sub-VP, VE).
-#[derive(Clone, Debug)]
-pub struct DpmPPSde {
-    pub params: AncestralParams,
-}
+pub type DpmPPSde = Ancestral<DpmPPSdeRule>;
 
 impl DpmPPSde {
     /// eta = 1, s_noise = 1, Karras rho = 7.
     pub fn new(steps: usize) -> Self {
-        DpmPPSde {
-            params: AncestralParams::new(steps, FAMILY.default_schedule.clone()),
-        }
+        Ancestral::on(&FAMILY, steps, DpmPPSdeRule)
     }
 }
 
-impl Ancestral for DpmPPSde {
-    fn family(&self) -> &'static Family {
+/// The rule of [`DpmPPSde`].
+#[derive(Clone, Copy, Debug)]
+pub struct DpmPPSdeRule;
+
+/// D_i, D_s, x̃_s and the noises z1, z2 of [`DpmPPSde`]'s step.
+pub struct Buffers {
+    d: Array2<f64>,
+    d_s: Array2<f64>,
+    x_s: Array2<f64>,
+    z1: Array2<f32>,
+    z2: Array2<f32>,
+}
+
+impl Rule for DpmPPSdeRule {
+    type State = Buffers;
+
+    fn family(&self, _: &AncestralParams) -> &'static Family {
         &FAMILY
     }
 
-    fn params(&self) -> &AncestralParams {
-        &self.params
+    fn state(&self, dim: Ix2) -> Buffers {
+        Buffers {
+            d: Array2::zeros(dim),
+            d_s: Array2::zeros(dim),
+            x_s: Array2::zeros(dim),
+            z1: Array2::zeros(dim),
+            z2: Array2::zeros(dim),
+        }
     }
 
-    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let p = &self.params;
-        let sde = ctx.sde;
-        let lv = p.levels(sde)?;
-        let mut d = Array2::<f64>::zeros(x32.raw_dim());
-        let mut d_s = d.clone();
-        let mut x_s = d.clone();
-        let mut z1 = Array2::<f32>::zeros(x32.raw_dim());
-        let mut z2 = z1.clone();
-        run_scaled(ctx, x32, &lv, |ctx, i, x| {
-            let (sig, sig_next) = (lv.sigma[i], lv.sigma[i + 1]);
-            let sig_s = (sig * sig_next).sqrt();
-            let t_s = time_of_sigma(sde, sig_s);
-            let (a, u) = ancestral_split(sig, sig_s, p.eta);
-            let (b, v) = ancestral_split(sig, sig_next, p.eta);
-            let noisy = p.s_noise * v > 0.0;
-            if noisy {
-                // One Brownian path: ξ1 on t_i → t_s (kept in z1), ξ2 on
-                // t_s → t_{i+1}, z2 = the normalised increment over the step.
-                let (dt1, dt2) = (lv.t[i] - t_s, t_s - lv.t[i + 1]);
-                ctx.noise(lv.t[i], t_s, &mut z1);
-                ctx.noise(t_s, lv.t[i + 1], &mut z2);
-                let w1 = (dt1 / (dt1 + dt2)).sqrt() as f32;
-                let w2 = (dt2 / (dt1 + dt2)).sqrt() as f32;
-                Zip::from(&mut z2)
-                    .and(&z1)
-                    .for_each(|b, &a| *b = w1 * a + w2 * *b);
-            }
-            ctx.denoise_scaled(x, lv.t[i], &mut d);
-            // Stage 1: ancestral step to the midpoint.
-            let (ca, cu) = (a / sig, p.s_noise * u);
-            Zip::from(&mut x_s)
-                .and(&*x)
-                .and(&d)
-                .and(&z1)
-                .for_each(|o, &xv, &dv, &zv| {
-                    *o = ca * xv + (1.0 - ca) * dv + if noisy { cu * f64::from(zv) } else { 0.0 };
-                });
-            ctx.denoise_scaled(&x_s, t_s, &mut d_s);
-            // Stage 2: ancestral step over the whole interval with D_s.
-            let (cb, cv) = (b / sig, p.s_noise * v);
-            Zip::from(&mut *x)
-                .and(&d_s)
-                .and(&z2)
-                .for_each(|xv, &dv, &zv| {
-                    *xv = cb * *xv + (1.0 - cb) * dv + if noisy { cv * f64::from(zv) } else { 0.0 };
-                });
-        })
+    fn step(&self, s: &mut Step, b: &mut Buffers, x: &mut Array2<f64>) {
+        let (sig, sig_next) = (s.sigma(), s.sigma_next());
+        let (t, t_next) = s.times();
+        let sig_s = (sig * sig_next).sqrt();
+        let t_s = s.time_of(sig_s);
+        let (a, u) = s.split(sig_s);
+        let (bb, v) = s.split(sig_next);
+        let s_noise = s.p.s_noise;
+        let noisy = s_noise * v > 0.0;
+        if noisy {
+            // One Brownian path: ξ1 on t_i → t_s (kept in z1), ξ2 on
+            // t_s → t_{i+1}, z2 = the normalised increment over the step.
+            let (dt1, dt2) = (t - t_s, t_s - t_next);
+            s.ctx.noise(t, t_s, &mut b.z1);
+            s.ctx.noise(t_s, t_next, &mut b.z2);
+            let w1 = (dt1 / (dt1 + dt2)).sqrt() as f32;
+            let w2 = (dt2 / (dt1 + dt2)).sqrt() as f32;
+            Zip::from(&mut b.z2)
+                .and(&b.z1)
+                .for_each(|z2, &z1| *z2 = w1 * z1 + w2 * *z2);
+        }
+        s.denoise(x, &mut b.d);
+        // Stage 1: ancestral step to the midpoint.
+        let (ca, cu) = (a / sig, s_noise * u);
+        Zip::from(&mut b.x_s)
+            .and(&*x)
+            .and(&b.d)
+            .and(&b.z1)
+            .for_each(|o, &xv, &dv, &zv| {
+                *o = ca * xv + (1.0 - ca) * dv + if noisy { cu * f64::from(zv) } else { 0.0 };
+            });
+        s.denoise_at(&b.x_s, sig_s, &mut b.d_s);
+        // Stage 2: ancestral step over the whole interval with D_s.
+        let (cb, cv) = (bb / sig, s_noise * v);
+        Zip::from(&mut *x)
+            .and(&b.d_s)
+            .and(&b.z2)
+            .for_each(|xv, &dv, &zv| {
+                *xv = cb * *xv + (1.0 - cb) * dv + if noisy { cv * f64::from(zv) } else { 0.0 };
+            });
     }
 }

@@ -2,12 +2,10 @@
 //! the probability-flow ODE in σ̃ down to σ̃_down, then fresh noise of std
 //! σ̃_up, so each step lands at the next grid level σ̃_{i+1}.
 
-use ndarray::Array2;
+use ndarray::{Array2, Ix2};
 
-use super::ancestral::{Ancestral, AncestralParams, Family, Keys, Label};
-use super::scaled::{add_noise, ancestral_split, run_scaled, to_d};
-use super::{Ctx, Entry, Nfe, Params, Schedule};
-use crate::error::Result;
+use super::ancestral::{build, zeros, Ancestral, AncestralParams, Family, Keys, Label, Rule, Step};
+use super::{Entry, Nfe, Schedule};
 
 static FAMILY: Family = Family {
     spec: "euler-ancestral",
@@ -24,16 +22,13 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
     aliases: &["euler_ancestral", "euler-a", "euler_a"],
     help:
         "Euler ancestral (k-diffusion); NFE N; eta (1), s_noise (1), schedule (karras:rho=7), noise",
-    build: |p: &mut Params, steps| {
-        let params = AncestralParams::parse(p, &FAMILY, EulerAncestral::new(steps).params)?;
-        Ok(Box::new(EulerAncestral { params }))
-    },
+    build: |p, steps| build(p, &FAMILY, EulerAncestral::new(steps)),
 }];
 
 /// Euler ancestral over the N steps of a schedule (default Karras ρ = 7, the
 /// schedule k-diffusion's samplers are used with), in the data-scaled
 /// variables x̃ = x/alpha, σ̃ = sigma/alpha. Step i, from σ̃_i to σ̃_{i+1}, with
-/// D_i = D(x̃_i; σ̃_i) and the split of [`ancestral_split`]
+/// D_i = D(x̃_i; σ̃_i) and the split of [`ancestral_split`](super::scaled::ancestral_split)
 /// (σ̃_down² + σ̃_up² = σ̃_{i+1}²):
 ///
 /// ```text
@@ -48,42 +43,35 @@ pub(super) const REGISTRY: &[Entry] = &[Entry {
 /// x = alpha(ε) x̃_N. One step (N = 1) is one Euler ancestral step from σ̃(T).
 /// eta > 1 is allowed (σ̃_down = 0 once eta² (1 − r²) ≥ 1: the step jumps to
 /// D_i and re-noises). NFE = N.
-#[derive(Clone, Debug)]
-pub struct EulerAncestral {
-    pub params: AncestralParams,
-}
+pub type EulerAncestral = Ancestral<EulerAncestralRule>;
 
 impl EulerAncestral {
     /// eta = 1, s_noise = 1, Karras ρ = 7, per-step noise streams.
     pub fn new(steps: usize) -> Self {
-        EulerAncestral {
-            params: AncestralParams::new(steps, FAMILY.default_schedule.clone()),
-        }
+        Ancestral::on(&FAMILY, steps, EulerAncestralRule)
     }
 }
 
-impl Ancestral for EulerAncestral {
-    fn family(&self) -> &'static Family {
+/// The rule of [`EulerAncestral`].
+#[derive(Clone, Copy, Debug)]
+pub struct EulerAncestralRule;
+
+impl Rule for EulerAncestralRule {
+    /// D_i and ε̂_i.
+    type State = [Array2<f64>; 2];
+
+    fn family(&self, _: &AncestralParams) -> &'static Family {
         &FAMILY
     }
 
-    fn params(&self) -> &AncestralParams {
-        &self.params
+    fn state(&self, dim: Ix2) -> Self::State {
+        zeros(dim)
     }
 
-    fn solve(&self, ctx: &mut Ctx, x32: &mut Array2<f32>) -> Result<()> {
-        let p = &self.params;
-        let lv = p.levels(ctx.sde)?;
-        let mut den = Array2::<f64>::zeros(x32.raw_dim());
-        let mut d = den.clone();
-        let mut z = Array2::<f32>::zeros(x32.raw_dim());
-        run_scaled(ctx, x32, &lv, |ctx, i, x| {
-            let (sig, t) = (&lv.sigma, &lv.t);
-            ctx.denoise_scaled(x, t[i], &mut den);
-            to_d(x, &den, sig[i], &mut d);
-            let (down, up) = ancestral_split(sig[i], sig[i + 1], p.eta);
-            x.scaled_add(down - sig[i], &d);
-            add_noise(ctx, x, &mut z, (t[i], t[i + 1]), p.s_noise * up);
-        })
+    fn step(&self, s: &mut Step, [den, d]: &mut Self::State, x: &mut Array2<f64>) {
+        s.eps(x, den, d);
+        let (down, up) = s.split(s.sigma_next());
+        x.scaled_add(down - s.sigma(), d);
+        s.add_noise(x, s.p.s_noise * up);
     }
 }

@@ -38,6 +38,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::backend::gemm::{gemm, MatRef};
+use crate::backend::simd::copy_run;
 
 mod backward;
 
@@ -132,20 +133,6 @@ fn im2col_rows(x: &[f32], s: &ConvShape, p0: usize, n: usize, cols: &mut [f32]) 
             }
         }
     }
-}
-
-/// `dst.copy_from_slice(src)` for the short runs of im2col (16–64
-/// values): whole 16-value blocks as fixed-size moves, which compile to
-/// vector loads and stores instead of a `memmove` call per run.
-#[inline(always)]
-pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
-    let mut d = dst.chunks_exact_mut(16);
-    let mut s = src.chunks_exact(16);
-    for (d, s) in (&mut d).zip(&mut s) {
-        let d: &mut [f32; 16] = d.try_into().expect("16-value block");
-        *d = *<&[f32; 16]>::try_from(s).expect("16-value block");
-    }
-    d.into_remainder().copy_from_slice(s.remainder());
 }
 
 /// `Wt[(ky·k + kx)·cin + ci, co] = W[co, ci, ky, kx]` into `wt` (`[kdim, cout]`

@@ -37,16 +37,18 @@
 
 use rayon::prelude::*;
 
+use crate::backend::simd::copy_run;
 use crate::tensors::{NamedTensor, TensorShape};
 
 use super::attention::{attention_backward, attention_forward};
-use super::conv::{conv_backward, conv_forward, copy_run, ConvShape};
+use super::conv::{conv_backward, conv_forward, ConvShape};
 use super::dropout::{dropout_backward, dropout_forward, DropoutKey};
 use super::embed::time_embedding;
 use super::layers::{silu, silu_backward_add, silu_backward_set};
 use super::norm::{group_norm_backward, group_norm_forward, group_norm_silu_forward};
 
 mod backward;
+mod blocks;
 mod forward;
 
 /// One operation; `usize` fields are node ids or parameter offsets.

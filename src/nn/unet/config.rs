@@ -192,7 +192,7 @@ impl UNetConfig {
             let h = g.group_norm(ini, h, self.groups_for(cout), &format!("{name}.norm2"));
             let mut h = g.silu(h);
             if self.dropout > 0.0 {
-                h = crate::nn::dropout::add_dropout(g, h, self.dropout);
+                h = g.dropout(h, self.dropout);
             }
             let h = g.conv(ini, h, cout, 3, 1, &format!("{name}.conv2"));
             let skip = if cin != cout {
@@ -205,7 +205,7 @@ impl UNetConfig {
         let attn = |g: &mut Graph, ini: &mut Vec<_>, x: usize, name: &str| -> usize {
             let groups = self.groups_for(g.nodes[x].c);
             let name = format!("{name}.attn");
-            crate::nn::attention::attention_block(g, ini, x, groups, self.attn_heads, &name)
+            g.attention_block(ini, x, groups, self.attn_heads, &name)
         };
         let levels = self.widths.len();
         let mut h = g.conv(&mut ini, x, self.widths[0], 3, 1, "conv_in");
