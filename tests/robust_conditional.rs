@@ -84,33 +84,45 @@ fn conditional_training_and_sampling_flags() {
             String::from_utf8_lossy(&r.stderr)
         );
     }
-    // Bad values, one clear line each.
-    assert_fails(&with(&["--class", "8"], c), &["class = 8", "0..=7"]);
-    assert_fails(&with(&["--class", "1"], p), &["class = 1", "unconditional"]);
-    assert_fails(
-        &with(&["--class", "1", "--guidance", "-1"], c),
-        &["guidance = -1", ">= 0"],
-    );
-    assert_fails(
-        &with(&["--guidance", "1"], p),
-        &["guidance = 1", "unconditional"],
-    );
-    assert_fails(
-        &with(&["--guidance", "1", "--labels", "null"], c),
-        &["guidance = 1", "--labels null"],
-    );
-    assert_fails(
-        &with(&["--labels", "some"], c),
-        &["labels = some", "data, uniform or null"],
-    );
-    assert_fails(
-        &with(&["--labels", "data"], p),
-        &["labels = data", "unconditional"],
-    );
-    assert_fails(
-        &with(&["--labels", "data", "--class", "2"], c),
-        &["labels = data", "--class 2"],
-    );
+    // Bad values, one clear line each: (arguments, model, what the line says).
+    let bad: [(&[&str], &str, &[&str]); 9] = [
+        (&["--class", "8"], c, &["class = 8", "0..=7"]),
+        (&["--class", "1"], p, &["class = 1", "unconditional"]),
+        (
+            &["--class", "1", "--guidance", "-1"],
+            c,
+            &["guidance = -1", ">= 0"],
+        ),
+        (&["--guidance", "1"], p, &["guidance = 1", "unconditional"]),
+        (
+            &["--guidance", "1", "--labels", "null"],
+            c,
+            &["guidance = 1", "--labels null"],
+        ),
+        (
+            &["--labels", "some"],
+            c,
+            &["labels = some", "data, uniform or null"],
+        ),
+        (
+            &["--labels", "data"],
+            p,
+            &["labels = data", "unconditional"],
+        ),
+        (
+            &["--labels", "data", "--class", "2"],
+            c,
+            &["labels = data", "--class 2"],
+        ),
+        (
+            &["--class", "1", "--guidance-interval", "0.1,1"],
+            c,
+            &["guidance-interval", "--guidance"],
+        ),
+    ];
+    for (extra, model, says) in bad {
+        assert_fails(&with(extra, model), says);
+    }
     for bad in ["5,1", "-1,2", "1", "a,b", "0.5,0.5"] {
         assert_fails(
             &with(
@@ -127,10 +139,6 @@ fn conditional_training_and_sampling_flags() {
             &["guidance-interval", bad, "lo < hi"],
         );
     }
-    assert_fails(
-        &with(&["--class", "1", "--guidance-interval", "0.1,1"], c),
-        &["guidance-interval", "--guidance"],
-    );
     // Training flags.
     let t = d.join("t");
     let t = t.to_str().unwrap();
@@ -151,30 +159,19 @@ fn conditional_training_and_sampling_flags() {
     // Resuming a conditional run keeps its classes and dropout.
     let r = run(&["train", "--resume", c, "--steps", "30"]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_fails(
-        &[
+    // --conditional must agree with the run being resumed.
+    for (dir, value, says) in [(c, "off", "class-conditional"), (p, "on", "unconditional")] {
+        let args = [
             "train",
             "--resume",
-            c,
+            dir,
             "--steps",
             "40",
             "--conditional",
-            "off",
-        ],
-        &["conditional", "off", "class-conditional"],
-    );
-    assert_fails(
-        &[
-            "train",
-            "--resume",
-            p,
-            "--steps",
-            "40",
-            "--conditional",
-            "on",
-        ],
-        &["conditional", "on", "unconditional"],
-    );
+            value,
+        ];
+        assert_fails(&args, &["conditional", value, says]);
+    }
     assert_fails(
         &[
             "train",
