@@ -340,8 +340,8 @@ fn every_recipe_is_independent_of_the_thread_count() {
 
 /// The tuned recipes are the ones docs/recipes.md measured: the 2-D sets
 /// EDM with σ_data 2.3 and ln σ̃ ~ N(−2, 1.5²), digits EDM with σ_data 0.5
-/// and EDM's density, both with the schedules; MNIST and emoji the SPEC
-/// objective, MNIST class-conditional.
+/// and EDM's density, both with the schedules; emoji the SPEC objective
+/// with the schedules; MNIST the SPEC recipe, class-conditional.
 #[test]
 fn tuned_recipes_are_the_measured_ones() {
     use scoresde::app::presets::{tuned_conditional, tuned_recipe};
@@ -365,13 +365,17 @@ fn tuned_recipes_are_the_measured_ones() {
         Some(scoresde::convert::Output::Edm { sigma_data: 0.5 })
     );
     assert_eq!(digits.density, scoresde::train::target::EDM_DENSITY);
-    for name in ["checkerboard", "digits"] {
+    for name in ["checkerboard", "digits", "emoji"] {
         let r = tuned_recipe(name, &vp);
         assert_eq!(r.lr_warmup, 200, "{name}");
         assert_eq!(r.ema_warmup, Some(EMA_WARMUP), "{name}");
         assert!(!r.flip, "{name}");
     }
-    for name in ["mnist", "emoji"] {
+    assert_eq!(
+        target("emoji"),
+        scoresde::train::target::Objective::default()
+    );
+    for name in ["mnist", "mnist16"] {
         assert!(tuned_recipe(name, &vp).is_spec(), "{name}");
     }
     assert!(tuned_conditional("mnist"));
